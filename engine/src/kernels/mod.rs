@@ -1,0 +1,6 @@
+//! Compute kernels over [`Block`](crate::Block)s: elementwise math and
+//! reductions. Kernels know nothing of chunks, plans or budgets; the
+//! executor calls them on one tile at a time.
+
+pub mod elementwise;
+pub mod reduce;

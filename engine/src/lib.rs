@@ -1,0 +1,24 @@
+//! ndstream-engine: lazy chunked n-dimensional arrays and the bounded-memory
+//! streaming executor that runs them.
+//!
+//! See `docs/DESIGN.md` at the project root for the map. In short:
+//! [`Array`] is a cheap handle to an expression over chunked data;
+//! nothing runs until [`Array::compute`] or [`Array::store`], which hand the
+//! expression to an [`Executor`] that streams output chunks through worker
+//! threads inside one memory [`Budget`].
+
+pub mod block;
+pub mod budget;
+pub mod dtype;
+pub mod error;
+pub mod grid;
+pub mod kernels;
+pub mod random;
+pub mod source;
+
+pub use block::{Block, BlockElement};
+pub use budget::{Budget, Reservation};
+pub use dtype::{DType, Element, Kind};
+pub use error::{human_bytes, parse_bytes, Error, Result};
+pub use grid::{Axis, AxisChunks, AxisSel, ChunkGrid, ChunkIndex, Selection};
+pub use source::{Attributes, ChunkSink, ChunkSource};

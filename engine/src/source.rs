@@ -1,0 +1,94 @@
+//! The engine's boundary with storage: [`ChunkSource`] and [`ChunkSink`].
+//!
+//! The engine never names a file format. A format crate implements these
+//! object-safe traits and hands them over as `Arc<dyn ...>`; the engine asks
+//! a source for chunks (or strided selections, when the storage makes them
+//! cheap) and gives a sink finished chunks, from many worker threads at once.
+//!
+//! Contract for implementors:
+//! - `read_chunk(idx)` returns exactly `grid().chunk_shape(idx)` elements of
+//!   `dtype()` (edge chunks trimmed to the array bounds), or an
+//!   [`Error::Source`](crate::Error::Source) naming the chunk and the file.
+//! - `write_chunk(idx, data)` is called once per chunk of `grid()`, from any
+//!   thread, with a block of that chunk's shape and the sink's dtype. It must
+//!   be atomic per chunk: after a crash a chunk is either fully there or not.
+//! - `finish()` is called once after every chunk is written and marks the
+//!   store complete; a store that was never finished is detectably
+//!   incomplete, and `is_done` lets a resumed job skip verified chunks.
+
+use std::fmt;
+
+use crate::block::Block;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::grid::{AxisSel, ChunkGrid};
+
+/// User attributes carried from a source to a sink (JSON object).
+pub type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// Somewhere chunks come from: a Zarr array, an HDF5 dataset, a `.npy` file.
+pub trait ChunkSource: Send + Sync + fmt::Debug {
+    /// How users name it, for errors and reprs (`data/x.h5:/x`).
+    fn name(&self) -> &str;
+    /// The array shape.
+    fn shape(&self) -> &[u64];
+    /// The element type.
+    fn dtype(&self) -> DType;
+    /// The storage chunking (for contiguous storage, one the format chose).
+    fn grid(&self) -> &ChunkGrid;
+    /// Read one chunk of [`grid`](Self::grid).
+    ///
+    /// # Errors
+    /// [`Error::Source`] naming the chunk, for I/O failures and corrupt data.
+    fn read_chunk(&self, idx: &[u64]) -> Result<Block>;
+    /// True if any strided selection can be read directly, about as cheaply
+    /// as the chunks that hold it (memory-mapped or contiguous storage).
+    fn supports_selection(&self) -> bool {
+        false
+    }
+    /// Read a strided selection directly; only called when
+    /// [`supports_selection`](Self::supports_selection) is true.
+    ///
+    /// # Errors
+    /// As [`read_chunk`](Self::read_chunk).
+    fn read_selection(&self, sel: &[AxisSel]) -> Result<Block> {
+        let _ = sel;
+        Err(Error::source(self.name(), &[], "this source reads whole chunks only"))
+    }
+    /// User attributes stored with the array.
+    fn attributes(&self) -> Attributes {
+        Attributes::new()
+    }
+}
+
+/// Somewhere finished chunks go: a new Zarr array or HDF5 dataset, or a test counter.
+pub trait ChunkSink: Send + Sync + fmt::Debug {
+    /// How users name it, for errors.
+    fn name(&self) -> &str;
+    /// The array shape being written.
+    fn shape(&self) -> &[u64];
+    /// The element type being written.
+    fn dtype(&self) -> DType;
+    /// The chunks the executor must deliver (a sharded store asks for whole shards).
+    fn grid(&self) -> &ChunkGrid;
+    /// Store one chunk (called concurrently from worker threads).
+    ///
+    /// # Errors
+    /// [`Error::Sink`] naming the chunk and the store.
+    fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()>;
+    /// True if a previous run already wrote and verified this chunk (resume).
+    fn is_done(&self, idx: &[u64]) -> bool {
+        let _ = idx;
+        false
+    }
+    /// Bytes the sink itself allocates while writing one chunk (encode
+    /// buffers), reserved by the executor with each task.
+    fn memory_per_chunk(&self) -> u64 {
+        0
+    }
+    /// Mark the store complete after every chunk is written.
+    ///
+    /// # Errors
+    /// [`Error::Sink`] if the final metadata cannot be written.
+    fn finish(&self) -> Result<()>;
+}

@@ -1,0 +1,1 @@
+//! ndstream-formats: storage formats as chunk sources and sinks.

@@ -1,0 +1,2 @@
+//! ndstream: chunked n-dimensional arrays larger than memory.
+pub use ndstream_engine::*;
