@@ -64,6 +64,16 @@ pub enum Error {
         hint: String,
     },
 
+    /// A store could not be opened or created (missing file, dataset or
+    /// array path; unsupported dtype; existing output without overwrite).
+    #[error("{path}: {message}")]
+    Open {
+        path: String,
+        message: String,
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
     /// A source failed to produce a chunk.
     #[error("reading chunk {chunk} of {source_name}: {message}")]
     Source {
@@ -108,6 +118,15 @@ impl Error {
         Error::Source {
             source_name: source_name.into(),
             chunk: ChunkIndex(chunk.to_vec()),
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// An open/create error with no underlying cause.
+    pub fn open(path: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Open {
+            path: path.into(),
             message: message.into(),
             cause: None,
         }

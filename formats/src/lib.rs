@@ -1,1 +1,5 @@
 //! ndstream-formats: storage formats as chunk sources and sinks.
+
+pub mod spec;
+
+pub use spec::{Codec, SinkSpec, WriteMode, ZarrVersion};

@@ -1,0 +1,114 @@
+//! What a new store should look like: [`SinkSpec`], [`Codec`], [`WriteMode`].
+//!
+//! Shared by every format's sink constructor; the CLI's `--codec`,
+//! `--chunks`, `--shard` and `--overwrite/--resume` flags parse into these.
+
+use ndstream_engine::{Attributes, DType, Error, Result};
+
+/// Compression for a new store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Codec {
+    /// No compression.
+    None,
+    /// Zstandard at a level (1..=22).
+    Zstd { level: i32 },
+    /// gzip/deflate at a level (0..=9). For HDF5 this is the deflate filter with shuffle.
+    Gzip { level: u32 },
+    /// Blosc with an inner compressor (`lz4`, `zstd`, `blosclz`, `zlib`, `lz4hc`), level, byte shuffle.
+    Blosc { cname: String, clevel: u8, shuffle: bool },
+}
+
+impl std::str::FromStr for Codec {
+    type Err = Error;
+    /// `none`, `zstd:3`, `gzip:6`, `blosc:lz4:5` (level optional: zstd 3, gzip 6, blosc 5).
+    fn from_str(s: &str) -> Result<Codec> {
+        let bad = |why: &str| Error::invalid("codec", "codec", format!("`{s}`: {why} (examples: none, zstd:3, gzip:6, blosc:lz4:5)"));
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let level = |i: usize, default: i64| -> Result<i64> {
+            match parts.get(i) {
+                None => Ok(default),
+                Some(v) => v.parse::<i64>().map_err(|_| bad("the level is not an integer")),
+            }
+        };
+        match parts[0].to_ascii_lowercase().as_str() {
+            "none" | "raw" if parts.len() == 1 => Ok(Codec::None),
+            "zstd" if parts.len() <= 2 => {
+                let l = level(1, 3)?;
+                if !(-7..=22).contains(&l) {
+                    return Err(bad("zstd levels go from -7 to 22"));
+                }
+                Ok(Codec::Zstd { level: l as i32 })
+            }
+            "gzip" | "zlib" | "deflate" if parts.len() <= 2 => {
+                let l = level(1, 6)?;
+                if !(0..=9).contains(&l) {
+                    return Err(bad("gzip levels go from 0 to 9"));
+                }
+                Ok(Codec::Gzip { level: l as u32 })
+            }
+            "blosc" if parts.len() <= 3 => {
+                let cname = parts.get(1).copied().unwrap_or("lz4").to_ascii_lowercase();
+                if !["lz4", "lz4hc", "blosclz", "zstd", "zlib"].contains(&cname.as_str()) {
+                    return Err(bad("blosc compressors are lz4, lz4hc, blosclz, zstd, zlib"));
+                }
+                let l = level(2, 5)?;
+                if !(0..=9).contains(&l) {
+                    return Err(bad("blosc levels go from 0 to 9"));
+                }
+                Ok(Codec::Blosc { cname, clevel: l as u8, shuffle: true })
+            }
+            _ => Err(bad("unknown codec")),
+        }
+    }
+}
+
+/// What to do when the output already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Refuse, leaving the existing store untouched.
+    #[default]
+    Create,
+    /// Replace it.
+    Overwrite,
+    /// Keep chunks an interrupted run already wrote (they must match the spec).
+    Resume,
+}
+
+/// Zarr format version for new Zarr stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ZarrVersion {
+    V2,
+    #[default]
+    V3,
+}
+
+/// The shape, type, chunking and encoding of a store to create.
+#[derive(Clone, Debug)]
+pub struct SinkSpec {
+    pub shape: Vec<u64>,
+    pub dtype: DType,
+    /// Chunk shape (the inner chunks when sharded).
+    pub chunks: Vec<u64>,
+    /// Zarr v3 shard shape (a multiple of `chunks` on every axis), if sharded.
+    pub shards: Option<Vec<u64>>,
+    pub codec: Codec,
+    pub attributes: Attributes,
+    pub mode: WriteMode,
+    pub zarr_version: ZarrVersion,
+}
+
+impl SinkSpec {
+    /// A spec with no compression, no attributes, create mode, Zarr v3.
+    pub fn new(shape: Vec<u64>, dtype: DType, chunks: Vec<u64>) -> SinkSpec {
+        SinkSpec {
+            shape,
+            dtype,
+            chunks,
+            shards: None,
+            codec: Codec::None,
+            attributes: Attributes::new(),
+            mode: WriteMode::Create,
+            zarr_version: ZarrVersion::V3,
+        }
+    }
+}
