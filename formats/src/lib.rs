@@ -2,4 +2,4 @@
 
 pub mod spec;
 
-pub use spec::{Codec, SinkSpec, WriteMode, ZarrVersion};
+pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};

@@ -112,3 +112,40 @@ impl SinkSpec {
         }
     }
 }
+
+/// What `ndstream info` shows about one stored array.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArrayInfo {
+    /// How to open it again (`file.h5:/group/x`, `dir.zarr/a`).
+    pub path: String,
+    /// Format and version (`zarr v3`, `zarr v2`, `hdf5`, `npy`, `raw`).
+    pub format: String,
+    pub shape: Vec<u64>,
+    pub dtype: DType,
+    /// Storage chunk shape, or `None` for contiguous storage.
+    pub chunks: Option<Vec<u64>>,
+    /// Shard shape for sharded Zarr v3 arrays.
+    pub shards: Option<Vec<u64>>,
+    /// Codec/filter pipeline in words (`zstd(level=3)`, `shuffle+gzip(6)`, `none`).
+    pub codec: String,
+    /// Bytes on disk, where known.
+    pub stored_bytes: Option<u64>,
+    /// Bytes of the decoded array (`product(shape) * itemsize`).
+    pub logical_bytes: u64,
+    /// Fill value for missing chunks, where the format has one.
+    pub fill_value: Option<f64>,
+    pub attributes: Attributes,
+}
+
+/// What `ndstream info` shows about a path: one array, or a group/file with arrays inside.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreInfo {
+    Array(ArrayInfo),
+    /// A Zarr group or an HDF5 file/group: its attributes and the arrays below it (recursively).
+    Group {
+        path: String,
+        format: String,
+        attributes: Attributes,
+        arrays: Vec<ArrayInfo>,
+    },
+}

@@ -1,0 +1,1 @@
+//! HDF5 source and sink tests.
