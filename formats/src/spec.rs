@@ -135,6 +135,9 @@ pub struct ArrayInfo {
     /// Fill value for missing chunks, where the format has one.
     pub fill_value: Option<f64>,
     pub attributes: Attributes,
+    /// True when a sink created the store but never finished it (an
+    /// interrupted write): the data may be partial. Such a store still reads.
+    pub incomplete: bool,
 }
 
 /// What `ndstream info` shows about a path: one array, or a group/file with arrays inside.
