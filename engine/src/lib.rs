@@ -22,3 +22,19 @@ pub use dtype::{DType, Element, Kind};
 pub use error::{human_bytes, parse_bytes, Error, Result};
 pub use grid::{Axis, AxisChunks, AxisSel, ChunkGrid, ChunkIndex, Selection};
 pub use source::{Attributes, ChunkSink, ChunkSource};
+
+pub mod array;
+mod cache;
+mod eval;
+pub mod exec;
+mod plan;
+
+pub use array::{
+    arange, concatenate, full, linspace, ones, stack, where_, zeros, Array, Chunks, IndexItem, Op, Scalar,
+    SelItem,
+};
+pub use array::{map_blocks, Operand};
+pub use exec::{default_memory, CancelHandle, Executor, ExecutorBuilder, Progress, ProgressFn, StoreReport};
+pub use kernels::elementwise::{BinaryOp, UnaryOp};
+pub use kernels::reduce::ReduceOp;
+pub use random::Distribution;

@@ -1,0 +1,235 @@
+//! [`Array`]: a lazy, chunked n-dimensional array.
+//!
+//! An `Array` is a cheap handle (`Arc<Node>`) to one node of an expression
+//! graph. Every node knows its shape, dtype and chunk grid when it is built,
+//! so shape and dtype errors surface at once, while data is only touched
+//! when the graph is run by an [`Executor`](crate::Executor).
+//!
+//! The node kinds are a closed set ([`Op`]); the methods that build them
+//! live in `build.rs` (elementwise, reductions, indexing, combining) and
+//! `create.rs` (sources, constants, random arrays). Evaluation of a node
+//! over a strided selection is in [`crate::eval`].
+
+mod build;
+mod create;
+mod display;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use build::{concatenate, map_blocks, stack, where_, IndexItem, Operand, Scalar};
+pub use create::{arange, full, linspace, ones, zeros, Chunks};
+
+use crate::block::Block;
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::grid::{AxisSel, ChunkGrid};
+use crate::kernels::elementwise::{BinaryOp, UnaryOp};
+use crate::kernels::reduce::ReduceOp;
+use crate::random::Distribution;
+use crate::source::ChunkSource;
+
+/// A user kernel for [`Array::map_blocks`]: gets one block per input (the
+/// same chunk of each) and returns the output block of the same shape.
+pub type BlockFn = dyn Fn(&[Block]) -> Result<Block> + Send + Sync;
+
+/// What one axis of a [`Op::Select`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelItem {
+    /// Keep input axis `axis`, selecting a strided run of it.
+    Keep { axis: usize, sel: AxisSel },
+    /// Drop input axis `axis`, taking the element at `index`.
+    Drop { axis: usize, index: u64 },
+    /// Insert a new output axis of length 1.
+    New,
+}
+
+/// The operation a node performs. A closed set: every pass matches it exhaustively.
+#[derive(Clone)]
+pub enum Op {
+    /// Chunks from storage.
+    Source { src: Arc<dyn ChunkSource> },
+    /// An in-memory array.
+    Memory { data: Arc<Block> },
+    /// Counter-based random values (f64, or f32 via a cast above).
+    Random { dist: Distribution, seed: u64 },
+    /// Every element `value`.
+    Full { value: f64 },
+    /// `start + i * step` along a 1-D array, with the last element pinned
+    /// to `last` when given (linspace's endpoint).
+    Arange { start: f64, step: f64, last: Option<f64> },
+    Unary { op: UnaryOp, x: Array },
+    /// Both operands already have the operand dtype; NumPy broadcasting.
+    Binary { op: BinaryOp, a: Array, b: Array },
+    Where { cond: Array, a: Array, b: Array },
+    Clip { x: Array, lo: Option<f64>, hi: Option<f64> },
+    Cast { x: Array },
+    /// Reduce `axes` of `x` (sorted). For a masked input, `x` is the
+    /// [`Op::Masked`] node and `axes` are all of its data's axes.
+    Reduce { op: ReduceOp, x: Array, axes: Vec<usize>, keepdims: bool },
+    /// Strided slices, integer indices and new axes, in output-axis order
+    /// (`Drop` items produce no output axis).
+    Select { x: Array, items: Vec<SelItem> },
+    Stack { xs: Vec<Array>, axis: usize },
+    Concat { xs: Vec<Array>, axis: usize },
+    Transpose { x: Array, perm: Vec<usize> },
+    /// Upper (`triu`) or lower (`tril`) triangle of the last two axes.
+    Tri { x: Array, k: i64, upper: bool },
+    /// The elements of `x` where `mask` is true, in C order: 1-D, unknown length.
+    Masked { x: Array, mask: Array },
+    /// A user kernel applied chunk by chunk (inputs share this node's grid).
+    MapBlocks { xs: Vec<Array>, f: Arc<BlockFn>, name: String },
+    /// Same data, new chunk grid.
+    Rechunk { x: Array },
+}
+
+/// One node of the expression graph.
+pub struct Node {
+    pub(crate) op: Op,
+    pub(crate) shape: Vec<u64>,
+    pub(crate) dtype: DType,
+    pub(crate) grid: ChunkGrid,
+    pub(crate) id: u64,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A lazy chunked n-dimensional array: a handle to an expression.
+///
+/// Cloning is cheap (a reference count). Nothing is read or computed until
+/// [`compute`](Array::compute) or [`store`](Array::store).
+///
+/// ```
+/// use ndstream_engine::{Array, Chunks};
+/// let x = Array::from_ndarray(ndarray::Array2::<f64>::ones((4, 6)).into_dyn(), Chunks::from(&[2, 4][..])).unwrap();
+/// let y = (&x * 3.0).sum(Some(0)).unwrap();
+/// assert_eq!(y.shape(), &[6]);
+/// let v = y.compute().unwrap().to_f64_vec();
+/// assert_eq!(v, vec![12.0; 6]);
+/// ```
+#[derive(Clone)]
+pub struct Array(pub(crate) Arc<Node>);
+
+impl Array {
+    pub(crate) fn new(op: Op, shape: Vec<u64>, dtype: DType, grid: ChunkGrid) -> Array {
+        debug_assert_eq!(grid.shape(), shape, "grid and shape disagree");
+        Array(Arc::new(Node {
+            op,
+            shape,
+            dtype,
+            grid,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }))
+    }
+
+    /// The shape. For the 1-D result of a boolean mask, the length is an
+    /// upper bound (see [`known_len`](Array::known_len)).
+    pub fn shape(&self) -> &[u64] {
+        &self.0.shape
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.0.shape.len()
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// The chunk grid.
+    pub fn grid(&self) -> &ChunkGrid {
+        &self.0.grid
+    }
+
+    /// Number of elements (an upper bound for masked arrays).
+    pub fn size(&self) -> u64 {
+        self.0.shape.iter().product()
+    }
+
+    /// Bytes of the whole array once computed (an upper bound for masked arrays).
+    pub fn nbytes(&self) -> u64 {
+        self.size() * self.0.dtype.size() as u64
+    }
+
+    /// False for the result of a boolean mask, whose length is only known
+    /// after it is computed.
+    pub fn known_len(&self) -> bool {
+        !matches!(self.0.op, Op::Masked { .. })
+    }
+
+    /// The operation at the top of this expression.
+    pub fn op(&self) -> &Op {
+        &self.0.op
+    }
+
+    /// A process-unique id of this node (stable while the array lives).
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The direct inputs of this node.
+    pub fn inputs(&self) -> Vec<&Array> {
+        match &self.0.op {
+            Op::Source { .. } | Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => vec![],
+            Op::Unary { x, .. }
+            | Op::Clip { x, .. }
+            | Op::Cast { x }
+            | Op::Reduce { x, .. }
+            | Op::Select { x, .. }
+            | Op::Transpose { x, .. }
+            | Op::Tri { x, .. }
+            | Op::Rechunk { x } => vec![x],
+            Op::Binary { a, b, .. } => vec![a, b],
+            Op::Where { cond, a, b } => vec![cond, a, b],
+            Op::Masked { x, mask } => vec![x, mask],
+            Op::Stack { xs, .. } | Op::Concat { xs, .. } | Op::MapBlocks { xs, .. } => xs.iter().collect(),
+        }
+    }
+
+    /// True if both handles point at the same node.
+    pub fn same_node(&self, other: &Array) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Op::Source { src } => return write!(f, "Source({})", src.name()),
+            Op::Memory { .. } => "Memory",
+            Op::Random { .. } => "Random",
+            Op::Full { .. } => "Full",
+            Op::Arange { .. } => "Arange",
+            Op::Unary { op, .. } => return write!(f, "Unary({op:?})"),
+            Op::Binary { op, .. } => return write!(f, "Binary({op:?})"),
+            Op::Where { .. } => "Where",
+            Op::Clip { .. } => "Clip",
+            Op::Cast { .. } => "Cast",
+            Op::Reduce { op, .. } => return write!(f, "Reduce({op:?})"),
+            Op::Select { .. } => "Select",
+            Op::Stack { .. } => "Stack",
+            Op::Concat { .. } => "Concat",
+            Op::Transpose { .. } => "Transpose",
+            Op::Tri { .. } => "Tri",
+            Op::Masked { .. } => "Masked",
+            Op::MapBlocks { name, .. } => return write!(f, "MapBlocks({name})"),
+            Op::Rechunk { .. } => "Rechunk",
+        };
+        f.write_str(name)
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Node({:?}, shape={:?}, dtype={})", self.op, self.shape, self.dtype)
+    }
+}
+
+impl fmt::Debug for Array {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Array({})", display::expr(self))
+    }
+}

@@ -1,0 +1,772 @@
+//! Evaluating a node over a strided selection: the engine's inner loop.
+//!
+//! `eval(a, sel, ctx)` returns the block of `a` at `sel` (one [`AxisSel`]
+//! per axis), asking its inputs for exactly the selections they must
+//! provide. Selections pass *through* elementwise nodes, slices, stacks and
+//! transposes unchanged in size, so a strided slice at the top reaches the
+//! generator or the store at the bottom (`random(...)[:, ::100]` generates
+//! one column in a hundred). Reductions consume their input tile by tile
+//! (see [`reduce_tiles`]) and never hold more than one tile of it.
+//!
+//! Everything here runs inside one task on one worker thread; the executor
+//! has already reserved the task's working set (see [`estimate`]).
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn, Slice};
+
+use crate::array::{Array, Op, SelItem};
+use crate::block::Block;
+use crate::cache::ChunkCache;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::grid::{sel_shape, AxisSel, ChunkGrid, ChunkIndex, Selection};
+use crate::kernels::{elementwise, reduce};
+use crate::{with_block, with_dtype};
+
+/// Elements per tile for reductions over generated (I/O-free) inputs: small
+/// enough that a fused chain's intermediates stay in the L2 cache.
+pub(crate) const COMPUTE_TILE_ELEMS: u64 = 1 << 15;
+/// Working-set bytes above which a reduction over stored data is split
+/// into sub-tiles (reading chunks through the cache).
+pub(crate) const IO_TILE_BYTES: u64 = 32 << 20;
+
+/// What a task needs to evaluate nodes.
+pub(crate) struct EvalCtx<'a> {
+    pub cache: &'a ChunkCache,
+    /// Source nodes whose chunks go through the cache (read more than once).
+    pub cached: &'a HashSet<u64>,
+    pub cancel: &'a AtomicBool,
+}
+
+/// The block of `a` at `sel`.
+pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
+    if ctx.cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    debug_assert_eq!(sel.len(), a.ndim());
+    let shape = sel_shape(sel);
+    match a.op() {
+        Op::Source { src } => {
+            if src.supports_selection() {
+                return src.read_selection(sel);
+            }
+            let id = a.id();
+            gather_chunks(src.grid(), a.dtype(), sel, |idx| {
+                if ctx.cached.contains(&id) {
+                    ctx.cache.get_or_load(id, idx, || src.read_chunk(idx))
+                } else {
+                    src.read_chunk(idx).map(Arc::new)
+                }
+            })
+        }
+        Op::Memory { data } => Ok(extract(data, sel)),
+        Op::Random { dist, seed } => Ok(random_block(*dist, *seed, a.shape(), sel)),
+        Op::Full { value } => Ok(Block::full(a.dtype(), &shape, *value)),
+        Op::Arange { start, step, last } => {
+            let n = a.shape()[0];
+            let s = sel[0];
+            let v: Vec<f64> = (0..s.len)
+                .map(|i| {
+                    let k = s.index(i);
+                    match last {
+                        Some(l) if k + 1 == n => *l,
+                        _ => start + k as f64 * step,
+                    }
+                })
+                .collect();
+            #[allow(clippy::expect_used)]
+            let b = Block::from(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("length matches"));
+            Ok(b.astype(a.dtype()))
+        }
+        Op::Unary { op, x } => elementwise::unary(*op, &eval(x, sel, ctx)?),
+        Op::Binary { op, a: x, b: y } => {
+            let bx = eval(x, &broadcast_sel(sel, x.shape()), ctx)?;
+            let by = eval(y, &broadcast_sel(sel, y.shape()), ctx)?;
+            elementwise::binary(*op, &bx, &by)
+        }
+        Op::Where { cond, a: x, b: y } => {
+            let bc = eval(cond, &broadcast_sel(sel, cond.shape()), ctx)?;
+            let bx = eval(x, &broadcast_sel(sel, x.shape()), ctx)?;
+            let by = eval(y, &broadcast_sel(sel, y.shape()), ctx)?;
+            elementwise::where_(&bc, &bx, &by)
+        }
+        Op::Clip { x, lo, hi } => elementwise::clip(&eval(x, sel, ctx)?, *lo, *hi),
+        Op::Cast { x } => Ok(eval(x, sel, ctx)?.astype(a.dtype())),
+        Op::Reduce { .. } => eval_reduce(a, sel, ctx),
+        Op::Select { x, items } => {
+            let child = select_child_sel(x, items, sel);
+            Ok(eval(x, &child, ctx)?.into_shape(&shape))
+        }
+        Op::Stack { xs, axis } => {
+            let s = sel[*axis];
+            let mut rest: Selection = sel.to_vec();
+            rest.remove(*axis);
+            let mut piece_shape = shape.clone();
+            piece_shape[*axis] = 1;
+            let mut pieces = Vec::with_capacity(s.len as usize);
+            for i in 0..s.len {
+                let b = eval(&xs[s.index(i) as usize], &rest, ctx)?;
+                pieces.push(b.into_shape(&piece_shape));
+            }
+            concat_blocks(&pieces, *axis, a.dtype(), &shape)
+        }
+        Op::Concat { xs, axis } => {
+            let s = sel[*axis];
+            let mut parts: Vec<(u64, Block)> = Vec::new();
+            let mut offset = 0;
+            for x in xs {
+                let n = x.shape()[*axis];
+                let r = s.intersect(&(offset..offset + n));
+                if r.end > r.start {
+                    let mut sub: Selection = sel.to_vec();
+                    let mut local = s.sub(r.clone());
+                    local.start -= offset;
+                    sub[*axis] = local;
+                    parts.push((r.start, eval(x, &sub, ctx)?));
+                }
+                offset += n;
+            }
+            parts.sort_by_key(|p| p.0);
+            let blocks: Vec<Block> = parts.into_iter().map(|p| p.1).collect();
+            concat_blocks(&blocks, *axis, a.dtype(), &shape)
+        }
+        Op::Transpose { x, perm } => {
+            let mut child = vec![AxisSel::full(0); perm.len()];
+            for (j, &p) in perm.iter().enumerate() {
+                child[p] = sel[j];
+            }
+            let b = eval(x, &child, ctx)?;
+            Ok(with_block!(b, arr, T => Block::from(arr.permuted_axes(IxDyn(perm)).as_standard_layout().into_owned())))
+        }
+        Op::Tri { x, k, upper } => {
+            let mut b = eval(x, sel, ctx)?;
+            let n = sel.len();
+            let (rs, cs) = (sel[n - 2], sel[n - 1]);
+            let (k, upper) = (*k, *upper);
+            with_block!(&mut b, arr, T => {
+                for (idx, v) in arr.indexed_iter_mut() {
+                    let row = rs.index(idx[n - 2] as u64) as i64;
+                    let col = cs.index(idx[n - 1] as u64) as i64;
+                    let keep = if upper { col - row >= k } else { col - row <= k };
+                    if !keep {
+                        *v = T::default();
+                    }
+                }
+            });
+            Ok(b)
+        }
+        Op::Masked { .. } => Err(Error::UnknownLength {
+            op: "evaluating part of a masked array",
+        }),
+        Op::MapBlocks { xs, f, name } => {
+            let grid = a.grid().clone();
+            let dtype = a.dtype();
+            gather_chunks(&grid, dtype, sel, |idx| {
+                let region = crate::grid::region_sel(&grid.chunk_region(idx));
+                let inputs = xs.iter().map(|x| eval(x, &region, ctx)).collect::<Result<Vec<_>>>()?;
+                let out = f(&inputs).map_err(|e| Error::Kernel {
+                    chunk: ChunkIndex(idx.to_vec()),
+                    message: format!("{name}: {e}"),
+                })?;
+                let want: Vec<usize> = sel_shape(&region);
+                if out.shape() != want.as_slice() || out.dtype() != dtype {
+                    return Err(Error::Kernel {
+                        chunk: ChunkIndex(idx.to_vec()),
+                        message: format!(
+                            "{name} returned a {} block of shape {:?}; expected {dtype} of shape {want:?}",
+                            out.dtype(),
+                            out.shape()
+                        ),
+                    });
+                }
+                Ok(Arc::new(out))
+            })
+        }
+        Op::Rechunk { x } => eval(x, sel, ctx),
+    }
+}
+
+/// The selection an input of shape `in_shape` must provide for a broadcast
+/// output selection `sel` (axes aligned from the right; broadcast axes take index 0).
+pub(crate) fn broadcast_sel(sel: &[AxisSel], in_shape: &[u64]) -> Selection {
+    let off = sel.len() - in_shape.len();
+    in_shape
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let s = sel[i + off];
+            if n == 1 && s.len > 0 {
+                AxisSel { start: 0, step: 1, len: 1 }
+            } else {
+                s
+            }
+        })
+        .collect()
+}
+
+/// The selection of a Select node's input for an output selection.
+pub(crate) fn select_child_sel(x: &Array, items: &[SelItem], sel: &[AxisSel]) -> Selection {
+    let mut child: Selection = x.shape().iter().map(|&n| AxisSel::full(n)).collect();
+    let mut j = 0;
+    for it in items {
+        match it {
+            SelItem::Keep { axis, sel: s } => {
+                child[*axis] = s.compose(&sel[j]);
+                j += 1;
+            }
+            SelItem::Drop { axis, index } => {
+                child[*axis] = AxisSel {
+                    start: *index,
+                    step: 1,
+                    len: 1,
+                };
+            }
+            SelItem::New => j += 1,
+        }
+    }
+    child
+}
+
+/// Assemble `sel` of an array stored in chunks of `grid`, fetching each
+/// touched chunk with `get`. A selection that is exactly one chunk is
+/// returned without a copy when the chunk is not shared.
+fn gather_chunks(
+    grid: &ChunkGrid,
+    dtype: DType,
+    sel: &[AxisSel],
+    mut get: impl FnMut(&[u64]) -> Result<Arc<Block>>,
+) -> Result<Block> {
+    let shape = sel_shape(sel);
+    // Per axis: (chunk, positions in the output) for every touched chunk.
+    let per_axis: Vec<Vec<(u64, Range<u64>)>> = grid
+        .axes()
+        .iter()
+        .zip(sel)
+        .map(|(ax, s)| {
+            ax.chunks_overlapping(&s.bounds())
+                .filter_map(|c| {
+                    let r = s.intersect(&ax.range(c));
+                    (r.end > r.start).then_some((c, r))
+                })
+                .collect()
+        })
+        .collect();
+    if per_axis.iter().any(|v| v.is_empty()) {
+        return Ok(Block::zeros(dtype, &shape));
+    }
+    let whole_chunk = per_axis.iter().zip(sel).zip(grid.axes()).all(|((v, s), ax)| {
+        v.len() == 1 && s.step == 1 && ax.range(v[0].0) == (s.start..s.start + s.len)
+    });
+    if whole_chunk {
+        let idx: Vec<u64> = per_axis.iter().map(|v| v[0].0).collect();
+        let b = get(&idx)?;
+        return Ok(Arc::try_unwrap(b).unwrap_or_else(|shared| (*shared).clone()));
+    }
+    let mut out = Block::zeros(dtype, &shape);
+    let counts: Vec<usize> = per_axis.iter().map(|v| v.len()).collect();
+    let mut odo = vec![0usize; counts.len()];
+    loop {
+        let idx: Vec<u64> = odo.iter().enumerate().map(|(d, &i)| per_axis[d][i].0).collect();
+        let chunk = get(&idx)?;
+        let origin: Vec<u64> = idx.iter().enumerate().map(|(d, &c)| grid.axes()[d].range(c).start).collect();
+        let local: Selection = (0..counts.len())
+            .map(|d| {
+                let r = &per_axis[d][odo[d]].1;
+                let s = sel[d].sub(r.clone());
+                AxisSel {
+                    start: s.start - origin[d],
+                    step: s.step,
+                    len: s.len,
+                }
+            })
+            .collect();
+        let piece = extract(&chunk, &local);
+        let pos: Vec<Range<usize>> =
+            (0..counts.len()).map(|d| {
+                let r = &per_axis[d][odo[d]].1;
+                r.start as usize..r.end as usize
+            }).collect();
+        place(&mut out, &pos, &piece);
+        // Next chunk combination (C order).
+        let mut d = counts.len();
+        loop {
+            if d == 0 {
+                return Ok(out);
+            }
+            d -= 1;
+            odo[d] += 1;
+            if odo[d] < counts[d] {
+                break;
+            }
+            odo[d] = 0;
+        }
+    }
+}
+
+fn nd_slice(s: &AxisSel) -> Slice {
+    if s.len == 0 {
+        return Slice::new(s.start as isize, Some(s.start as isize), 1);
+    }
+    let last = s.index(s.len - 1) as isize;
+    if s.step > 0 {
+        Slice::new(s.start as isize, Some(last + 1), s.step as isize)
+    } else {
+        Slice::new(last, Some(s.start as isize + 1), s.step as isize)
+    }
+}
+
+/// Copy a strided selection out of a block (local coordinates).
+pub(crate) fn extract(b: &Block, sel: &[AxisSel]) -> Block {
+    with_block!(b, a, T => {
+        let v = a.slice_each_axis(|ax| nd_slice(&sel[ax.axis.index()]));
+        Block::from(v.as_standard_layout().into_owned())
+    })
+}
+
+/// Write `piece` into `out` at the ranges `pos`.
+pub(crate) fn place(out: &mut Block, pos: &[Range<usize>], piece: &Block) {
+    with_block!(out, o, T => {
+        #[allow(clippy::expect_used)]
+        let p = <T as crate::block::BlockElement>::as_array(piece).expect("piece has the output's dtype");
+        o.slice_each_axis_mut(|ax| {
+            let r = &pos[ax.axis.index()];
+            Slice::new(r.start as isize, Some(r.end as isize), 1)
+        })
+        .assign(p);
+    })
+}
+
+fn concat_blocks(pieces: &[Block], axis: usize, dtype: DType, shape: &[usize]) -> Result<Block> {
+    if pieces.is_empty() {
+        return Ok(Block::zeros(dtype, shape));
+    }
+    if pieces.len() == 1 {
+        return Ok(pieces[0].clone());
+    }
+    let mut out = Block::zeros(dtype, shape);
+    let mut at = 0;
+    for p in pieces {
+        let n = p.shape()[axis];
+        let pos: Vec<Range<usize>> = shape
+            .iter()
+            .enumerate()
+            .map(|(d, &len)| if d == axis { at..at + n } else { 0..len })
+            .collect();
+        place(&mut out, &pos, p);
+        at += n;
+    }
+    Ok(out)
+}
+
+/// Counter-based random values at a selection: each row along the last
+/// axis is one strided run of flat indices.
+fn random_block(dist: crate::random::Distribution, seed: u64, full_shape: &[u64], sel: &[AxisSel]) -> Block {
+    let shape = sel_shape(sel);
+    let n: usize = shape.iter().product();
+    let mut out = vec![0.0f64; n];
+    let nd = sel.len();
+    if nd == 0 {
+        crate::random::fill(dist, seed, 0, 1, &mut out);
+    } else if n > 0 {
+        let mut strides = vec![1u64; nd];
+        for d in (0..nd - 1).rev() {
+            strides[d] = strides[d + 1] * full_shape[d + 1];
+        }
+        let last = sel[nd - 1];
+        let row = last.len as usize;
+        let mut odo = vec![0u64; nd - 1];
+        for chunk in out.chunks_mut(row) {
+            let base: u64 = (0..nd - 1).map(|d| sel[d].index(odo[d]) * strides[d]).sum();
+            if last.step > 0 {
+                crate::random::fill(dist, seed, base + last.start, last.step as u64, chunk);
+            } else {
+                let lo = last.index(last.len - 1);
+                crate::random::fill(dist, seed, base + lo, (-last.step) as u64, chunk);
+                chunk.reverse();
+            }
+            for d in (0..nd - 1).rev() {
+                odo[d] += 1;
+                if odo[d] < sel[d].len {
+                    break;
+                }
+                odo[d] = 0;
+            }
+        }
+    }
+    #[allow(clippy::expect_used)]
+    Block::from(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("length matches"))
+}
+
+/// The input selection of a reduction for an output selection: kept axes
+/// from the output, reduced axes whole. Also returns the output selection
+/// that the full-`k` result must be cut to (TopK with a partial axis).
+pub(crate) fn reduce_input_sel(x_shape: &[u64], axes: &[usize], keepdims: bool, out_sel: &[AxisSel]) -> Selection {
+    let mut j = 0;
+    let mut in_sel = Vec::with_capacity(x_shape.len());
+    for (d, &n) in x_shape.iter().enumerate() {
+        if axes.contains(&d) {
+            in_sel.push(AxisSel::full(n));
+            if keepdims {
+                j += 1;
+            }
+        } else {
+            in_sel.push(out_sel[j]);
+            j += 1;
+        }
+    }
+    in_sel
+}
+
+/// True if evaluating `a` reads stored data (a source), as opposed to
+/// generating or holding it.
+pub(crate) fn has_io(a: &Array) -> bool {
+    matches!(a.op(), Op::Source { .. }) || a.inputs().iter().any(|x| has_io(x))
+}
+
+/// How a reduction node splits its input: along the input's chunk grid on
+/// the reduced axes ("chunk tiles"), and each chunk tile into sub-tiles of
+/// `piece` elements per reduced axis. The split depends only on the node
+/// (never on the task, thread count or budget), and partials are always
+/// folded the same way — sub-tiles left to right into a chunk partial,
+/// chunk partials left to right — so every schedule gives the same bits.
+#[derive(Clone, Debug)]
+pub(crate) struct ReduceSetup {
+    pub op: reduce::ReduceOp,
+    /// The reduction input (a Masked node for `x[m].sum()`).
+    pub x: Array,
+    /// The data grid (of the masked data for a masked input).
+    pub grid: ChunkGrid,
+    pub data_shape: Vec<u64>,
+    pub axes: Vec<usize>,
+    pub keepdims: bool,
+    pub masked: bool,
+    pub topk: bool,
+    /// Sub-tile length per reduced axis.
+    pub piece: Vec<u64>,
+    /// Chunk-tile count per reduced axis.
+    pub counts: Vec<u64>,
+}
+
+impl ReduceSetup {
+    /// The setup of a Reduce node (`None` for any other node).
+    pub(crate) fn of(node: &Array) -> Option<ReduceSetup> {
+        let Op::Reduce { op, x, axes, keepdims } = node.op() else { return None };
+        let (data, masked) = match x.op() {
+            Op::Masked { x: d, .. } => (d, true),
+            _ => (x, false),
+        };
+        let grid = data.grid().clone();
+        let topk = matches!(op, reduce::ReduceOp::TopK { .. } | reduce::ReduceOp::ArgTopK { .. });
+        let counts: Vec<u64> = axes.iter().map(|&d| grid.axes()[d].count()).collect();
+        let maxc = grid.max_chunk_shape();
+        let mut setup = ReduceSetup {
+            op: *op,
+            x: x.clone(),
+            grid,
+            data_shape: data.shape().to_vec(),
+            axes: axes.clone(),
+            keepdims: *keepdims,
+            masked,
+            topk,
+            piece: axes.iter().map(|&d| maxc[d].max(1)).collect(),
+            counts,
+        };
+        // The largest chunk tile (kept axes: the largest output chunk).
+        let big: Selection = maxc.iter().map(|&n| AxisSel::full(n)).collect();
+        let elems: u64 = big.iter().map(|s| s.len.max(1)).product();
+        let limit = if !has_io(data) {
+            Some(COMPUTE_TILE_ELEMS)
+        } else {
+            let ws = estimate(x, &big);
+            (ws > IO_TILE_BYTES && elems > 1).then(|| (elems as u128 * IO_TILE_BYTES as u128 / ws as u128).max(1) as u64)
+        };
+        if let Some(limit) = limit {
+            let mut total = elems;
+            for p in setup.piece.iter_mut() {
+                if total <= limit {
+                    break;
+                }
+                let per_unit = total / *p;
+                let want = (limit / per_unit.max(1)).max(1);
+                if want < *p {
+                    total = per_unit * want;
+                    *p = want;
+                }
+            }
+        }
+        Some(setup)
+    }
+
+    /// Number of chunk tiles per output selection.
+    pub(crate) fn num_chunk_tiles(&self) -> u64 {
+        self.counts.iter().product()
+    }
+
+    /// The input selection for an output selection: kept axes from the
+    /// output, reduced axes whole.
+    pub(crate) fn in_sel(&self, out_sel: &[AxisSel]) -> Selection {
+        if self.masked {
+            return self.data_shape.iter().map(|&n| AxisSel::full(n)).collect();
+        }
+        if self.topk {
+            let mut s: Selection = out_sel.to_vec();
+            s[self.axes[0]] = AxisSel::full(self.data_shape[self.axes[0]]);
+            return s;
+        }
+        reduce_input_sel(&self.data_shape, &self.axes, self.keepdims, out_sel)
+    }
+
+    /// Chunk tile number `c` (C order over the reduced axes) of `in_sel`.
+    pub(crate) fn chunk_tile(&self, in_sel: &[AxisSel], mut c: u64) -> Selection {
+        let mut t: Selection = in_sel.to_vec();
+        for k in (0..self.axes.len()).rev() {
+            let i = c % self.counts[k];
+            c /= self.counts[k];
+            t[self.axes[k]] = AxisSel::range(self.grid.axes()[self.axes[k]].range(i));
+        }
+        t
+    }
+
+    /// The sub-tiles of a chunk tile, in fold order.
+    pub(crate) fn sub_tiles(&self, tile: &[AxisSel]) -> Vec<Selection> {
+        let ranges: Vec<Vec<Range<u64>>> = self
+            .axes
+            .iter()
+            .zip(&self.piece)
+            .map(|(&d, &p)| {
+                let r = tile[d].bounds();
+                let mut v = Vec::new();
+                let mut s = r.start;
+                while s < r.end {
+                    let e = (s + p).min(r.end);
+                    v.push(s..e);
+                    s = e;
+                }
+                v
+            })
+            .collect();
+        if ranges.iter().any(|v| v.is_empty()) {
+            return vec![];
+        }
+        let mut tiles = Vec::new();
+        let mut odo = vec![0usize; self.axes.len()];
+        loop {
+            let mut t: Selection = tile.to_vec();
+            for (k, &d) in self.axes.iter().enumerate() {
+                t[d] = AxisSel::range(ranges[k][odo[k]].clone());
+            }
+            tiles.push(t);
+            let mut k = self.axes.len();
+            loop {
+                if k == 0 {
+                    return tiles;
+                }
+                k -= 1;
+                odo[k] += 1;
+                if odo[k] < ranges[k].len() {
+                    break;
+                }
+                odo[k] = 0;
+            }
+        }
+    }
+
+    /// The partial of one chunk tile: its sub-tiles folded left to right.
+    /// `None` when the tile is empty.
+    pub(crate) fn chunk_partial(&self, tile: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Option<reduce::Partial>> {
+        let mut acc: Option<reduce::Partial> = None;
+        for t in self.sub_tiles(tile) {
+            let p = self.tile_partial(&t, ctx)?;
+            match acc.as_mut() {
+                None => acc = Some(p),
+                Some(a) => reduce::merge(self.op, a, p)?,
+            }
+        }
+        Ok(acc)
+    }
+
+    fn tile_partial(&self, tile: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<reduce::Partial> {
+        let origin: Vec<u64> = tile.iter().map(|s| s.start).collect();
+        match self.x.op() {
+            Op::Masked { x: data, mask } => {
+                let b = eval(data, tile, ctx)?;
+                let m = eval(mask, tile, ctx)?;
+                let m = m.into_array::<bool>().map_err(|_| Error::UnsupportedDType {
+                    op: "boolean mask",
+                    dtype: DType::Bool,
+                })?;
+                reduce::partial(self.op, &b, &self.axes, Some(&m), &origin, &self.data_shape)
+            }
+            _ => {
+                let b = eval(&self.x, tile, ctx)?;
+                reduce::partial(self.op, &b, &self.axes, None, &origin, &self.data_shape)
+            }
+        }
+    }
+
+    /// The partial of an empty input (a reduction over a zero-length axis).
+    pub(crate) fn empty_partial(&self, in_sel: &[AxisSel]) -> Result<reduce::Partial> {
+        let dtype = match self.x.op() {
+            Op::Masked { x, .. } => x.dtype(),
+            _ => self.x.dtype(),
+        };
+        let empty = Block::zeros(dtype, &sel_shape(in_sel));
+        reduce::partial(self.op, &empty, &self.axes, None, &vec![0; in_sel.len()], &self.data_shape)
+    }
+
+    /// Turn the folded partial into the output block for `out_sel`.
+    pub(crate) fn finish(&self, node: &Array, acc: reduce::Partial, out_sel: &[AxisSel]) -> Result<Block> {
+        let out = reduce::finalize(self.op, acc)?;
+        if !self.topk {
+            return Ok(out.into_shape(&sel_shape(out_sel)));
+        }
+        let k_axis = self.axes[0];
+        if out_sel[k_axis] != AxisSel::full(node.shape()[k_axis]) {
+            let mut local: Selection = out.shape().iter().map(|&n| AxisSel::full(n as u64)).collect();
+            local[k_axis] = out_sel[k_axis];
+            return Ok(extract(&out, &local));
+        }
+        Ok(out)
+    }
+
+    /// Bytes of partial state for an output selection.
+    pub(crate) fn partial_bytes(&self, out_sel: &[AxisSel]) -> u64 {
+        let in_sel = self.in_sel(out_sel);
+        let kept: u64 = in_sel
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| !self.axes.contains(d))
+            .map(|(_, s)| s.len)
+            .product();
+        let dtype = match self.x.op() {
+            Op::Masked { x, .. } => x.dtype(),
+            _ => self.x.dtype(),
+        };
+        let k = if self.topk { self.data_shape[self.axes[0]] } else { 1 };
+        kept * k * reduce::partial_bytes_per_elem(self.op, dtype) as u64
+    }
+
+    /// Bytes one chunk tile's evaluation holds at once (one sub-tile's
+    /// working set plus two partials).
+    pub(crate) fn tile_bytes(&self, out_sel: &[AxisSel]) -> u64 {
+        let in_sel = self.in_sel(out_sel);
+        let tile = self.chunk_tile(&in_sel, 0);
+        let sub = self.sub_tiles(&tile);
+        let ws = sub.first().map(|t| estimate(&self.x, t)).unwrap_or(0);
+        ws + 2 * self.partial_bytes(out_sel)
+    }
+}
+
+fn eval_reduce(node: &Array, out_sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
+    #[allow(clippy::expect_used)]
+    let setup = ReduceSetup::of(node).expect("a reduce node");
+    let in_sel = setup.in_sel(out_sel);
+    let mut acc: Option<reduce::Partial> = None;
+    for c in 0..setup.num_chunk_tiles() {
+        let tile = setup.chunk_tile(&in_sel, c);
+        if let Some(p) = setup.chunk_partial(&tile, ctx)? {
+            match acc.as_mut() {
+                None => acc = Some(p),
+                Some(a) => reduce::merge(setup.op, a, p)?,
+            }
+        }
+    }
+    let acc = match acc {
+        Some(a) => a,
+        None => setup.empty_partial(&in_sel)?,
+    };
+    setup.finish(node, acc, out_sel)
+}
+
+/// Bytes evaluating `a` at `sel` may hold at once (an upper bound: the sum
+/// of every intermediate block, plus source chunks being cut).
+pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
+    let out = sel.iter().map(|s| s.len).product::<u64>() * a.dtype().size() as u64;
+    match a.op() {
+        Op::Source { src } => {
+            if src.supports_selection() {
+                out
+            } else {
+                2 * out + src.grid().max_chunk_elems() * a.dtype().size() as u64
+            }
+        }
+        Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => out,
+        Op::Unary { x, .. } | Op::Cast { x } | Op::Clip { x, .. } => estimate(x, sel) + out,
+        Op::Binary { a: x, b: y, .. } => {
+            estimate(x, &broadcast_sel(sel, x.shape())) + estimate(y, &broadcast_sel(sel, y.shape())) + out
+        }
+        Op::Where { cond, a: x, b: y } => {
+            estimate(cond, &broadcast_sel(sel, cond.shape()))
+                + estimate(x, &broadcast_sel(sel, x.shape()))
+                + estimate(y, &broadcast_sel(sel, y.shape()))
+                + out
+        }
+        Op::Reduce { .. } => match ReduceSetup::of(a) {
+            Some(setup) => setup.tile_bytes(sel) + out,
+            None => out,
+        },
+        Op::Masked { x, mask } => estimate(x, sel) + estimate(mask, sel),
+        Op::Select { x, items } => estimate(x, &select_child_sel(x, items, sel)) + out,
+        Op::Stack { xs, axis } => {
+            let mut rest: Selection = sel.to_vec();
+            rest.remove(*axis);
+            let one = xs.iter().take(2).map(|x| estimate(x, &rest)).max().unwrap_or(0);
+            one + 2 * out
+        }
+        Op::Concat { xs, axis } => {
+            let mut rest: Selection = sel.to_vec();
+            rest[*axis] = AxisSel::full(sel[*axis].len.min(xs.iter().map(|x| x.shape()[*axis]).max().unwrap_or(0)));
+            let one = xs.iter().take(2).map(|x| estimate(x, &rest)).max().unwrap_or(0);
+            one + 2 * out
+        }
+        Op::Transpose { x, perm } => {
+            let mut child = vec![AxisSel::full(0); perm.len()];
+            for (j, &p) in perm.iter().enumerate() {
+                child[p] = sel[j];
+            }
+            estimate(x, &child) + out
+        }
+        Op::Tri { x, .. } | Op::Rechunk { x } => estimate(x, sel) + out,
+        Op::MapBlocks { xs, .. } => {
+            let chunk: Selection = a.grid().max_chunk_shape().iter().map(|&n| AxisSel::full(n)).collect();
+            let c = chunk.iter().map(|s| s.len).product::<u64>() * a.dtype().size() as u64;
+            xs.iter().map(|x| estimate(x, &chunk)).sum::<u64>() + 2 * c + out
+        }
+    }
+}
+
+/// Evaluate a masked array `x[mask]` whole: the selected elements in C
+/// order, gathered band by band along the first axis.
+pub(crate) fn eval_masked(x: &Array, mask: &Array, ctx: &EvalCtx<'_>) -> Result<Block> {
+    let dtype = x.dtype();
+    with_dtype!(dtype, T => {
+        let mut out: Vec<T> = Vec::new();
+        let nd = x.ndim();
+        if nd == 0 {
+            let b = eval(x, &[], ctx)?;
+            let m = eval(mask, &[], ctx)?;
+            if m.to_f64_vec().first().copied().unwrap_or(0.0) != 0.0 {
+                #[allow(clippy::expect_used)]
+                out.extend(b.view::<T>().expect("dtype").iter().copied());
+            }
+        } else {
+            let ax0 = &x.grid().axes()[0];
+            for c in 0..ax0.count() {
+                let mut sel: Selection = x.shape().iter().map(|&n| AxisSel::full(n)).collect();
+                sel[0] = AxisSel::range(ax0.range(c));
+                let b = eval(x, &sel, ctx)?;
+                let m = eval(mask, &sel, ctx)?;
+                #[allow(clippy::expect_used)]
+                let (bv, mv) = (b.view::<T>().expect("dtype"), m.view::<bool>().expect("bool mask"));
+                out.extend(bv.iter().zip(mv.iter()).filter(|(_, &k)| k).map(|(&v, _)| v));
+            }
+        }
+        let n = out.len();
+        #[allow(clippy::expect_used)]
+        Ok(Block::from(ArrayD::from_shape_vec(IxDyn(&[n]), out).expect("1-D")))
+    })
+}

@@ -1,0 +1,203 @@
+//! Planning passes over an expression before it runs.
+//!
+//! - [`rewrite`] pushes slices below reductions, so `x.mean(0)[::100]`
+//!   reduces (and generates, or reads) only the columns it keeps.
+//! - [`cached_sources`] finds the sources read more than once in a plan;
+//!   only their chunks go through the LRU cache.
+//! - [`too_small`] is the one place that words the refusal of a plan that
+//!   cannot fit its budget.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::array::{Array, Op, SelItem};
+use crate::error::{human_bytes, Error};
+use crate::grid::AxisSel;
+
+/// A copy of node `a` with new inputs (same op parameters, shape, dtype, grid).
+pub(crate) fn with_inputs(a: &Array, inputs: Vec<Array>) -> Array {
+    let mut it = inputs.into_iter();
+    let mut next = || it.next().unwrap_or_else(|| unreachable!("input count matches the op"));
+    let op = match a.op() {
+        Op::Source { .. } | Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => {
+            return a.clone()
+        }
+        Op::Unary { op, .. } => Op::Unary { op: *op, x: next() },
+        Op::Binary { op, .. } => {
+            let x = next();
+            Op::Binary { op: *op, a: x, b: next() }
+        }
+        Op::Where { .. } => {
+            let c = next();
+            let x = next();
+            Op::Where { cond: c, a: x, b: next() }
+        }
+        Op::Clip { lo, hi, .. } => Op::Clip { x: next(), lo: *lo, hi: *hi },
+        Op::Cast { .. } => Op::Cast { x: next() },
+        Op::Reduce { op, axes, keepdims, .. } => Op::Reduce {
+            op: *op,
+            x: next(),
+            axes: axes.clone(),
+            keepdims: *keepdims,
+        },
+        Op::Select { items, .. } => Op::Select { x: next(), items: items.clone() },
+        Op::Stack { xs, axis } => Op::Stack {
+            xs: xs.iter().map(|_| next()).collect(),
+            axis: *axis,
+        },
+        Op::Concat { xs, axis } => Op::Concat {
+            xs: xs.iter().map(|_| next()).collect(),
+            axis: *axis,
+        },
+        Op::Transpose { perm, .. } => Op::Transpose { x: next(), perm: perm.clone() },
+        Op::Tri { k, upper, .. } => Op::Tri { x: next(), k: *k, upper: *upper },
+        Op::Masked { .. } => {
+            let x = next();
+            Op::Masked { x, mask: next() }
+        }
+        Op::MapBlocks { xs, f, name } => Op::MapBlocks {
+            xs: xs.iter().map(|_| next()).collect(),
+            f: f.clone(),
+            name: name.clone(),
+        },
+        Op::Rechunk { .. } => Op::Rechunk { x: next() },
+    };
+    Array::new(op, a.shape().to_vec(), a.dtype(), a.grid().clone())
+}
+
+/// Push slices below reductions everywhere in the expression.
+pub(crate) fn rewrite(a: &Array) -> Array {
+    let mut memo: HashMap<u64, Array> = HashMap::new();
+    rewrite_memo(a, &mut memo)
+}
+
+fn rewrite_memo(a: &Array, memo: &mut HashMap<u64, Array>) -> Array {
+    if let Some(r) = memo.get(&a.id()) {
+        return r.clone();
+    }
+    let inputs = a.inputs();
+    let new: Vec<Array> = inputs.iter().map(|x| rewrite_memo(x, memo)).collect();
+    let changed = new.iter().zip(&inputs).any(|(n, o)| !n.same_node(o));
+    let a2 = if changed { with_inputs(a, new) } else { a.clone() };
+    let out = push_select_below_reduce(&a2).unwrap_or(a2);
+    memo.insert(a.id(), out.clone());
+    out
+}
+
+/// `Select(Reduce(y))` → `Reduce(Select'(y))` when the selection only
+/// touches kept axes and inserts no new axes.
+fn push_select_below_reduce(a: &Array) -> Option<Array> {
+    let Op::Select { x: r, items } = a.op() else { return None };
+    let Op::Reduce { op, x: y, axes, keepdims } = r.op() else { return None };
+    if !y.known_len() || matches!(op, crate::kernels::reduce::ReduceOp::TopK { .. } | crate::kernels::reduce::ReduceOp::ArgTopK { .. }) {
+        return None;
+    }
+    if items.iter().any(|i| matches!(i, SelItem::New)) {
+        return None;
+    }
+    // Reduce output axis j ↔ input axis of y.
+    let out_to_in: Vec<usize> = (0..y.ndim()).filter(|d| *keepdims || !axes.contains(d)).collect();
+    let mut y_items: Vec<Option<SelItem>> = vec![None; y.ndim()];
+    for it in items {
+        match it {
+            SelItem::Keep { axis, sel } => {
+                let d = out_to_in[*axis];
+                if axes.contains(&d) {
+                    if sel.len != 1 {
+                        return None;
+                    }
+                    y_items[d] = Some(SelItem::Keep { axis: d, sel: AxisSel::full(y.shape()[d]) });
+                } else {
+                    y_items[d] = Some(SelItem::Keep { axis: d, sel: *sel });
+                }
+            }
+            SelItem::Drop { axis, index } => {
+                let d = out_to_in[*axis];
+                if axes.contains(&d) {
+                    return None;
+                }
+                y_items[d] = Some(SelItem::Drop { axis: d, index: *index });
+            }
+            SelItem::New => return None,
+        }
+    }
+    let mut idx = Vec::with_capacity(y.ndim());
+    let mut new_axes = Vec::new();
+    let mut pos = 0isize;
+    for d in 0..y.ndim() {
+        let it = y_items[d].unwrap_or(SelItem::Keep { axis: d, sel: AxisSel::full(y.shape()[d]) });
+        match it {
+            SelItem::Keep { sel, .. } => {
+                if axes.contains(&d) {
+                    new_axes.push(pos);
+                }
+                idx.push(crate::array::IndexItem::Slice {
+                    start: Some(sel.start as i64),
+                    stop: if sel.step > 0 {
+                        Some(sel.start as i64 + sel.len as i64 * sel.step)
+                    } else if sel.len == 0 {
+                        Some(sel.start as i64)
+                    } else {
+                        let end = sel.start as i64 + sel.len as i64 * sel.step;
+                        if end < 0 { None } else { Some(end) }
+                    },
+                    step: sel.step,
+                });
+                pos += 1;
+            }
+            SelItem::Drop { index, .. } => idx.push(crate::array::IndexItem::Index(index as i64)),
+            SelItem::New => return None,
+        }
+    }
+    let ys = y.index(&idx).ok()?;
+    let out = ys.reduce(*op, Some(&new_axes), *keepdims).ok()?;
+    (out.shape() == a.shape() && out.dtype() == a.dtype()).then_some(out)
+}
+
+/// Sources whose chunks are read more than once in these expressions:
+/// referenced by several parents, or read through a slice, rechunk or
+/// transpose (which may cut one chunk across several tasks).
+pub(crate) fn cached_sources(roots: &[Array]) -> HashSet<u64> {
+    let mut refs: HashMap<u64, usize> = HashMap::new();
+    let mut under_cut: HashSet<u64> = HashSet::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    fn walk(a: &Array, cut: bool, refs: &mut HashMap<u64, usize>, under: &mut HashSet<u64>, seen: &mut HashSet<u64>) {
+        if let Op::Source { .. } = a.op() {
+            *refs.entry(a.id()).or_default() += 1;
+            if cut {
+                under.insert(a.id());
+            }
+            return;
+        }
+        let cut = cut || matches!(a.op(), Op::Select { .. } | Op::Rechunk { .. } | Op::Transpose { .. } | Op::MapBlocks { .. });
+        // Visit shared subexpressions once per path kind, but count every edge into a source.
+        let first = seen.insert(a.id() ^ (cut as u64) << 63);
+        for x in a.inputs() {
+            if first || matches!(x.op(), Op::Source { .. }) {
+                walk(x, cut, refs, under, seen);
+            }
+        }
+    }
+    for r in roots {
+        walk(r, false, &mut refs, &mut under_cut, &mut seen);
+    }
+    refs.into_iter()
+        .filter(|(id, n)| *n > 1 || under_cut.contains(id))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// The error for a plan whose smallest unit of work does not fit the budget.
+pub(crate) fn too_small(a: &Array, needed: u64, budget: u64, unit: &str) -> Error {
+    let chunk = a.grid().max_chunk_shape();
+    Error::BudgetTooSmall {
+        op: format!("{unit} of {a:?} (chunks {chunk:?})"),
+        needed,
+        needed_h: human_bytes(needed),
+        budget,
+        budget_h: human_bytes(budget),
+        hint: format!(
+            "rechunk to smaller chunks (about {} per chunk would fit) or raise the memory budget (--memory)",
+            human_bytes((budget / 8).max(1))
+        ),
+    }
+}
