@@ -168,9 +168,9 @@ pub fn default_memory() -> u64 {
 /// Runs array programs: worker threads, one memory budget, a chunk cache.
 ///
 /// ```
-/// use ndstream_engine::{Executor, random};
+/// use ndstream_engine::{Array, Distribution, Executor};
 /// let exec = Executor::builder().memory(64 << 20).threads(2).build().unwrap();
-/// let x = random::normal(10.0, 0.1, &[2000, 2000], [500, 500].into(), 42).unwrap();
+/// let x = Array::random(Distribution::Normal { loc: 10.0, scale: 0.1 }, &[2000, 2000], [500, 500].into(), 42).unwrap();
 /// let m = exec.compute(&x.mean(Some(0)).unwrap()).unwrap();
 /// assert_eq!(m.shape(), &[2000]);
 /// assert!(exec.budget().peak() <= 64 << 20);
@@ -708,6 +708,34 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+impl Array {
+    /// Compute into memory with a default [`Executor`] (all cores, a
+    /// quarter of RAM).
+    ///
+    /// # Errors
+    /// As [`Executor::compute`].
+    pub fn compute(&self) -> Result<Block> {
+        Executor::new().compute(self)
+    }
+
+    /// Stream into a sink with a default [`Executor`].
+    ///
+    /// # Errors
+    /// As [`Executor::store`].
+    pub fn store(&self, sink: &dyn ChunkSink) -> Result<StoreReport> {
+        Executor::new().store(self, sink)
+    }
+}
+
+/// Compute several arrays in one pass with a default [`Executor`]; shared
+/// inputs are read once (`compute(&[x.sum(None)?, x.mean(None)?, x.std(None, 0)?])`).
+///
+/// # Errors
+/// As [`Executor::compute_many`].
+pub fn compute(arrays: &[Array]) -> Result<Vec<Block>> {
+    Executor::new().compute_many(arrays)
 }
 
 impl Default for Executor {

@@ -34,7 +34,7 @@ pub use array::{
     SelItem,
 };
 pub use array::{map_blocks, Operand};
-pub use exec::{default_memory, CancelHandle, Executor, ExecutorBuilder, Progress, ProgressFn, StoreReport};
+pub use exec::{compute, default_memory, CancelHandle, Executor, ExecutorBuilder, Progress, ProgressFn, StoreReport};
 pub use kernels::elementwise::{BinaryOp, UnaryOp};
 pub use kernels::reduce::ReduceOp;
 pub use random::Distribution;
