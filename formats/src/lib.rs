@@ -1,5 +1,34 @@
 //! ndstream-formats: storage formats as chunk sources and sinks.
+//!
+//! The engine sees only [`ChunkSource`](ndstream_engine::ChunkSource) and
+//! [`ChunkSink`](ndstream_engine::ChunkSink); this crate implements them
+//! for Zarr v2/v3 (through zarrs), HDF5 (feature `hdf5`), NumPy `.npy`
+//! and raw binary files (memory-mapped), and picks one from a path:
+//!
+//! - [`parse_location`]: the path syntax (`file.h5:/dset`, `dir.zarr/a`,
+//!   `file.npy`, `file.bin?dtype=<f4&shape=100,200`), see [`path`];
+//! - [`open_source`] / [`open_many`]: read an array (or every array a glob matches);
+//! - [`create_sink`]: write one, as a [`SinkSpec`] describes;
+//! - [`info`]: describe an array or a group.
+//!
+//! Every sink marks its store incomplete until `finish`, refuses to
+//! replace an existing store unless told to ([`WriteMode`]), and can resume
+//! an interrupted write. No zarrs or hdf5 type appears in this API.
 
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
+pub mod path;
 pub mod spec;
 
+mod npy;
+mod open;
+mod raw;
+mod zarr;
+
+pub use open::{create_sink, info, open_many, open_source};
+pub use path::{parse_location, Location, RawSpec};
 pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};
+
+/// Target chunk size (bytes) for stores without their own chunking
+/// (`.npy`, raw binary, contiguous HDF5 datasets).
+pub const DEFAULT_TARGET_CHUNK_BYTES: u64 = 4 << 20;

@@ -39,9 +39,11 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use ndarray::{ArrayD, Dimension, IxDyn, SliceInfoElem};
 use ndstream_engine::{with_dtype, AxisSel, Block, ChunkGrid, DType, Element, Error};
-use ndstream_formats::{create_sink, info, open_source, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};
+use ndstream_formats::{
+    create_sink, info, open_source, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion,
+};
 
 /// A format under test and what it can do.
 pub struct Format<'a> {
@@ -62,9 +64,21 @@ pub struct Format<'a> {
     pub resume_skips_done: bool,
 }
 
+impl std::fmt::Debug for Format<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Format")
+            .field("name", &self.name)
+            .field("zarr_version", &self.zarr_version)
+            .finish()
+    }
+}
+
 impl<'a> Format<'a> {
     /// Defaults: no codecs, unsharded, chunks kept, attributes kept, resume skips done chunks.
-    pub fn new(name: &'a str, path_for: &'a dyn Fn(&Path, &str, &SinkSpec) -> String) -> Format<'a> {
+    pub fn new(
+        name: &'a str,
+        path_for: &'a dyn Fn(&Path, &str, &SinkSpec) -> String,
+    ) -> Format<'a> {
         Format {
             name,
             path_for,
@@ -83,7 +97,9 @@ impl<'a> Format<'a> {
 /// beyond 2^53, negative values, floats exact in f32).
 pub fn expected(dtype: DType, shape: &[u64]) -> Block {
     let dims: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
-    let strides: Vec<usize> = (0..dims.len()).map(|d| dims[d + 1..].iter().product()).collect();
+    let strides: Vec<usize> = (0..dims.len())
+        .map(|d| dims[d + 1..].iter().product())
+        .collect();
     with_dtype!(dtype, T => {
         let a = ArrayD::<T>::from_shape_fn(IxDyn(&dims), |ix| {
             let i: usize = (0..ix.ndim()).map(|d| ix[d] * strides[d]).sum();
@@ -115,7 +131,11 @@ pub fn select(b: &Block, sel: &[AxisSel]) -> Block {
         .iter()
         .map(|s| {
             if s.len == 0 {
-                SliceInfoElem::Slice { start: 0, end: Some(0), step: 1 }
+                SliceInfoElem::Slice {
+                    start: 0,
+                    end: Some(0),
+                    step: 1,
+                }
             } else if s.step > 0 {
                 SliceInfoElem::Slice {
                     start: s.start as isize,
@@ -125,7 +145,11 @@ pub fn select(b: &Block, sel: &[AxisSel]) -> Block {
             } else {
                 // ndarray applies a negative step from the end of the range.
                 let last = s.index(s.len - 1);
-                SliceInfoElem::Slice { start: last as isize, end: Some(s.start as isize + 1), step: s.step as isize }
+                SliceInfoElem::Slice {
+                    start: last as isize,
+                    end: Some(s.start as isize + 1),
+                    step: s.step as isize,
+                }
             }
         })
         .collect();
@@ -153,7 +177,11 @@ fn test_attributes() -> ndstream_engine::Attributes {
 }
 
 /// Write every chunk of `sink.grid()` (skipping those `is_done` reports) from two threads.
-fn write_chunks(sink: &dyn ndstream_engine::ChunkSink, data: &Block, only: Option<&dyn Fn(u64) -> bool>) -> usize {
+fn write_chunks(
+    sink: &dyn ndstream_engine::ChunkSink,
+    data: &Block,
+    only: Option<&dyn Fn(u64) -> bool>,
+) -> usize {
     let grid = sink.grid().clone();
     let todo: Vec<Vec<u64>> = all_chunks(&grid)
         .into_iter()
@@ -182,30 +210,70 @@ fn write_chunks(sink: &dyn ndstream_engine::ChunkSink, data: &Block, only: Optio
 /// also strided selections where the source supports them.
 fn check_reads(path: &str, spec: &SinkSpec, data: &Block, f: &Format) {
     let src = open_source(path).unwrap_or_else(|e| panic!("{}: open {path}: {e}", f.name));
-    assert_eq!(src.shape(), spec.shape.as_slice(), "{}: shape of {path}", f.name);
+    assert_eq!(
+        src.shape(),
+        spec.shape.as_slice(),
+        "{}: shape of {path}",
+        f.name
+    );
     assert_eq!(src.dtype(), spec.dtype, "{}: dtype of {path}", f.name);
     let grid = src.grid().clone();
     assert_eq!(grid.shape(), spec.shape, "{}: grid shape of {path}", f.name);
     if f.keeps_chunks {
-        let want: Vec<u64> = spec.chunks.iter().zip(&spec.shape).map(|(&c, &n)| c.min(n.max(1))).collect();
+        let want: Vec<u64> = spec
+            .chunks
+            .iter()
+            .zip(&spec.shape)
+            .map(|(&c, &n)| c.min(n.max(1)))
+            .collect();
         assert_eq!(grid.max_chunk_shape(), want, "{}: chunks of {path}", f.name);
     }
     for idx in all_chunks(&grid) {
-        let got = src.read_chunk(&idx).unwrap_or_else(|e| panic!("{}: read {path} {idx:?}: {e}", f.name));
+        let got = src
+            .read_chunk(&idx)
+            .unwrap_or_else(|e| panic!("{}: read {path} {idx:?}: {e}", f.name));
         let want = region_block(data, &grid.chunk_region(&idx));
-        assert_eq!(got.shape(), want.shape(), "{}: chunk {idx:?} shape of {path}", f.name);
+        assert_eq!(
+            got.shape(),
+            want.shape(),
+            "{}: chunk {idx:?} shape of {path}",
+            f.name
+        );
         assert!(got == want, "{}: chunk {idx:?} of {path} differs", f.name);
     }
     if src.supports_selection() && spec.shape.iter().all(|&n| n > 0) {
         let sels: Vec<Vec<AxisSel>> = vec![
             spec.shape.iter().map(|&n| AxisSel::full(n)).collect(),
-            spec.shape.iter().map(|&n| AxisSel { start: 0, step: 2, len: n.div_ceil(2) }).collect(),
-            spec.shape.iter().map(|&n| AxisSel { start: n - 1, step: -3, len: (n - 1) / 3 + 1 }).collect(),
-            spec.shape.iter().map(|&n| AxisSel::range(n / 3..n - n / 4)).collect(),
+            spec.shape
+                .iter()
+                .map(|&n| AxisSel {
+                    start: 0,
+                    step: 2,
+                    len: n.div_ceil(2),
+                })
+                .collect(),
+            spec.shape
+                .iter()
+                .map(|&n| AxisSel {
+                    start: n - 1,
+                    step: -3,
+                    len: (n - 1) / 3 + 1,
+                })
+                .collect(),
+            spec.shape
+                .iter()
+                .map(|&n| AxisSel::range(n / 3..n - n / 4))
+                .collect(),
         ];
         for sel in sels {
-            let got = src.read_selection(&sel).unwrap_or_else(|e| panic!("{}: select {path} {sel:?}: {e}", f.name));
-            assert!(got == select(data, &sel), "{}: selection {sel:?} of {path} differs", f.name);
+            let got = src
+                .read_selection(&sel)
+                .unwrap_or_else(|e| panic!("{}: select {path} {sel:?}: {e}", f.name));
+            assert!(
+                got == select(data, &sel),
+                "{}: selection {sel:?} of {path} differs",
+                f.name
+            );
         }
     }
     if f.attributes && !spec.attributes.is_empty() {
@@ -232,15 +300,23 @@ pub fn check_sink_then_source(dir: &Path, stem: &str, spec: &SinkSpec, f: &Forma
     assert_eq!(sink.dtype(), spec.dtype);
     assert_eq!(sink.grid().shape(), spec.shape);
     write_chunks(sink.as_ref(), &data, None);
-    sink.finish().unwrap_or_else(|e| panic!("{}: finish {path}: {e}", f.name));
+    sink.finish()
+        .unwrap_or_else(|e| panic!("{}: finish {path}: {e}", f.name));
     drop(sink);
     check_reads(path, spec, &data, f);
 
     let i = info_of(path, f);
     assert_eq!(i.shape, spec.shape, "{}: info shape", f.name);
     assert_eq!(i.dtype, spec.dtype, "{}: info dtype", f.name);
-    assert!(!i.incomplete, "{}: finished store {path} reported incomplete", f.name);
-    assert_eq!(i.logical_bytes, spec.shape.iter().product::<u64>() * spec.dtype.size() as u64);
+    assert!(
+        !i.incomplete,
+        "{}: finished store {path} reported incomplete",
+        f.name
+    );
+    assert_eq!(
+        i.logical_bytes,
+        spec.shape.iter().product::<u64>() * spec.dtype.size() as u64
+    );
 
     // Create on an existing store: refused, store untouched.
     let mut again = spec.clone();
@@ -256,22 +332,34 @@ pub fn check_sink_then_source(dir: &Path, stem: &str, spec: &SinkSpec, f: &Forma
     if f.resume_skips_done {
         let mut resume = spec.clone();
         resume.mode = WriteMode::Resume;
-        let sink = create_sink(path, &resume).unwrap_or_else(|e| panic!("{}: resume {path}: {e}", f.name));
+        let sink =
+            create_sink(path, &resume).unwrap_or_else(|e| panic!("{}: resume {path}: {e}", f.name));
         for idx in all_chunks(sink.grid()) {
-            assert!(sink.is_done(&idx), "{}: resume of finished {path}: chunk {idx:?} not done", f.name);
+            assert!(
+                sink.is_done(&idx),
+                "{}: resume of finished {path}: chunk {idx:?} not done",
+                f.name
+            );
         }
-        sink.finish().unwrap_or_else(|e| panic!("{}: finish resumed {path}: {e}", f.name));
+        sink.finish()
+            .unwrap_or_else(|e| panic!("{}: finish resumed {path}: {e}", f.name));
     }
 
     // Overwrite replaces the store, here with another dtype.
     let mut over = spec.clone();
     over.mode = WriteMode::Overwrite;
-    over.dtype = if spec.dtype == DType::I16 { DType::F64 } else { DType::I16 };
+    over.dtype = if spec.dtype == DType::I16 {
+        DType::F64
+    } else {
+        DType::I16
+    };
     let over_path = (f.path_for)(dir, stem, &over);
-    let sink = create_sink(&over_path, &over).unwrap_or_else(|e| panic!("{}: overwrite {over_path}: {e}", f.name));
+    let sink = create_sink(&over_path, &over)
+        .unwrap_or_else(|e| panic!("{}: overwrite {over_path}: {e}", f.name));
     let data2 = expected(over.dtype, &over.shape);
     write_chunks(sink.as_ref(), &data2, None);
-    sink.finish().unwrap_or_else(|e| panic!("{}: finish overwrite {over_path}: {e}", f.name));
+    sink.finish()
+        .unwrap_or_else(|e| panic!("{}: finish overwrite {over_path}: {e}", f.name));
     drop(sink);
     check_reads(&over_path, &over, &data2, f);
 }
@@ -287,9 +375,14 @@ pub fn check_interrupted_then_resume(dir: &Path, stem: &str, spec: &SinkSpec, f:
     let sink_grid = sink.grid().clone();
     drop(sink); // interrupted: never finished
 
-    assert!(info_of(path, f).incomplete, "{}: unfinished {path} not reported incomplete", f.name);
+    assert!(
+        info_of(path, f).incomplete,
+        "{}: unfinished {path} not reported incomplete",
+        f.name
+    );
     // What was written reads back; what was not reads as zeros (the fill value).
-    let src = open_source(path).unwrap_or_else(|e| panic!("{}: open unfinished {path}: {e}", f.name));
+    let src =
+        open_source(path).unwrap_or_else(|e| panic!("{}: open unfinished {path}: {e}", f.name));
     let partial = with_dtype!(spec.dtype, T => {
         let full = data.view::<T>().unwrap_or_else(|| panic!("dtype"));
         let mut dst = ArrayD::<T>::default(full.raw_dim());
@@ -307,26 +400,48 @@ pub fn check_interrupted_then_resume(dir: &Path, stem: &str, spec: &SinkSpec, f:
     });
     let grid = src.grid().clone();
     for idx in all_chunks(&grid) {
-        let got = src.read_chunk(&idx).unwrap_or_else(|e| panic!("{}: read unfinished {path} {idx:?}: {e}", f.name));
-        assert!(got == region_block(&partial, &grid.chunk_region(&idx)), "{}: unfinished {path} chunk {idx:?}", f.name);
+        let got = src
+            .read_chunk(&idx)
+            .unwrap_or_else(|e| panic!("{}: read unfinished {path} {idx:?}: {e}", f.name));
+        assert!(
+            got == region_block(&partial, &grid.chunk_region(&idx)),
+            "{}: unfinished {path} chunk {idx:?}",
+            f.name
+        );
     }
     drop(src);
 
     let mut resume = spec.clone();
     resume.mode = WriteMode::Resume;
-    let sink = create_sink(path, &resume).unwrap_or_else(|e| panic!("{}: resume {path}: {e}", f.name));
+    let sink =
+        create_sink(path, &resume).unwrap_or_else(|e| panic!("{}: resume {path}: {e}", f.name));
     if f.resume_skips_done {
         for (n, idx) in all_chunks(sink.grid()).into_iter().enumerate() {
-            assert_eq!(sink.is_done(&idx), first_half(n as u64), "{}: resume {path}: is_done({idx:?})", f.name);
+            assert_eq!(
+                sink.is_done(&idx),
+                first_half(n as u64),
+                "{}: resume {path}: is_done({idx:?})",
+                f.name
+            );
         }
     }
     let written = write_chunks(sink.as_ref(), &data, None);
     if f.resume_skips_done {
-        assert_eq!(written as u64, sink_grid.num_chunks() / 2, "{}: resume of {path} rewrote done chunks", f.name);
+        assert_eq!(
+            written as u64,
+            sink_grid.num_chunks() / 2,
+            "{}: resume of {path} rewrote done chunks",
+            f.name
+        );
     }
-    sink.finish().unwrap_or_else(|e| panic!("{}: finish resumed {path}: {e}", f.name));
+    sink.finish()
+        .unwrap_or_else(|e| panic!("{}: finish resumed {path}: {e}", f.name));
     drop(sink);
-    assert!(!info_of(path, f).incomplete, "{}: resumed {path} still incomplete", f.name);
+    assert!(
+        !info_of(path, f).incomplete,
+        "{}: resumed {path} still incomplete",
+        f.name
+    );
     check_reads(path, spec, &data, f);
 
     // Resume with a different shape is refused.
@@ -335,8 +450,14 @@ pub fn check_interrupted_then_resume(dir: &Path, stem: &str, spec: &SinkSpec, f:
     let wrong_path = (f.path_for)(dir, stem, &wrong);
     match create_sink(&wrong_path, &wrong) {
         Err(Error::Open { .. }) => {}
-        Err(e) => panic!("{}: resume with another shape gave the wrong error: {e}", f.name),
-        Ok(_) => panic!("{}: resume of {path} with another shape was allowed", f.name),
+        Err(e) => panic!(
+            "{}: resume with another shape gave the wrong error: {e}",
+            f.name
+        ),
+        Ok(_) => panic!(
+            "{}: resume of {path} with another shape was allowed",
+            f.name
+        ),
     }
 }
 
@@ -344,7 +465,11 @@ pub fn check_interrupted_then_resume(dir: &Path, stem: &str, spec: &SinkSpec, f:
 /// of rank 1 to 3 (ragged and exact) with each codec, then sharded ones.
 pub fn specs(f: &Format) -> Vec<SinkSpec> {
     let mut out = Vec::new();
-    let mut push = |shape: Vec<u64>, chunks: Vec<u64>, shards: Option<Vec<u64>>, dtype: DType, codec: Codec| {
+    let mut push = |shape: Vec<u64>,
+                    chunks: Vec<u64>,
+                    shards: Option<Vec<u64>>,
+                    dtype: DType,
+                    codec: Codec| {
         let mut s = SinkSpec::new(shape, dtype, chunks);
         s.shards = shards;
         s.codec = codec;
@@ -355,8 +480,11 @@ pub fn specs(f: &Format) -> Vec<SinkSpec> {
     for dt in DType::ALL {
         push(vec![13, 7], vec![4, 3], None, dt, Codec::None);
     }
-    let shapes: [(Vec<u64>, Vec<u64>); 3] =
-        [(vec![37], vec![8]), (vec![5, 6, 7], vec![2, 4, 7]), (vec![16, 16], vec![8, 8])];
+    let shapes: [(Vec<u64>, Vec<u64>); 3] = [
+        (vec![37], vec![8]),
+        (vec![5, 6, 7], vec![2, 4, 7]),
+        (vec![16, 16], vec![8, 8]),
+    ];
     let mut codecs = vec![Codec::None];
     codecs.extend(f.codecs.iter().cloned());
     for (i, codec) in codecs.iter().enumerate() {
@@ -367,7 +495,13 @@ pub fn specs(f: &Format) -> Vec<SinkSpec> {
     }
     if f.sharded {
         for codec in &codecs {
-            push(vec![13, 7], vec![2, 3], Some(vec![4, 6]), DType::F32, codec.clone());
+            push(
+                vec![13, 7],
+                vec![2, 3],
+                Some(vec![4, 6]),
+                DType::F32,
+                codec.clone(),
+            );
             push(vec![20], vec![3], Some(vec![9]), DType::I8, codec.clone());
         }
     }

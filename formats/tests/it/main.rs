@@ -1,4 +1,18 @@
 //! Integration tests of the formats crate: one binary (see STYLE.md habit 11).
+//!
+//! - `conformance`: the suite every format's sink and source pass (HDF5 too);
+//! - `suite`: that suite for Zarr v2/v3/sharded, `.npy` and raw;
+//! - `fixtures`: reading what zarr-python and NumPy wrote;
+//! - `errors`: bad input of every kind, each a typed error and never a panic;
+//! - `interop`: what our sinks write, read back by zarr-python and NumPy.
 
+// Test helpers outside #[test] fns unwrap too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+pub mod conformance;
+mod errors;
+mod fixtures;
 #[cfg(feature = "hdf5")]
 mod hdf5;
+mod interop;
+mod suite;

@@ -1,0 +1,158 @@
+//! Format dispatch: a user path to the format module that serves it.
+//!
+//! Every entry point parses the path with [`parse_location`] and hands the
+//! pieces to one format module (`zarr`, `npy`, `raw`, and `hdf5` when the
+//! crate is built with the `hdf5` feature). The user's path string is the
+//! store's name in every error and repr.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ndstream_engine::{ChunkSink, ChunkSource, Error, Result};
+
+use crate::path::{parse_location, split_raw, Location};
+use crate::spec::{SinkSpec, StoreInfo};
+use crate::{npy, raw, zarr};
+
+#[cfg(not(feature = "hdf5"))]
+fn no_hdf5(path: &str) -> Error {
+    Error::open(
+        path,
+        "this build has no HDF5 support; rebuild ndstream with the `hdf5` feature",
+    )
+}
+
+/// Open a stored array as a chunk source with its native chunking
+/// (contiguous stores get chunks of about [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES)).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use ndstream_formats::{create_sink, open_source, SinkSpec};
+/// use ndstream_engine::{Block, DType};
+/// let path = dir.path().join("a.npy").display().to_string();
+/// let sink = create_sink(&path, &SinkSpec::new(vec![3], DType::I32, vec![3])).unwrap();
+/// sink.write_chunk(&[0], &Block::from(ndarray::arr1(&[1, 2, 3]).into_dyn())).unwrap();
+/// sink.finish().unwrap();
+/// let src = open_source(&path).unwrap();
+/// assert_eq!(src.read_chunk(&[0]).unwrap().to_f64_vec(), vec![1.0, 2.0, 3.0]);
+/// ```
+///
+/// # Errors
+/// [`Error::Open`] for a malformed path, a missing file, dataset or array,
+/// an unsupported dtype, or a format this build lacks.
+pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
+    match parse_location(path)? {
+        Location::Zarr { root, array } => zarr::open_source(path, &root, &array),
+        Location::Npy(file) => Ok(Arc::new(npy::open_source(path, &file)?)),
+        Location::Raw { file, spec } => Ok(Arc::new(raw::open_source(path, &file, &spec)?)),
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5 { file, dataset } => crate::hdf5::open_source(&file, &dataset, path),
+        #[cfg(not(feature = "hdf5"))]
+        Location::Hdf5 { .. } => Err(no_hdf5(path)),
+    }
+}
+
+/// Split a pattern into its file part (globbed) and the rest (`:/dset`,
+/// `/array` after `.zarr`, `?query`), which is appended to every match.
+fn split_pattern(pattern: &str) -> (String, String) {
+    if let Some((file, query)) = split_raw(pattern) {
+        let file = file.display().to_string();
+        return match query {
+            Some(q) => (file, format!("?{q}")),
+            None => (file, String::new()),
+        };
+    }
+    match parse_location(pattern) {
+        Ok(Location::Hdf5 { file, dataset }) => {
+            let file = file.display().to_string();
+            let rest = pattern[file.len()..].to_string();
+            debug_assert!(dataset.is_empty() || rest.starts_with(':'));
+            (file, rest)
+        }
+        Ok(Location::Zarr { root, .. }) => {
+            let root = root.display().to_string();
+            let rest = pattern.get(root.len()..).unwrap_or("").to_string();
+            (root, rest)
+        }
+        _ => (pattern.to_string(), String::new()),
+    }
+}
+
+/// Open every store a glob pattern on the file part names, sorted by path:
+/// `data/*.hdf5:/t2m`, `runs/*.zarr`, `runs/*.zarr/x`, `parts/p?.npy`.
+///
+/// # Errors
+/// [`Error::Open`] for a malformed pattern, a pattern that matches nothing,
+/// or any match that cannot be opened.
+pub fn open_many(pattern: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
+    let (file_pat, rest) = split_pattern(pattern);
+    let paths = glob::glob(&file_pat)
+        .map_err(|e| Error::open(pattern, format!("bad glob pattern: {e}")))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        files.push(p.map_err(|e| Error::open(pattern, format!("cannot read a match: {e}")))?);
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::open(pattern, "no files match this pattern"));
+    }
+    files
+        .iter()
+        .map(|f| open_source(&format!("{}{rest}", f.display())))
+        .collect()
+}
+
+/// Create a store to write an array into, per `spec` (shape, dtype,
+/// chunks, shards, codec, attributes, write mode, Zarr version).
+///
+/// `.npy` and raw files are written uncompressed in C order (raw: the
+/// path's optional `?dtype=>f4&offset=..` picks the byte order and offset;
+/// its dtype and shape must agree with the spec).
+///
+/// # Errors
+/// [`Error::Open`] for a malformed path or spec, an existing store under
+/// [`WriteMode::Create`](crate::WriteMode::Create) (left untouched), a
+/// resume whose store does not match, or I/O failures creating it.
+pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
+    if spec.shape.len() != spec.chunks.len() {
+        return Err(Error::open(
+            path,
+            format!(
+                "chunks {:?} do not match the rank of shape {:?}",
+                spec.chunks, spec.shape
+            ),
+        ));
+    }
+    if let Some((file, query)) = split_raw(path) {
+        return Ok(Arc::new(raw::create_sink(path, &file, query, spec)?));
+    }
+    match parse_location(path)? {
+        Location::Zarr { root, array } => zarr::create_sink(path, &root, &array, spec),
+        Location::Npy(file) => Ok(Arc::new(npy::create_sink(path, &file, spec)?)),
+        Location::Raw { file, .. } => Ok(Arc::new(raw::create_sink(path, &file, None, spec)?)),
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5 { file, dataset } => crate::hdf5::create_sink(&file, &dataset, path, spec),
+        #[cfg(not(feature = "hdf5"))]
+        Location::Hdf5 { .. } => Err(no_hdf5(path)),
+    }
+}
+
+/// Describe a stored array, or a group / HDF5 file and the arrays in it.
+///
+/// # Errors
+/// As [`open_source`].
+pub fn info(path: &str) -> Result<StoreInfo> {
+    match parse_location(path)? {
+        Location::Zarr { root, array } => zarr::info(path, &root, &array),
+        Location::Npy(file) => Ok(StoreInfo::Array(npy::info(path, &file)?)),
+        Location::Raw { file, spec } => Ok(StoreInfo::Array(raw::info(path, &file, &spec)?)),
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5 { file, dataset } => crate::hdf5::info(
+            &file,
+            (!dataset.is_empty()).then_some(dataset.as_str()),
+            path,
+        ),
+        #[cfg(not(feature = "hdf5"))]
+        Location::Hdf5 { .. } => Err(no_hdf5(path)),
+    }
+}

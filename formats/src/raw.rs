@@ -1,0 +1,761 @@
+//! Raw binary files, and the contiguous-storage source and sink that `.npy` shares.
+//!
+//! A contiguous store is one run of `product(shape)` elements of one dtype
+//! in one byte order, C or Fortran order, starting at a byte offset (0 for
+//! raw files unless the spec says otherwise, after the header for `.npy`).
+//!
+//! - [`ContiguousSource`] memory-maps the file and gathers any chunk or
+//!   strided selection straight from the map (byte-swapping when the file's
+//!   order is not the machine's); its grid is chosen with
+//!   [`ChunkGrid::auto`] at [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES).
+//! - [`ContiguousSink`] pre-sizes the file (C order) and writes each chunk
+//!   at its offsets with positioned writes, one per contiguous run, so
+//!   chunks can arrive in any order from any thread. While it writes, a
+//!   sidecar `<file>.ndstream-incomplete` exists; `finish` syncs the file and
+//!   removes it. A chunk's runs are not written atomically, so `Resume`
+//!   rewrites every chunk (`is_done` is always false): the result is
+//!   complete and correct once the resumed run finishes.
+//!
+//! Invariant of the memory map: nobody truncates a file while a source has
+//! it mapped (reads past the end of a mapped file fault). ndstream never
+//! does: `Overwrite` removes and recreates files (a new inode, old maps
+//! stay valid) and `Resume` never changes a file's size.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use ndarray::{ArrayD, IxDyn};
+use ndstream_engine::{
+    AxisSel, Block, BlockElement, ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result,
+};
+
+use crate::path::{parse_typestr, RawSpec};
+use crate::spec::{ArrayInfo, SinkSpec, WriteMode};
+use crate::DEFAULT_TARGET_CHUNK_BYTES;
+
+/// Where and how the elements lie in a contiguous file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub little_endian: bool,
+    /// Fortran (column-major) order instead of C order.
+    pub fortran: bool,
+    /// Byte offset of the first element.
+    pub offset: u64,
+}
+
+impl Layout {
+    /// Bytes of the elements, or `None` if that overflows.
+    pub fn nbytes(&self) -> Option<u64> {
+        self.shape
+            .iter()
+            .try_fold(self.dtype.size() as u64, |acc, &n| acc.checked_mul(n))
+    }
+
+    /// Byte stride of each axis.
+    fn strides(&self) -> Vec<i64> {
+        let item = self.dtype.size() as i64;
+        let nd = self.shape.len();
+        (0..nd)
+            .map(|d| {
+                let dims = if self.fortran {
+                    &self.shape[..d]
+                } else {
+                    &self.shape[d + 1..]
+                };
+                dims.iter().map(|&n| n as i64).product::<i64>() * item
+            })
+            .collect()
+    }
+
+    /// True if the file's byte order differs from this machine's.
+    fn needs_swap(&self) -> bool {
+        self.dtype.size() > 1 && self.little_endian != cfg!(target_endian = "little")
+    }
+}
+
+/// The sidecar that marks a contiguous file as being written.
+pub(crate) fn marker_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".ndstream-incomplete");
+    PathBuf::from(s)
+}
+
+/// Plain numeric element types: every bit pattern is a valid value.
+///
+/// # Safety
+/// Implement only for types with no invalid bit patterns and no padding.
+unsafe trait Pod: BlockElement + Default + Copy {}
+unsafe impl Pod for i8 {}
+unsafe impl Pod for i16 {}
+unsafe impl Pod for i32 {}
+unsafe impl Pod for i64 {}
+unsafe impl Pod for u8 {}
+unsafe impl Pod for u16 {}
+unsafe impl Pod for u32 {}
+unsafe impl Pod for u64 {}
+unsafe impl Pod for f32 {}
+unsafe impl Pod for f64 {}
+
+fn typed_block<T: Pod>(shape: &[usize], fill: impl FnOnce(&mut [u8])) -> Option<Block> {
+    let n: usize = shape.iter().product();
+    let mut v = vec![T::default(); n];
+    // SAFETY: T is Pod (no invalid bit patterns, no padding), so viewing the
+    // initialised vector as bytes and writing any bytes into it is sound.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            v.as_mut_ptr() as *mut u8,
+            std::mem::size_of_val(v.as_slice()),
+        )
+    };
+    fill(bytes);
+    ArrayD::from_shape_vec(IxDyn(shape), v)
+        .ok()
+        .map(T::into_block)
+}
+
+/// A block of `shape` whose native-endian bytes `fill` writes (in C order).
+/// `None` if a bool byte is neither 0 nor 1.
+pub(crate) fn block_from_fill(
+    dtype: DType,
+    shape: &[usize],
+    fill: impl FnOnce(&mut [u8]),
+) -> Option<Block> {
+    match dtype {
+        DType::Bool => {
+            let n: usize = shape.iter().product();
+            let mut v = vec![0u8; n];
+            fill(&mut v);
+            if v.iter().any(|&b| b > 1) {
+                return None;
+            }
+            let v: Vec<bool> = v.into_iter().map(|b| b == 1).collect();
+            ArrayD::from_shape_vec(IxDyn(shape), v)
+                .ok()
+                .map(Block::from)
+        }
+        DType::I8 => typed_block::<i8>(shape, fill),
+        DType::I16 => typed_block::<i16>(shape, fill),
+        DType::I32 => typed_block::<i32>(shape, fill),
+        DType::I64 => typed_block::<i64>(shape, fill),
+        DType::U8 => typed_block::<u8>(shape, fill),
+        DType::U16 => typed_block::<u16>(shape, fill),
+        DType::U32 => typed_block::<u32>(shape, fill),
+        DType::U64 => typed_block::<u64>(shape, fill),
+        DType::F32 => typed_block::<f32>(shape, fill),
+        DType::F64 => typed_block::<f64>(shape, fill),
+    }
+}
+
+/// Copy the elements `sel` picks from `src` (element 0 at byte `base`,
+/// byte `strides` per axis) into `dst` in C order. Indices must be in bounds.
+fn gather(src: &[u8], base: usize, strides: &[i64], sel: &[AxisSel], item: usize, dst: &mut [u8]) {
+    let Some((inner, outer)) = sel.split_last() else {
+        dst[..item].copy_from_slice(&src[base..base + item]);
+        return;
+    };
+    let d = outer.len();
+    let inner_step = inner.step * strides[d];
+    let run = inner.len as usize * item;
+    let contiguous = inner.len <= 1 || inner_step == item as i64;
+    let n_outer: u64 = outer.iter().map(|s| s.len).product();
+    if run == 0 || n_outer == 0 {
+        return;
+    }
+    let mut idx = vec![0u64; d];
+    let mut pos = 0usize;
+    for _ in 0..n_outer {
+        let mut off = base as i64
+            + inner.start as i64 * strides[d]
+            + (0..d)
+                .map(|k| outer[k].index(idx[k]) as i64 * strides[k])
+                .sum::<i64>();
+        if contiguous {
+            let o = off as usize;
+            dst[pos..pos + run].copy_from_slice(&src[o..o + run]);
+        } else {
+            for j in 0..inner.len as usize {
+                let o = off as usize;
+                dst[pos + j * item..pos + (j + 1) * item].copy_from_slice(&src[o..o + item]);
+                off += inner_step;
+            }
+        }
+        pos += run;
+        for k in (0..d).rev() {
+            idx[k] += 1;
+            if idx[k] < outer[k].len {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+}
+
+fn swap_bytes(bytes: &mut [u8], item: usize) {
+    if item > 1 {
+        for c in bytes.chunks_exact_mut(item) {
+            c.reverse();
+        }
+    }
+}
+
+/// A memory-mapped contiguous file as a chunk source.
+pub(crate) struct ContiguousSource {
+    name: String,
+    layout: Layout,
+    grid: ChunkGrid,
+    /// `None` for an array with no elements (an empty map is not allowed).
+    map: Option<Mmap>,
+}
+
+impl std::fmt::Debug for ContiguousSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContiguousSource")
+            .field("name", &self.name)
+            .field("layout", &self.layout)
+            .field("grid", &self.grid)
+            .finish()
+    }
+}
+
+impl ContiguousSource {
+    /// Map `file`, checking it is large enough for `layout`.
+    pub fn open(name: &str, file: &Path, layout: Layout) -> Result<ContiguousSource> {
+        let f = File::open(file).map_err(|e| open_err(name, "cannot open the file", e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| open_err(name, "cannot stat the file", e))?
+            .len();
+        let nbytes = layout
+            .nbytes()
+            .ok_or_else(|| Error::open(name, format!("shape {:?} is too large", layout.shape)))?;
+        let need = layout.offset.saturating_add(nbytes);
+        if len < need {
+            return Err(Error::open(
+                name,
+                format!(
+                    "the file is {len} bytes but {} {:?} from byte {} needs {need}: truncated or wrong shape",
+                    layout.dtype, layout.shape, layout.offset
+                ),
+            ));
+        }
+        let map = if nbytes == 0 {
+            None
+        } else {
+            // SAFETY: read-only private map; the module invariant (nobody
+            // truncates a mapped file) keeps every access inside the file,
+            // whose length was checked above to cover the whole array.
+            Some(
+                unsafe { memmap2::MmapOptions::new().map(&f) }
+                    .map_err(|e| open_err(name, "cannot map the file", e))?,
+            )
+        };
+        let grid = ChunkGrid::auto(
+            &layout.shape,
+            layout.dtype.size(),
+            DEFAULT_TARGET_CHUNK_BYTES,
+        );
+        Ok(ContiguousSource {
+            name: name.to_string(),
+            layout,
+            grid,
+            map,
+        })
+    }
+}
+
+pub(crate) fn open_err(name: &str, what: &str, e: std::io::Error) -> Error {
+    Error::Open {
+        path: name.to_string(),
+        message: format!("{what}: {e}"),
+        cause: Some(Box::new(e)),
+    }
+}
+
+impl ChunkSource for ContiguousSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn shape(&self) -> &[u64] {
+        &self.layout.shape
+    }
+    fn dtype(&self) -> DType {
+        self.layout.dtype
+    }
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+    fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
+        let gs = self.grid.grid_shape();
+        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+            return Err(Error::source(
+                &self.name,
+                idx,
+                format!("no such chunk in a grid of {gs:?} chunks"),
+            ));
+        }
+        let sel: Vec<AxisSel> = self
+            .grid
+            .chunk_region(idx)
+            .into_iter()
+            .map(AxisSel::range)
+            .collect();
+        self.read_selection(&sel).map_err(|e| match e {
+            Error::Source {
+                source_name,
+                message,
+                cause,
+                ..
+            } => Error::Source {
+                source_name,
+                chunk: ndstream_engine::ChunkIndex(idx.to_vec()),
+                message,
+                cause,
+            },
+            other => other,
+        })
+    }
+    fn supports_selection(&self) -> bool {
+        true
+    }
+    fn read_selection(&self, sel: &[AxisSel]) -> Result<Block> {
+        let shape = &self.layout.shape;
+        if sel.len() != shape.len() {
+            return Err(Error::source(
+                &self.name,
+                &[],
+                format!("a {}-d selection of a {}-d array", sel.len(), shape.len()),
+            ));
+        }
+        for (d, (s, &n)) in sel.iter().zip(shape).enumerate() {
+            if s.len > 0 && s.bounds().end > n {
+                return Err(Error::source(
+                    &self.name,
+                    &[],
+                    format!("selection {s:?} leaves axis {d} of length {n}"),
+                ));
+            }
+        }
+        let out_shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
+        let item = self.layout.dtype.size();
+        let strides = self.layout.strides();
+        let swap = self.layout.needs_swap();
+        let base = self.layout.offset as usize;
+        let map: &[u8] = self.map.as_deref().unwrap_or(&[]);
+        let empty = out_shape.contains(&0);
+        block_from_fill(self.layout.dtype, &out_shape, |dst| {
+            if !empty {
+                gather(map, base, &strides, sel, item, dst);
+                if swap {
+                    swap_bytes(dst, item);
+                }
+            }
+        })
+        .ok_or_else(|| {
+            Error::source(
+                &self.name,
+                &[],
+                "a bool element is neither 0 nor 1: corrupt data",
+            )
+        })
+    }
+}
+
+/// A pre-sized contiguous file (C order) written chunk by chunk.
+#[derive(Debug)]
+pub(crate) struct ContiguousSink {
+    name: String,
+    layout: Layout,
+    grid: ChunkGrid,
+    file: File,
+    marker: PathBuf,
+}
+
+/// Check a spec's chunking against its shape and build the grid.
+pub(crate) fn spec_grid(name: &str, spec: &SinkSpec) -> Result<ChunkGrid> {
+    if spec.chunks.len() != spec.shape.len() {
+        return Err(Error::open(
+            name,
+            format!(
+                "chunks {:?} do not match the rank of shape {:?}",
+                spec.chunks, spec.shape
+            ),
+        ));
+    }
+    if spec.chunks.contains(&0) {
+        return Err(Error::open(
+            name,
+            format!("chunks {:?} must be at least 1 on every axis", spec.chunks),
+        ));
+    }
+    Ok(ChunkGrid::regular(&spec.shape, &spec.chunks))
+}
+
+impl ContiguousSink {
+    /// Create (or per `mode` replace or resume) `file` with `header` before the
+    /// elements. `matches` checks an existing file on resume.
+    pub fn create(
+        name: &str,
+        file: &Path,
+        layout: Layout,
+        header: &[u8],
+        spec: &SinkSpec,
+        matches: impl FnOnce(&Path) -> std::result::Result<(), String>,
+    ) -> Result<ContiguousSink> {
+        debug_assert!(!layout.fortran);
+        let grid = spec_grid(name, spec)?;
+        let nbytes = layout
+            .nbytes()
+            .ok_or_else(|| Error::open(name, format!("shape {:?} is too large", layout.shape)))?;
+        let marker = marker_path(file);
+        let exists = file.exists();
+        if exists && file.is_dir() {
+            return Err(Error::open(name, "is a directory"));
+        }
+        let resume = exists && spec.mode == WriteMode::Resume;
+        match spec.mode {
+            WriteMode::Create if exists => {
+                return Err(Error::open(
+                    name,
+                    "already exists; overwrite it or resume the write explicitly",
+                ))
+            }
+            WriteMode::Overwrite if exists => std::fs::remove_file(file)
+                .map_err(|e| open_err(name, "cannot remove the existing file", e))?,
+            WriteMode::Resume if exists => {
+                matches(file).map_err(|m| Error::open(name, format!("cannot resume: {m}")))?;
+            }
+            _ => {}
+        }
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| open_err(name, "cannot create the directory", e))?;
+        }
+        std::fs::write(
+            &marker,
+            b"being written by ndstream; removed when the write finishes\n",
+        )
+        .map_err(|e| open_err(name, "cannot create the incomplete marker", e))?;
+        let f = if resume {
+            OpenOptions::new().read(true).write(true).open(file)
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(file)
+        }
+        .map_err(|e| open_err(name, "cannot open the file for writing", e))?;
+        if !resume {
+            f.write_all_at(header, 0)
+                .map_err(|e| open_err(name, "cannot write the header", e))?;
+            f.set_len(layout.offset + nbytes)
+                .map_err(|e| open_err(name, "cannot size the file", e))?;
+        }
+        Ok(ContiguousSink {
+            name: name.to_string(),
+            layout,
+            grid,
+            file: f,
+            marker,
+        })
+    }
+}
+
+impl ChunkSink for ContiguousSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn shape(&self) -> &[u64] {
+        &self.layout.shape
+    }
+    fn dtype(&self) -> DType {
+        self.layout.dtype
+    }
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+    fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()> {
+        let what = format!("chunk {}", ndstream_engine::ChunkIndex(idx.to_vec()));
+        let gs = self.grid.grid_shape();
+        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+            return Err(Error::sink(
+                &self.name,
+                what,
+                format!("no such chunk in a grid of {gs:?} chunks"),
+            ));
+        }
+        let region = self.grid.chunk_region(idx);
+        let want: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();
+        if data.dtype() != self.layout.dtype || data.shape() != want.as_slice() {
+            return Err(Error::sink(
+                &self.name,
+                what,
+                format!(
+                    "got a {} block of shape {:?}, expected {} {:?}",
+                    data.dtype(),
+                    data.shape(),
+                    self.layout.dtype,
+                    want
+                ),
+            ));
+        }
+        let item = self.layout.dtype.size();
+        let mut bytes = data.to_ne_bytes();
+        if self.layout.needs_swap() {
+            swap_bytes(&mut bytes, item);
+        }
+        let shape = &self.layout.shape;
+        let nd = shape.len();
+        // Axes after `k` are covered whole, so each run spans axis k and all after it.
+        let k = (0..nd)
+            .rev()
+            .find(|&j| region[j].start != 0 || region[j].end != shape[j])
+            .unwrap_or(0);
+        let strides: Vec<u64> = (0..nd)
+            .map(|d| shape[d + 1..].iter().product::<u64>())
+            .collect();
+        let run_elems: u64 = if nd == 0 {
+            1
+        } else {
+            want[k] as u64 * strides[k]
+        };
+        let run = run_elems as usize * item;
+        let n_runs: usize = want[..k.min(nd)].iter().product();
+        let mut ix = vec![0u64; k];
+        let io = |e: std::io::Error| Error::Sink {
+            sink_name: self.name.clone(),
+            what: format!("chunk {}", ndstream_engine::ChunkIndex(idx.to_vec())),
+            message: format!("write failed: {e}"),
+            cause: Some(Box::new(e)),
+        };
+        for r in 0..n_runs {
+            let mut elem = if nd == 0 {
+                0
+            } else {
+                region[k].start * strides[k]
+            };
+            for d in 0..k {
+                elem += (region[d].start + ix[d]) * strides[d];
+            }
+            let off = self.layout.offset + elem * item as u64;
+            self.file
+                .write_all_at(&bytes[r * run..(r + 1) * run], off)
+                .map_err(io)?;
+            for d in (0..k).rev() {
+                ix[d] += 1;
+                if ix[d] < want[d] as u64 {
+                    break;
+                }
+                ix[d] = 0;
+            }
+        }
+        Ok(())
+    }
+    fn memory_per_chunk(&self) -> u64 {
+        self.grid.max_chunk_elems() * self.layout.dtype.size() as u64
+    }
+    fn finish(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::Sink {
+            sink_name: self.name.clone(),
+            what: "the final sync".into(),
+            message: e.to_string(),
+            cause: Some(Box::new(e)),
+        })?;
+        match std::fs::remove_file(&self.marker) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Sink {
+                sink_name: self.name.clone(),
+                what: "the incomplete marker".into(),
+                message: format!("cannot remove {}: {e}", self.marker.display()),
+                cause: Some(Box::new(e)),
+            }),
+        }
+    }
+}
+
+/// Open a raw binary file with an explicit layout.
+pub(crate) fn open_source(name: &str, file: &Path, spec: &RawSpec) -> Result<ContiguousSource> {
+    ContiguousSource::open(name, file, raw_layout(spec))
+}
+
+fn raw_layout(spec: &RawSpec) -> Layout {
+    Layout {
+        dtype: spec.dtype,
+        shape: spec.shape.clone(),
+        little_endian: spec.little_endian,
+        fortran: false,
+        offset: spec.offset,
+    }
+}
+
+/// Create a raw binary file for `spec`. `query` is the path's `?dtype=...`
+/// part, if any: its dtype and shape must agree with the spec, and it sets
+/// the byte order and offset (default little-endian at offset 0).
+pub(crate) fn create_sink(
+    name: &str,
+    file: &Path,
+    query: Option<&str>,
+    spec: &SinkSpec,
+) -> Result<ContiguousSink> {
+    let mut raw = RawSpec {
+        dtype: spec.dtype,
+        shape: spec.shape.clone(),
+        little_endian: true,
+        offset: 0,
+    };
+    if let Some(q) = query {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                Error::open(
+                    name,
+                    format!("malformed raw spec: `{pair}` is not key=value"),
+                )
+            })?;
+            match k.trim() {
+                "dtype" => {
+                    let (dt, le) = parse_typestr(v.trim())
+                        .map_err(|m| Error::open(name, format!("malformed raw spec: {m}")))?;
+                    if dt != spec.dtype {
+                        return Err(Error::open(
+                            name,
+                            format!("the path says dtype {dt} but the data is {}", spec.dtype),
+                        ));
+                    }
+                    raw.little_endian = le;
+                }
+                "shape" => {
+                    let dims: std::result::Result<Vec<u64>, _> = v
+                        .trim()
+                        .trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']')
+                        .split([',', 'x'])
+                        .filter(|s| !s.trim().is_empty())
+                        .map(|s| s.trim().parse::<u64>())
+                        .collect();
+                    let dims = dims.map_err(|_| {
+                        Error::open(name, format!("malformed raw spec: shape `{v}`"))
+                    })?;
+                    if dims != spec.shape {
+                        return Err(Error::open(
+                            name,
+                            format!(
+                                "the path says shape {dims:?} but the data is {:?}",
+                                spec.shape
+                            ),
+                        ));
+                    }
+                }
+                "offset" => {
+                    raw.offset = v.trim().parse().map_err(|_| {
+                        Error::open(name, format!("malformed raw spec: offset `{v}`"))
+                    })?
+                }
+                other => {
+                    return Err(Error::open(
+                        name,
+                        format!("malformed raw spec: unknown key `{other}`"),
+                    ))
+                }
+            }
+        }
+    }
+    let layout = raw_layout(&raw);
+    let need = layout.offset + layout.nbytes().unwrap_or(u64::MAX);
+    let header = vec![0u8; raw.offset as usize];
+    ContiguousSink::create(name, file, layout, &header, spec, |f| {
+        let len = std::fs::metadata(f).map_err(|e| e.to_string())?.len();
+        if len == need {
+            Ok(())
+        } else {
+            Err(format!(
+                "the existing file is {len} bytes, this array needs {need}"
+            ))
+        }
+    })
+}
+
+/// `info` for a raw file.
+pub(crate) fn info(name: &str, file: &Path, spec: &RawSpec) -> Result<ArrayInfo> {
+    let src = open_source(name, file, spec)?;
+    Ok(contiguous_info(name, "raw", file, &src.layout))
+}
+
+/// `info` of a contiguous file (`raw` or `npy`).
+pub(crate) fn contiguous_info(name: &str, format: &str, file: &Path, layout: &Layout) -> ArrayInfo {
+    let logical = layout.nbytes().unwrap_or(u64::MAX);
+    ArrayInfo {
+        path: name.to_string(),
+        format: format.to_string(),
+        shape: layout.shape.clone(),
+        dtype: layout.dtype,
+        chunks: None,
+        shards: None,
+        codec: "none".into(),
+        stored_bytes: std::fs::metadata(file).ok().map(|m| m.len()),
+        logical_bytes: logical,
+        fill_value: None,
+        attributes: Default::default(),
+        incomplete: marker_path(file).exists(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_matches_ndarray_slicing() {
+        // A 3x4x5 C-order u16 array, values = linear index.
+        let vals: Vec<u16> = (0..60).collect();
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let layout = Layout {
+            dtype: DType::U16,
+            shape: vec![3, 4, 5],
+            little_endian: true,
+            fortran: false,
+            offset: 0,
+        };
+        let sel = [
+            AxisSel {
+                start: 2,
+                step: -1,
+                len: 2,
+            },
+            AxisSel {
+                start: 1,
+                step: 2,
+                len: 2,
+            },
+            AxisSel {
+                start: 0,
+                step: 1,
+                len: 5,
+            },
+        ];
+        let mut out = vec![0u8; 2 * 2 * 5 * 2];
+        gather(&bytes, 0, &layout.strides(), &sel, 2, &mut out);
+        let got: Vec<u16> = out
+            .chunks_exact(2)
+            .map(|c| u16::from_ne_bytes([c[0], c[1]]))
+            .collect();
+        let want: Vec<u16> = [2usize, 1]
+            .iter()
+            .flat_map(|&i| {
+                [1usize, 3]
+                    .iter()
+                    .flat_map(move |&j| (0..5).map(move |k| (i * 20 + j * 5 + k) as u16))
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn bool_bytes_validated() {
+        assert!(block_from_fill(DType::Bool, &[2], |b| b.copy_from_slice(&[1, 0])).is_some());
+        assert!(block_from_fill(DType::Bool, &[2], |b| b.copy_from_slice(&[2, 0])).is_none());
+    }
+}

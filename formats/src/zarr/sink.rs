@@ -1,0 +1,331 @@
+//! [`ZarrSink`]: a new Zarr v2/v3 array written chunk by chunk through zarrs.
+//!
+//! Protocol:
+//! 1. `create` settles the write mode: `Create` refuses an existing path
+//!    (untouched); `Overwrite` removes it (only if it is a Zarr node or an
+//!    empty directory, never an unrelated directory); `Resume` reopens an
+//!    existing array whose metadata matches the spec (shape, dtype, chunks,
+//!    shards, codecs, version) and otherwise refuses.
+//! 2. The marker file `.ndstream-incomplete` is written into the array
+//!    directory *before* the metadata, so no array ever looks complete
+//!    before `finish` removes the marker.
+//! 3. Each `write_chunk` pads an edge chunk to the full chunk shape with the
+//!    fill value (zarrs requires it), encodes on the calling thread (codec
+//!    concurrency 1) and stores it through [`AtomicFsStore`] (a temporary
+//!    file renamed over the key). Every chunk is stored, even one equal to
+//!    the fill value, so "file exists and decodes" means "written" on resume.
+//! 4. Sharded arrays (`spec.shards`): the sink's grid is the shard grid; the
+//!    executor delivers a whole shard, which zarrs splits into inner chunks
+//!    and encodes as one file. `memory_per_chunk` reports the padded copy
+//!    plus the encoded output.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use ndstream_engine::{
+    Block, BlockElement, ChunkGrid, ChunkIndex, ChunkSink, DType, Error, Result,
+};
+use zarrs::array::{Array, ArrayBytes, CodecOptions, Element};
+
+use super::meta::{self, ArrayMeta, Node};
+use super::store::AtomicFsStore;
+use super::{codec_options, open_array, zarrs_node_path, INCOMPLETE_MARKER};
+use crate::raw::open_err;
+use crate::spec::{SinkSpec, WriteMode};
+
+/// A Zarr array being written.
+pub(crate) struct ZarrSink {
+    name: String,
+    dir: PathBuf,
+    array: Array<AtomicFsStore>,
+    dtype: DType,
+    shape: Vec<u64>,
+    /// The grid of stored chunks (shards when sharded).
+    grid: ChunkGrid,
+    /// The full shape of a stored chunk (or shard).
+    chunk_shape: Vec<u64>,
+    options: CodecOptions,
+}
+
+impl std::fmt::Debug for ZarrSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrSink")
+            .field("name", &self.name)
+            .field("grid", &self.grid)
+            .finish()
+    }
+}
+
+fn check_spec(name: &str, spec: &SinkSpec) -> Result<()> {
+    crate::raw::spec_grid(name, spec)?;
+    if let Some(shards) = &spec.shards {
+        if spec.zarr_version == crate::spec::ZarrVersion::V2 {
+            return Err(Error::open(name, "sharding needs Zarr v3"));
+        }
+        let fits = shards.len() == spec.chunks.len()
+            && shards
+                .iter()
+                .zip(&spec.chunks)
+                .all(|(&s, &c)| s > 0 && s % c == 0);
+        if !fits {
+            return Err(Error::open(
+                name,
+                format!("shard shape {shards:?} must be a multiple of the chunk shape {:?} on every axis", spec.chunks),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false)
+}
+
+/// Make sure `root` and the groups between it and the array exist as groups.
+fn ensure_groups(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Result<()> {
+    let mut dir = root.to_path_buf();
+    let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, part) in std::iter::once("").chain(parts.iter().copied()).enumerate() {
+        if !part.is_empty() {
+            dir.push(part);
+        }
+        if i == parts.len() {
+            break; // the array itself
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| open_err(name, "cannot create the group directory", e))?;
+        match meta::read_node(&dir) {
+            Ok(Some(Node::Group { .. })) => {}
+            Ok(None) => {
+                let (file, json) = meta::group_metadata(spec.zarr_version);
+                std::fs::write(dir.join(file), json.to_string())
+                    .map_err(|e| open_err(name, "cannot write group metadata", e))?;
+            }
+            Ok(Some(Node::Array(_))) => {
+                return Err(Error::open(
+                    name,
+                    format!("{} is an array, not a group", dir.display()),
+                ))
+            }
+            Err(m) => return Err(Error::open(name, m)),
+        }
+    }
+    Ok(())
+}
+
+/// What must agree for a resume: everything but attributes and fill value.
+fn same_layout(a: &ArrayMeta, b: &ArrayMeta) -> bool {
+    a.version == b.version
+        && a.shape == b.shape
+        && a.dtype == b.dtype
+        && a.chunks == b.chunks
+        && a.inner == b.inner
+        && a.codec == b.codec
+}
+
+impl ZarrSink {
+    /// Create (or per `spec.mode` replace or resume) the array `array` of the store at `root`.
+    pub fn create(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Result<ZarrSink> {
+        check_spec(name, spec)?;
+        let dir = root.join(array);
+        let want = meta::meta_of_spec(spec).map_err(|m| Error::open(name, m))?;
+        let exists = dir.exists() && !is_empty_dir(&dir);
+        let existing = if exists {
+            meta::read_node(&dir).map_err(|m| Error::open(name, m))?
+        } else {
+            None
+        };
+        let mut resume = false;
+        if exists {
+            match spec.mode {
+                WriteMode::Create => {
+                    return Err(Error::open(name, "already exists; overwrite it or resume the write explicitly"))
+                }
+                WriteMode::Overwrite => {
+                    if existing.is_none() {
+                        return Err(Error::open(
+                            name,
+                            "exists and is not a Zarr array or group; refusing to delete it",
+                        ));
+                    }
+                    std::fs::remove_dir_all(&dir).map_err(|e| open_err(name, "cannot remove the existing store", e))?;
+                }
+                WriteMode::Resume => match &existing {
+                    Some(Node::Array(have)) if same_layout(have, &want) => resume = true,
+                    Some(Node::Array(have)) => {
+                        return Err(Error::open(
+                            name,
+                            format!(
+                                "cannot resume: the existing array is {} {:?} in chunks {:?} ({}), the write is {} {:?} in chunks {:?} ({})",
+                                have.dtype, have.shape, have.chunks, have.codec, want.dtype, want.shape, want.chunks, want.codec
+                            ),
+                        ))
+                    }
+                    _ => return Err(Error::open(name, "cannot resume: the existing path is not a Zarr array")),
+                },
+            }
+        }
+        if !resume {
+            ensure_groups(name, root, array, spec)?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| open_err(name, "cannot create the array directory", e))?;
+        std::fs::write(
+            dir.join(INCOMPLETE_MARKER),
+            b"being written by ndstream; removed when the write finishes\n",
+        )
+        .map_err(|e| open_err(name, "cannot write the incomplete marker", e))?;
+        let array_handle = if resume {
+            open_array(name, root, array)?
+        } else {
+            let store =
+                std::sync::Arc::new(AtomicFsStore::new(root).map_err(|m| Error::open(name, m))?);
+            let json = meta::build_metadata(spec);
+            let metadata: zarrs::array::ArrayMetadata = serde_json::from_value(json)
+                .map_err(|e| Error::open(name, format!("cannot build Zarr metadata: {e}")))?;
+            let a = Array::new_with_metadata(store, &zarrs_node_path(array), metadata)
+                .map_err(|e| Error::open(name, format!("cannot create the Zarr array: {e}")))?;
+            a.store_metadata()
+                .map_err(|e| Error::open(name, format!("cannot write the Zarr metadata: {e}")))?;
+            a
+        };
+        let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
+        Ok(ZarrSink {
+            name: name.to_string(),
+            dir,
+            array: array_handle,
+            dtype: spec.dtype,
+            shape: spec.shape.clone(),
+            grid: ChunkGrid::regular(&spec.shape, &chunk_shape),
+            chunk_shape,
+            options: codec_options(),
+        })
+    }
+
+    fn sink_err(
+        &self,
+        idx: &[u64],
+        message: String,
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Sink {
+            sink_name: self.name.clone(),
+            what: format!("chunk {}", ChunkIndex(idx.to_vec())),
+            message,
+            cause,
+        }
+    }
+
+    fn write_typed<T: Element + BlockElement>(&self, idx: &[u64], a: &ArrayD<T>) -> Result<()> {
+        let full: Vec<usize> = self.chunk_shape.iter().map(|&n| n as usize).collect();
+        let padded: ArrayD<T> = if a.shape() == full.as_slice() {
+            a.as_standard_layout().into_owned()
+        } else {
+            // The fill value is zero (false), as the metadata says.
+            let mut p = ArrayD::<T>::default(IxDyn(&full));
+            let info: Vec<SliceInfoElem> = a
+                .shape()
+                .iter()
+                .map(|&n| SliceInfoElem::Slice {
+                    start: 0,
+                    end: Some(n as isize),
+                    step: 1,
+                })
+                .collect();
+            p.slice_mut(info.as_slice()).assign(a);
+            p
+        };
+        self.array
+            .store_chunk_opt(idx, padded, &self.options)
+            .map_err(|e| {
+                self.sink_err(
+                    idx,
+                    format!("{e} (store {})", self.dir.display()),
+                    Some(Box::new(e)),
+                )
+            })
+    }
+}
+
+impl ChunkSink for ZarrSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+    fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()> {
+        let gs = self.grid.grid_shape();
+        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+            return Err(self.sink_err(
+                idx,
+                format!("no such chunk in a grid of {gs:?} chunks"),
+                None,
+            ));
+        }
+        let want: Vec<usize> = self
+            .grid
+            .chunk_shape(idx)
+            .iter()
+            .map(|&n| n as usize)
+            .collect();
+        if data.dtype() != self.dtype || data.shape() != want.as_slice() {
+            return Err(self.sink_err(
+                idx,
+                format!(
+                    "got a {} block of shape {:?}, expected {} {:?}",
+                    data.dtype(),
+                    data.shape(),
+                    self.dtype,
+                    want
+                ),
+                None,
+            ));
+        }
+        match data {
+            Block::Bool(a) => self.write_typed(idx, a),
+            Block::I8(a) => self.write_typed(idx, a),
+            Block::I16(a) => self.write_typed(idx, a),
+            Block::I32(a) => self.write_typed(idx, a),
+            Block::I64(a) => self.write_typed(idx, a),
+            Block::U8(a) => self.write_typed(idx, a),
+            Block::U16(a) => self.write_typed(idx, a),
+            Block::U32(a) => self.write_typed(idx, a),
+            Block::U64(a) => self.write_typed(idx, a),
+            Block::F32(a) => self.write_typed(idx, a),
+            Block::F64(a) => self.write_typed(idx, a),
+        }
+    }
+    fn is_done(&self, idx: &[u64]) -> bool {
+        // Present and decodable: a torn or empty file fails to decode.
+        matches!(
+            self.array
+                .retrieve_chunk_if_exists_opt::<ArrayBytes<'static>>(idx, &self.options),
+            Ok(Some(_))
+        )
+    }
+    fn memory_per_chunk(&self) -> u64 {
+        // The padded copy plus the encoded output (at most about as large).
+        2 * self.chunk_shape.iter().product::<u64>() * self.dtype.size() as u64
+    }
+    fn finish(&self) -> Result<()> {
+        match std::fs::remove_file(self.dir.join(INCOMPLETE_MARKER)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Sink {
+                sink_name: self.name.clone(),
+                what: "the incomplete marker".into(),
+                message: e.to_string(),
+                cause: Some(Box::new(e)),
+            }),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! [`ZarrSource`]: a Zarr v2/v3 array read chunk by chunk through zarrs.
+//!
+//! The grid is the array's chunk grid, or for a sharded v3 array the inner
+//! chunk grid (reading an inner chunk reads only its bytes and the shard
+//! index, cached per shard). `read_chunk` decodes one whole stored chunk,
+//! so a truncated or corrupt chunk always fails to decode (never a partial
+//! read that happens to fit) and becomes an `Error::Source` naming the chunk
+//! and its file; a missing chunk reads as the fill value. zarrs returns edge
+//! chunks padded to the full chunk shape; they are trimmed to the array.
+//! Decoding runs on the calling thread (codec concurrency 1): the executor
+//! owns the threads.
+
+use std::path::PathBuf;
+
+use ndarray::{ArrayD, SliceInfoElem};
+use ndstream_engine::{
+    Attributes, Block, BlockElement, ChunkGrid, ChunkIndex, ChunkSource, DType, Error, Result,
+};
+use zarrs::array::{
+    Array, ArrayShardedReadableExt, ArrayShardedReadableExtCache, CodecOptions, ElementOwned,
+};
+
+use super::codec_options;
+use super::meta::ArrayMeta;
+use super::store::AtomicFsStore;
+
+/// A Zarr array opened for reading.
+pub(crate) struct ZarrSource {
+    name: String,
+    /// The array's directory, for error messages.
+    dir: PathBuf,
+    array: Array<AtomicFsStore>,
+    meta: ArrayMeta,
+    grid: ChunkGrid,
+    shard_cache: Option<ArrayShardedReadableExtCache>,
+    options: CodecOptions,
+}
+
+impl std::fmt::Debug for ZarrSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrSource")
+            .field("name", &self.name)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl ZarrSource {
+    /// Wrap an opened array whose metadata ndstream has already vetted.
+    pub fn new(
+        name: &str,
+        dir: PathBuf,
+        array: Array<AtomicFsStore>,
+        meta: ArrayMeta,
+    ) -> ZarrSource {
+        let (grid, shard_cache) = match &meta.inner {
+            Some(inner) => (
+                ChunkGrid::regular(&meta.shape, inner),
+                Some(ArrayShardedReadableExtCache::new(&array)),
+            ),
+            None => (ChunkGrid::regular(&meta.shape, &meta.chunks), None),
+        };
+        ZarrSource {
+            name: name.to_string(),
+            dir,
+            array,
+            meta,
+            grid,
+            shard_cache,
+            options: codec_options(),
+        }
+    }
+
+    /// The file holding chunk `idx` of the grid (the shard, when sharded).
+    fn chunk_file(&self, idx: &[u64]) -> String {
+        let stored: Vec<u64> = match &self.meta.inner {
+            Some(inner) => idx
+                .iter()
+                .zip(inner)
+                .zip(&self.meta.chunks)
+                .map(|((&i, &c), &s)| i * c / s)
+                .collect(),
+            None => idx.to_vec(),
+        };
+        let key = self.array.chunk_key(&stored);
+        self.dir.join(key.as_str()).display().to_string()
+    }
+
+    fn read_typed<T: ElementOwned + BlockElement>(&self, idx: &[u64]) -> Result<Block> {
+        let decoded: std::result::Result<ArrayD<T>, _> = match &self.shard_cache {
+            Some(cache) => self
+                .array
+                .retrieve_subchunk_opt::<ArrayD<T>>(cache, idx, &self.options),
+            None => self
+                .array
+                .retrieve_chunk_opt::<ArrayD<T>>(idx, &self.options),
+        };
+        let a = decoded.map_err(|e| Error::Source {
+            source_name: self.name.clone(),
+            chunk: ChunkIndex(idx.to_vec()),
+            message: format!("{e} (file {})", self.chunk_file(idx)),
+            cause: Some(Box::new(e)),
+        })?;
+        let want = self.grid.chunk_shape(idx);
+        let want: Vec<usize> = want.iter().map(|&n| n as usize).collect();
+        if a.shape() == want.as_slice() {
+            return Ok(T::into_block(a));
+        }
+        if a.ndim() != want.len() || a.shape().iter().zip(&want).any(|(&got, &w)| got < w) {
+            return Err(Error::source(
+                &self.name,
+                idx,
+                format!(
+                    "decoded a chunk of shape {:?}, expected at least {want:?} (file {})",
+                    a.shape(),
+                    self.chunk_file(idx)
+                ),
+            ));
+        }
+        let info: Vec<SliceInfoElem> = want
+            .iter()
+            .map(|&w| SliceInfoElem::Slice {
+                start: 0,
+                end: Some(w as isize),
+                step: 1,
+            })
+            .collect();
+        Ok(T::into_block(a.slice(info.as_slice()).to_owned()))
+    }
+}
+
+impl ChunkSource for ZarrSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn shape(&self) -> &[u64] {
+        &self.meta.shape
+    }
+    fn dtype(&self) -> DType {
+        self.meta.dtype
+    }
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+    fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
+        let gs = self.grid.grid_shape();
+        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+            return Err(Error::source(
+                &self.name,
+                idx,
+                format!("no such chunk in a grid of {gs:?} chunks"),
+            ));
+        }
+        match self.meta.dtype {
+            DType::Bool => self.read_typed::<bool>(idx),
+            DType::I8 => self.read_typed::<i8>(idx),
+            DType::I16 => self.read_typed::<i16>(idx),
+            DType::I32 => self.read_typed::<i32>(idx),
+            DType::I64 => self.read_typed::<i64>(idx),
+            DType::U8 => self.read_typed::<u8>(idx),
+            DType::U16 => self.read_typed::<u16>(idx),
+            DType::U32 => self.read_typed::<u32>(idx),
+            DType::U64 => self.read_typed::<u64>(idx),
+            DType::F32 => self.read_typed::<f32>(idx),
+            DType::F64 => self.read_typed::<f64>(idx),
+        }
+    }
+    fn attributes(&self) -> Attributes {
+        self.meta.attributes.clone()
+    }
+}
