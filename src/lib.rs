@@ -20,7 +20,7 @@
 //!
 //! The engine ([`ndstream_engine`]) knows nothing of file formats; the
 //! formats ([`formats`]) implement its `ChunkSource`/`ChunkSink` traits.
-//! This crate joins the two.
+//! This crate joins the two: [`open`], [`open_many`], [`store`].
 
 pub use ndstream_engine::*;
 
@@ -29,6 +29,9 @@ pub mod formats {
     pub use ndstream_formats::*;
 }
 
+use std::sync::Arc;
+
+use ndstream_formats::SinkSpec;
 
 /// Counter-based random arrays (NumPy's `random.normal`, `uniform`,
 /// `exponential`): a value depends only on the seed and its index, so the
@@ -62,3 +65,70 @@ pub mod random {
     }
 }
 
+/// Open a stored array lazily, with its native chunking: `file.h5:/group/x`,
+/// `dir.zarr` or `dir.zarr/group/array`, `file.npy`, or raw
+/// `file.bin?dtype=<f4&shape=100,200`.
+///
+/// # Errors
+/// A missing file, dataset or array; an unsupported dtype.
+pub fn open(path: &str) -> Result<Array> {
+    Ok(Array::from_source(ndstream_formats::open_source(path)?))
+}
+
+/// Open a stored array with a chunking of your choice (reads go through the
+/// chunk cache when it cuts across the stored chunks).
+///
+/// # Errors
+/// As [`open`], and chunks that do not fit the shape.
+pub fn open_with(path: &str, chunks: impl Into<Chunks>) -> Result<Array> {
+    open(path)?.rechunk(chunks.into())
+}
+
+/// Open every array a glob matches (`data/*.hdf5:/t2m`), in sorted order,
+/// ready for [`stack`].
+///
+/// # Errors
+/// No match, or any of them fails to open.
+pub fn open_many(pattern: &str) -> Result<Vec<Array>> {
+    Ok(ndstream_formats::open_many(pattern)?.into_iter().map(Array::from_source).collect())
+}
+
+/// How [`store`] creates its output.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// Chunk shape of the output (default: the array's chunks, largest chunk size).
+    pub chunks: Option<Vec<u64>>,
+    /// Zarr v3 shard shape.
+    pub shards: Option<Vec<u64>>,
+    /// Compression (default none).
+    pub codec: Option<formats::Codec>,
+    /// Create, overwrite or resume.
+    pub mode: formats::WriteMode,
+    /// Zarr format version for `.zarr` outputs.
+    pub zarr_version: formats::ZarrVersion,
+    /// User attributes to write.
+    pub attributes: Attributes,
+}
+
+/// The sink spec [`store`] would create for `a`.
+pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
+    let chunks = opts.chunks.clone().unwrap_or_else(|| a.grid().max_chunk_shape().iter().map(|&c| c.max(1)).collect());
+    let mut spec = SinkSpec::new(a.shape().to_vec(), a.dtype(), chunks);
+    spec.shards = opts.shards.clone();
+    spec.codec = opts.codec.clone().unwrap_or(formats::Codec::None);
+    spec.mode = opts.mode;
+    spec.zarr_version = opts.zarr_version;
+    spec.attributes = opts.attributes.clone();
+    spec
+}
+
+/// Stream an array into a new store at `path` (Zarr, HDF5, `.npy`, raw),
+/// chunk by chunk, in bounded memory.
+///
+/// # Errors
+/// An existing output without overwrite/resume, plan/budget errors, and
+/// any read or write failure (the output is then left marked incomplete).
+pub fn store(exec: &Executor, a: &Array, path: &str, opts: &StoreOptions) -> Result<StoreReport> {
+    let sink: Arc<dyn ChunkSink> = ndstream_formats::create_sink(path, &sink_spec(a, opts))?;
+    exec.store(a, sink.as_ref())
+}
