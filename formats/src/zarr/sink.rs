@@ -97,6 +97,16 @@ fn ensure_groups(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Resul
         std::fs::create_dir_all(&dir)
             .map_err(|e| open_err(name, "cannot create the group directory", e))?;
         match meta::read_node(&dir) {
+            Ok(Some(Node::Group { version, .. })) if version != spec.zarr_version => {
+                return Err(Error::open(
+                    name,
+                    format!(
+                        "the group {} is Zarr {version:?} but the write asks for Zarr {:?}",
+                        dir.display(),
+                        spec.zarr_version
+                    ),
+                ))
+            }
             Ok(Some(Node::Group { .. })) => {}
             Ok(None) => {
                 let (file, json) = meta::group_metadata(spec.zarr_version);

@@ -492,3 +492,33 @@ fn open_many_globs_the_file_part() {
         Err(Error::Open { .. })
     ));
 }
+
+#[test]
+fn arrays_go_only_into_groups_of_their_version() {
+    let (_t, g) = fixture_copy("v2/group.zarr");
+    let before = snapshot(Path::new(&g));
+    let spec = SinkSpec::new(vec![3], DType::F64, vec![2]); // Zarr v3 by default
+    match create_sink(&format!("{g}/new"), &spec) {
+        Err(Error::Open { message, .. }) => assert!(message.contains("V2"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // Nor below an array.
+    assert!(matches!(
+        create_sink(&format!("{g}/a/x"), &spec),
+        Err(Error::Open { .. })
+    ));
+    assert_eq!(snapshot(Path::new(&g)), before);
+    // With the right version it works, and the group lists it.
+    let mut v2 = spec.clone();
+    v2.zarr_version = ndstream_formats::ZarrVersion::V2;
+    let sink = create_sink(&format!("{g}/new"), &v2).unwrap();
+    sink.write_chunk(&[0], &Block::full(DType::F64, &[2], 1.0))
+        .unwrap();
+    sink.write_chunk(&[1], &Block::full(DType::F64, &[1], 2.0))
+        .unwrap();
+    sink.finish().unwrap();
+    let ndstream_formats::StoreInfo::Group { arrays, .. } = info(&g).unwrap() else {
+        panic!()
+    };
+    assert_eq!(arrays.len(), 3);
+}
