@@ -7,6 +7,7 @@
 //! read that happens to fit) and becomes an `Error::Source` naming the chunk
 //! and its file; a missing chunk reads as the fill value. zarrs returns edge
 //! chunks padded to the full chunk shape; they are trimmed to the array.
+//! The shard-index cache is bounded ([`SHARD_INDEX_CACHE`] shards).
 //! Decoding runs on the calling thread (codec concurrency 1): the executor
 //! owns the threads.
 
@@ -23,6 +24,9 @@ use zarrs::array::{
 use super::codec_options;
 use super::meta::ArrayMeta;
 use super::store::AtomicFsStore;
+
+/// Shard indexes kept at most (each is 16 bytes per inner chunk of a shard).
+const SHARD_INDEX_CACHE: usize = 64;
 
 /// A Zarr array opened for reading.
 pub(crate) struct ZarrSource {
@@ -88,9 +92,15 @@ impl ZarrSource {
 
     fn read_typed<T: ElementOwned + BlockElement>(&self, idx: &[u64]) -> Result<Block> {
         let decoded: std::result::Result<ArrayD<T>, _> = match &self.shard_cache {
-            Some(cache) => self
-                .array
-                .retrieve_subchunk_opt::<ArrayD<T>>(cache, idx, &self.options),
+            Some(cache) => {
+                // The cache holds one decoded shard index per shard read;
+                // bound it so memory stays flat however many shards a job visits.
+                if cache.len() >= SHARD_INDEX_CACHE {
+                    cache.clear();
+                }
+                self.array
+                    .retrieve_subchunk_opt::<ArrayD<T>>(cache, idx, &self.options)
+            }
             None => self
                 .array
                 .retrieve_chunk_opt::<ArrayD<T>>(idx, &self.options),
