@@ -491,6 +491,11 @@ impl ReduceSetup {
                     break;
                 }
                 let per_unit = total / *p;
+                if per_unit >= limit {
+                    // Splitting this axis cannot reach the limit: it would
+                    // only add partials to merge.
+                    continue;
+                }
                 let want = (limit / per_unit.max(1)).max(1);
                 if want < *p {
                     total = per_unit * want;

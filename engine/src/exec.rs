@@ -276,6 +276,12 @@ impl Executor {
         for g in groups {
             let first = &roots[g[0]];
             match first.op() {
+                // Many output chunks: fold each one's tiles inside its own
+                // task (same fold order, so the same bits, with no merge
+                // bottleneck on the calling thread).
+                Op::Reduce { .. } if g.len() == 1 && first.grid().num_chunks() >= 2 * self.threads as u64 => {
+                    out[g[0]] = self.run_map(first, None, &cached, &cache)?;
+                }
                 Op::Reduce { .. } => {
                     let nodes: Vec<Array> = g.iter().map(|&i| roots[i].clone()).collect();
                     let blocks = self.run_reduce(&nodes, None, &cached, &cache)?;
