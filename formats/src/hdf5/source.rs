@@ -1,0 +1,533 @@
+//! [`Hdf5Source`]: one HDF5 dataset as a [`ChunkSource`].
+//!
+//! Three ways to read, chosen at open:
+//! - `Chunked`: the chunk index (file address, stored size, filter mask of
+//!   every allocated chunk) is read once under the HDF5 lock; `read_chunk`
+//!   is then a positioned read plus a decode on the calling thread. The grid
+//!   is the dataset's chunk shape; edge chunks are stored full size and
+//!   trimmed here; unallocated chunks are the fill value.
+//! - `Contiguous`: the data's file offset is known; the grid is
+//!   [`ChunkGrid::auto`] at [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES);
+//!   chunks and strided selections are gathered from positioned reads.
+//!   Storage never allocated reads as the fill value.
+//! - `Library`: filters ndstream does not decode (szip, scale-offset, lzf,
+//!   ...) or compact/external/virtual storage: each chunk is read through
+//!   hdf5-metno, under its global lock.
+//!
+//! Only `Library` keeps HDF5 handles open; the other two close them after
+//! open and touch the file through `std::fs` only.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use hdf5::{Dataset, Hyperslab, Selection, SliceOrIndex};
+use ndarray::IxDyn;
+use ndstream_engine::{
+    with_block, with_dtype, Attributes, AxisSel, Block, ChunkGrid, ChunkSource, DType, Error,
+    Result,
+};
+
+use super::codec::{self, Step};
+use super::{attrs, normalize, open_dataset, open_file, Meta};
+use crate::DEFAULT_TARGET_CHUNK_BYTES;
+
+/// Where one allocated chunk lives in the file.
+#[derive(Clone, Copy, Debug)]
+struct ChunkLoc {
+    addr: u64,
+    size: u64,
+    mask: u32,
+}
+
+/// How the dataset's bytes are reached.
+#[derive(Debug)]
+enum Storage {
+    Chunked {
+        /// HDF5 chunk shape (every stored chunk is this big).
+        chunk: Vec<usize>,
+        /// Per chunk of the grid (C order), `None` if never written.
+        locs: Vec<Option<ChunkLoc>>,
+        pipeline: Vec<Step>,
+        file: File,
+    },
+    Contiguous {
+        /// File offset of element 0, `None` if storage was never allocated.
+        offset: Option<u64>,
+        file: File,
+    },
+    Library {
+        ds: Dataset,
+    },
+}
+
+/// An HDF5 dataset as a chunk source.
+#[derive(Debug)]
+pub(crate) struct Hdf5Source {
+    name: String,
+    shape: Vec<u64>,
+    dtype: DType,
+    big_endian: bool,
+    grid: ChunkGrid,
+    /// One element of the fill value, native byte order.
+    fill: Vec<u8>,
+    attrs: Attributes,
+    storage: Storage,
+}
+
+/// `HADDR_UNDEF`: the address of storage that does not exist.
+const UNDEF: u64 = u64::MAX;
+
+/// Positioned reads gather strided runs in windows of this many bytes.
+const WINDOW: usize = 1 << 20;
+
+impl Hdf5Source {
+    /// Open `dataset` in `file` (see [`super::open_source`]).
+    pub(crate) fn open(file: &Path, dataset: &str, name: &str) -> Result<Hdf5Source> {
+        let f = open_file(file, name)?;
+        let ds = open_dataset(&f, &normalize(dataset), file, name)?;
+        let meta = Meta::read(&ds, name)?;
+        let attrs = hdf5::sync::sync(|| attrs::read_attrs(&ds));
+        let itemsize = meta.dtype.size();
+        let raw = || {
+            File::open(file)
+                .map_err(|e| Error::open(name, format!("cannot open {}: {e}", file.display())))
+        };
+        let pipeline = meta.pipeline();
+        let layout = meta.layout;
+        let (grid, storage) = match (&meta.chunk, layout, pipeline) {
+            (Some(chunk), hdf5::dataset::Layout::Chunked, Some(pipeline)) => {
+                let grid = ChunkGrid::regular(&meta.shape, chunk);
+                let locs = chunk_locations(&ds, &grid, chunk, name)?;
+                let chunk = chunk.iter().map(|&c| c as usize).collect();
+                (
+                    grid,
+                    Storage::Chunked {
+                        chunk,
+                        locs,
+                        pipeline,
+                        file: raw()?,
+                    },
+                )
+            }
+            (Some(chunk), _, _) => (
+                ChunkGrid::regular(&meta.shape, chunk),
+                Storage::Library { ds },
+            ),
+            (None, hdf5::dataset::Layout::Contiguous, _) if !has_external(&ds) => {
+                let offset = hdf5::sync::sync(|| ds.offset());
+                let grid = ChunkGrid::auto(&meta.shape, itemsize, DEFAULT_TARGET_CHUNK_BYTES);
+                if offset.is_none() && hdf5::sync::sync(|| ds.storage_size()) > 0 {
+                    (grid, Storage::Library { ds })
+                } else {
+                    (
+                        grid,
+                        Storage::Contiguous {
+                            offset,
+                            file: raw()?,
+                        },
+                    )
+                }
+            }
+            (None, _, _) => (
+                ChunkGrid::auto(&meta.shape, itemsize, DEFAULT_TARGET_CHUNK_BYTES),
+                Storage::Library { ds },
+            ),
+        };
+        // Close the file in HDF5 unless the Library path still reads through it.
+        drop(f);
+        Ok(Hdf5Source {
+            name: name.to_string(),
+            shape: meta.shape,
+            dtype: meta.dtype,
+            big_endian: meta.big_endian,
+            grid,
+            fill: meta.fill,
+            attrs,
+            storage,
+        })
+    }
+
+    fn err(&self, idx: &[u64], msg: impl Into<String>) -> Error {
+        Error::source(&self.name, idx, msg)
+    }
+
+    /// A block of `shape` holding the fill value.
+    fn fill_block(&self, shape: &[usize]) -> Result<Block> {
+        if self.fill.iter().all(|&b| b == 0) {
+            return Ok(Block::zeros(self.dtype, shape));
+        }
+        let n: usize = shape.iter().product();
+        let bytes = self.fill.repeat(n);
+        Block::from_ne_bytes(self.dtype, shape, &bytes)
+            .ok_or_else(|| self.err(&[], "bad fill value"))
+    }
+
+    /// Native-endian bytes in file byte order -> Block.
+    fn to_block(&self, idx: &[u64], shape: &[usize], bytes: &mut [u8]) -> Result<Block> {
+        if self.big_endian {
+            codec::swap_bytes(bytes, self.dtype.size());
+        }
+        Block::from_ne_bytes(self.dtype, shape, bytes).ok_or_else(|| {
+            if self.dtype == DType::Bool {
+                self.err(
+                    idx,
+                    "a bool element is neither 0 nor 1: the chunk is corrupt",
+                )
+            } else {
+                self.err(idx, "decoded chunk has the wrong length")
+            }
+        })
+    }
+
+    fn read_chunked(
+        &self,
+        idx: &[u64],
+        chunk: &[usize],
+        locs: &[Option<ChunkLoc>],
+        pipeline: &[Step],
+        file: &File,
+    ) -> Result<Block> {
+        let shape: Vec<usize> = self
+            .grid
+            .chunk_shape(idx)
+            .iter()
+            .map(|&n| n as usize)
+            .collect();
+        let lin = self.grid.ravel(idx) as usize;
+        let Some(loc) = locs.get(lin).copied().flatten() else {
+            return self.fill_block(&shape);
+        };
+        let size = self.dtype.size();
+        let full_bytes = chunk.iter().product::<usize>() * size;
+        let stored =
+            usize::try_from(loc.size).map_err(|_| self.err(idx, "chunk size overflows"))?;
+        codec::with_scratch(|cur, tmp| {
+            cur.resize(stored, 0);
+            file.read_exact_at(cur, loc.addr).map_err(|e| {
+                self.err(idx, format!("reading {stored} bytes at file offset {}: {e} (truncated or damaged file?)", loc.addr))
+            })?;
+            codec::decode(cur, tmp, pipeline, loc.mask, full_bytes)
+                .map_err(|m| self.err(idx, m))?;
+            let mut out = vec![0u8; shape.iter().product::<usize>() * size];
+            codec::copy_box(cur, chunk, &shape, size, &mut out, true);
+            self.to_block(idx, &shape, &mut out)
+        })
+    }
+
+    /// Read a strided selection of contiguous storage at `base` into native-order bytes.
+    fn gather(&self, file: &File, base: u64, sel: &[AxisSel], label: &[u64]) -> Result<Vec<u8>> {
+        let size = self.dtype.size();
+        let nd = sel.len();
+        let out_shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
+        let total: usize = out_shape.iter().product::<usize>() * size;
+        let mut out = vec![0u8; total];
+        if total == 0 {
+            return Ok(out);
+        }
+        if nd == 0 {
+            file.read_exact_at(&mut out, base)
+                .map_err(|e| self.err(label, format!("read at {base}: {e}")))?;
+            return Ok(out);
+        }
+        // Merge trailing axes that are selected whole into one unit.
+        let mut k = nd - 1;
+        while k > 0 && sel[k].start == 0 && sel[k].step == 1 && sel[k].len == self.shape[k] {
+            k -= 1;
+        }
+        let unit: usize = self.shape[k + 1..]
+            .iter()
+            .map(|&n| n as usize)
+            .product::<usize>()
+            * size;
+        let mut strides = vec![0u64; nd];
+        let mut acc = size as u64;
+        for d in (0..nd).rev() {
+            strides[d] = acc;
+            acc *= self.shape[d];
+        }
+        let row = sel[k];
+        let row_bytes = row.len as usize * unit;
+        let outer: usize = out_shape[..k].iter().product();
+        let mut oidx = vec![0u64; k];
+        let mut window = Vec::new();
+        for r in 0..outer {
+            let off = base
+                + oidx
+                    .iter()
+                    .enumerate()
+                    .map(|(d, &i)| sel[d].index(i) * strides[d])
+                    .sum::<u64>();
+            let dst = &mut out[r * row_bytes..(r + 1) * row_bytes];
+            self.read_run(file, off, row, unit, dst, &mut window, label)?;
+            for d in (0..k).rev() {
+                oidx[d] += 1;
+                if oidx[d] < sel[d].len {
+                    break;
+                }
+                oidx[d] = 0;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read the units `row.index(i)` (each `unit` bytes, starting at byte `off`) into `dst`.
+    #[allow(clippy::too_many_arguments)]
+    fn read_run(
+        &self,
+        file: &File,
+        off: u64,
+        row: AxisSel,
+        unit: usize,
+        dst: &mut [u8],
+        window: &mut Vec<u8>,
+        label: &[u64],
+    ) -> Result<()> {
+        let io = |e: std::io::Error, at: u64| {
+            self.err(
+                label,
+                format!("reading at file offset {at}: {e} (truncated or damaged file?)"),
+            )
+        };
+        if row.len == 0 {
+            return Ok(());
+        }
+        if row.is_contiguous() {
+            let at = off + row.start * unit as u64;
+            return file.read_exact_at(dst, at).map_err(|e| io(e, at));
+        }
+        // Ascending positions lo, lo+st, ...; output reversed for a negative step.
+        let st = row.step.unsigned_abs();
+        let lo = row.bounds().start;
+        let n = row.len;
+        let stride = st as usize * unit;
+        let per = if stride >= WINDOW {
+            1
+        } else {
+            ((WINDOW - unit) / stride + 1).max(1) as u64
+        };
+        let mut j = 0u64;
+        while j < n {
+            let m = per.min(n - j);
+            let span = (m as usize - 1) * stride + unit;
+            window.resize(span, 0);
+            let at = off + (lo + j * st) * unit as u64;
+            file.read_exact_at(window, at).map_err(|e| io(e, at))?;
+            for t in 0..m {
+                let src = &window[t as usize * stride..t as usize * stride + unit];
+                let pos = j + t;
+                let o = if row.step > 0 { pos } else { n - 1 - pos } as usize * unit;
+                dst[o..o + unit].copy_from_slice(src);
+            }
+            j += m;
+        }
+        Ok(())
+    }
+
+    /// Read a region through hdf5-metno (under its lock).
+    fn read_library(&self, ds: &Dataset, sel: &[AxisSel], label: &[u64]) -> Result<Block> {
+        let shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
+        if shape.contains(&0) {
+            return Ok(Block::zeros(self.dtype, &shape));
+        }
+        let dims: Vec<SliceOrIndex> = sel
+            .iter()
+            .map(|s| {
+                let b = s.bounds();
+                SliceOrIndex::SliceCount {
+                    start: b.start as usize,
+                    step: s.step.unsigned_abs() as usize,
+                    count: s.len as usize,
+                    block: 1,
+                }
+            })
+            .collect();
+        let h5err = |e: hdf5::Error| self.err(label, format!("HDF5 read failed: {e}"));
+        let block = hdf5::sync::sync(|| -> Result<Block> {
+            with_dtype!(self.dtype, T => {
+                let a = if shape.is_empty() {
+                    ds.read_dyn::<T>().map_err(h5err)?
+                } else {
+                    ds.read_slice::<T, _, IxDyn>(Selection::from(Hyperslab::from(dims))).map_err(h5err)?
+                };
+                Ok(Block::from(a))
+            })
+        })?;
+        // Negative steps were read ascending: flip those axes.
+        Ok(flip_negative(block, sel))
+    }
+}
+
+/// Reverse the axes of `b` whose selection step is negative.
+fn flip_negative(b: Block, sel: &[AxisSel]) -> Block {
+    if sel.iter().all(|s| s.step > 0) {
+        return b;
+    }
+    with_block!(b, a, T => {
+        let mut a = a;
+        for (d, s) in sel.iter().enumerate() {
+            if s.step < 0 {
+                a.invert_axis(ndarray::Axis(d));
+            }
+        }
+        Block::from(a.as_standard_layout().into_owned())
+    })
+}
+
+/// True if the dataset's data lives in external files.
+fn has_external(ds: &Dataset) -> bool {
+    hdf5::sync::sync(|| {
+        ds.dcpl().is_ok_and(|p| {
+            // SAFETY: under the HDF5 lock; H5Pget_external_count only reads the plist.
+            unsafe { hdf5_sys::h5p::H5Pget_external_count(p.id()) > 0 }
+        })
+    })
+}
+
+/// Every chunk's location, by coordinate, under the HDF5 lock.
+fn chunk_locations(
+    ds: &Dataset,
+    grid: &ChunkGrid,
+    chunk: &[u64],
+    name: &str,
+) -> Result<Vec<Option<ChunkLoc>>> {
+    let n = grid.num_chunks();
+    hdf5::sync::sync(|| {
+        let mut locs = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        for lin in 0..n {
+            let idx = grid.unravel(lin);
+            let offset: Vec<u64> = idx.iter().zip(chunk).map(|(i, c)| i * c).collect();
+            let (mut mask, mut addr, mut size) = (0u32, UNDEF, 0u64);
+            // SAFETY: under the HDF5 lock; `offset` has one entry per dataset
+            // dimension and the out-pointers are valid locals.
+            let rc = unsafe {
+                hdf5_sys::h5d::H5Dget_chunk_info_by_coord(
+                    ds.id(),
+                    offset.as_ptr(),
+                    &mut mask,
+                    &mut addr,
+                    &mut size,
+                )
+            };
+            if rc < 0 {
+                return Err(Error::open(
+                    name,
+                    format!("HDF5 cannot locate chunk {idx:?} of {}", ds.name()),
+                ));
+            }
+            locs.push((addr != UNDEF && size > 0).then_some(ChunkLoc { addr, size, mask }));
+        }
+        Ok(locs)
+    })
+}
+
+impl ChunkSource for Hdf5Source {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+
+    fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
+        let out_of_grid = idx
+            .iter()
+            .zip(self.grid.grid_shape())
+            .any(|(&i, n)| i >= n.max(1));
+        if idx.len() != self.grid.ndim() || out_of_grid {
+            return Err(self.err(
+                idx,
+                format!(
+                    "no such chunk: the grid is {:?} chunks",
+                    self.grid.grid_shape()
+                ),
+            ));
+        }
+        match &self.storage {
+            Storage::Chunked {
+                chunk,
+                locs,
+                pipeline,
+                file,
+            } => self.read_chunked(idx, chunk, locs, pipeline, file),
+            Storage::Contiguous { offset, file } => {
+                let sel: Vec<AxisSel> = self
+                    .grid
+                    .chunk_region(idx)
+                    .into_iter()
+                    .map(AxisSel::range)
+                    .collect();
+                self.read_contiguous(offset, file, &sel, idx)
+            }
+            Storage::Library { ds } => {
+                let sel: Vec<AxisSel> = self
+                    .grid
+                    .chunk_region(idx)
+                    .into_iter()
+                    .map(AxisSel::range)
+                    .collect();
+                self.read_library(ds, &sel, idx)
+            }
+        }
+    }
+
+    fn supports_selection(&self) -> bool {
+        matches!(self.storage, Storage::Contiguous { .. })
+    }
+
+    fn read_selection(&self, sel: &[AxisSel]) -> Result<Block> {
+        if sel.len() != self.shape.len()
+            || sel
+                .iter()
+                .zip(&self.shape)
+                .any(|(s, &n)| s.len > 0 && s.bounds().end > n)
+        {
+            return Err(self.err(
+                &[],
+                format!(
+                    "selection {sel:?} is out of bounds for shape {:?}",
+                    self.shape
+                ),
+            ));
+        }
+        match &self.storage {
+            Storage::Contiguous { offset, file } => self.read_contiguous(offset, file, sel, &[]),
+            Storage::Library { ds } => self.read_library(ds, sel, &[]),
+            Storage::Chunked { .. } => {
+                Err(self.err(&[], "chunked HDF5 datasets are read whole chunks at a time"))
+            }
+        }
+    }
+
+    fn attributes(&self) -> Attributes {
+        self.attrs.clone()
+    }
+}
+
+impl Hdf5Source {
+    fn read_contiguous(
+        &self,
+        offset: &Option<u64>,
+        file: &File,
+        sel: &[AxisSel],
+        label: &[u64],
+    ) -> Result<Block> {
+        let shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
+        match offset {
+            None => self.fill_block(&shape),
+            Some(base) => {
+                let mut bytes = self.gather(file, *base, sel, label)?;
+                self.to_block(label, &shape, &mut bytes)
+            }
+        }
+    }
+}
