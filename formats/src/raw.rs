@@ -407,8 +407,9 @@ impl ContiguousSink {
     ) -> Result<ContiguousSink> {
         debug_assert!(!layout.fortran);
         let grid = spec_grid(name, spec)?;
-        let nbytes = layout
+        let total = layout
             .nbytes()
+            .and_then(|n| n.checked_add(layout.offset))
             .ok_or_else(|| Error::open(name, format!("shape {:?} is too large", layout.shape)))?;
         let marker = marker_path(file);
         let exists = file.exists();
@@ -452,7 +453,7 @@ impl ContiguousSink {
         if !resume {
             f.write_all_at(header, 0)
                 .map_err(|e| open_err(name, "cannot write the header", e))?;
-            f.set_len(layout.offset + nbytes)
+            f.set_len(total)
                 .map_err(|e| open_err(name, "cannot size the file", e))?;
         }
         Ok(ContiguousSink {
@@ -664,9 +665,11 @@ pub(crate) fn create_sink(
         }
     }
     let layout = raw_layout(&raw);
-    let need = layout.offset + layout.nbytes().unwrap_or(u64::MAX);
-    let header = vec![0u8; raw.offset as usize];
-    ContiguousSink::create(name, file, layout, &header, spec, |f| {
+    let need = layout
+        .offset
+        .saturating_add(layout.nbytes().unwrap_or(u64::MAX));
+    // No header: the bytes before `offset` are the zeros of the sized file.
+    ContiguousSink::create(name, file, layout, &[], spec, |f| {
         let len = std::fs::metadata(f).map_err(|e| e.to_string())?.len();
         if len == need {
             Ok(())

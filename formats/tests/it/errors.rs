@@ -522,3 +522,26 @@ fn arrays_go_only_into_groups_of_their_version() {
     };
     assert_eq!(arrays.len(), 3);
 }
+
+#[test]
+fn absurd_sizes_are_errors_not_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let huge = SinkSpec::new(vec![u64::MAX / 2, 4], DType::F64, vec![1, 4]);
+    assert!(matches!(
+        create_sink(&format!("{d}/h.npy"), &huge),
+        Err(Error::Open { .. })
+    ));
+    assert!(matches!(
+        create_sink(&format!("{d}/h.bin"), &huge),
+        Err(Error::Open { .. })
+    ));
+    let spec = SinkSpec::new(vec![2], DType::U8, vec![2]);
+    let p = format!("{d}/o.bin?offset={}", u64::MAX - 1);
+    assert!(matches!(create_sink(&p, &spec), Err(Error::Open { .. })));
+    std::fs::write(tmp.path().join("s.bin"), [0u8; 8]).unwrap();
+    let p = format!("{d}/s.bin?dtype=<f8&shape={},{}", u64::MAX / 4, 8);
+    assert!(matches!(open_source(&p), Err(Error::Open { .. })));
+    let p = format!("{d}/s.bin?dtype=|u1&shape=2&offset={}", u64::MAX);
+    assert!(matches!(open_source(&p), Err(Error::Open { .. })));
+}
