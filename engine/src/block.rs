@@ -325,7 +325,7 @@ impl Block {
             // SAFETY: every element type is plain old data (integers, floats,
             // bool) with no padding; reading its bytes is always valid.
             let bytes = unsafe {
-                std::slice::from_raw_parts(s.as_ptr() as *const u8, std::mem::size_of_val(s))
+                std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s))
             };
             bytes.to_vec()
         })
@@ -352,7 +352,7 @@ impl Block {
             // SAFETY: T is a plain numeric type (bool handled above) for which
             // every bit pattern is valid; the lengths were checked to match.
             unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr() as *mut u8, bytes.len());
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
             }
             #[allow(clippy::expect_used)]
             Block::from(ArrayD::from_shape_vec(IxDyn(shape), v).expect("length checked"))

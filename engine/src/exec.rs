@@ -751,7 +751,7 @@ impl Default for Executor {
 }
 
 fn estimate_masked(x: &Array, mask: &Array) -> u64 {
-    let ax0 = &x.grid().axes()[..];
+    let ax0 = x.grid().axes();
     if ax0.is_empty() {
         return x.dtype().size() as u64 + 1;
     }

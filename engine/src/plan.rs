@@ -123,8 +123,8 @@ fn push_select_below_reduce(a: &Array) -> Option<Array> {
     let mut idx = Vec::with_capacity(y.ndim());
     let mut new_axes = Vec::new();
     let mut pos = 0isize;
-    for d in 0..y.ndim() {
-        let it = y_items[d].unwrap_or(SelItem::Keep { axis: d, sel: AxisSel::full(y.shape()[d]) });
+    for (d, item) in y_items.iter().enumerate() {
+        let it = item.unwrap_or(SelItem::Keep { axis: d, sel: AxisSel::full(y.shape()[d]) });
         match it {
             SelItem::Keep { sel, .. } => {
                 if axes.contains(&d) {
