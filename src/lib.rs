@@ -108,6 +108,8 @@ pub struct StoreOptions {
     pub zarr_version: formats::ZarrVersion,
     /// User attributes to write.
     pub attributes: Attributes,
+    /// Store without chunking where the format allows it (HDF5 contiguous layout).
+    pub contiguous: bool,
 }
 
 /// The sink spec [`store`] would create for `a`.
@@ -119,6 +121,7 @@ pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
     spec.mode = opts.mode;
     spec.zarr_version = opts.zarr_version;
     spec.attributes = opts.attributes.clone();
+    spec.contiguous = opts.contiguous;
     spec
 }
 

@@ -95,6 +95,10 @@ pub struct SinkSpec {
     pub attributes: Attributes,
     pub mode: WriteMode,
     pub zarr_version: ZarrVersion,
+    /// Store without chunking where the format allows it (HDF5's contiguous
+    /// layout; `.npy` and raw are always contiguous). `chunks` then only sets
+    /// how the executor delivers the data. Zarr ignores it.
+    pub contiguous: bool,
 }
 
 impl SinkSpec {
@@ -109,6 +113,7 @@ impl SinkSpec {
             attributes: Attributes::new(),
             mode: WriteMode::Create,
             zarr_version: ZarrVersion::V3,
+            contiguous: false,
         }
     }
 }
