@@ -1,0 +1,122 @@
+//! Executor behaviour: determinism, refusal, errors naming chunks,
+//! cancellation, stores.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ndstream::{Array, Chunks, Error, Executor, IndexItem};
+
+use crate::common::{CountingSink, PatternSource};
+
+#[test]
+fn identical_bits_for_any_thread_count() {
+    let x = ndstream::random::normal(10.0, 0.1, &[300, 200], [17, 23], 3).unwrap();
+    let progs = vec![
+        x.sum(None).unwrap(),
+        x.mean(Some(0)).unwrap(),
+        x.std(Some(1), 1).unwrap(),
+        x.index(&[IndexItem::slice(None, None, 3)]).unwrap().var(None, 0).unwrap(),
+        (&x - &x.mean(None).unwrap()).abs().unwrap().max(Some(0)).unwrap(),
+    ];
+    for p in &progs {
+        let mut first: Option<Vec<u64>> = None;
+        for threads in [1, 2, 3, 8] {
+            let exec = Executor::builder().memory(8 << 20).threads(threads).build().unwrap();
+            let bits: Vec<u64> = exec.compute(p).unwrap().to_f64_vec().iter().map(|v| v.to_bits()).collect();
+            match &first {
+                None => first = Some(bits),
+                Some(f) => assert_eq!(f, &bits, "{p} differs with {threads} threads"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_chunk_larger_than_the_budget_is_refused_before_reading() {
+    // One 3.2 GB chunk under a 1 GiB budget.
+    let src = Arc::new(PatternSource::new(&[400_000_000], &[400_000_000]));
+    let x = Array::from_source(src.clone());
+    let exec = Executor::builder().memory(1 << 30).threads(2).build().unwrap();
+    let err = exec.compute(&x.sum(None).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::BudgetTooSmall { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("pattern://test"), "names the operation: {msg}");
+    assert!(msg.contains("GiB") && msg.contains("budget"), "says how much: {msg}");
+    assert!(msg.contains("smaller chunks") || msg.contains("rechunk"), "says what to change: {msg}");
+    assert_eq!(src.reads.load(Ordering::Relaxed), 0, "nothing was read");
+}
+
+#[test]
+fn the_first_error_cancels_and_names_the_chunk() {
+    let mut s = PatternSource::new(&[1000, 10], &[10, 10]);
+    s.fail_at = Some(vec![37, 0]);
+    let src = Arc::new(s);
+    let x = Array::from_source(src.clone());
+    let exec = Executor::builder().memory(1 << 20).threads(4).build().unwrap();
+    let err = exec.compute(&x.sum(None).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("(37, 0)") && err.contains("pattern://test"), "{err}");
+    assert!(src.reads.load(Ordering::Relaxed) < 100, "the job stopped early");
+    // The executor is reusable after a failure.
+    let ok = Array::from_source(Arc::new(PatternSource::new(&[100, 10], &[10, 10])));
+    exec.compute(&ok.sum(None).unwrap()).unwrap();
+}
+
+#[test]
+fn store_streams_every_chunk_and_finishes() {
+    let src = Arc::new(PatternSource::new(&[64, 48], &[16, 16]));
+    let x = Array::from_source(src);
+    let y = (&x * 2.0).index(&[IndexItem::slice(None, None, 2), IndexItem::FULL]).unwrap();
+    let sink = CountingSink::new(&[32, 48], ndstream::DType::F64, &[10, 48]);
+    let exec = Executor::builder().memory(4 << 20).threads(2).build().unwrap();
+    let report = exec.store(&y, &sink).unwrap();
+    assert_eq!(report.chunks_written, 4);
+    assert_eq!(sink.chunks.load(Ordering::Relaxed), 4);
+    assert_eq!(sink.finished.load(Ordering::Relaxed), 1);
+    let want: f64 = (0..32u64).flat_map(|i| (0..48u64).map(move |j| 2.0 * PatternSource::value(2 * i * 48 + j))).sum();
+    let got = *sink.sum.lock().unwrap();
+    assert!((got - want).abs() < 1e-9 * want, "{got} vs {want}");
+}
+
+#[test]
+fn cancel_handle_stops_a_job() {
+    let x = ndstream::random::normal(0.0, 1.0, &[4000, 4000], [100, 100], 1).unwrap();
+    let exec = Executor::builder().memory(64 << 20).threads(2).build().unwrap();
+    let h = exec.cancel_handle();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            h.cancel();
+        });
+        let r = exec.compute(&x.sum(Some(0)).unwrap());
+        assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    });
+}
+
+#[test]
+fn progress_reports_every_chunk() {
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let d2 = done.clone();
+    let exec = Executor::builder()
+        .memory(8 << 20)
+        .threads(2)
+        .progress(Arc::new(move |p: &ndstream::Progress| {
+            assert!(p.chunks_done <= p.chunks_total);
+            d2.store(p.chunks_done, Ordering::Relaxed);
+        }))
+        .build()
+        .unwrap();
+    let x = ndstream::zeros(&[100, 100], ndstream::DType::F32, Chunks::Shape(vec![10, 10])).unwrap();
+    exec.compute(&(&x + 1.0)).unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), 100);
+}
+
+#[test]
+fn repr_is_like_dask() {
+    let x = ndstream::random::normal(10.0, 0.1, &[20000, 20000], [1000, 1000], 0).unwrap();
+    let s = x.mean(Some(0)).unwrap().to_string();
+    assert!(s.contains("shape=(20000,)"), "{s}");
+    assert!(s.contains("dtype=float64"), "{s}");
+    assert!(s.contains("chunksize=(1000,)"), "{s}");
+    assert!(s.contains("chunks=20"), "{s}");
+    assert!(s.contains("mean(random.normal(10, 0.1"), "{s}");
+}
