@@ -336,13 +336,70 @@ pub(crate) fn open_file(file: &Path, name: &str) -> Result<hdf5::File> {
             format!("{} is a directory, not an HDF5 file", file.display()),
         ));
     }
-    hdf5::sync::sync(|| hdf5::File::open(file)).map_err(|e| {
+    let f = hdf5::sync::sync(|| open_read_only(file)).map_err(|e| {
         h5_open_err(
             name,
             &format!("cannot open {} as an HDF5 file", file.display()),
             e,
         )
-    })
+    })?;
+    cloexec(&f);
+    Ok(f)
+}
+
+/// `H5Fopen` read-only, without HDF5's `flock` where this HDF5 can say so.
+///
+/// A read-only open takes a shared lock that a child process inheriting the
+/// descriptor (see [`cloexec`]) would keep, blocking our own later writes;
+/// readers here never need the lock, writers keep theirs.
+pub(crate) fn open_read_only(file: &Path) -> hdf5::Result<hdf5::File> {
+    #[cfg(ndstream_hdf5_file_locking)]
+    {
+        hdf5::File::with_options()
+            .with_fapl(|p| p.file_locking(false))
+            .open(file)
+    }
+    #[cfg(not(ndstream_hdf5_file_locking))]
+    {
+        hdf5::File::open(file)
+    }
+}
+
+/// Mark an open HDF5 file's descriptor close-on-exec.
+///
+/// libhdf5 opens files without `O_CLOEXEC` and `flock`s them; a child
+/// process started meanwhile (a Python interop check, a shell-out) would
+/// inherit the descriptor and keep the lock after we close the file, so
+/// the next open of that file in this process fails with "unable to lock
+/// file". Best effort: drivers other than the default sec2 are left alone.
+pub(crate) fn cloexec(f: &hdf5::File) {
+    const F_GETFD: std::ffi::c_int = 1;
+    const F_SETFD: std::ffi::c_int = 2;
+    const FD_CLOEXEC: std::ffi::c_int = 1;
+    extern "C" {
+        fn fcntl(fd: std::ffi::c_int, cmd: std::ffi::c_int, ...) -> std::ffi::c_int;
+    }
+    hdf5::sync::sync(|| {
+        let Ok(fapl) = f.fapl() else { return };
+        if !matches!(fapl.driver(), hdf5::file::FileDriver::Sec2) {
+            return;
+        }
+        let mut handle: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: under the HDF5 lock; for the sec2 driver the VFD handle is
+        // a pointer to the file's `int` descriptor, valid while `f` is open.
+        unsafe {
+            if hdf5_sys::h5f::H5Fget_vfd_handle(f.id(), fapl.id(), &mut handle) < 0
+                || handle.is_null()
+            {
+                return;
+            }
+            let fd = *(handle as *const std::ffi::c_int);
+            let flags = fcntl(fd, F_GETFD);
+            if flags >= 0 {
+                fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+            }
+        }
+    });
 }
 
 /// Open dataset `path` (normalized) of an open file, naming the datasets there if it is missing.

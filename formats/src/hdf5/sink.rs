@@ -149,13 +149,14 @@ fn open_for_write(
     } else {
         match spec.mode {
             WriteMode::Create => {
-                let ro = hdf5::File::open(file).map_err(|e| {
+                let ro = super::open_read_only(file).map_err(|e| {
                     h5_open_err(
                         name,
                         &format!("{} exists and cannot be opened as HDF5", file.display()),
                         e,
                     )
                 })?;
+                super::cloexec(&ro);
                 if ro.dataset(path).is_ok() || ro.group(path).is_ok() {
                     return Err(Error::open(
                         name,
@@ -193,6 +194,7 @@ fn open_for_write(
                         e,
                     )
                 })?;
+                super::cloexec(&f);
                 if let Ok(ds) = f.dataset(path) {
                     check_resumable(&ds, name, spec, pipeline)?;
                     if ds.attr(INCOMPLETE_ATTR).is_err() {
@@ -205,6 +207,7 @@ fn open_for_write(
             }
         }
     };
+    super::cloexec(&f);
     let ds = create_dataset(&f, path, name, spec, level, !pipeline.is_empty())?;
     mark_incomplete(&ds, name)?;
     attrs::write_attrs(&ds, &spec.attributes).map_err(|m| Error::open(name, m))?;
@@ -228,14 +231,14 @@ fn create_dataset(
 ) -> Result<Dataset> {
     let dt = with_dtype!(spec.dtype, T => hdf5::Datatype::from_type::<T>())
         .map_err(|e| h5_open_err(name, "cannot make the HDF5 type", e))?;
-    // HDF5 refuses chunks longer than a fixed dimension: let such axes grow to one chunk.
+    // HDF5 refuses chunks longer than a fixed dimension: make such axes extendible.
     let extents = SimpleExtents::from_vec(
         spec.shape
             .iter()
             .zip(&spec.chunks)
             .map(|(&n, &c)| {
                 if c > n {
-                    Extent::new(n as usize, Some(c as usize))
+                    Extent::resizable(n as usize)
                 } else {
                     Extent::fixed(n as usize)
                 }
@@ -425,8 +428,12 @@ impl ChunkSink for Hdf5Sink {
             .zip(&self.chunk)
             .map(|(&i, &c)| i * c as u64)
             .collect();
-        if offset.len() != self.shape.len() || self.shape.is_empty() {
+        if offset.len() != self.shape.len() {
             return false;
+        }
+        if self.shape.is_empty() {
+            // 0-d: contiguous storage is allocated by the (only) write.
+            return self.with_ds(|ds| ds.offset().is_some()).unwrap_or(false);
         }
         let loc = self.with_ds(|ds| {
             let (mut mask, mut addr, mut size) = (0u32, u64::MAX, 0u64);
