@@ -6,20 +6,28 @@
 //! and encode them themselves; only the raw direct chunk write
 //! (`H5Dwrite_chunk`, filter mask 0) runs under hdf5-metno's global lock.
 //!
+//! With `spec.contiguous` (and always for 0-d arrays) the dataset is
+//! contiguous instead: its storage is allocated at creation (no fill
+//! written) and workers write their chunk's rows straight into the file at
+//! the data offset with positioned writes, with no HDF5 call at all.
+//!
 //! Lifecycle: creation sets the attribute [`INCOMPLETE_ATTR`]; `finish`
 //! removes it, flushes and closes the file. A dataset left with the
 //! attribute is an interrupted write: `Resume` reopens it (shape, dtype,
 //! chunks and filters must match) and `is_done` reports the chunks already
-//! stored that decode. Data is written in native byte order.
+//! stored that decode (for contiguous datasets, which cannot tell, every chunk
+//! if the dataset had been finished and none otherwise). Data is written in
+//! native byte order.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 
+use hdf5::dataset::{AllocTime, FillTime};
 use hdf5::filters::Filter;
 use hdf5::{Dataset, Extent, SimpleExtents};
-use ndstream_engine::{with_block, with_dtype, Block, ChunkGrid, ChunkSink, DType, Error, Result};
+use ndstream_engine::{with_dtype, Block, ChunkGrid, ChunkSink, DType, Error, Result};
 
 use super::codec::{self, Step};
 use super::{attrs, h5_open_err, map_dtype, normalize, Meta, INCOMPLETE_ATTR};
@@ -39,6 +47,18 @@ pub(crate) struct Hdf5Sink {
     handles: Mutex<Option<(hdf5::File, Dataset)>>,
     /// For `is_done`: reads chunks back without HDF5.
     reader: File,
+    /// Set for a contiguous dataset: where its data starts, and a handle to write it.
+    contiguous: Option<Contiguous>,
+    /// A resumed dataset that had been finished before.
+    was_complete: bool,
+}
+
+/// Direct writes into a contiguous dataset's storage.
+#[derive(Debug)]
+struct Contiguous {
+    /// File offset of element 0 (`None` only for a dataset of no elements).
+    base: Option<u64>,
+    writer: File,
 }
 
 impl Hdf5Sink {
@@ -57,10 +77,28 @@ impl Hdf5Sink {
                 format!("name the dataset to create, as {}:/name", file.display()),
             ));
         }
-        let (f, ds) =
+        let (f, ds, was_complete) =
             hdf5::sync::sync(|| open_for_write(file, &path, name, spec, &pipeline, level))?;
-        let reader = File::open(file)
-            .map_err(|e| Error::open(name, format!("cannot open {}: {e}", file.display())))?;
+        let os_err =
+            |e: std::io::Error| Error::open(name, format!("cannot open {}: {e}", file.display()));
+        let reader = File::open(file).map_err(os_err)?;
+        let contiguous = if is_contiguous(spec) {
+            let base = hdf5::sync::sync(|| ds.offset());
+            let elems: u64 = spec.shape.iter().product();
+            if base.is_none() && elems > 0 {
+                return Err(Error::open(
+                    name,
+                    "HDF5 did not allocate the contiguous dataset's storage",
+                ));
+            }
+            let writer = std::fs::OpenOptions::new()
+                .write(true)
+                .open(file)
+                .map_err(os_err)?;
+            Some(Contiguous { base, writer })
+        } else {
+            None
+        };
         Ok(Hdf5Sink {
             name: name.to_string(),
             shape: spec.shape.clone(),
@@ -71,6 +109,8 @@ impl Hdf5Sink {
             level,
             handles: Mutex::new(Some((f, ds))),
             reader,
+            contiguous,
+            was_complete,
         })
     }
 
@@ -81,6 +121,59 @@ impl Hdf5Sink {
     /// Bytes of one full chunk.
     fn chunk_bytes(&self) -> usize {
         self.chunk.iter().product::<usize>() * self.dtype.size()
+    }
+
+    /// Write a chunk's native bytes into contiguous storage, one positioned
+    /// write per run of rows that is contiguous in the file.
+    fn write_rows(&self, c: &Contiguous, idx: &[u64], raw: &[u8]) -> Result<()> {
+        let Some(base) = c.base else { return Ok(()) };
+        if self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+        {
+            return Err(self.err(idx, "the sink was already finished"));
+        }
+        let size = self.dtype.size() as u64;
+        let region = self.grid.chunk_region(idx);
+        let nd = region.len();
+        if nd == 0 {
+            return c
+                .writer
+                .write_all_at(raw, base)
+                .map_err(|e| self.err(idx, format!("write: {e}")));
+        }
+        // Trailing axes the chunk covers whole merge into one run.
+        let mut k = nd - 1;
+        while k > 0 && region[k].start == 0 && region[k].end == self.shape[k] {
+            k -= 1;
+        }
+        let mut strides = vec![0u64; nd];
+        let mut acc = size;
+        for d in (0..nd).rev() {
+            strides[d] = acc;
+            acc *= self.shape[d];
+        }
+        let run = ((region[k].end - region[k].start) * strides[k]) as usize;
+        let outer: u64 = region[..k].iter().map(|r| r.end - r.start).product();
+        let mut pos: Vec<u64> = region[..k].iter().map(|r| r.start).collect();
+        for r in 0..outer as usize {
+            let at = base
+                + pos.iter().zip(&strides).map(|(p, s)| p * s).sum::<u64>()
+                + region[k].start * strides[k];
+            c.writer
+                .write_all_at(&raw[r * run..(r + 1) * run], at)
+                .map_err(|e| self.err(idx, format!("write at file offset {at}: {e}")))?;
+            for d in (0..k).rev() {
+                pos[d] += 1;
+                if pos[d] < region[d].end {
+                    break;
+                }
+                pos[d] = region[d].start;
+            }
+        }
+        Ok(())
     }
 
     /// Run `f` on the open dataset, under the HDF5 lock.
@@ -108,6 +201,15 @@ fn check_spec(name: &str, spec: &SinkSpec) -> Result<(Vec<Step>, u32)> {
             "HDF5 datasets have no shards (sharding is a Zarr v3 feature)",
         ));
     }
+    if spec.contiguous && spec.codec != Codec::None {
+        return Err(Error::open(
+            name,
+            format!(
+                "a contiguous HDF5 dataset cannot be compressed ({:?}); give chunks, or codec none",
+                spec.codec
+            ),
+        ));
+    }
     let level = match &spec.codec {
         Codec::None => return Ok((Vec::new(), 0)),
         Codec::Gzip { level } => (*level).min(9),
@@ -118,7 +220,7 @@ fn check_spec(name: &str, spec: &SinkSpec) -> Result<(Vec<Step>, u32)> {
             ))
         }
     };
-    if spec.shape.is_empty() {
+    if is_contiguous(spec) {
         // 0-d datasets are contiguous, and HDF5 filters need chunks.
         return Ok((Vec::new(), 0));
     }
@@ -133,7 +235,13 @@ fn check_spec(name: &str, spec: &SinkSpec) -> Result<(Vec<Step>, u32)> {
     ))
 }
 
-/// Open or create the file and the dataset as `spec.mode` says (under the lock).
+/// True if the dataset is stored contiguous (asked for, or 0-d: HDF5 cannot chunk those).
+fn is_contiguous(spec: &SinkSpec) -> bool {
+    spec.contiguous || spec.shape.is_empty()
+}
+
+/// Open or create the file and the dataset as `spec.mode` says (under the
+/// lock); also whether a resumed dataset had been finished.
 fn open_for_write(
     file: &Path,
     path: &str,
@@ -141,7 +249,7 @@ fn open_for_write(
     spec: &SinkSpec,
     pipeline: &[Step],
     level: u32,
-) -> Result<(hdf5::File, Dataset)> {
+) -> Result<(hdf5::File, Dataset, bool)> {
     let exists = file.exists();
     let f = if !exists {
         hdf5::File::create_excl(file)
@@ -197,11 +305,12 @@ fn open_for_write(
                 super::cloexec(&f);
                 if let Ok(ds) = f.dataset(path) {
                     check_resumable(&ds, name, spec, pipeline)?;
-                    if ds.attr(INCOMPLETE_ATTR).is_err() {
+                    let was_complete = ds.attr(INCOMPLETE_ATTR).is_err();
+                    if was_complete {
                         mark_incomplete(&ds, name)?;
                     }
                     attrs::write_attrs(&ds, &spec.attributes).map_err(|m| Error::open(name, m))?;
-                    return Ok((f, ds));
+                    return Ok((f, ds, was_complete));
                 }
                 f
             }
@@ -211,7 +320,7 @@ fn open_for_write(
     let ds = create_dataset(&f, path, name, spec, level, !pipeline.is_empty())?;
     mark_incomplete(&ds, name)?;
     attrs::write_attrs(&ds, &spec.attributes).map_err(|m| Error::open(name, m))?;
-    Ok((f, ds))
+    Ok((f, ds, false))
 }
 
 fn mark_incomplete(ds: &Dataset, name: &str) -> Result<()> {
@@ -246,13 +355,17 @@ fn create_dataset(
             .collect(),
     );
     let chunk: Vec<usize> = spec.chunks.iter().map(|&c| c as usize).collect();
-    if chunk.is_empty() {
-        // A 0-d dataset cannot be chunked in HDF5: store it contiguous (one element).
+    if is_contiguous(spec) {
+        // Allocate the storage now so its offset is known, and write no fill
+        // (workers write every byte).
+        let shape: Vec<usize> = spec.shape.iter().map(|&n| n as usize).collect();
         return f
             .new_dataset_builder()
             .create_intermediate_group(true)
+            .alloc_time(Some(AllocTime::Early))
+            .fill_time(FillTime::Never)
             .empty_as(&dt)
-            .shape(())
+            .shape(shape)
             .create(path)
             .map_err(|e| h5_open_err(name, &format!("cannot create dataset {path}"), e));
     }
@@ -290,7 +403,11 @@ fn check_resumable(ds: &Dataset, name: &str, spec: &SinkSpec, pipeline: &[Step])
             spec.dtype
         ));
     }
-    if meta.chunk.as_deref().unwrap_or(&[]) != spec.chunks.as_slice() {
+    if is_contiguous(spec) {
+        if meta.chunk.is_some() {
+            why.push(format!("chunks {:?} (spec: contiguous)", meta.chunk));
+        }
+    } else if meta.chunk.as_deref() != Some(spec.chunks.as_slice()) {
         why.push(format!("chunks {:?} (spec {:?})", meta.chunk, spec.chunks));
     }
     if meta.pipeline().as_deref() != Some(pipeline) {
@@ -365,6 +482,9 @@ impl ChunkSink for Hdf5Sink {
         }
         // Encode on this worker thread, outside the HDF5 lock.
         let raw = data.to_ne_bytes();
+        if let Some(c) = &self.contiguous {
+            return self.write_rows(c, idx, &raw);
+        }
         let full = if want == self.chunk {
             raw
         } else {
@@ -379,15 +499,6 @@ impl ChunkSink for Hdf5Sink {
             );
             padded
         };
-        if self.shape.is_empty() {
-            // 0-d: a contiguous scalar dataset, written through hdf5-metno.
-            let rc = self.with_ds(|ds| with_block!(data, a, T => ds.write_raw(a.as_standard_layout().as_slice().unwrap_or(&[]))));
-            return match rc {
-                None => Err(self.err(idx, "the sink was already finished")),
-                Some(Err(e)) => Err(self.err(idx, format!("HDF5 write failed: {e}"))),
-                Some(Ok(())) => Ok(()),
-            };
-        }
         let encoded = if self.pipeline.is_empty() {
             full
         } else {
@@ -431,9 +542,8 @@ impl ChunkSink for Hdf5Sink {
         if offset.len() != self.shape.len() {
             return false;
         }
-        if self.shape.is_empty() {
-            // 0-d: contiguous storage is allocated by the (only) write.
-            return self.with_ds(|ds| ds.offset().is_some()).unwrap_or(false);
+        if self.contiguous.is_some() {
+            return self.was_complete;
         }
         let loc = self.with_ds(|ds| {
             let (mut mask, mut addr, mut size) = (0u32, u64::MAX, 0u64);
@@ -465,7 +575,13 @@ impl ChunkSink for Hdf5Sink {
 
     fn memory_per_chunk(&self) -> u64 {
         // The native-byte copy (plus padding), and for gzip the shuffled and compressed buffers.
-        let copies = if self.pipeline.is_empty() { 2 } else { 4 };
+        let copies = if self.contiguous.is_some() {
+            1
+        } else if self.pipeline.is_empty() {
+            2
+        } else {
+            4
+        };
         (self.chunk_bytes() * copies) as u64
     }
 

@@ -15,7 +15,9 @@ use ndstream_engine::{AxisSel, Block, ChunkSource, DType, Error};
 use ndstream_formats::{create_sink, info, open_source, Codec, SinkSpec, StoreInfo, WriteMode};
 use serde_json::json;
 
-use crate::conformance::{check_sink_then_source, expected, run_suite, select, Format};
+use crate::conformance::{
+    check_interrupted_then_resume, check_sink_then_source, expected, run_suite, select, Format,
+};
 use crate::fixtures::fixtures_dir;
 
 fn basic() -> PathBuf {
@@ -517,6 +519,53 @@ fn every_dtype_round_trips_with_gzip_and_degenerate_shapes() {
         let spec = SinkSpec::new(shape, DType::F64, chunks);
         check_sink_then_source(dir.path(), &format!("d{i}"), &spec, &f);
     }
+}
+
+#[test]
+fn contiguous_datasets_round_trip_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    // Contiguous storage cannot tell which chunks an interrupted run wrote.
+    let f = Format {
+        keeps_chunks: false,
+        resume_skips_done: false,
+        ..Format::new("hdf5 contiguous", &h5_path)
+    };
+    let cases: [(Vec<u64>, Vec<u64>, DType); 4] = [
+        (vec![13, 7], vec![4, 3], DType::F32),
+        (vec![5, 6, 7], vec![2, 6, 7], DType::I16),
+        (vec![37], vec![8], DType::U64),
+        (vec![4, 0], vec![2, 2], DType::F64),
+    ];
+    for (i, (shape, chunks, dt)) in cases.into_iter().enumerate() {
+        let mut spec = SinkSpec::new(shape, dt, chunks);
+        spec.contiguous = true;
+        check_sink_then_source(dir.path(), &format!("c{i}"), &spec, &f);
+        if i < 2 {
+            check_interrupted_then_resume(dir.path(), &format!("cr{i}"), &spec, &f);
+        }
+        let StoreInfo::Array(a) = info(&h5_path(dir.path(), &format!("c{i}"), &spec)).unwrap()
+        else {
+            panic!("not an array")
+        };
+        if a.logical_bytes > 0 {
+            // (hdf5-metno chunks empty datasets whatever we ask)
+            assert_eq!(a.chunks, None, "stored contiguous");
+        }
+        assert_eq!(a.codec, "none");
+    }
+    // Resuming a finished contiguous dataset skips every chunk.
+    let mut spec = SinkSpec::new(vec![13, 7], DType::F32, vec![4, 3]);
+    spec.contiguous = true;
+    let path = h5_path(dir.path(), "cdone", &spec);
+    write_all(&path, &spec);
+    spec.mode = WriteMode::Resume;
+    let sink = create_sink(&path, &spec).unwrap();
+    assert!((0..sink.grid().num_chunks()).all(|n| sink.is_done(&sink.grid().unravel(n))));
+    let mut spec = SinkSpec::new(vec![10], DType::F32, vec![5]);
+    spec.contiguous = true;
+    spec.codec = Codec::Gzip { level: 1 };
+    let m = sink_open_err(&h5_path(dir.path(), "cz", &spec), &spec);
+    assert!(m.contains("contiguous"), "{m}");
 }
 
 /// Write `expected(spec)` through our sink, chunk by chunk.
