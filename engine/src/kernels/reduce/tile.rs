@@ -1,0 +1,254 @@
+//! Per-tile kernels: each walks one C-contiguous tile (see
+//! [`layout`](super::layout)) and returns the tile's state, one accumulator
+//! per kept element, kept elements in C order.
+//!
+//! Every kernel handles both segment kinds: a run folds into one local
+//! accumulator (so the loop keeps it in registers and vectorises), a row
+//! updates a slice of accumulators elementwise. The result depends only on
+//! the tile's contents, never on threads.
+
+use super::layout::{block_sum, neumaier, resolve, row_sum, run_sum, val, Num, Plan, Seg, BLOCK};
+
+/// Fold `f` over every element into one accumulator per kept element.
+pub(super) fn fold<T: Num, A: Copy>(
+    xs: &[T],
+    plan: &Plan,
+    init: A,
+    f: impl Fn(A, T) -> A + Copy,
+) -> Vec<A> {
+    let mut acc = vec![init; plan.kept_n];
+    plan.walk(xs, |seg| match seg {
+        Seg::Run { kept, xs, .. } => acc[kept] = xs.iter().fold(acc[kept], |a, &x| f(a, x)),
+        Seg::Row { kept, xs, .. } => {
+            for (a, &x) in acc[kept..kept + xs.len()].iter_mut().zip(xs) {
+                *a = f(*a, x);
+            }
+        }
+    });
+    acc
+}
+
+/// Exact integer sums (bool and integer tiles) as i128.
+pub(super) fn int_sum<T: Num>(xs: &[T], plan: &Plan) -> Vec<i128> {
+    // Narrow types sum in i64 (vectorised) as long as no accumulator can
+    // overflow: |x| < 2^32 and fewer than 2^31 elements per accumulator.
+    if std::mem::size_of::<T>() <= 4 && plan.red_n < (1 << 31) {
+        fold(xs, plan, 0i64, |a, x| a + x.wide() as i64)
+            .into_iter()
+            .map(i128::from)
+            .collect()
+    } else {
+        fold(xs, plan, 0i128, |a, x| a + x.wide())
+    }
+}
+
+/// Number of non-NaN elements per kept element.
+pub(super) fn count_valid<T: Num>(xs: &[T], plan: &Plan) -> Vec<u64> {
+    if T::DTYPE.is_float() {
+        fold(xs, plan, 0u64, |a, x| a + u64::from(!x.is_nan()))
+    } else {
+        vec![plan.red_n as u64; plan.kept_n]
+    }
+}
+
+/// Compensated sums `(s, c)` in f64; NaNs count as 0 when `SKIP`.
+pub(super) fn fsum<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan) -> (Vec<f64>, Vec<f64>) {
+    let mut s = vec![0.0; plan.kept_n];
+    let mut c = vec![0.0; plan.kept_n];
+    plan.walk(xs, |seg| match seg {
+        Seg::Run { kept, xs, .. } => run_sum(&mut s[kept], &mut c[kept], xs, val::<T, SKIP>),
+        Seg::Row { kept, xs, .. } => {
+            let e = kept + xs.len();
+            row_sum(&mut s[kept..e], &mut c[kept..e], xs, val::<T, SKIP>);
+        }
+    });
+    (s, c)
+}
+
+/// Count, compensated sum and sum of squared deviations of one tile.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Moments {
+    pub n: Vec<u64>,
+    pub s: Vec<f64>,
+    pub c: Vec<f64>,
+    pub m2: Vec<f64>,
+    pub m2c: Vec<f64>,
+}
+
+/// The moments of a tile by the corrected two-pass algorithm: the tile's
+/// mean first, then `M2 = Σd² - (Σd)²/n` with `d = x - mean` (the second
+/// term removes the first pass's rounding). NaNs are skipped when `SKIP`.
+pub(super) fn moments<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, n: Vec<u64>) -> Moments {
+    let (s, c) = fsum::<T, SKIP>(xs, plan);
+    let mean: Vec<f64> = s
+        .iter()
+        .zip(&c)
+        .zip(&n)
+        .map(|((&s, &c), &n)| {
+            if n == 0 {
+                0.0
+            } else {
+                resolve(s, c) / n as f64
+            }
+        })
+        .collect();
+    let mut d1 = vec![0.0; plan.kept_n];
+    let mut q = vec![0.0; plan.kept_n];
+    let mut qc = vec![0.0; plan.kept_n];
+    plan.walk(xs, |seg| match seg {
+        Seg::Run { kept, xs, .. } => {
+            let m = mean[kept];
+            let dev = move |x: T| {
+                let v = x.to_f64();
+                if SKIP && v.is_nan() {
+                    0.0
+                } else {
+                    v - m
+                }
+            };
+            for blk in xs.chunks(BLOCK) {
+                d1[kept] += block_sum(blk, dev);
+                neumaier(
+                    &mut q[kept],
+                    &mut qc[kept],
+                    block_sum(blk, |x| dev(x) * dev(x)),
+                );
+            }
+        }
+        Seg::Row { kept, xs, .. } => {
+            let e = kept + xs.len();
+            for ((((d1, q), qc), &m), &x) in d1[kept..e]
+                .iter_mut()
+                .zip(&mut q[kept..e])
+                .zip(&mut qc[kept..e])
+                .zip(&mean[kept..e])
+                .zip(xs)
+            {
+                let v = x.to_f64();
+                let d = if SKIP && v.is_nan() { 0.0 } else { v - m };
+                *d1 += d;
+                neumaier(q, qc, d * d);
+            }
+        }
+    });
+    let mut m2 = vec![0.0; plan.kept_n];
+    let mut m2c = vec![0.0; plan.kept_n];
+    for j in 0..plan.kept_n {
+        if n[j] > 0 {
+            m2[j] = q[j];
+            m2c[j] = qc[j] - d1[j] * d1[j] / n[j] as f64;
+        }
+    }
+    Moments { n, s, c, m2, m2c }
+}
+
+/// Per kept element: the extreme value ignoring NaNs (`MAX`: largest), whether
+/// a NaN was seen, and whether a non-NaN value was seen.
+pub(super) fn extreme<T: Num, const MAX: bool>(
+    xs: &[T],
+    plan: &Plan,
+) -> (Vec<T>, Vec<bool>, Vec<bool>) {
+    let init = if MAX { T::BOTTOM } else { T::TOP };
+    let better = |x: T, v: T| if MAX { x > v } else { x < v };
+    let mut v = vec![init; plan.kept_n];
+    let mut nan = vec![false; plan.kept_n];
+    let mut valid = vec![false; plan.kept_n];
+    plan.walk(xs, |seg| match seg {
+        Seg::Run { kept, xs, .. } => {
+            // Eight independent lanes so the compare-select loop vectorises.
+            let mut lv = [init; 8];
+            let mut ln = [false; 8];
+            let mut lok = [false; 8];
+            let mut chunks = xs.chunks_exact(8);
+            for ch in &mut chunks {
+                for i in 0..8 {
+                    let x = ch[i];
+                    lv[i] = if better(x, lv[i]) { x } else { lv[i] };
+                    ln[i] |= x.is_nan();
+                    lok[i] |= !x.is_nan();
+                }
+            }
+            for &x in chunks.remainder() {
+                lv[0] = if better(x, lv[0]) { x } else { lv[0] };
+                ln[0] |= x.is_nan();
+                lok[0] |= !x.is_nan();
+            }
+            for i in 0..8 {
+                if better(lv[i], v[kept]) {
+                    v[kept] = lv[i];
+                }
+                nan[kept] |= ln[i];
+                valid[kept] |= lok[i];
+            }
+        }
+        Seg::Row { kept, xs, .. } => {
+            let e = kept + xs.len();
+            for (((v, n), ok), &x) in v[kept..e]
+                .iter_mut()
+                .zip(&mut nan[kept..e])
+                .zip(&mut valid[kept..e])
+                .zip(xs)
+            {
+                *v = if better(x, *v) { x } else { *v };
+                *n |= x.is_nan();
+                *ok |= !x.is_nan();
+            }
+        }
+    });
+    (v, nan, valid)
+}
+
+/// Per kept element: the first extreme value's tile-local reduced index
+/// (`MAX`: largest), or the first NaN's if there is one (`nan` set); `-1` for
+/// a kept element that saw nothing.
+pub(super) fn arg<T: Num, const MAX: bool>(xs: &[T], plan: &Plan) -> (Vec<T>, Vec<i64>, Vec<bool>) {
+    let init = if MAX { T::BOTTOM } else { T::TOP };
+    let better = |x: T, v: T| if MAX { x > v } else { x < v };
+    let mut v = vec![init; plan.kept_n];
+    let mut idx = vec![-1i64; plan.kept_n];
+    let mut nan = vec![false; plan.kept_n];
+    let step = |v: &mut T, idx: &mut i64, nan: &mut bool, x: T, r: usize| {
+        if *nan {
+            return;
+        }
+        if x.is_nan() {
+            *nan = true;
+            *v = x;
+            *idx = r as i64;
+        } else if *idx < 0 || better(x, *v) {
+            *v = x;
+            *idx = r as i64;
+        }
+    };
+    plan.walk(xs, |seg| match seg {
+        Seg::Run { kept, red, xs } => {
+            let (mut bv, mut bi, mut bn) = (v[kept], idx[kept], nan[kept]);
+            for (j, &x) in xs.iter().enumerate() {
+                step(&mut bv, &mut bi, &mut bn, x, red + j);
+                if bn {
+                    break;
+                }
+            }
+            (v[kept], idx[kept], nan[kept]) = (bv, bi, bn);
+        }
+        Seg::Row { kept, red, xs } => {
+            let e = kept + xs.len();
+            for (((v, i), n), &x) in v[kept..e]
+                .iter_mut()
+                .zip(&mut idx[kept..e])
+                .zip(&mut nan[kept..e])
+                .zip(xs)
+            {
+                step(v, i, n, x, red);
+            }
+        }
+    });
+    (v, idx, nan)
+}
+
+/// True when `x` is not zero (NaN is nonzero, -0.0 is zero), as NumPy's
+/// truth value.
+#[inline(always)]
+pub(super) fn nonzero<T: Num>(x: T) -> bool {
+    x != T::default()
+}
