@@ -547,7 +547,7 @@ pub fn merge(op: ReduceOp, acc: &mut Partial, next: Partial) -> Result<()> {
             crate::with_block!(v, a, T => {
                 let b = T::from_block(v2).map_err(|_| mismatch())?;
                 for (x, &y) in a.iter_mut().zip(b.iter()) {
-                    if if max { y > *x } else { y < *x } {
+                    if beats(max, y, *x) {
                         *x = y;
                     }
                 }
@@ -606,7 +606,7 @@ pub fn merge(op: ReduceOp, acc: &mut Partial, next: Partial) -> Result<()> {
                             (true, false) => false,
                             (false, true) => true,
                             (false, false) => {
-                                let better = if max { y > *x } else { y < *x };
+                                let better = beats(max, y, *x);
                                 better || (y == *x && i2 < i)
                             }
                         }
@@ -633,11 +633,29 @@ pub fn merge(op: ReduceOp, acc: &mut Partial, next: Partial) -> Result<()> {
     Ok(())
 }
 
+/// `y` is strictly better than `x` (larger when `max`, else smaller).
+#[inline]
+fn beats<T: PartialOrd>(max: bool, y: T, x: T) -> bool {
+    if max {
+        y > x
+    } else {
+        y < x
+    }
+}
+
 fn merge_sums(s: &mut [f64], c: &mut [f64], s2: &[f64], c2: &[f64]) {
     for ((s, c), (&s2, &c2)) in s.iter_mut().zip(c.iter_mut()).zip(s2.iter().zip(c2)) {
         neumaier(s, c, s2);
         *c += c2;
     }
+}
+
+/// `(s + c) / n` as a double-double `hi + lo`.
+fn mean_dd(s: f64, c: f64, n: f64) -> (f64, f64) {
+    let q = s / n;
+    // The division's remainder, exact by FMA.
+    let r = (-q).mul_add(n, s) + c;
+    (q, r / n)
 }
 
 /// Chan, Golub & LeVeque's pairwise update of `(n, sum, M2)`.
@@ -653,7 +671,12 @@ fn merge_moments(a: &mut Moments, b: &Moments) {
         }
         let (fa, fb) = (na as f64, nb as f64);
         let n = fa + fb;
-        let delta = resolve(b.s[j], b.c[j]) / fb - resolve(a.s[j], a.c[j]) / fa;
+        // The means as double-doubles: their difference is then exact to
+        // ~1 ulp of the difference, even when the means are huge compared
+        // to the spread (1e8 + U(0, 1)).
+        let (qa, la) = mean_dd(a.s[j], a.c[j], fa);
+        let (qb, lb) = mean_dd(b.s[j], b.c[j], fb);
+        let delta = (qb - qa) + (lb - la);
         neumaier(&mut a.m2[j], &mut a.m2c[j], b.m2[j]);
         neumaier(&mut a.m2[j], &mut a.m2c[j], delta * delta * (fa * fb / n));
         a.m2c[j] += b.m2c[j];

@@ -115,16 +115,8 @@ impl Candidates {
         let la = self.len;
         let lb = next.len;
         let len = self.kk.min(la + lb);
-        let kept_a = if la == 0 {
-            None
-        } else {
-            Some(self.idx.len() / la)
-        };
-        let kept_b = if lb == 0 {
-            None
-        } else {
-            Some(next.idx.len() / lb)
-        };
+        let kept_a = self.idx.len().checked_div(la);
+        let kept_b = next.idx.len().checked_div(lb);
         if let (Some(a), Some(b)) = (kept_a, kept_b) {
             if a != b {
                 return Err(Error::invalid(
