@@ -157,9 +157,9 @@ pub(crate) fn shuffle(src: &[u8], size: usize, dst: &mut [u8]) {
         dst.copy_from_slice(src);
         return;
     }
-    for (i, el) in src[..n * size].chunks_exact(size).enumerate() {
-        for (j, &b) in el.iter().enumerate() {
-            dst[j * n + i] = b;
+    for (j, plane) in dst[..n * size].chunks_exact_mut(n).enumerate() {
+        for (d, &b) in plane.iter_mut().zip(src[j..n * size].iter().step_by(size)) {
+            *d = b;
         }
     }
     dst[n * size..].copy_from_slice(&src[n * size..]);
@@ -172,9 +172,10 @@ pub(crate) fn unshuffle(src: &[u8], size: usize, dst: &mut [u8]) {
         dst.copy_from_slice(src);
         return;
     }
-    for (i, el) in dst[..n * size].chunks_exact_mut(size).enumerate() {
-        for (j, b) in el.iter_mut().enumerate() {
-            *b = src[j * n + i];
+    // One pass per byte plane: zipped iterators carry no bounds checks.
+    for (j, plane) in src[..n * size].chunks_exact(n).enumerate() {
+        for (d, &b) in dst[j..n * size].iter_mut().step_by(size).zip(plane) {
+            *d = b;
         }
     }
     dst[n * size..].copy_from_slice(&src[n * size..]);

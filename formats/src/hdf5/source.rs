@@ -209,6 +209,10 @@ impl Hdf5Source {
             })?;
             codec::decode(cur, tmp, pipeline, loc.mask, full_bytes)
                 .map_err(|m| self.err(idx, m))?;
+            if shape == chunk {
+                // A whole chunk: build the block straight from the decode buffer.
+                return self.to_block(idx, &shape, cur);
+            }
             let mut out = vec![0u8; shape.iter().product::<usize>() * size];
             codec::copy_box(cur, chunk, &shape, size, &mut out, true);
             self.to_block(idx, &shape, &mut out)
