@@ -317,7 +317,7 @@ fn tile_partial<T: Num>(
             (xs, Plan::new(shape, axes), None)
         }
     };
-    let state = tile_state(op, xs, &plan);
+    let state = tile_state(op, xs, &plan)?;
     let state = match state {
         State::Arg {
             v, mut idx, nan, n, ..
@@ -348,13 +348,13 @@ fn tile_partial<T: Num>(
 }
 
 /// The state of a tile `xs` walked by `plan` (not TopK).
-fn tile_state<T: Num>(op: ReduceOp, xs: &[T], plan: &Plan) -> State {
+fn tile_state<T: Num>(op: ReduceOp, xs: &[T], plan: &Plan) -> Result<State> {
     use ReduceOp::*;
     let float = T::DTYPE.is_float();
     let unsigned = T::DTYPE.kind() == Kind::Unsigned;
     let block = |v: Vec<T>| T::into_block(ndarray::Array1::from(v).into_dyn());
     let seen = || vec![plan.red_n as u64; plan.kept_n];
-    match op {
+    Ok(match op {
         Sum | NanSum if float => {
             let (s, c) = if op == Sum {
                 tile::fsum::<T, false>(xs, plan)
@@ -430,8 +430,10 @@ fn tile_state<T: Num>(op: ReduceOp, xs: &[T], plan: &Plan) -> State {
         CountNonzero => State::U64(tile::fold(xs, plan, 0u64, |a, x| {
             a + u64::from(tile::nonzero(x))
         })),
-        TopK { .. } | ArgTopK { .. } => State::Bools(vec![]), // handled by `partial`
-    }
+        TopK { .. } | ArgTopK { .. } => {
+            return Err(bad("topk partials are made from lanes, not a tile walk"))
+        }
+    })
 }
 
 /// The global C-order flat index over the reduced axes of `full_shape` of
