@@ -249,7 +249,7 @@ fn fill_bytes(ds: &Dataset, dt: &hdf5::Datatype, dtype: DType, big_endian: bool)
     if rc < 0 {
         return vec![0u8; dtype.size()];
     }
-    if big_endian {
+    if big_endian != cfg!(target_endian = "big") {
         codec::swap_bytes(&mut buf, dtype.size());
     }
     if dtype == DType::Bool && buf[0] > 1 {

@@ -165,7 +165,7 @@ impl Hdf5Source {
 
     /// Native-endian bytes in file byte order -> Block.
     fn to_block(&self, idx: &[u64], shape: &[usize], bytes: &mut [u8]) -> Result<Block> {
-        if self.big_endian {
+        if self.big_endian != cfg!(target_endian = "big") {
             codec::swap_bytes(bytes, self.dtype.size());
         }
         Block::from_ne_bytes(self.dtype, shape, bytes).ok_or_else(|| {
