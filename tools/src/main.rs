@@ -1,1 +1,75 @@
-fn main() {}
+//! The `ndstream` command: a thin shell over the library (ripgrep style):
+//! clap parses the raw arguments ([`cli`]), each command validates them
+//! into typed settings ([`config`]) and runs. Adding a subcommand is one
+//! variant in [`cli::Command`], one module, and one arm in [`run`].
+//!
+//! Errors print as one `error: ...` line with the cause chain. Exit
+//! status: 0 on success, 2 for bad usage or bad input (arguments,
+//! expressions, missing files, shapes), 1 for runtime failures (reads,
+//! writes), 130 when interrupted with Ctrl-C.
+
+mod cli;
+mod cmd;
+mod config;
+mod expr;
+mod format;
+mod plot;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Info(a) => cmd::info::run(a),
+        Command::Convert(a) => cmd::convert::run(a, cli.quiet),
+        Command::Eval(a) => cmd::eval::run(a, cli.quiet),
+        Command::Plot(a) => plot::run(a, cli.quiet),
+    }
+}
+
+/// The exit status for an error: the first classifiable error in the chain decides.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<config::UsageError>()
+            || cause.is::<expr::SourcedError>()
+            || cause.is::<expr::ExprError>()
+        {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<ndstream::Error>() {
+            return match e {
+                ndstream::Error::Cancelled => 130,
+                ndstream::Error::Source { .. }
+                | ndstream::Error::Sink { .. }
+                | ndstream::Error::Kernel { .. }
+                | ndstream::Error::WorkerPanic { .. } => 1,
+                _ => 2,
+            };
+        }
+        if cause.is::<std::io::Error>() || cause.is::<image::ImageError>() {
+            return 1;
+        }
+    }
+    1
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error (a bug in ndstream, please report it): {info}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,671 @@
+//! The functions and array methods of the expression language, each
+//! lowered to one library call.
+//!
+//! Function forms take the array first (`mean(x, axis=0)`); method forms
+//! are the same functions with the receiver as that first argument
+//! (`x.mean(axis=0)`), so both always agree. Arguments bind as in NumPy
+//! (positionally or by keyword, same names); unknown keywords are errors.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndstream::{Array, Chunks, DType, ReduceOp, UnaryOp};
+
+use super::error::{ExprError, Span};
+use super::eval::{binary, lib_err};
+use super::value::{
+    as_array, as_axes, as_bool, as_chunks, as_dtype, as_f64, as_int, as_operand, as_seq, as_shape,
+    as_str, Args, Value,
+};
+
+const REDUCTIONS: [&str; 22] = [
+    "sum",
+    "prod",
+    "mean",
+    "var",
+    "std",
+    "min",
+    "max",
+    "amin",
+    "amax",
+    "argmin",
+    "argmax",
+    "any",
+    "all",
+    "count_nonzero",
+    "nansum",
+    "nanmean",
+    "nanvar",
+    "nanstd",
+    "nanmin",
+    "nanmax",
+    "topk",
+    "argtopk",
+];
+
+const UNARIES: [&str; 17] = [
+    "sqrt",
+    "exp",
+    "log",
+    "log1p",
+    "sin",
+    "cos",
+    "tanh",
+    "abs",
+    "absolute",
+    "isnan",
+    "isfinite",
+    "square",
+    "floor",
+    "ceil",
+    "negative",
+    "logical_not",
+    "invert",
+];
+
+const BINARIES: [&str; 12] = [
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "true_divide",
+    "floor_divide",
+    "mod",
+    "power",
+    "maximum",
+    "minimum",
+    "logical_and",
+    "logical_or",
+];
+
+const OTHERS: [&str; 21] = [
+    "open",
+    "stack",
+    "concatenate",
+    "zeros",
+    "ones",
+    "full",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "arange",
+    "linspace",
+    "where",
+    "clip",
+    "triu",
+    "tril",
+    "transpose",
+    "astype",
+    "rechunk",
+    "array",
+    "asarray",
+    "logical_xor",
+];
+
+const METHOD_ONLY: [&str; 4] = ["compute", "persist", "copy", "astype"];
+
+/// True if `name` is a function of the language (for "did you mean to call it" hints).
+pub fn is_function(name: &str) -> bool {
+    REDUCTIONS.contains(&name)
+        || UNARIES.contains(&name)
+        || BINARIES.contains(&name)
+        || OTHERS.contains(&name)
+}
+
+/// True if `name` is an array method.
+pub fn is_method(name: &str) -> bool {
+    REDUCTIONS.contains(&name)
+        || METHOD_ONLY.contains(&name)
+        || matches!(name, "rechunk" | "transpose" | "clip")
+}
+
+/// Call the function `name` (`random.` prefixed for the random module).
+///
+/// # Errors
+/// Unknown functions, bad arguments, library errors (shapes, dtypes, files).
+pub fn call(name: &str, mut a: Args) -> Result<Value, ExprError> {
+    let span = a.span;
+    if let Some(r) = name.strip_prefix("random.") {
+        return random(r, a);
+    }
+    if REDUCTIONS.contains(&name) {
+        return reduction(name, a);
+    }
+    if let Some(op) = unary_op(name) {
+        let (x, xs) = a.req(0, "x")?;
+        a.finish()?;
+        return Ok(Value::Array(
+            as_array(&x, xs)?.unary(op).map_err(lib_err(span))?,
+        ));
+    }
+    if let Some(op) = binary_syntax_op(name) {
+        let (x, _) = a.req(0, "x1")?;
+        let (y, _) = a.req(1, "x2")?;
+        a.finish()?;
+        return binary(op, x, y, span);
+    }
+    match name {
+        "maximum" | "minimum" | "logical_xor" => {
+            let (x, xs) = a.req(0, "x1")?;
+            let (y, ys) = a.req(1, "x2")?;
+            a.finish()?;
+            let op = match name {
+                "maximum" => ndstream::BinaryOp::Maximum,
+                "minimum" => ndstream::BinaryOp::Minimum,
+                _ => ndstream::BinaryOp::Xor,
+            };
+            let (xa, y) = match (&x, &y) {
+                (Value::Array(_), _) => (as_array(&x, xs)?, as_operand(&y, ys)?),
+                (_, Value::Array(_)) => (as_array(&y, ys)?, as_operand(&x, xs)?),
+                _ => (as_array(&x, xs)?, as_operand(&y, ys)?),
+            };
+            Ok(Value::Array(xa.apply(op, y).map_err(lib_err(span))?))
+        }
+        "open" => {
+            let (p, ps) = a.req(0, "path")?;
+            let chunks = a.some(1, "chunks")?;
+            a.finish()?;
+            let path = as_str(&p, ps)?;
+            if is_glob(path) {
+                return Err(ExprError::eval(
+                    format!("`{path}` is a pattern; use stack('{path}') or concatenate('{path}')"),
+                    ps,
+                ));
+            }
+            let x = ndstream::open(path).map_err(lib_err(ps))?;
+            Ok(Value::Array(match chunks {
+                None => x,
+                Some((c, cs)) => x
+                    .rechunk(as_chunks(&c, Some(x.ndim()), cs)?)
+                    .map_err(lib_err(cs))?,
+            }))
+        }
+        "stack" | "concatenate" => {
+            let (xs, xss) = a.req(0, "arrays")?;
+            let axis = match a.opt(1, "axis")? {
+                Some((v, s)) => as_int(&v, s)? as isize,
+                None => 0,
+            };
+            a.finish()?;
+            let arrays = arrays_of(&xs, xss)?;
+            let r = if name == "stack" {
+                ndstream::stack(&arrays, axis)
+            } else {
+                ndstream::concatenate(&arrays, axis)
+            };
+            Ok(Value::Array(r.map_err(lib_err(span))?))
+        }
+        "zeros" | "ones" => {
+            let (s, ss) = a.req(0, "shape")?;
+            let dtype = dtype_arg(&mut a, 1, DType::F64)?;
+            let shape = as_shape(&s, ss)?;
+            let chunks = chunks_arg(&mut a, 2, shape.len())?;
+            a.finish()?;
+            let r = if name == "zeros" {
+                ndstream::zeros(&shape, dtype, chunks)
+            } else {
+                ndstream::ones(&shape, dtype, chunks)
+            };
+            Ok(Value::Array(r.map_err(lib_err(span))?))
+        }
+        "full" => {
+            let (s, ss) = a.req(0, "shape")?;
+            let (v, vs) = a.req(1, "fill_value")?;
+            let dtype = dtype_arg(&mut a, 2, natural_dtype(&v))?;
+            let shape = as_shape(&s, ss)?;
+            let chunks = chunks_arg(&mut a, 3, shape.len())?;
+            a.finish()?;
+            let r = ndstream::full(&shape, as_f64(&v, vs)?, dtype, chunks);
+            Ok(Value::Array(r.map_err(lib_err(span))?))
+        }
+        "zeros_like" | "ones_like" | "full_like" => {
+            let (x, xs) = a.req(0, "a")?;
+            let x = as_array(&x, xs)?;
+            let value = if name == "full_like" {
+                let (v, vs) = a.req(1, "fill_value")?;
+                as_f64(&v, vs)?
+            } else {
+                (name == "ones_like") as u8 as f64
+            };
+            let dtype = dtype_arg(&mut a, 2, x.dtype())?;
+            a.finish()?;
+            let chunks = Chunks::Shape(x.grid().max_chunk_shape());
+            Ok(Value::Array(
+                ndstream::full(x.shape(), value, dtype, chunks).map_err(lib_err(span))?,
+            ))
+        }
+        "arange" => {
+            let (first, fs) = a.req(0, "start")?;
+            let stop = a.some(1, "stop")?;
+            let step = a.some(2, "step")?;
+            let any_float = [
+                Some(&first),
+                stop.as_ref().map(|s| &s.0),
+                step.as_ref().map(|s| &s.0),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|v| matches!(v, Value::Float(_)));
+            let dtype = dtype_arg(&mut a, 3, if any_float { DType::F64 } else { DType::I64 })?;
+            let chunks = chunks_arg(&mut a, 4, 1)?;
+            a.finish()?;
+            let (start, stop) = match &stop {
+                None => (0.0, as_f64(&first, fs)?),
+                Some((v, s)) => (as_f64(&first, fs)?, as_f64(v, *s)?),
+            };
+            let step = match &step {
+                None => 1.0,
+                Some((v, s)) => as_f64(v, *s)?,
+            };
+            if step == 0.0 {
+                return Err(ExprError::eval("arange: step cannot be zero", span));
+            }
+            Ok(Value::Array(
+                ndstream::arange(start, stop, step, dtype, chunks).map_err(lib_err(span))?,
+            ))
+        }
+        "linspace" => {
+            let (s, ss) = a.req(0, "start")?;
+            let (e, es) = a.req(1, "stop")?;
+            let num = match a.opt(2, "num")? {
+                Some((v, vs)) => super::value::as_u64(&v, vs)?,
+                None => 50,
+            };
+            let chunks = chunks_arg(&mut a, 3, 1)?;
+            a.finish()?;
+            let r = ndstream::linspace(as_f64(&s, ss)?, as_f64(&e, es)?, num, chunks);
+            Ok(Value::Array(r.map_err(lib_err(span))?))
+        }
+        "where" => {
+            let (c, cs) = a.req(0, "condition")?;
+            let (x, xs) = a.req(1, "x")?;
+            let (y, ys) = a.req(2, "y")?;
+            a.finish()?;
+            let c = as_array(&c, cs)?;
+            let r = ndstream::where_(&c, as_operand(&x, xs)?, as_operand(&y, ys)?);
+            Ok(Value::Array(r.map_err(lib_err(span))?))
+        }
+        "array" | "asarray" => {
+            let (x, xs) = a.req(0, "object")?;
+            let dtype = a.some(1, "dtype")?;
+            a.finish()?;
+            let arr = as_array(&x, xs)?;
+            Ok(Value::Array(match dtype {
+                Some((d, ds)) => arr.astype(as_dtype(&d, ds)?),
+                None => arr,
+            }))
+        }
+        _ => array_function(name, a),
+    }
+}
+
+/// Functions that are also methods (array first).
+fn array_function(name: &str, mut a: Args) -> Result<Value, ExprError> {
+    let span = a.span;
+    let known = matches!(
+        name,
+        "clip" | "triu" | "tril" | "transpose" | "astype" | "rechunk"
+    );
+    if !known {
+        return Err(ExprError::eval(format!("unknown function `{name}`"), span));
+    }
+    let (x, xs) = a.req(0, "a")?;
+    let x = as_array(&x, xs)?;
+    let r = match name {
+        "clip" => {
+            let lo = a.some(1, "a_min")?.or(a.some(99, "min")?);
+            let hi = a.some(2, "a_max")?.or(a.some(99, "max")?);
+            let lo = lo.map(|(v, s)| as_f64(&v, s)).transpose()?;
+            let hi = hi.map(|(v, s)| as_f64(&v, s)).transpose()?;
+            x.clip(lo, hi)
+        }
+        "triu" | "tril" => {
+            let k = match a.opt(1, "k")? {
+                Some((v, s)) => as_int(&v, s)?,
+                None => 0,
+            };
+            if name == "triu" {
+                x.triu(k)
+            } else {
+                x.tril(k)
+            }
+        }
+        "transpose" => {
+            let perm = match a.some(1, "axes")? {
+                Some((v, s)) => {
+                    let axes = as_axes(&v, s)?.unwrap_or_default();
+                    let n = x.ndim() as isize;
+                    let p: Vec<usize> = axes
+                        .iter()
+                        .map(|&i| if i < 0 { (i + n) as usize } else { i as usize })
+                        .collect();
+                    Some(p)
+                }
+                None => None,
+            };
+            x.transpose(perm.as_deref())
+        }
+        "astype" => {
+            let (d, ds) = a.req(1, "dtype")?;
+            Ok(x.astype(as_dtype(&d, ds)?))
+        }
+        _ => {
+            let (c, cs) = a.req(1, "chunks")?;
+            x.rechunk(as_chunks(&c, Some(x.ndim()), cs)?)
+        }
+    };
+    a.finish()?;
+    Ok(Value::Array(r.map_err(lib_err(span))?))
+}
+
+/// Call the array method `name`; the receiver is positional argument 0.
+///
+/// # Errors
+/// Unknown methods and everything [`call`] reports.
+pub fn method(name: &str, mut a: Args) -> Result<Value, ExprError> {
+    match name {
+        "compute" | "persist" | "copy" => {
+            let x = a.req(0, "self")?;
+            a.finish()?;
+            Ok(x.0)
+        }
+        "clip" => {
+            let (x, xs) = a.req(0, "self")?;
+            let lo = a.some(1, "min")?;
+            let hi = a.some(2, "max")?;
+            a.finish()?;
+            let x = as_array(&x, xs)?;
+            let lo = lo.map(|(v, s)| as_f64(&v, s)).transpose()?;
+            let hi = hi.map(|(v, s)| as_f64(&v, s)).transpose()?;
+            Ok(Value::Array(x.clip(lo, hi).map_err(lib_err(xs))?))
+        }
+        "transpose" => {
+            let (x, xs) = a.req(0, "self")?;
+            // `x.transpose(1, 0)` as well as `x.transpose((1, 0))`.
+            let mut axes = Vec::new();
+            let mut i = 1;
+            while let Some((v, s)) = a.opt(i, "axes")? {
+                match &v {
+                    Value::Tuple(_) | Value::List(_) => {
+                        axes.extend(as_axes(&v, s)?.unwrap_or_default())
+                    }
+                    Value::None => {}
+                    _ => axes.push(as_int(&v, s)? as isize),
+                }
+                i += 1;
+            }
+            a.finish()?;
+            let x = as_array(&x, xs)?;
+            let n = x.ndim() as isize;
+            let perm: Vec<usize> = axes
+                .iter()
+                .map(|&i| if i < 0 { (i + n) as usize } else { i as usize })
+                .collect();
+            let r = x.transpose(if perm.is_empty() { None } else { Some(&perm) });
+            Ok(Value::Array(r.map_err(lib_err(xs))?))
+        }
+        _ if is_method(name) => call(name, a),
+        _ => Err(ExprError::eval(
+            format!("arrays have no method `{name}`"),
+            a.span,
+        )),
+    }
+}
+
+/// A reduction, function or method form.
+fn reduction(name: &str, mut a: Args) -> Result<Value, ExprError> {
+    let span = a.span;
+    let (x, xs) = a.req(0, "a")?;
+    let x = as_array(&x, xs)?;
+    if name == "topk" || name == "argtopk" {
+        let (k, ks) = a.req(1, "k")?;
+        let k = as_int(&k, ks)?;
+        let axis = match a.opt(2, "axis")? {
+            Some((v, s)) => as_int(&v, s)? as isize,
+            None => -1,
+        };
+        a.finish()?;
+        let r = if name == "topk" {
+            x.topk(k, axis)
+        } else {
+            x.argtopk(k, axis)
+        };
+        return Ok(Value::Array(r.map_err(lib_err(span))?));
+    }
+    let axes = match a.opt(1, "axis")? {
+        Some((v, s)) => as_axes(&v, s)?,
+        None => None,
+    };
+    let takes_ddof = matches!(name, "var" | "std" | "nanvar" | "nanstd");
+    let ddof = if takes_ddof {
+        match a.opt(2, "ddof")? {
+            Some((v, s)) => {
+                let d = as_int(&v, s)?;
+                u32::try_from(d).map_err(|_| {
+                    ExprError::eval(format!("ddof must be a non-negative integer, got {d}"), s)
+                })?
+            }
+            None => 0,
+        }
+    } else {
+        0
+    };
+    let keepdims = match a.opt(if takes_ddof { 3 } else { 2 }, "keepdims")? {
+        Some((v, s)) => as_bool(&v, s)?,
+        None => false,
+    };
+    a.finish()?;
+    let op = match name {
+        "sum" => ReduceOp::Sum,
+        "prod" => ReduceOp::Prod,
+        "mean" => ReduceOp::Mean,
+        "var" => ReduceOp::Var { ddof },
+        "std" => ReduceOp::Std { ddof },
+        "min" | "amin" => ReduceOp::Min,
+        "max" | "amax" => ReduceOp::Max,
+        "argmin" => ReduceOp::ArgMin,
+        "argmax" => ReduceOp::ArgMax,
+        "any" => ReduceOp::Any,
+        "all" => ReduceOp::All,
+        "count_nonzero" => ReduceOp::CountNonzero,
+        "nansum" => ReduceOp::NanSum,
+        "nanmean" => ReduceOp::NanMean,
+        "nanvar" => ReduceOp::NanVar { ddof },
+        "nanstd" => ReduceOp::NanStd { ddof },
+        "nanmin" => ReduceOp::NanMin,
+        _ => ReduceOp::NanMax,
+    };
+    if matches!(op, ReduceOp::ArgMin | ReduceOp::ArgMax)
+        && axes.as_ref().is_some_and(|v| v.len() > 1)
+    {
+        return Err(ExprError::eval(
+            format!("{name}: axis must be a single integer or None"),
+            span,
+        ));
+    }
+    Ok(Value::Array(
+        x.reduce(op, axes.as_deref(), keepdims)
+            .map_err(lib_err(span))?,
+    ))
+}
+
+static SEED_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A seed for unseeded random arrays: different on every call.
+fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ SEED_COUNTER
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ std::process::id() as u64
+}
+
+/// `random.normal(loc, scale, size, chunks, seed)`, `uniform`, `exponential`, `random`.
+fn random(name: &str, mut a: Args) -> Result<Value, ExprError> {
+    let span = a.span;
+    let num = |a: &mut Args, i: usize, n: &str, d: f64| -> Result<f64, ExprError> {
+        match a.opt(i, n)? {
+            Some((v, s)) => as_f64(&v, s),
+            None => Ok(d),
+        }
+    };
+    let (p1, p2, next) = match name {
+        "normal" => (
+            num(&mut a, 0, "loc", 0.0)?,
+            num(&mut a, 1, "scale", 1.0)?,
+            2,
+        ),
+        "uniform" => (num(&mut a, 0, "low", 0.0)?, num(&mut a, 1, "high", 1.0)?, 2),
+        "exponential" => (num(&mut a, 0, "scale", 1.0)?, 0.0, 1),
+        "random" | "random_sample" => (0.0, 1.0, 0),
+        "standard_normal" => (0.0, 1.0, 0),
+        _ => {
+            return Err(ExprError::eval(
+                format!("unknown function `random.{name}`"),
+                span,
+            ))
+        }
+    };
+    let (size, ss) = a.req(next, "size")?;
+    let shape = as_shape(&size, ss)?;
+    let chunks = chunks_arg(&mut a, next + 1, shape.len())?;
+    let seed = match a.some(next + 2, "seed")? {
+        Some((v, s)) => as_int(&v, s)? as u64,
+        None => fresh_seed(),
+    };
+    let dtype = a
+        .some(next + 3, "dtype")?
+        .map(|(v, s)| as_dtype(&v, s))
+        .transpose()?;
+    a.finish()?;
+    let r = match name {
+        "normal" | "standard_normal" => ndstream::random::normal(p1, p2, &shape, chunks, seed),
+        "uniform" | "random" | "random_sample" => {
+            ndstream::random::uniform(p1, p2, &shape, chunks, seed)
+        }
+        _ => ndstream::random::exponential(p1, &shape, chunks, seed),
+    };
+    let r = r.map_err(lib_err(span))?;
+    Ok(Value::Array(match dtype {
+        Some(d) => r.astype(d),
+        None => r,
+    }))
+}
+
+fn unary_op(name: &str) -> Option<UnaryOp> {
+    Some(match name {
+        "sqrt" => UnaryOp::Sqrt,
+        "exp" => UnaryOp::Exp,
+        "log" => UnaryOp::Log,
+        "log1p" => UnaryOp::Log1p,
+        "sin" => UnaryOp::Sin,
+        "cos" => UnaryOp::Cos,
+        "tanh" => UnaryOp::Tanh,
+        "abs" | "absolute" => UnaryOp::Abs,
+        "isnan" => UnaryOp::IsNan,
+        "isfinite" => UnaryOp::IsFinite,
+        "square" => UnaryOp::Square,
+        "floor" => UnaryOp::Floor,
+        "ceil" => UnaryOp::Ceil,
+        "negative" => UnaryOp::Neg,
+        "logical_not" | "invert" => UnaryOp::Not,
+        _ => return None,
+    })
+}
+
+fn binary_syntax_op(name: &str) -> Option<super::ast::BinOp> {
+    use super::ast::BinOp;
+    Some(match name {
+        "add" => BinOp::Add,
+        "subtract" => BinOp::Sub,
+        "multiply" => BinOp::Mul,
+        "divide" | "true_divide" => BinOp::Div,
+        "floor_divide" => BinOp::FloorDiv,
+        "mod" => BinOp::Mod,
+        "power" => BinOp::Pow,
+        "logical_and" => BinOp::BitAnd,
+        "logical_or" => BinOp::BitOr,
+        _ => return None,
+    })
+}
+
+fn natural_dtype(v: &Value) -> DType {
+    match v {
+        Value::Int(_) => DType::I64,
+        Value::Bool(_) => DType::Bool,
+        _ => DType::F64,
+    }
+}
+
+fn dtype_arg(a: &mut Args, idx: usize, default: DType) -> Result<DType, ExprError> {
+    match a.some(idx, "dtype")? {
+        Some((v, s)) => as_dtype(&v, s),
+        None => Ok(default),
+    }
+}
+
+fn chunks_arg(a: &mut Args, idx: usize, ndim: usize) -> Result<Chunks, ExprError> {
+    match a.some(idx, "chunks")? {
+        Some((v, s)) => as_chunks(&v, Some(ndim), s),
+        None => Ok(Chunks::Auto),
+    }
+}
+
+/// True if a path has glob characters in its file part (a raw file's
+/// `?dtype=...` query does not count).
+pub fn is_glob(path: &str) -> bool {
+    let file = match path.find("?dtype=").or_else(|| path.find("?shape=")) {
+        Some(i) => &path[..i],
+        None => path,
+    };
+    file.contains(['*', '?', '['])
+}
+
+/// A list of arrays, or a glob pattern opened in sorted order.
+fn arrays_of(v: &Value, span: Span) -> Result<Vec<Array>, ExprError> {
+    match v {
+        Value::Str(pattern) => ndstream::open_many(pattern).map_err(lib_err(span)),
+        _ => {
+            let items = as_seq(v, span)?;
+            if items.is_empty() {
+                return Err(ExprError::eval("needs at least one array", span));
+            }
+            items.iter().map(|x| as_array(x, span)).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(is_glob("data/*.h5:/x"));
+        assert!(is_glob("p?.npy"));
+        assert!(!is_glob("x.bin?dtype=<f4&shape=3"));
+        assert!(is_glob("x*.bin?dtype=<f4&shape=3"));
+        assert!(!is_glob("a.zarr"));
+    }
+
+    #[test]
+    fn every_listed_name_dispatches() {
+        for n in REDUCTIONS
+            .iter()
+            .chain(&UNARIES)
+            .chain(&BINARIES)
+            .chain(&OTHERS)
+        {
+            assert!(is_function(n));
+            let a = Args::new(n.to_string(), Span::default(), vec![], vec![]);
+            let e = call(n, a).unwrap_err();
+            assert!(
+                !e.message.contains("unknown function"),
+                "{n}: {}",
+                e.message
+            );
+        }
+    }
+}
