@@ -747,4 +747,100 @@ mod tests {
         let ok = vec!["1"; 150].join("+");
         assert!(parse_program(&ok).is_ok());
     }
+
+    #[test]
+    fn regressions_from_fuzzing() {
+        // Inputs that once crashed or misbehaved; they must give errors, not panics.
+        for src in [
+            "x[",
+            "(",
+            "f(a=",
+            "x.",
+            "1 <",
+            "[::]",
+            "x[:,",
+            "'",
+            "r'",
+            "-",
+            "a=;",
+            "1e",
+            ".",
+            "...",
+            "x[1:2:3:4]",
+        ] {
+            let _ = parse_program(src);
+            let _ = parse_index_list(src);
+        }
+    }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const TOKENS: [&str; 40] = [
+            "x",
+            "open",
+            "(",
+            ")",
+            "[",
+            "]",
+            ",",
+            ":",
+            ";",
+            "=",
+            "+",
+            "-",
+            "*",
+            "/",
+            "//",
+            "%",
+            "**",
+            "<",
+            "<=",
+            "==",
+            "!=",
+            "&",
+            "|",
+            "^",
+            "~",
+            ".",
+            "...",
+            "None",
+            "True",
+            "'a.h5:/x'",
+            "1",
+            "2.5",
+            "1e-6",
+            "axis",
+            "mean",
+            "\n",
+            "and",
+            "lambda",
+            "@",
+            "#",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn random_strings_never_panic(s in "\\PC{0,40}") {
+                let _ = parse_program(&s);
+                let _ = parse_index_list(&s);
+            }
+
+            #[test]
+            fn token_soups_never_panic(toks in proptest::collection::vec(0..TOKENS.len(), 0..30)) {
+                let src: Vec<&str> = toks.iter().map(|&i| TOKENS[i]).collect();
+                let src = src.join(" ").replace("\\n", "\n");
+                match parse_program(&src) {
+                    Ok(p) => prop_assert!(!p.stmts.is_empty()),
+                    Err(e) => {
+                        prop_assert!(e.span.start <= src.len() && e.span.end <= src.len());
+                        let _ = e.with_source(&src).render();
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,353 @@
+//! End-to-end tests of the `ndstream` binary: every command and its error
+//! cases. Inputs are made with the CLI itself (`eval ... -o`), so no Python
+//! is needed; values are checked against independent computations.
+
+use std::path::Path;
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+fn ndstream() -> Command {
+    let mut c = Command::cargo_bin("ndstream").unwrap_or_else(|e| panic!("{e}"));
+    c.arg("--quiet");
+    c
+}
+
+/// Run and return (status, stdout, stderr).
+fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = ndstream()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let (code, out, err) = run(args, dir);
+    assert_eq!(code, 0, "{args:?} failed: {err}");
+    out
+}
+
+fn fails(args: &[&str], dir: &Path, code: i32) -> String {
+    let (c, _, err) = run(args, dir);
+    assert_eq!(c, code, "{args:?}: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    err
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+const INPUT: &str = "random.uniform(0, 1, size=(100, 60), chunks=(30, 30), seed=3)";
+
+#[test]
+fn errors_are_one_line_with_status_2() {
+    let d = tmp();
+    let p = d.path();
+    let e = fails(&["info", "missing.zarr"], p, 2);
+    assert!(e.contains("missing.zarr"), "{e}");
+    fails(&["eval", "open('nope.h5:/x').sum()"], p, 2);
+    let e = fails(&["eval", "1", "--memory", "lots"], p, 2);
+    assert!(e.contains("--memory") && e.contains("lots"), "{e}");
+    fails(&["convert", "a.zarr", "b.zarr", "--codec", "lz77"], p, 2);
+    fails(&["eval", "unknown_function(3)"], p, 2);
+    fails(&["eval", "zeros((2, 3)).sum(axis=5)"], p, 2);
+    let (code, _, _) = run(&["frobnicate"], p);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn bad_expressions_show_a_caret() {
+    let d = tmp();
+    let e = fails(&["eval", "mean(x"], d.path(), 2);
+    assert_eq!(e.lines().nth(1), Some("  mean(x"), "{e}");
+    assert_eq!(e.lines().nth(2), Some("        ^"), "{e}");
+    let e = fails(&["eval", "x = 3; y + x"], d.path(), 2);
+    assert!(e.contains("unknown name `y`"), "{e}");
+    assert_eq!(e.lines().nth(2), Some("         ^"), "{e}");
+}
+
+#[test]
+fn large_results_need_an_output() {
+    let d = tmp();
+    let e = fails(&["eval", "zeros((200, 200))"], d.path(), 2);
+    assert!(e.contains("-o"), "{e}");
+    ok(&["eval", "zeros((200, 200))", "-o", "z.zarr"], d.path());
+    let info = json(&ok(&["info", "z.zarr", "--json"], d.path()));
+    assert_eq!(info["shape"], serde_json::json!([200, 200]));
+    assert_eq!(
+        info["attributes"]["ndstream_expression"],
+        "zeros((200, 200))"
+    );
+}
+
+#[test]
+fn eval_prints_like_numpy_and_lists_in_one_pass() {
+    let d = tmp();
+    let p = d.path();
+    assert_eq!(ok(&["eval", "1 + 2 * 3"], p), "7\n");
+    assert_eq!(ok(&["eval", "arange(5.)"], p), "[0. 1. 2. 3. 4.]\n");
+    assert_eq!(
+        ok(&["eval", "ones((2, 3), dtype='i4').sum(axis=0)"], p),
+        "[2 2 2]\n"
+    );
+    assert_eq!(
+        ok(&["eval", "linspace(0, 1, 5)[::-2]"], p),
+        "[1.  0.5 0. ]\n"
+    );
+    let expr = format!("x = {INPUT}; [x.sum(), x.mean(), x.std(), x.max(axis=0)[:3]]");
+    let out = ok(&["eval", &expr], p);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    // Each item equals the same reduction computed on its own.
+    for (i, red) in ["x.sum()", "x.mean()", "x.std()"].iter().enumerate() {
+        let alone = ok(&["eval", &format!("x = {INPUT}; {red}")], p);
+        assert_eq!(lines[i], alone.trim_end());
+    }
+    let j = json(&ok(&["eval", &expr, "--json"], p));
+    let items = j.as_array().unwrap_or_else(|| panic!("{j}"));
+    assert_eq!(items.len(), 4);
+    assert_eq!(items[0]["shape"], serde_json::json!([]));
+    assert_eq!(items[0]["dtype"], "float64");
+    assert_eq!(items[3]["shape"], serde_json::json!([3]));
+    let sum = items[0]["data"].as_f64().unwrap_or(f64::NAN);
+    let mean = items[1]["data"].as_f64().unwrap_or(f64::NAN);
+    assert!((sum / 6000.0 - mean).abs() < 1e-12, "{sum} {mean}");
+    assert_eq!(lines[0].parse::<f64>().ok(), Some(sum));
+}
+
+#[test]
+fn convert_refuses_an_existing_output_and_leaves_it_untouched() {
+    let d = tmp();
+    let p = d.path();
+    ok(&["eval", INPUT, "-o", "in.zarr"], p);
+    ok(&["eval", "zeros((4, 4))", "-o", "out.zarr"], p);
+    let before = ok(&["eval", "open('out.zarr').sum()"], p);
+    let e = fails(&["convert", "in.zarr", "out.zarr"], p, 2);
+    assert!(e.contains("out.zarr"), "{e}");
+    assert_eq!(
+        json(&ok(&["info", "out.zarr", "--json"], p))["shape"],
+        serde_json::json!([4, 4])
+    );
+    assert_eq!(ok(&["eval", "open('out.zarr').sum()"], p), before);
+    ok(&["convert", "in.zarr", "out.zarr", "--overwrite"], p);
+    assert_eq!(
+        json(&ok(&["info", "out.zarr", "--json"], p))["shape"],
+        serde_json::json!([100, 60])
+    );
+}
+
+#[test]
+fn convert_with_select_chunks_and_codec() {
+    let d = tmp();
+    let p = d.path();
+    ok(&["eval", INPUT, "-o", "in.zarr"], p);
+    ok(
+        &[
+            "convert",
+            "in.zarr",
+            "out.zarr",
+            "--select",
+            "::2, 10:50:3",
+            "--chunks",
+            "7,5",
+            "--codec",
+            "zstd:3",
+        ],
+        p,
+    );
+    let info = json(&ok(&["info", "out.zarr", "--json"], p));
+    assert_eq!(info["shape"], serde_json::json!([50, 14]));
+    assert_eq!(info["chunks"], serde_json::json!([7, 5]));
+    assert!(
+        info["codec"].as_str().unwrap_or("").contains("zstd"),
+        "{info}"
+    );
+    let got = ok(&["eval", "open('out.zarr')[:, :]", "--json"], p);
+    let want = ok(&["eval", "open('in.zarr')[::2, 10:50:3]", "--json"], p);
+    assert_eq!(json(&got), json(&want));
+    // Text info names the essentials too.
+    let text = ok(&["info", "out.zarr"], p);
+    assert!(
+        text.contains("(50, 14)") && text.contains("float64"),
+        "{text}"
+    );
+    // A dtype change and an HDF5-free round trip through .npy.
+    ok(&["convert", "out.zarr", "small.npy", "--dtype", "f4"], p);
+    let info = json(&ok(&["info", "small.npy", "--json"], p));
+    assert_eq!(info["dtype"], "float32");
+}
+
+#[test]
+fn convert_stacks_a_glob() {
+    let d = tmp();
+    let p = d.path();
+    for i in 0..3 {
+        ok(
+            &[
+                "eval",
+                &format!("full((4, 5), {i}.5)"),
+                "-o",
+                &format!("part{i}.npy"),
+            ],
+            p,
+        );
+    }
+    ok(&["convert", "part*.npy", "all.zarr"], p);
+    let info = json(&ok(&["info", "all.zarr", "--json"], p));
+    assert_eq!(info["shape"], serde_json::json!([3, 4, 5]));
+    assert_eq!(
+        ok(&["eval", "open('all.zarr').mean(axis=(1, 2))"], p),
+        "[0.5 1.5 2.5]\n"
+    );
+    assert_eq!(ok(&["eval", "stack('part*.npy').shape"], p), "(3, 4, 5)\n");
+}
+
+#[test]
+fn plot_writes_a_png_of_the_expected_size() {
+    let d = tmp();
+    let p = d.path();
+    ok(&["eval", INPUT, "-o", "in.zarr"], p);
+    ok(&["plot", "in.zarr", "-o", "a.png", "--cmap", "magma"], p);
+    let img = image::open(p.join("a.png")).unwrap_or_else(|e| panic!("{e}"));
+    // 100 x 60 data, enlarged 3x to 300 x 180; colour bar and labels on the right.
+    assert_eq!(
+        (img.width(), img.height()),
+        (10 + 180 + 20 + 20 + 4 + 3 + 54 + 10, 10 + 300 + 10)
+    );
+    // Downsampled: a 4000-long side with --max-size 500 gets stride 8.
+    ok(
+        &[
+            "eval",
+            "random.normal(0, 1, size=(4000, 30), chunks=(1000, 30), seed=2)",
+            "-o",
+            "tall.zarr",
+        ],
+        p,
+    );
+    ok(
+        &[
+            "plot",
+            "tall.zarr",
+            "-o",
+            "b.png",
+            "--max-size",
+            "500",
+            "--cmap",
+            "RdBu_r",
+        ],
+        p,
+    );
+    let img = image::open(p.join("b.png")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(img.height(), 10 + 500 + 10);
+    // A 2-D slice of a 3-D stack, and errors for non-2-D input.
+    ok(
+        &["convert", "in.zarr", "in3.zarr", "--select", "None, :, :"],
+        p,
+    );
+    ok(
+        &["plot", "in3.zarr", "-o", "c.png", "--select", "0, :, :"],
+        p,
+    );
+    ok(
+        &[
+            "plot",
+            "in3.zarr",
+            "-o",
+            "d.png",
+            "--eval",
+            "x.mean(axis=0)",
+            "--cmap",
+            "gray",
+        ],
+        p,
+    );
+    let e = fails(&["plot", "in3.zarr", "-o", "e.png"], p, 2);
+    assert!(e.contains("--select"), "{e}");
+    assert!(!p.join("e.png").exists());
+}
+
+/// Start a convert, interrupt it, resume it, and compare with a clean run.
+#[test]
+fn an_interrupted_convert_resumes() {
+    let d = tmp();
+    let p = d.path();
+    ok(
+        &[
+            "eval",
+            "random.normal(0, 1, size=(2000, 2000), chunks=(100, 100), seed=1)",
+            "-o",
+            "in.zarr",
+        ],
+        p,
+    );
+    let bin = assert_cmd::cargo::cargo_bin("ndstream");
+    let args = [
+        "--quiet",
+        "convert",
+        "in.zarr",
+        "out.zarr",
+        "--chunks",
+        "50,50",
+        "--codec",
+        "gzip:9",
+        "--threads",
+        "1",
+    ];
+    let mut child = StdCommand::new(&bin)
+        .current_dir(p)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(400));
+    let interrupted = child.try_wait().ok().flatten().is_none();
+    if interrupted {
+        // SIGINT: the Ctrl-C path cancels the executor cleanly.
+        let _ = StdCommand::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let elapsed = start.elapsed();
+    if interrupted {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{err}");
+        assert!(err.contains("--resume"), "{err}");
+        let info = json(&ok(&["info", "out.zarr", "--json"], p));
+        assert_eq!(info["incomplete"], true, "{info}");
+        // Without --resume or --overwrite the partial output is refused.
+        fails(&args[1..], p, 2);
+    }
+    let mut resume = args[1..].to_vec();
+    resume.push("--resume");
+    ok(&resume, p);
+    let info = json(&ok(&["info", "out.zarr", "--json"], p));
+    assert_eq!(info["incomplete"], false, "{info}");
+    ok(
+        &["convert", "in.zarr", "clean.zarr", "--chunks", "50,50"],
+        p,
+    );
+    let check = "[x.sum(), x.std(), x.min(), x.max(), x[::7, ::13].sum(axis=0)]";
+    let a = ok(&["eval", &format!("x = open('out.zarr'); {check}")], p);
+    let b = ok(&["eval", &format!("x = open('clean.zarr'); {check}")], p);
+    assert_eq!(a, b);
+    assert!(elapsed < Duration::from_secs(60));
+}
