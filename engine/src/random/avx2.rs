@@ -4,9 +4,10 @@
 //! AVX2 has no 64-bit multiply, so the SplitMix64 finaliser's multiplies by
 //! constants are built from three 32x32->64 `vpmuludq`; it has no 64-bit
 //! int->double conversion, so doubles come from exponent-bit tricks that
-//! are exact. The ziggurat tables are read with `vgatherqpd`. Every float
-//! operation is the one the scalar code does, in the same order, with no
-//! FMA contraction, so the results are bit-identical to
+//! are exact. A lane's two layer edges `x[i]` and `x[i + 1]` are adjacent,
+//! so one 16-byte load per lane fetches both (cheaper than two gathers).
+//! Every float operation is the one the scalar code does, in the same
+//! order, with no FMA contraction, so the results are bit-identical to
 //! [`super::value_at`]; lanes the fast path rejects are recomputed by the
 //! shared scalar slow path.
 

@@ -3,7 +3,7 @@
 //! their closed forms (moments, tails, Kolmogorov–Smirnov, chi-square).
 
 use super::hash::{Key, GAMMA};
-use super::ziggurat::{exponential_tables, normal_tables, LAYERS};
+use super::ziggurat::{exponential_tables, normal_tables, EXP_R, LAYERS, NORM_R};
 use super::*;
 
 const N: usize = 1_000_000;
@@ -43,9 +43,11 @@ fn sample(dist: Distribution, seed: u64, n: usize) -> Vec<f64> {
 
 /// All implemented paths: the dispatching one, the portable one, and AVX2
 /// when this CPU has it.
-fn paths() -> Vec<(&'static str, fn(Distribution, u64, u64, u64, &mut [f64]))> {
-    let mut p: Vec<(&'static str, fn(Distribution, u64, u64, u64, &mut [f64]))> =
-        vec![("fill", fill), ("portable", fill_portable)];
+/// A fill implementation: `(dist, seed, start, stride, out)`.
+type Fill = fn(Distribution, u64, u64, u64, &mut [f64]);
+
+fn paths() -> Vec<(&'static str, Fill)> {
+    let mut p: Vec<(&'static str, Fill)> = vec![("fill", fill), ("portable", fill_portable)];
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         fn avx(d: Distribution, s: u64, a: u64, st: u64, o: &mut [f64]) {
@@ -114,7 +116,7 @@ fn tables_are_a_ziggurat() {
 fn fill_equals_value_at_for_any_start_stride_length() {
     let starts = [0u64, 1, 12_345, 1 << 40, u64::MAX - 5];
     let strides = [1u64, 2, 3, 100, 20_000, 7919];
-    let lengths = [0usize, 1, 3, 4, 5, 127, 128, 129, 257, 1003];
+    let lengths = [0usize, 1, 3, 4, 5, 127, 128, 129, 255, 256, 257, 513, 1003];
     for (name, f) in paths() {
         for dist in dists() {
             for &start in &starts {
@@ -359,10 +361,7 @@ fn normal_matches_the_gaussian() {
     // sampler, 2.58e-4), each within 5 sigma of its binomial expectation.
     for (cut, p) in [
         (3.0, 2.0 * (1.0 - normal_cdf(3.0))),
-        (
-            3.654_152_885_361_008_8,
-            2.0 * normal_cdf(-3.654_152_885_361_008_8),
-        ),
+        (NORM_R, 2.0 * normal_cdf(-NORM_R)),
     ] {
         let count = z.iter().filter(|x| x.abs() > cut).count() as f64;
         let e = p * N as f64;
@@ -394,8 +393,8 @@ fn exponential_matches_closed_form() {
     let cdf = |x: f64| if x <= 0.0 { 0.0 } else { 1.0 - (-x).exp() };
     let z: Vec<f64> = v.iter().map(|x| x / 2.0).collect();
     // The tail sampler (beyond R = 7.697) carries e^-R = 4.5e-4.
-    let tail = z.iter().filter(|x| **x > 7.697_117_470_131_049_7).count() as f64;
-    let e = (-7.697_117_470_131_049_7f64).exp() * N as f64;
+    let tail = z.iter().filter(|x| **x > EXP_R).count() as f64;
+    let e = (-EXP_R).exp() * N as f64;
     assert!((tail - e).abs() < 5.0 * e.sqrt(), "tail {tail} vs {e}");
     let edges: Vec<f64> = (1..=200).map(|k| k as f64 * 0.05).collect();
     let (chi, dof) = chi_square(&z, &edges, cdf);
@@ -463,7 +462,6 @@ fn timing_ns_per_value() {
         let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
         s.split_whitespace().next()?.parse().ok()
     }
-    type Fill = fn(Distribution, u64, u64, u64, &mut [f64]);
     let mut buf = vec![0.0f64; 1000];
     let mut check = 0.0;
     let mut time = |f: Fill, dist: Distribution, total: usize| {

@@ -26,11 +26,11 @@ use super::hash::{fmix, Key, Words};
 pub(crate) const LAYERS: usize = 256;
 
 /// Normal: right edge of the base strip's rectangle (start of the tail).
-const NORM_R: f64 = 3.654_152_885_361_008_8;
+pub(crate) const NORM_R: f64 = 3.654_152_885_361_009;
 /// Normal: area of each layer (for the unnormalised density e^(-x^2/2)).
 const NORM_V: f64 = 4.928_673_233_99e-3;
 /// Exponential: start of the tail.
-const EXP_R: f64 = 7.697_117_470_131_049_7;
+pub(crate) const EXP_R: f64 = 7.697_117_470_131_05;
 /// Exponential: area of each layer.
 const EXP_V: f64 = 3.949_659_822_581_572e-3;
 
