@@ -105,6 +105,7 @@ pub struct ConvertArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// The expression, e.g. "x = open('a.h5:/x'); [x.mean(), x.std()]".
+    #[arg(allow_hyphen_values = true)]
     pub expr: String,
     /// Store the (array) result here instead of printing it.
     #[arg(short, long, value_name = "DST")]

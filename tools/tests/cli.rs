@@ -110,6 +110,25 @@ fn eval_prints_like_numpy_and_lists_in_one_pass() {
         ok(&["eval", "linspace(0, 1, 5)[::-2]"], p),
         "[1.  0.5 0. ]\n"
     );
+    assert_eq!(ok(&["eval", "-arange(4)**2"], p), "[ 0 -1 -4 -9]\n");
+    assert_eq!(
+        ok(&["eval", "x = arange(10.); x[x > 4.5]"], p),
+        "[5. 6. 7. 8. 9.]\n"
+    );
+    assert_eq!(
+        ok(&["eval", "where(arange(4) % 2 == 0, 1.5, -1)"], p),
+        "[ 1.5 -1.   1.5 -1. ]\n"
+    );
+    assert_eq!(
+        ok(&["eval", "(ones(3, dtype='f4') * 2.5).dtype"], p),
+        "float32\n"
+    );
+    assert_eq!(
+        ok(&["eval", "triu(ones((2, 2)), 1)"], p),
+        "[[0. 1.]\n [0. 0.]]\n"
+    );
+    let e = fails(&["eval", "ones((2, 3)) + ones(4)"], p, 2);
+    assert!(e.contains("[2, 3]") && e.contains("^^^"), "{e}");
     let expr = format!("x = {INPUT}; [x.sum(), x.mean(), x.std(), x.max(axis=0)[:3]]");
     let out = ok(&["eval", &expr], p);
     let lines: Vec<&str> = out.lines().collect();
