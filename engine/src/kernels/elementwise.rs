@@ -1104,6 +1104,9 @@ mod tests {
         blk(&[n], v)
     }
 
+    type F1 = fn(f64) -> f64;
+    type F2 = fn(f64, f64) -> f64;
+
     fn same_f64(a: f64, b: f64) -> bool {
         a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
     }
@@ -1274,7 +1277,7 @@ mod tests {
             f64::NEG_INFINITY,
             100.0,
         ];
-        let ops: Vec<(UnaryOp, fn(f64) -> f64)> = vec![
+        let ops: Vec<(UnaryOp, F1)> = vec![
             (UnaryOp::Neg, |v| -v),
             (UnaryOp::Abs, f64::abs),
             (UnaryOp::Sqrt, f64::sqrt),
@@ -1413,7 +1416,7 @@ mod tests {
     fn binary_float_values() {
         let a = vec![1.5f64, -2.0, 0.0, 7.25, -0.5, 3.0];
         let b = vec![0.5f64, 4.0, -3.0, 7.25, 2.0, -1.5];
-        let ops: Vec<(BinaryOp, fn(f64, f64) -> f64)> = vec![
+        let ops: Vec<(BinaryOp, F2)> = vec![
             (BinaryOp::Add, |p, q| p + q),
             (BinaryOp::Sub, |p, q| p - q),
             (BinaryOp::Mul, |p, q| p * q),
