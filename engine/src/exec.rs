@@ -201,8 +201,10 @@ enum Deliver<'a> {
 
 /// One message from a worker to the merging thread.
 enum Msg {
-    /// A map task finished (its output already delivered or carried here).
-    Chunk { n: u64, _res: Reservation },
+    /// A map task finished; its output is already delivered and its
+    /// memory released (holding it until the in-order merge could starve
+    /// the task the merge waits for).
+    Chunk { n: u64 },
     /// The partials of one chunk tile (one per fused reduction).
     Partials { n: u64, parts: Vec<Option<reduce::Partial>>, _res: Reservation },
 }
@@ -284,7 +286,16 @@ impl Executor {
                 }
                 Op::Reduce { .. } => {
                     let nodes: Vec<Array> = g.iter().map(|&i| roots[i].clone()).collect();
-                    let blocks = self.run_reduce(&nodes, None, &cached, &cache)?;
+                    let blocks = match self.run_reduce(&nodes, None, &cached, &cache) {
+                        // Splitting tiles across workers needs room for
+                        // partials in flight; folding inside one task per
+                        // output chunk needs less. Same bits either way.
+                        Err(Error::BudgetTooSmall { .. }) if g.len() == 1 => {
+                            let b = self.run_map(first, None, &cached, &cache)?;
+                            b.into_iter().collect()
+                        }
+                        r => r?,
+                    };
                     for (i, b) in g.into_iter().zip(blocks) {
                         out[i] = Some(b);
                     }
@@ -439,8 +450,7 @@ impl Executor {
             if let Deliver::Sink(s) = deliver {
                 if s.is_done(&idx) {
                     skipped.fetch_add(1, Ordering::Relaxed);
-                    let r = self.budget.try_reserve(0, "skip")?;
-                    return Ok(Msg::Chunk { n, _res: r });
+                    return Ok(Msg::Chunk { n });
                 }
             }
             let want = estimate(root, &sel) + sink_extra;
@@ -449,14 +459,16 @@ impl Executor {
             match deliver {
                 Deliver::Sink(s) => {
                     s.write_chunk(&idx, &b)?;
-                    Ok(Msg::Chunk { n, _res: res })
+                    drop((b, res));
+                    Ok(Msg::Chunk { n })
                 }
                 Deliver::Memory(m) => {
                     let pos: Vec<std::ops::Range<usize>> =
                         sel.iter().map(|s| s.start as usize..(s.start + s.len) as usize).collect();
                     let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
                     place(&mut g, &pos, &b);
-                    Ok(Msg::Chunk { n, _res: res })
+                    drop((g, b, res));
+                    Ok(Msg::Chunk { n })
                 }
             }
         };
