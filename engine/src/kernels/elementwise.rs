@@ -265,6 +265,26 @@ pub fn binary_dtypes(op: BinaryOp, a: DType, b: DType) -> Result<(DType, DType)>
 /// # Errors
 /// As [`unary_dtype`].
 pub fn unary(op: UnaryOp, x: &Block) -> Result<Block> {
+    unary_cow(op, Cow::Borrowed(x))
+}
+
+/// [`unary`] on an owned block, writing the result into its buffer when
+/// the result has its dtype and it is standard layout (no allocation).
+///
+/// ```
+/// use ndstream_engine::{Block, UnaryOp};
+/// use ndstream_engine::kernels::elementwise::unary_owned;
+/// let x = Block::from(ndarray::arr1(&[1.0f64, -2.0]).into_dyn());
+/// assert_eq!(unary_owned(UnaryOp::Neg, x).unwrap().to_f64_vec(), vec![-1.0, 2.0]);
+/// ```
+///
+/// # Errors
+/// As [`unary`].
+pub fn unary_owned(op: UnaryOp, x: Block) -> Result<Block> {
+    unary_cow(op, Cow::Owned(x))
+}
+
+fn unary_cow(op: UnaryOp, x: Cow<'_, Block>) -> Result<Block> {
     let out = unary_dtype(op, x.dtype())?;
     // Ops that change the dtype of the values (a float op on integers,
     // square on bool) run on the input cast to the result dtype.
@@ -273,7 +293,7 @@ pub fn unary(op: UnaryOp, x: &Block) -> Result<Block> {
         _ => out,
     };
     let x = cast(x, src);
-    crate::with_block!(x.as_ref(), a, T => <T as Kernel>::unary_same(op, a))
+    crate::with_dtype!(src, T => <T as Kernel>::unary_same(op, typed_cow::<T>(op.name(), x)?))
 }
 
 /// Apply a binary op with NumPy broadcasting; both blocks have the operand
@@ -293,10 +313,34 @@ pub fn unary(op: UnaryOp, x: &Block) -> Result<Block> {
 /// # Errors
 /// [`Error::Shape`] when the shapes do not broadcast; as [`binary_dtypes`].
 pub fn binary(op: BinaryOp, a: &Block, b: &Block) -> Result<Block> {
+    binary_cow(op, Cow::Borrowed(a), Cow::Borrowed(b))
+}
+
+/// [`binary`] on owned blocks: when the result has the operand dtype, an
+/// input in standard layout with the result's element count is overwritten
+/// in place (no allocation; `a` is tried first). Fused chains such as
+/// `4 * (p * p - p)` then run without allocating.
+///
+/// ```
+/// use ndstream_engine::{BinaryOp, Block};
+/// use ndstream_engine::kernels::elementwise::binary_owned;
+/// let a = Block::from(ndarray::arr1(&[1.0f64, 2.0]).into_dyn());
+/// let four = Block::from(ndarray::arr0(4.0f64).into_dyn());
+/// assert_eq!(binary_owned(BinaryOp::Mul, four, a).unwrap().to_f64_vec(), vec![4.0, 8.0]);
+/// ```
+///
+/// # Errors
+/// As [`binary`].
+pub fn binary_owned(op: BinaryOp, a: Block, b: Block) -> Result<Block> {
+    binary_cow(op, Cow::Owned(a), Cow::Owned(b))
+}
+
+fn binary_cow(op: BinaryOp, a: Cow<'_, Block>, b: Cow<'_, Block>) -> Result<Block> {
     let (operand, _) = binary_dtypes(op, a.dtype(), b.dtype())?;
     let (a, b) = (cast(a, operand), cast(b, operand));
-    crate::with_block!(a.as_ref(), x, T => {
-        let y = typed::<T>(op.name(), b.as_ref())?;
+    crate::with_dtype!(operand, T => {
+        let x = typed_cow::<T>(op.name(), a)?;
+        let y = typed_cow::<T>(op.name(), b)?;
         <T as Kernel>::binary_same(op, x, y)
     })
 }
@@ -321,7 +365,7 @@ pub fn where_(cond: &Block, a: &Block, b: &Block) -> Result<Block> {
         return Err(unsupported("where (condition)", cond.dtype()));
     };
     let dt = a.dtype().promote(b.dtype());
-    let (a, b) = (cast(a, dt), cast(b, dt));
+    let (a, b) = (cast(Cow::Borrowed(a), dt), cast(Cow::Borrowed(b), dt));
     crate::with_block!(a.as_ref(), x, T => {
         let y = typed::<T>("where", b.as_ref())?;
         Ok(Block::from(select3(c, x, y)?))
@@ -343,29 +387,61 @@ pub fn where_(cond: &Block, a: &Block, b: &Block) -> Result<Block> {
 /// # Errors
 /// None today; the `Result` leaves room for dtype checks.
 pub fn clip(x: &Block, lo: Option<f64>, hi: Option<f64>) -> Result<Block> {
-    Ok(crate::with_block!(x, a, T => {
+    clip_cow(Cow::Borrowed(x), lo, hi)
+}
+
+/// [`clip`] on an owned block, in place when it is standard layout.
+///
+/// # Errors
+/// As [`clip`].
+pub fn clip_owned(x: Block, lo: Option<f64>, hi: Option<f64>) -> Result<Block> {
+    clip_cow(Cow::Owned(x), lo, hi)
+}
+
+fn clip_cow(x: Cow<'_, Block>, lo: Option<f64>, hi: Option<f64>) -> Result<Block> {
+    let dt = x.dtype();
+    crate::with_dtype!(dt, T => {
+        let a = typed_cow::<T>("clip", x)?;
         let lo = lo.map(T::from_f64);
         let hi = hi.map(T::from_f64);
-        Block::from(match (lo, hi) {
-            (Some(l), Some(h)) => map1(a, |v| nan_min(nan_max(v, l), h)),
-            (Some(l), None) => map1(a, |v| nan_max(v, l)),
-            (None, Some(h)) => map1(a, |v| nan_min(v, h)),
-            (None, None) => map1(a, |v| v),
-        })
-    }))
+        Ok(Block::from(match (lo, hi) {
+            (Some(l), Some(h)) => map1_same(a, |v| nan_min(nan_max(v, l), h)),
+            (Some(l), None) => map1_same(a, |v| nan_max(v, l)),
+            (None, Some(h)) => map1_same(a, |v| nan_min(v, h)),
+            (None, None) => map1_same(a, |v| v),
+        }))
+    })
 }
 
 // ---------------------------------------------------------------------------
 // Dtype plumbing.
 
-/// `b` as `dtype`, borrowed when it already is.
-fn cast(b: &Block, dtype: DType) -> Cow<'_, Block> {
+/// `b` as `dtype`, unchanged when it already is.
+fn cast(b: Cow<'_, Block>, dtype: DType) -> Cow<'_, Block> {
     if b.dtype() == dtype {
-        return Cow::Borrowed(b);
+        return b;
     }
     Cow::Owned(
-        crate::with_block!(b, a, S => crate::with_dtype!(dtype, T => Block::from(map1(a, |v: S| v.cast::<T>())))),
+        crate::with_block!(b.as_ref(), a, S => crate::with_dtype!(dtype, T => Block::from(map1(a, |v: S| v.cast::<T>())))),
     )
+}
+
+/// The typed array inside `b` (which must hold `T`), still borrowed or owned.
+fn typed_cow<'b, T: BlockElement>(
+    op: &'static str,
+    b: Cow<'b, Block>,
+) -> Result<Cow<'b, ArrayD<T>>> {
+    match b {
+        Cow::Borrowed(b) => typed(op, b).map(Cow::Borrowed),
+        Cow::Owned(b) => T::from_block(b)
+            .map(Cow::Owned)
+            .map_err(|b| Error::DTypeMismatch {
+                op,
+                index: 1,
+                expected: T::DTYPE,
+                got: b.dtype(),
+            }),
+    }
 }
 
 /// The typed array inside `b`, which must hold `T` (the callers cast first).
@@ -598,14 +674,105 @@ fn map2<A: Copy, B: Copy, U>(
     Ok(shaped(&shape, out))
 }
 
-/// A standard-layout array given a shape with the same C order (the same
-/// dims up to size-1 axes).
+/// A standard-layout array given a shape with the same element count
+/// (here always the same dims up to size-1 axes).
 fn reshaped<U>(a: ArrayD<U>, shape: &[usize]) -> ArrayD<U> {
     if a.shape() == shape {
         return a;
     }
-    let (v, _) = a.into_raw_vec_and_offset();
-    shaped(shape, v)
+    #[allow(clippy::expect_used)]
+    a.into_shape_with_order(IxDyn(shape))
+        .expect("standard layout reshapes to the same element count")
+}
+
+/// `f` of every element into an array of the same type, reusing an owned
+/// standard-layout buffer.
+#[inline]
+fn map1_same<T: Copy>(a: Cow<'_, ArrayD<T>>, f: impl Fn(T) -> T) -> ArrayD<T> {
+    match a {
+        Cow::Owned(mut a) if a.is_standard_layout() => {
+            if let Some(s) = a.as_slice_mut() {
+                for v in s {
+                    *v = f(*v);
+                }
+            }
+            a
+        }
+        a => map1(&a, f),
+    }
+}
+
+/// [`map2`] for a result of the operands' type: writes into `a` (or `b`)
+/// when it is owned, standard layout and holds as many elements as the
+/// result.
+#[inline]
+fn map2_same<T: Copy>(
+    op: &'static str,
+    a: Cow<'_, ArrayD<T>>,
+    b: Cow<'_, ArrayD<T>>,
+    f: impl Fn(T, T) -> T,
+) -> Result<ArrayD<T>> {
+    let shape = broadcast2(op, a.shape(), b.shape())?;
+    let n: usize = shape.iter().product();
+    let fits = |x: &ArrayD<T>, other: &ArrayD<T>| {
+        x.is_standard_layout() && x.len() == n && (x.shape() == &shape[..] || other.len() == 1)
+    };
+    match (a, b) {
+        (Cow::Owned(mut a), b) if fits(&a, &b) => {
+            zip_into(&mut a, &b, &shape, &f);
+            Ok(reshaped(a, &shape))
+        }
+        (a, Cow::Owned(mut b)) if fits(&b, &a) => {
+            zip_into(&mut b, &a, &shape, |y, x| f(x, y));
+            Ok(reshaped(b, &shape))
+        }
+        (a, b) => map2(op, &a, &b, f),
+    }
+}
+
+/// `out[i] = f(out[i], other[i])` with `other` broadcast to `shape`;
+/// `out` is standard layout with `product(shape)` elements (its own shape
+/// is `shape`, or `other` has one element).
+fn zip_into<T: Copy>(
+    out: &mut ArrayD<T>,
+    other: &ArrayD<T>,
+    shape: &[usize],
+    f: impl Fn(T, T) -> T,
+) {
+    let same_shape = out.shape() == other.shape();
+    let Some(o) = out.as_slice_mut() else { return };
+    if other.len() == 1 {
+        if let Some(&q) = other.iter().next() {
+            for v in o.iter_mut() {
+                *v = f(*v, q);
+            }
+        }
+        return;
+    }
+    let other = other.as_standard_layout();
+    #[allow(clippy::expect_used)]
+    let y = other.as_slice().expect("standard layout is contiguous");
+    if same_shape {
+        for (v, &q) in o.iter_mut().zip(y) {
+            *v = f(*v, q);
+        }
+        return;
+    }
+    // `out` has the full shape, so its offsets are the output's offsets.
+    let plan = Plan::new(shape, [shape, other.shape()]);
+    let l = plan.lane_len();
+    match plan.lane_stride(1) {
+        1 => plan.for_each_lane(|[i, j]| {
+            for (v, &q) in o[i..i + l].iter_mut().zip(&y[j..j + l]) {
+                *v = f(*v, q);
+            }
+        }),
+        sb => plan.for_each_lane(|[i, j]| {
+            for (k, v) in o[i..i + l].iter_mut().enumerate() {
+                *v = f(*v, y[j + k * sb]);
+            }
+        }),
+    }
 }
 
 /// `where(c, x, y)` with three-way broadcasting.
@@ -673,13 +840,19 @@ fn select3<T: Copy>(c: &ArrayD<bool>, x: &ArrayD<T>, y: &ArrayD<T>) -> Result<Ar
 
 /// The kernels of one element type; `with_block!` reaches them once per block.
 trait Kernel: BlockElement {
-    /// A unary op whose input was already cast to the dtype it runs on.
-    fn unary_same(op: UnaryOp, a: &ArrayD<Self>) -> Result<Block>;
-    /// A binary op on two arrays of the operand dtype.
-    fn binary_same(op: BinaryOp, a: &ArrayD<Self>, b: &ArrayD<Self>) -> Result<Block>;
+    /// A unary op whose input was already cast to the dtype it runs on
+    /// (an owned input may be overwritten with the result).
+    fn unary_same(op: UnaryOp, a: Cow<'_, ArrayD<Self>>) -> Result<Block>;
+    /// A binary op on two arrays of the operand dtype (an owned input may
+    /// be overwritten with the result).
+    fn binary_same(
+        op: BinaryOp,
+        a: Cow<'_, ArrayD<Self>>,
+        b: Cow<'_, ArrayD<Self>>,
+    ) -> Result<Block>;
 }
 
-/// Comparisons, and maximum/minimum, shared by every dtype.
+/// The six comparisons, shared by every dtype.
 fn compare<T: Element + BlockElement>(op: BinaryOp, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<Block> {
     let n = op.name();
     Ok(match op {
@@ -689,8 +862,6 @@ fn compare<T: Element + BlockElement>(op: BinaryOp, a: &ArrayD<T>, b: &ArrayD<T>
         BinaryOp::Le => Block::from(map2(n, a, b, |p, q| p <= q)?),
         BinaryOp::Gt => Block::from(map2(n, a, b, |p, q| p > q)?),
         BinaryOp::Ge => Block::from(map2(n, a, b, |p, q| p >= q)?),
-        BinaryOp::Maximum => T::into_block(map2(n, a, b, nan_max)?),
-        BinaryOp::Minimum => T::into_block(map2(n, a, b, nan_min)?),
         _ => return Err(unsupported(n, T::DTYPE)),
     })
 }
@@ -801,10 +972,10 @@ macro_rules! int_signed {
             }
         }
         impl Kernel for $t {
-            fn unary_same(op: UnaryOp, a: &ArrayD<Self>) -> Result<Block> {
+            fn unary_same(op: UnaryOp, a: Cow<'_, ArrayD<Self>>) -> Result<Block> {
                 int_unary(op, a)
             }
-            fn binary_same(op: BinaryOp, a: &ArrayD<Self>, b: &ArrayD<Self>) -> Result<Block> {
+            fn binary_same(op: BinaryOp, a: Cow<'_, ArrayD<Self>>, b: Cow<'_, ArrayD<Self>>) -> Result<Block> {
                 int_binary(op, a, b)
             }
         }
@@ -833,10 +1004,10 @@ macro_rules! int_unsigned {
             }
         }
         impl Kernel for $t {
-            fn unary_same(op: UnaryOp, a: &ArrayD<Self>) -> Result<Block> {
+            fn unary_same(op: UnaryOp, a: Cow<'_, ArrayD<Self>>) -> Result<Block> {
                 int_unary(op, a)
             }
-            fn binary_same(op: BinaryOp, a: &ArrayD<Self>, b: &ArrayD<Self>) -> Result<Block> {
+            fn binary_same(op: BinaryOp, a: Cow<'_, ArrayD<Self>>, b: Cow<'_, ArrayD<Self>>) -> Result<Block> {
                 int_binary(op, a, b)
             }
         }
@@ -846,15 +1017,15 @@ macro_rules! int_unsigned {
 int_signed!(i8, i16, i32, i64);
 int_unsigned!(u8, u16, u32, u64);
 
-fn int_unary<T: Int>(op: UnaryOp, a: &ArrayD<T>) -> Result<Block> {
+fn int_unary<T: Int>(op: UnaryOp, a: Cow<'_, ArrayD<T>>) -> Result<Block> {
     Ok(match op {
-        UnaryOp::Neg => T::into_block(map1(a, T::wneg)),
-        UnaryOp::Abs => T::into_block(map1(a, T::wabs)),
-        UnaryOp::Square => T::into_block(map1(a, |v| v.wmul(v))),
-        UnaryOp::Floor | UnaryOp::Ceil => T::into_block(map1(a, |v| v)),
-        UnaryOp::Not => T::into_block(map1(a, |v| !v)),
-        UnaryOp::IsNan => Block::from(map1(a, |_| false)),
-        UnaryOp::IsFinite => Block::from(map1(a, |_| true)),
+        UnaryOp::Neg => T::into_block(map1_same(a, T::wneg)),
+        UnaryOp::Abs => T::into_block(map1_same(a, T::wabs)),
+        UnaryOp::Square => T::into_block(map1_same(a, |v| v.wmul(v))),
+        UnaryOp::Floor | UnaryOp::Ceil => T::into_block(map1_same(a, |v| v)),
+        UnaryOp::Not => T::into_block(map1_same(a, |v| !v)),
+        UnaryOp::IsNan => Block::from(map1(&a, |_| false)),
+        UnaryOp::IsFinite => Block::from(map1(&a, |_| true)),
         // `unary` casts integers to a float before these.
         UnaryOp::Sqrt
         | UnaryOp::Exp
@@ -866,22 +1037,26 @@ fn int_unary<T: Int>(op: UnaryOp, a: &ArrayD<T>) -> Result<Block> {
     })
 }
 
-fn int_binary<T: Int>(op: BinaryOp, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<Block> {
+fn int_binary<T: Int>(op: BinaryOp, a: Cow<'_, ArrayD<T>>, b: Cow<'_, ArrayD<T>>) -> Result<Block> {
     let n = op.name();
     let out = |r: ArrayD<T>| Ok(T::into_block(r));
     match op {
-        BinaryOp::Add => out(map2(n, a, b, T::wadd)?),
-        BinaryOp::Sub => out(map2(n, a, b, T::wsub)?),
-        BinaryOp::Mul => out(map2(n, a, b, T::wmul)?),
-        BinaryOp::FloorDiv => out(map2(n, a, b, T::floor_div)?),
-        BinaryOp::Rem => out(map2(n, a, b, T::py_rem)?),
-        BinaryOp::Pow => out(map2(n, a, b, T::ipow)?),
-        BinaryOp::And => out(map2(n, a, b, |p, q| p & q)?),
-        BinaryOp::Or => out(map2(n, a, b, |p, q| p | q)?),
-        BinaryOp::Xor => out(map2(n, a, b, |p, q| p ^ q)?),
+        BinaryOp::Add => out(map2_same(n, a, b, T::wadd)?),
+        BinaryOp::Sub => out(map2_same(n, a, b, T::wsub)?),
+        BinaryOp::Mul => out(map2_same(n, a, b, T::wmul)?),
+        BinaryOp::FloorDiv => out(map2_same(n, a, b, T::floor_div)?),
+        BinaryOp::Rem => out(map2_same(n, a, b, T::py_rem)?),
+        BinaryOp::Pow => out(map2_same(n, a, b, T::ipow)?),
+        BinaryOp::And => out(map2_same(n, a, b, |p, q| p & q)?),
+        BinaryOp::Or => out(map2_same(n, a, b, |p, q| p | q)?),
+        BinaryOp::Xor => out(map2_same(n, a, b, |p, q| p ^ q)?),
         // True division of integers (the executor casts to f64 first).
-        BinaryOp::Div => Ok(Block::from(map2(n, a, b, |p, q| p.to_f64() / q.to_f64())?)),
-        _ => compare(op, a, b),
+        BinaryOp::Div => Ok(Block::from(map2(n, &a, &b, |p, q| {
+            p.to_f64() / q.to_f64()
+        })?)),
+        BinaryOp::Maximum => out(map2_same(n, a, b, nan_max)?),
+        BinaryOp::Minimum => out(map2_same(n, a, b, nan_min)?),
+        _ => compare(op, &a, &b),
     }
 }
 
@@ -939,10 +1114,10 @@ macro_rules! float_impl {
             #[inline(always)] fn powi(self, e: i32) -> Self { <$t>::powi(self, e) }
         }
         impl Kernel for $t {
-            fn unary_same(op: UnaryOp, a: &ArrayD<Self>) -> Result<Block> {
+            fn unary_same(op: UnaryOp, a: Cow<'_, ArrayD<Self>>) -> Result<Block> {
                 float_unary(op, a)
             }
-            fn binary_same(op: BinaryOp, a: &ArrayD<Self>, b: &ArrayD<Self>) -> Result<Block> {
+            fn binary_same(op: BinaryOp, a: Cow<'_, ArrayD<Self>>, b: Cow<'_, ArrayD<Self>>) -> Result<Block> {
                 float_binary(op, a, b)
             }
         }
@@ -981,93 +1156,103 @@ fn float_divmod<T: Float>(a: T, b: T) -> (T, T) {
     (q, m)
 }
 
-fn float_unary<T: Float>(op: UnaryOp, a: &ArrayD<T>) -> Result<Block> {
+fn float_unary<T: Float>(op: UnaryOp, a: Cow<'_, ArrayD<T>>) -> Result<Block> {
     let out = |r: ArrayD<T>| Ok(T::into_block(r));
     match op {
-        UnaryOp::Neg => out(map1(a, |v| -v)),
-        UnaryOp::Abs => out(map1(a, T::abs)),
-        UnaryOp::Sqrt => out(map1(a, T::sqrt)),
-        UnaryOp::Exp => out(map1(a, T::exp)),
-        UnaryOp::Log => out(map1(a, T::ln)),
-        UnaryOp::Log1p => out(map1(a, T::ln_1p)),
-        UnaryOp::Sin => out(map1(a, T::sin)),
-        UnaryOp::Cos => out(map1(a, T::cos)),
-        UnaryOp::Tanh => out(map1(a, T::tanh)),
-        UnaryOp::Square => out(map1(a, |v| v * v)),
-        UnaryOp::Floor => out(map1(a, T::floor)),
-        UnaryOp::Ceil => out(map1(a, T::ceil)),
-        UnaryOp::IsNan => Ok(Block::from(map1(a, |v| v.is_nan()))),
-        UnaryOp::IsFinite => Ok(Block::from(map1(a, T::is_finite))),
+        UnaryOp::Neg => out(map1_same(a, |v| -v)),
+        UnaryOp::Abs => out(map1_same(a, T::abs)),
+        UnaryOp::Sqrt => out(map1_same(a, T::sqrt)),
+        UnaryOp::Exp => out(map1_same(a, T::exp)),
+        UnaryOp::Log => out(map1_same(a, T::ln)),
+        UnaryOp::Log1p => out(map1_same(a, T::ln_1p)),
+        UnaryOp::Sin => out(map1_same(a, T::sin)),
+        UnaryOp::Cos => out(map1_same(a, T::cos)),
+        UnaryOp::Tanh => out(map1_same(a, T::tanh)),
+        UnaryOp::Square => out(map1_same(a, |v| v * v)),
+        UnaryOp::Floor => out(map1_same(a, T::floor)),
+        UnaryOp::Ceil => out(map1_same(a, T::ceil)),
+        UnaryOp::IsNan => Ok(Block::from(map1(&a, |v| v.is_nan()))),
+        UnaryOp::IsFinite => Ok(Block::from(map1(&a, T::is_finite))),
         UnaryOp::Not => Err(unsupported(op.name(), T::DTYPE)),
     }
 }
 
-fn float_binary<T: Float>(op: BinaryOp, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<Block> {
+fn float_binary<T: Float>(
+    op: BinaryOp,
+    a: Cow<'_, ArrayD<T>>,
+    b: Cow<'_, ArrayD<T>>,
+) -> Result<Block> {
     let n = op.name();
     let out = |r: ArrayD<T>| Ok(T::into_block(r));
     match op {
-        BinaryOp::Add => out(map2(n, a, b, |p, q| p + q)?),
-        BinaryOp::Sub => out(map2(n, a, b, |p, q| p - q)?),
-        BinaryOp::Mul => out(map2(n, a, b, |p, q| p * q)?),
-        BinaryOp::Div => out(map2(n, a, b, |p, q| p / q)?),
-        BinaryOp::FloorDiv => out(map2(n, a, b, |p, q| float_divmod(p, q).0)?),
-        BinaryOp::Rem => out(map2(n, a, b, |p, q| float_divmod(p, q).1)?),
+        BinaryOp::Add => out(map2_same(n, a, b, |p, q| p + q)?),
+        BinaryOp::Sub => out(map2_same(n, a, b, |p, q| p - q)?),
+        BinaryOp::Mul => out(map2_same(n, a, b, |p, q| p * q)?),
+        BinaryOp::Div => out(map2_same(n, a, b, |p, q| p / q)?),
+        BinaryOp::FloorDiv => out(map2_same(n, a, b, |p, q| float_divmod(p, q).0)?),
+        BinaryOp::Rem => out(map2_same(n, a, b, |p, q| float_divmod(p, q).1)?),
         BinaryOp::Pow => out(float_pow(a, b)?),
         BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => Err(unsupported(n, T::DTYPE)),
-        _ => compare(op, a, b),
+        BinaryOp::Maximum => out(map2_same(n, a, b, nan_max)?),
+        BinaryOp::Minimum => out(map2_same(n, a, b, nan_min)?),
+        _ => compare(op, &a, &b),
     }
 }
 
 /// `a ** b`, with fast paths for a one-element exponent.
-fn float_pow<T: Float>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
+fn float_pow<T: Float>(a: Cow<'_, ArrayD<T>>, b: Cow<'_, ArrayD<T>>) -> Result<ArrayD<T>> {
     let n = BinaryOp::Pow.name();
     let e = match b.iter().next() {
         Some(&e) if b.len() == 1 => e.to_f64(),
-        _ => return map2(n, a, b, T::powf),
+        _ => return map2_same(n, a, b, T::powf),
     };
     let shape = broadcast2(n, a.shape(), b.shape())?;
     let r = if e == 2.0 {
-        map1(a, |x| x * x)
+        map1_same(a, |x| x * x)
     } else if e == 3.0 {
-        map1(a, |x| x * x * x)
+        map1_same(a, |x| x * x * x)
     } else if e == 0.5 {
-        map1(a, T::sqrt)
+        map1_same(a, T::sqrt)
     } else if e == -1.0 {
-        map1(a, |x| T::ONE / x)
+        map1_same(a, |x| T::ONE / x)
     } else if e == 1.0 {
-        map1(a, |x| x)
+        map1_same(a, |x| x)
     } else if e == 0.0 {
-        map1(a, |_| T::ONE)
+        map1_same(a, |_| T::ONE)
     } else if e.fract() == 0.0 && e.abs() <= 16.0 {
         let k = e as i32;
-        map1(a, |x| x.powi(k))
+        map1_same(a, |x| x.powi(k))
     } else {
         let e = T::from_f64(e);
-        map1(a, |x| x.powf(e))
+        map1_same(a, |x| x.powf(e))
     };
     Ok(reshaped(r, &shape))
 }
 
 impl Kernel for bool {
-    fn unary_same(op: UnaryOp, a: &ArrayD<bool>) -> Result<Block> {
+    fn unary_same(op: UnaryOp, a: Cow<'_, ArrayD<bool>>) -> Result<Block> {
         Ok(Block::from(match op {
-            UnaryOp::Abs | UnaryOp::Floor | UnaryOp::Ceil => map1(a, |v| v),
-            UnaryOp::Not => map1(a, |v| !v),
-            UnaryOp::IsNan => map1(a, |_| false),
-            UnaryOp::IsFinite => map1(a, |_| true),
+            UnaryOp::Abs | UnaryOp::Floor | UnaryOp::Ceil => map1_same(a, |v| v),
+            UnaryOp::Not => map1_same(a, |v| !v),
+            UnaryOp::IsNan => map1(&a, |_| false),
+            UnaryOp::IsFinite => map1(&a, |_| true),
             // Neg is refused by `unary_dtype`; the rest run after a cast.
             _ => return Err(unsupported(op.name(), DType::Bool)),
         }))
     }
 
-    fn binary_same(op: BinaryOp, a: &ArrayD<bool>, b: &ArrayD<bool>) -> Result<Block> {
+    fn binary_same(
+        op: BinaryOp,
+        a: Cow<'_, ArrayD<bool>>,
+        b: Cow<'_, ArrayD<bool>>,
+    ) -> Result<Block> {
         let n = op.name();
         match op {
-            BinaryOp::And => Ok(Block::from(map2(n, a, b, |p, q| p & q)?)),
-            BinaryOp::Or => Ok(Block::from(map2(n, a, b, |p, q| p | q)?)),
-            BinaryOp::Xor => Ok(Block::from(map2(n, a, b, |p, q| p ^ q)?)),
-            BinaryOp::Maximum => Ok(Block::from(map2(n, a, b, |p, q| p | q)?)),
-            BinaryOp::Minimum => Ok(Block::from(map2(n, a, b, |p, q| p & q)?)),
+            BinaryOp::And => Ok(Block::from(map2_same(n, a, b, |p, q| p & q)?)),
+            BinaryOp::Or => Ok(Block::from(map2_same(n, a, b, |p, q| p | q)?)),
+            BinaryOp::Xor => Ok(Block::from(map2_same(n, a, b, |p, q| p ^ q)?)),
+            BinaryOp::Maximum => Ok(Block::from(map2_same(n, a, b, |p, q| p | q)?)),
+            BinaryOp::Minimum => Ok(Block::from(map2_same(n, a, b, |p, q| p & q)?)),
             // Arithmetic on bools runs on int8 (`binary` casts first).
             BinaryOp::Add
             | BinaryOp::Sub
@@ -1076,7 +1261,7 @@ impl Kernel for bool {
             | BinaryOp::FloorDiv
             | BinaryOp::Rem
             | BinaryOp::Pow => Err(unsupported(n, DType::Bool)),
-            _ => compare(op, a, b),
+            _ => compare(op, &a, &b),
         }
     }
 }
@@ -1888,6 +2073,127 @@ mod tests {
         assert_eq!(get::<f32>(&f), arr1(&[1.0f32, -2.0]).into_dyn());
     }
 
+    /// Same dtype, shape and bits (NaN equals NaN).
+    fn same_block(a: &Block, b: &Block) -> bool {
+        a.dtype() == b.dtype() && a.shape() == b.shape() && a.to_ne_bytes() == b.to_ne_bytes()
+    }
+
+    fn data_ptr(b: &Block) -> usize {
+        crate::with_block!(b, a, T => a.as_ptr() as usize)
+    }
+
+    #[test]
+    fn owned_variants_match_and_reuse_buffers() {
+        let shapes: &[(&[usize], &[usize])] = &[
+            (&[3, 4], &[3, 4]),
+            (&[3, 4], &[4]),
+            (&[3, 4], &[3, 1]),
+            (&[4], &[3, 1]),
+            (&[1, 4], &[3, 1]),
+            (&[], &[2, 3]),
+            (&[3], &[1, 1]),
+            (&[1, 1], &[3]),
+            (&[], &[]),
+            (&[6, 1, 3], &[1, 6, 3]),
+            (&[0, 3], &[3]),
+        ];
+        let ops = [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Div,
+            BinaryOp::Pow,
+            BinaryOp::Rem,
+            BinaryOp::Maximum,
+            BinaryOp::Lt,
+            BinaryOp::Ge,
+        ];
+        for &(sa, sb) in shapes {
+            for dt in [F64, F32, I32, U8] {
+                let a = Block::from(arange(sa, 1.0)).astype(dt);
+                let b = Block::from(arange(sb, 0.5)).astype(dt);
+                for op in ops {
+                    let want = binary(op, &a, &b).unwrap();
+                    let got = binary_owned(op, a.clone(), b.clone()).unwrap();
+                    assert!(
+                        same_block(&got, &want),
+                        "{op:?} {dt} {sa:?} {sb:?}: {got:?} vs {want:?}"
+                    );
+                    let got_ptr = data_ptr(&got);
+                    let got = got.into_standard_layout();
+                    assert_eq!(data_ptr(&got), got_ptr, "owned result is standard layout");
+                }
+            }
+        }
+        // The buffer of `a` (full shape) or of `b` is reused.
+        let a = Block::from(arange(&[3, 4], 1.0));
+        let pa = data_ptr(&a);
+        let r = binary_owned(BinaryOp::Sub, a, Block::from(arange(&[4], 0.0))).unwrap();
+        assert_eq!(data_ptr(&r), pa);
+        let b = Block::from(arange(&[3, 4], 1.0));
+        let pb = data_ptr(&b);
+        let r = binary_owned(BinaryOp::Mul, blk(&[], vec![4.0]), b).unwrap();
+        assert_eq!(data_ptr(&r), pb);
+        assert_eq!(
+            r,
+            binary(
+                BinaryOp::Mul,
+                &blk(&[], vec![4.0]),
+                &Block::from(arange(&[3, 4], 1.0))
+            )
+            .unwrap()
+        );
+        let x = Block::from(arange(&[5], 0.0));
+        let px = data_ptr(&x);
+        let r = binary_owned(BinaryOp::Pow, x, blk(&[], vec![3.0])).unwrap();
+        assert_eq!(data_ptr(&r), px);
+        // A transposed owned input is not overwritten, and the result is right.
+        let t = arange(&[4, 3], 0.0).reversed_axes();
+        let got = binary_owned(
+            BinaryOp::Add,
+            Block::from(t.clone()),
+            Block::from(t.clone()),
+        )
+        .unwrap();
+        assert_eq!(get::<f64>(&got), &t + &t);
+        assert!(get::<f64>(&got).is_standard_layout());
+        // Unary and clip.
+        for op in [
+            UnaryOp::Neg,
+            UnaryOp::Abs,
+            UnaryOp::Sqrt,
+            UnaryOp::Square,
+            UnaryOp::IsNan,
+            UnaryOp::Floor,
+            UnaryOp::Not,
+        ] {
+            for dt in [F64, I16, Bool] {
+                let x = Block::from(arange(&[2, 3], -1.0)).astype(dt);
+                match unary(op, &x) {
+                    Ok(want) => assert!(
+                        same_block(&unary_owned(op, x).unwrap(), &want),
+                        "{op:?} {dt}"
+                    ),
+                    Err(_) => assert!(unary_owned(op, x).is_err()),
+                }
+            }
+        }
+        let x = Block::from(arange(&[7], -1.0));
+        let px = data_ptr(&x);
+        let r = unary_owned(UnaryOp::Exp, x).unwrap();
+        assert_eq!(data_ptr(&r), px);
+        assert_eq!(
+            r,
+            unary(UnaryOp::Exp, &Block::from(arange(&[7], -1.0))).unwrap()
+        );
+        let x = Block::from(arange(&[7], -1.0));
+        let want = clip(&x, Some(0.0), Some(1.5)).unwrap();
+        assert_eq!(clip_owned(x, Some(0.0), Some(1.5)).unwrap(), want);
+        assert!(matches!(
+            binary_owned(BinaryOp::Add, v1(vec![1.0; 2]), v1(vec![1.0; 3])),
+            Err(Error::Shape { .. })
+        ));
+    }
+
     /// Two shapes that broadcast together: a common shape with axes
     /// independently set to 1 in either input and leading axes dropped.
     fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
@@ -1927,6 +2233,8 @@ mod tests {
             prop_assert_eq!(binary(BinaryOp::Mul, &ba, &bb).unwrap(), Block::from(&a * &b));
             prop_assert_eq!(binary(BinaryOp::Sub, &ba, &bb).unwrap(), Block::from(&a - &b));
             prop_assert_eq!(binary(BinaryOp::Sub, &bb, &ba).unwrap(), Block::from(&b - &a));
+            prop_assert_eq!(binary_owned(BinaryOp::Sub, ba.clone(), bb.clone()).unwrap(), Block::from(&a - &b));
+            prop_assert_eq!(binary_owned(BinaryOp::Mul, bb, ba).unwrap(), Block::from(&b * &a));
         }
     }
 
