@@ -60,7 +60,8 @@ pub struct StoreReport {
     pub chunks_skipped: u64,
     /// Uncompressed bytes written.
     pub bytes_written: u64,
-    /// The budget's high-water mark during the job.
+    /// The budget's high-water mark so far (this job and any before it on
+    /// the same executor; `budget().reset_peak()` starts afresh).
     pub peak_reserved: u64,
 }
 
@@ -347,7 +348,6 @@ impl Executor {
         let cached = plan::cached_sources(std::slice::from_ref(&root));
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
         let root = self.stage_reductions(&root, &cached, &cache, false)?;
-        self.budget.reset_peak();
         let report = self.run_map_sink(&root, sink, &cached, &cache)?;
         sink.finish()?;
         Ok(report)

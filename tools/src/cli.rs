@@ -36,6 +36,14 @@ pub enum Command {
     Eval(EvalArgs),
     /// Draw a 2-D array (or a 2-D selection of one) as a PNG heatmap with a colour bar.
     Plot(PlotArgs),
+    /// Run a synthetic out-of-core workload under a memory budget and report
+    /// throughput, peak reserved bytes and peak RSS (exit 1 if RSS exceeds
+    /// the budget plus a fixed overhead).
+    Stress(crate::stress::StressArgs),
+    /// The Dask "Arrays" tutorial end to end on generated data: blocked
+    /// reductions, random normal, a weather stack with plots and stores,
+    /// the Lennard-Jones potential.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Memory and threads of the executor.

@@ -11,10 +11,12 @@
 mod cli;
 mod cmd;
 mod config;
+mod demo;
 mod expr;
 mod format;
 mod plot;
 mod session;
+mod stress;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Convert(a) => cmd::convert::run(a, cli.quiet),
         Command::Eval(a) => cmd::eval::run(a, cli.quiet),
         Command::Plot(a) => plot::run(a, cli.quiet),
+        Command::Stress(a) => stress::run(a, cli.quiet),
+        Command::Demo(a) => demo::run(a),
     }
 }
 

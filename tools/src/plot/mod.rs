@@ -47,6 +47,41 @@ pub fn color_range(
     (vmin.unwrap_or(lo), vmax.unwrap_or(hi))
 }
 
+/// Plot a 2-D array with an executor of the caller's (used by `demo`):
+/// strided downsampling to `max_size`, the data's colour range.
+///
+/// # Errors
+/// A non-2-D array, compute failures, or the PNG not being writable.
+pub fn plot_array(
+    exec: &ndstream::Executor,
+    a: &Array,
+    path: &std::path::Path,
+    cmap: Colormap,
+    max_size: usize,
+) -> anyhow::Result<()> {
+    if a.ndim() != 2 || !a.known_len() {
+        return Err(usage(format!("plot draws 2-D arrays, not shape {:?}", a.shape())));
+    }
+    let s = stride(a.shape()[0], a.shape()[1], max_size as u64) as i64;
+    let small = a.index(&[IndexItem::slice(None, None, s), IndexItem::slice(None, None, s)])?;
+    let block = exec.compute(&small)?;
+    let (rows, cols) = (block.shape()[0], block.shape()[1]);
+    let data = block.to_f64_vec();
+    let (vmin, vmax) = color_range(&data, None, None, cmap);
+    let img = render(&Heatmap {
+        data: &data,
+        rows,
+        cols,
+        vmin,
+        vmax,
+        cmap,
+        max_size,
+    });
+    img.save_with_format(path, image::ImageFormat::Png)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// Run `plot`.
 ///
 /// # Errors
