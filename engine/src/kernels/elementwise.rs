@@ -41,6 +41,13 @@
 //! loop. Equal-shaped contiguous inputs run one tight loop over slices; a
 //! one-element side runs a scalar loop; real broadcasts coalesce axes and
 //! run contiguous inner loops along the last (merged) axis.
+//!
+//! The `*_owned` variants ([`unary_owned`], [`binary_owned`],
+//! [`clip_owned`]) take their inputs by value and write the result into an
+//! input's buffer when dtype, layout and size allow, so a fused chain of
+//! elementwise ops on a tile allocates once instead of once per op (fresh
+//! tile-sized allocations are returned to the OS and page-faulted back in
+//! by the allocator, which costs far more than the arithmetic).
 
 use std::borrow::Cow;
 
