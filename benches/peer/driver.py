@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -376,6 +377,9 @@ def versions(nd):
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "engine", "formats", "tools",
+                                "src", "Cargo.toml", "Cargo.lock"]).returncode != 0
+        commit += " + uncommitted changes" if dirty else ""
     except OSError:
         commit = "?"
     return (f"{v or 'ndstream ?'} (commit {commit}); Python {platform.python_version()}, "
@@ -462,9 +466,26 @@ def report(rows, a, m_start, m_end, started, vers):
         "  with Dask's output (chunk shape and codec checked too).",
         "- W2: ndstream is allowed 150 MiB; the target is 10× (100× where the `[::100]` slice is",
         "  pushed into the generator).",
+        "- W3a, W3b and W5c: both sides store the (H, W) result to .npy, inside the time.",
+        "- W4 uses the tutorial's cluster, `make_cluster(int(7e3), radius=500)` (seed 1981); its",
+        "  energy at 7,000 particles is −0.21282893668845…",
+        "- Raw per-run figures: `DATA/out/results.json`.",
         "",
+        f"The ndstream commands (DATA = `{a.data}`; the Dask side is",
+        "`benches/peer/dask_workloads.py WORKLOAD DATA OUT`):",
+        "",
+        "```",
     ]
+    lines += [f"{r['id']}: {r['cmd']}" for r in rows]
+    lines += ["```", ""]
     return "\n".join(lines)
+
+
+def sh_quote(arg):
+    """A shell word, in double quotes when it holds single quotes (the expressions do)."""
+    if "'" in arg and not re.search(r'["$`\\!]', arg):
+        return f'"{arg}"'
+    return shlex.quote(arg)
 
 
 def parse_mib(s):
@@ -545,7 +566,9 @@ def main():
                 except Exception as e:  # a broken output is a disagreement, not a crash
                     agree[side] = (False, f"check failed: {type(e).__name__}: {e}")
                 print(f"   agreement {side}: {agree[side]}", file=sys.stderr, flush=True)
+        cmd = " ".join(map(sh_quote, ["ndstream", "-q"] + w["nd"](outs["nd"]) + ["--memory", budget]))
         row = dict(id=wid, what=w["what"], target=w["target"], budget=budget, agree=agree,
+                   cmd=cmd.replace(a.data, "DATA"),
                    **{s: summary(runs[s]) for s in sides})
         rows.append(row)
         raw.append(dict(id=wid, runs=runs, agree=agree))
