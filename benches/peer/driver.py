@@ -517,6 +517,9 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
     m_start = machine()
+    ids = [w["id"] for w in workloads(a.data, a.quick)]
+    if not any(selected(i, only) for i in ids):
+        sys.exit(f"--only {a.only}: no such workload (there are {', '.join(ids)})")
     sides = ["dask"] + (["dist"] if a.distributed else []) + ["nd"]
     rows, raw = [], []
     for w in workloads(a.data, a.quick):
