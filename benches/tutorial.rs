@@ -15,9 +15,11 @@ fn vm_hwm_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
@@ -31,12 +33,17 @@ fn w2(chunk: u64, slice: bool) -> ndstream::Result<Vec<f64>> {
     }
     let exec = Executor::builder().memory(150 << 20).build()?;
     let r = exec.compute(&y)?;
-    Ok(vec![r.to_f64_vec().iter().sum::<f64>() / r.len() as f64, exec.budget().peak() as f64])
+    Ok(vec![
+        r.to_f64_vec().iter().sum::<f64>() / r.len() as f64,
+        exec.budget().peak() as f64,
+    ])
 }
 
 /// The tutorial's Lennard-Jones potential: broadcast distances, `lj`, `nansum / 2`.
 fn w4(n: usize) -> ndstream::Result<Vec<f64>> {
-    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(2) as u64;
+    let cores = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(2) as u64;
     // The tutorial's cluster: normal(0, radius=40, (n, 3)) - 0.5.
     let pos = (&random::normal(0.0, 40.0, &[n as u64, 3], [n as u64, 3], 1981)? - 0.5).compute()?;
     let x = ndstream::Array::from_block(pos, [n as u64 / cores, 3].into())?;
@@ -53,14 +60,21 @@ fn w4(n: usize) -> ndstream::Result<Vec<f64>> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let runs: usize = args
         .iter()
         .position(|a| a == "--runs")
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let which: Vec<&str> = args.iter().map(|s| s.as_str()).filter(|a| a.starts_with('w') || *a == "all").collect();
+    let which: Vec<&str> = args
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|a| a.starts_with('w') || *a == "all")
+        .collect();
     let all = which.is_empty() || which.contains(&"all");
     type Work = Box<dyn Fn() -> ndstream::Result<Vec<f64>>>;
     let workloads: Vec<(&str, Work)> = vec![
@@ -69,7 +83,10 @@ fn main() {
         ("w2-small-chunks", Box::new(|| w2(25, false))),
         ("w4", Box::new(|| w4(7000))),
     ];
-    println!("{:<18} {:>10} {:>14} {:>12}  result", "workload", "median s", "peak reserved", "VmHWM");
+    println!(
+        "{:<18} {:>10} {:>14} {:>12}  result",
+        "workload", "median s", "peak reserved", "VmHWM"
+    );
     for (name, f) in workloads {
         if !all && !which.contains(&name) {
             continue;

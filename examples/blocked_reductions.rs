@@ -8,7 +8,9 @@
 use ndstream::{open, Executor, IndexItem};
 
 fn main() -> ndstream::Result<()> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "demo-data/random.hdf5:/x".to_string());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "demo-data/random.hdf5:/x".to_string());
     let x = open(&path)?;
     println!("{x}");
     let exec = Executor::builder().memory(256 << 20).build()?;
@@ -24,8 +26,16 @@ fn main() -> ndstream::Result<()> {
     println!("by hand: sum = {total}, mean = {}", total / n as f64);
 
     // The array API: one pass computes all four.
-    let r = exec.compute_many(&[x.sum(None)?, x.mean(None)?, x.std(None, 0)?, x.var(None, 0)?])?;
+    let r = exec.compute_many(&[
+        x.sum(None)?,
+        x.mean(None)?,
+        x.std(None, 0)?,
+        x.var(None, 0)?,
+    ])?;
     let v: Vec<f64> = r.iter().map(|b| b.to_f64_vec()[0]).collect();
-    println!("sum = {}, mean = {}, std = {}, var = {}", v[0], v[1], v[2], v[3]);
+    println!(
+        "sum = {}, mean = {}, std = {}, var = {}",
+        v[0], v[1], v[2], v[3]
+    );
     Ok(())
 }

@@ -12,8 +12,13 @@ fn lj(r2: &Array) -> ndstream::Result<Array> {
 }
 
 fn main() -> ndstream::Result<()> {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(7000);
-    let cores = std::thread::available_parallelism().map(|c| c.get() as u64).unwrap_or(2);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(7000);
+    let cores = std::thread::available_parallelism()
+        .map(|c| c.get() as u64)
+        .unwrap_or(2);
     // The tutorial's cluster: normal(0, 40, (n, 3)) - 0.5, chunked n // cores.
     let cluster = (&random::normal(0.0, 40.0, &[n, 3], [n, 3], 1981)? - 0.5).compute()?;
     let x = Array::from_block(cluster, [n / cores, 3].into())?;
@@ -24,6 +29,10 @@ fn main() -> ndstream::Result<()> {
     let exec = Executor::builder().memory(256 << 20).build()?;
     let t = std::time::Instant::now();
     let e = exec.compute(&energy)?.to_f64_vec()[0];
-    println!("{n} particles: energy {e} in {:.3} s (peak reserved {} MiB)", t.elapsed().as_secs_f64(), exec.budget().peak() >> 20);
+    println!(
+        "{n} particles: energy {e} in {:.3} s (peak reserved {} MiB)",
+        t.elapsed().as_secs_f64(),
+        exec.budget().peak() >> 20
+    );
     Ok(())
 }

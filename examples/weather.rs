@@ -9,8 +9,12 @@ use ndstream::formats::{Codec, WriteMode};
 use ndstream::{open_many, stack, store, Executor, IndexItem, StoreOptions};
 
 fn main() -> ndstream::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "demo-data".to_string());
-    let out = std::env::args().nth(2).unwrap_or_else(|| format!("{dir}/out"));
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "demo-data".to_string());
+    let out = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| format!("{dir}/out"));
     std::fs::create_dir_all(&out).map_err(|e| ndstream::Error::open(&out, e.to_string()))?;
     let days = open_many(&format!("{dir}/weather-big/*.hdf5:/t2m"))?;
     println!("{} files, each {:?}", days.len(), days[0].shape());
@@ -34,8 +38,15 @@ fn main() -> ndstream::Result<()> {
         ..opts.clone()
     };
     let r = store(&exec, &sub, &format!("{out}/sub.zarr"), &zopts)?;
-    println!("x[:, ::2, ::2] -> {out}/sub.zarr: {} chunks, peak reserved {} MiB", r.chunks_written, r.peak_reserved >> 20);
+    println!(
+        "x[:, ::2, ::2] -> {out}/sub.zarr: {} chunks, peak reserved {} MiB",
+        r.chunks_written,
+        r.peak_reserved >> 20
+    );
     store(&exec, &sub, &format!("{out}/sub.h5:/t2m"), &opts)?;
-    println!("mean of the anomaly (should be ~0): {}", exec.compute(&anomaly.mean(None)?)?.to_f64_vec()[0]);
+    println!(
+        "mean of the anomaly (should be ~0): {}",
+        exec.compute(&anomaly.mean(None)?)?.to_f64_vec()[0]
+    );
     Ok(())
 }

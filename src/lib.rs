@@ -44,24 +44,56 @@ pub mod random {
     ///
     /// # Errors
     /// Negative or non-finite `scale`; chunks that do not fit the shape.
-    pub fn normal(loc: f64, scale: f64, shape: &[u64], chunks: impl Into<Chunks>, seed: u64) -> Result<Array> {
-        Array::random(Distribution::Normal { loc, scale }, shape, chunks.into(), seed)
+    pub fn normal(
+        loc: f64,
+        scale: f64,
+        shape: &[u64],
+        chunks: impl Into<Chunks>,
+        seed: u64,
+    ) -> Result<Array> {
+        Array::random(
+            Distribution::Normal { loc, scale },
+            shape,
+            chunks.into(),
+            seed,
+        )
     }
 
     /// Uniform values in `[low, high)`.
     ///
     /// # Errors
     /// Non-finite bounds; chunks that do not fit the shape.
-    pub fn uniform(low: f64, high: f64, shape: &[u64], chunks: impl Into<Chunks>, seed: u64) -> Result<Array> {
-        Array::random(Distribution::Uniform { low, high }, shape, chunks.into(), seed)
+    pub fn uniform(
+        low: f64,
+        high: f64,
+        shape: &[u64],
+        chunks: impl Into<Chunks>,
+        seed: u64,
+    ) -> Result<Array> {
+        Array::random(
+            Distribution::Uniform { low, high },
+            shape,
+            chunks.into(),
+            seed,
+        )
     }
 
     /// Exponential values with mean `scale`.
     ///
     /// # Errors
     /// Negative or non-finite `scale`; chunks that do not fit the shape.
-    pub fn exponential(scale: f64, shape: &[u64], chunks: impl Into<Chunks>, seed: u64) -> Result<Array> {
-        Array::random(Distribution::Exponential { scale }, shape, chunks.into(), seed)
+    pub fn exponential(
+        scale: f64,
+        shape: &[u64],
+        chunks: impl Into<Chunks>,
+        seed: u64,
+    ) -> Result<Array> {
+        Array::random(
+            Distribution::Exponential { scale },
+            shape,
+            chunks.into(),
+            seed,
+        )
     }
 }
 
@@ -90,7 +122,10 @@ pub fn open_with(path: &str, chunks: impl Into<Chunks>) -> Result<Array> {
 /// # Errors
 /// No match, or any of them fails to open.
 pub fn open_many(pattern: &str) -> Result<Vec<Array>> {
-    Ok(ndstream_formats::open_many(pattern)?.into_iter().map(Array::from_source).collect())
+    Ok(ndstream_formats::open_many(pattern)?
+        .into_iter()
+        .map(Array::from_source)
+        .collect())
 }
 
 /// How [`store`] creates its output.
@@ -114,7 +149,13 @@ pub struct StoreOptions {
 
 /// The sink spec [`store`] would create for `a`.
 pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
-    let chunks = opts.chunks.clone().unwrap_or_else(|| a.grid().max_chunk_shape().iter().map(|&c| c.max(1)).collect());
+    let chunks = opts.chunks.clone().unwrap_or_else(|| {
+        a.grid()
+            .max_chunk_shape()
+            .iter()
+            .map(|&c| c.max(1))
+            .collect()
+    });
     let mut spec = SinkSpec::new(a.shape().to_vec(), a.dtype(), chunks);
     spec.shards = opts.shards.clone();
     spec.codec = opts.codec.clone().unwrap_or(formats::Codec::None);

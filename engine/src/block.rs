@@ -345,7 +345,9 @@ impl Block {
                 return None;
             }
             let v: Vec<bool> = bytes.iter().map(|&b| b == 1).collect();
-            return ArrayD::from_shape_vec(IxDyn(shape), v).ok().map(Block::from);
+            return ArrayD::from_shape_vec(IxDyn(shape), v)
+                .ok()
+                .map(Block::from);
         }
         Some(with_dtype!(dtype, T => {
             let mut v: Vec<T> = vec![T::default(); n];

@@ -205,7 +205,8 @@ impl Budget {
 
     fn too_small(&self, what: &str, bytes: u64, used: u64) -> Error {
         let hint = if used == 0 {
-            "use smaller chunks (rechunk, or --chunks) or a larger memory budget (--memory)".to_string()
+            "use smaller chunks (rechunk, or --chunks) or a larger memory budget (--memory)"
+                .to_string()
         } else {
             format!(
                 "{} are in use; use smaller chunks or a larger memory budget (--memory)",
@@ -303,11 +304,13 @@ mod tests {
     #[test]
     fn too_big_is_refused_with_a_clear_error() {
         let b = Budget::new(1 << 30);
-        let e = b.reserve(3_200_000_000, "reading chunk (0, 0) of big.h5:/x").unwrap_err();
+        let e = b
+            .reserve(3_200_000_000, "reading chunk (0, 0) of big.h5:/x")
+            .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("big.h5:/x"), "{msg}");
         assert!(msg.contains("3200000000"), "{msg}");
-        assert!(msg.contains("1.0 GiB"), "{msg}");
+        assert!(msg.contains("1.00 GiB"), "{msg}");
     }
 
     #[test]

@@ -53,7 +53,12 @@ impl ChunkCache {
     }
 
     /// The chunk, from the cache or from `load` (then kept if it fits).
-    pub(crate) fn get_or_load(&self, id: u64, idx: &[u64], load: impl FnOnce() -> Result<Block>) -> Result<Arc<Block>> {
+    pub(crate) fn get_or_load(
+        &self,
+        id: u64,
+        idx: &[u64],
+        load: impl FnOnce() -> Result<Block>,
+    ) -> Result<Arc<Block>> {
         let key = (id, idx.to_vec());
         {
             let mut g = lock(&self.inner);

@@ -131,7 +131,11 @@ impl DType {
         if self == other {
             return self;
         }
-        let (a, b) = if self <= other { (self, other) } else { (other, self) };
+        let (a, b) = if self <= other {
+            (self, other)
+        } else {
+            (other, self)
+        };
         match (a.kind(), b.kind()) {
             (Kind::Bool, _) => b,
             (_, Kind::Bool) => a,
@@ -151,7 +155,11 @@ impl DType {
                 }
             }
             _ => {
-                let (s, u) = if a.kind() == Kind::Signed { (a, b) } else { (b, a) };
+                let (s, u) = if a.kind() == Kind::Signed {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
                 if s.size() > u.size() {
                     s
                 } else {

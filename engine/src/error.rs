@@ -45,7 +45,11 @@ pub enum Error {
 
     /// An axis number out of range for the array.
     #[error("{op}: axis {axis} is out of bounds for an array of {ndim} dimensions")]
-    AxisOutOfBounds { op: &'static str, axis: isize, ndim: usize },
+    AxisOutOfBounds {
+        op: &'static str,
+        axis: isize,
+        ndim: usize,
+    },
 
     /// An index out of range.
     #[error("index {index} is out of bounds for axis {axis} with size {size}")]
@@ -114,7 +118,11 @@ pub enum Error {
 
 impl Error {
     /// A source error with no underlying cause.
-    pub fn source(source_name: impl Into<String>, chunk: &[u64], message: impl Into<String>) -> Error {
+    pub fn source(
+        source_name: impl Into<String>,
+        chunk: &[u64],
+        message: impl Into<String>,
+    ) -> Error {
         Error::Source {
             source_name: source_name.into(),
             chunk: ChunkIndex(chunk.to_vec()),
@@ -133,7 +141,11 @@ impl Error {
     }
 
     /// A sink error with no underlying cause.
-    pub fn sink(sink_name: impl Into<String>, what: impl Into<String>, message: impl Into<String>) -> Error {
+    pub fn sink(
+        sink_name: impl Into<String>,
+        what: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Error {
         Error::Sink {
             sink_name: sink_name.into(),
             what: what.into(),
@@ -165,8 +177,10 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else if v >= 100.0 {
         format!("{v:.0} {}", UNITS[u])
-    } else {
+    } else if v >= 10.0 {
         format!("{v:.1} {}", UNITS[u])
+    } else {
+        format!("{v:.2} {}", UNITS[u])
     }
 }
 
@@ -188,7 +202,13 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
         .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || Error::invalid("size", "size", format!("`{s}` is not a size (examples: 512MiB, 2GB, 1e9)"));
+    let bad = || {
+        Error::invalid(
+            "size",
+            "size",
+            format!("`{s}` is not a size (examples: 512MiB, 2GB, 1e9)"),
+        )
+    };
     let v: f64 = num.trim().parse().map_err(|_| bad())?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,

@@ -82,11 +82,11 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
             let b = Block::from(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("length matches"));
             Ok(b.astype(a.dtype()))
         }
-        Op::Unary { op, x } => elementwise::unary(*op, &eval(x, sel, ctx)?),
+        Op::Unary { op, x } => elementwise::unary_owned(*op, eval(x, sel, ctx)?),
         Op::Binary { op, a: x, b: y } => {
             let bx = eval(x, &broadcast_sel(sel, x.shape()), ctx)?;
             let by = eval(y, &broadcast_sel(sel, y.shape()), ctx)?;
-            elementwise::binary(*op, &bx, &by)
+            elementwise::binary_owned(*op, bx, by)
         }
         Op::Where { cond, a: x, b: y } => {
             let bc = eval(cond, &broadcast_sel(sel, cond.shape()), ctx)?;
@@ -94,7 +94,7 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
             let by = eval(y, &broadcast_sel(sel, y.shape()), ctx)?;
             elementwise::where_(&bc, &bx, &by)
         }
-        Op::Clip { x, lo, hi } => elementwise::clip(&eval(x, sel, ctx)?, *lo, *hi),
+        Op::Clip { x, lo, hi } => elementwise::clip_owned(eval(x, sel, ctx)?, *lo, *hi),
         Op::Cast { x } => Ok(eval(x, sel, ctx)?.astype(a.dtype())),
         Op::Reduce { .. } => eval_reduce(a, sel, ctx),
         Op::Select { x, items } => {
@@ -140,7 +140,9 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
                 child[p] = sel[j];
             }
             let b = eval(x, &child, ctx)?;
-            Ok(with_block!(b, arr, T => Block::from(arr.permuted_axes(IxDyn(perm)).as_standard_layout().into_owned())))
+            Ok(
+                with_block!(b, arr, T => Block::from(arr.permuted_axes(IxDyn(perm)).as_standard_layout().into_owned())),
+            )
         }
         Op::Tri { x, k, upper } => {
             let mut b = eval(x, sel, ctx)?;
@@ -167,7 +169,10 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
             let dtype = a.dtype();
             gather_chunks(&grid, dtype, sel, |idx| {
                 let region = crate::grid::region_sel(&grid.chunk_region(idx));
-                let inputs = xs.iter().map(|x| eval(x, &region, ctx)).collect::<Result<Vec<_>>>()?;
+                let inputs = xs
+                    .iter()
+                    .map(|x| eval(x, &region, ctx))
+                    .collect::<Result<Vec<_>>>()?;
                 let out = f(&inputs).map_err(|e| Error::Kernel {
                     chunk: ChunkIndex(idx.to_vec()),
                     message: format!("{name}: {e}"),
@@ -200,7 +205,11 @@ pub(crate) fn broadcast_sel(sel: &[AxisSel], in_shape: &[u64]) -> Selection {
         .map(|(i, &n)| {
             let s = sel[i + off];
             if n == 1 && s.len > 0 {
-                AxisSel { start: 0, step: 1, len: 1 }
+                AxisSel {
+                    start: 0,
+                    step: 1,
+                    len: 1,
+                }
             } else {
                 s
             }
@@ -258,9 +267,13 @@ fn gather_chunks(
     if per_axis.iter().any(|v| v.is_empty()) {
         return Ok(Block::zeros(dtype, &shape));
     }
-    let whole_chunk = per_axis.iter().zip(sel).zip(grid.axes()).all(|((v, s), ax)| {
-        v.len() == 1 && s.step == 1 && ax.range(v[0].0) == (s.start..s.start + s.len)
-    });
+    let whole_chunk = per_axis
+        .iter()
+        .zip(sel)
+        .zip(grid.axes())
+        .all(|((v, s), ax)| {
+            v.len() == 1 && s.step == 1 && ax.range(v[0].0) == (s.start..s.start + s.len)
+        });
     if whole_chunk {
         let idx: Vec<u64> = per_axis.iter().map(|v| v[0].0).collect();
         let b = get(&idx)?;
@@ -270,9 +283,17 @@ fn gather_chunks(
     let counts: Vec<usize> = per_axis.iter().map(|v| v.len()).collect();
     let mut odo = vec![0usize; counts.len()];
     loop {
-        let idx: Vec<u64> = odo.iter().enumerate().map(|(d, &i)| per_axis[d][i].0).collect();
+        let idx: Vec<u64> = odo
+            .iter()
+            .enumerate()
+            .map(|(d, &i)| per_axis[d][i].0)
+            .collect();
         let chunk = get(&idx)?;
-        let origin: Vec<u64> = idx.iter().enumerate().map(|(d, &c)| grid.axes()[d].range(c).start).collect();
+        let origin: Vec<u64> = idx
+            .iter()
+            .enumerate()
+            .map(|(d, &c)| grid.axes()[d].range(c).start)
+            .collect();
         let local: Selection = (0..counts.len())
             .map(|d| {
                 let r = &per_axis[d][odo[d]].1;
@@ -285,11 +306,12 @@ fn gather_chunks(
             })
             .collect();
         let piece = extract(&chunk, &local);
-        let pos: Vec<Range<usize>> =
-            (0..counts.len()).map(|d| {
+        let pos: Vec<Range<usize>> = (0..counts.len())
+            .map(|d| {
                 let r = &per_axis[d][odo[d]].1;
                 r.start as usize..r.end as usize
-            }).collect();
+            })
+            .collect();
         place(&mut out, &pos, &piece);
         // Next chunk combination (C order).
         let mut d = counts.len();
@@ -364,7 +386,12 @@ fn concat_blocks(pieces: &[Block], axis: usize, dtype: DType, shape: &[usize]) -
 
 /// Counter-based random values at a selection: each row along the last
 /// axis is one strided run of flat indices.
-fn random_block(dist: crate::random::Distribution, seed: u64, full_shape: &[u64], sel: &[AxisSel]) -> Block {
+fn random_block(
+    dist: crate::random::Distribution,
+    seed: u64,
+    full_shape: &[u64],
+    sel: &[AxisSel],
+) -> Block {
     let shape = sel_shape(sel);
     let n: usize = shape.iter().product();
     let mut out = vec![0.0f64; n];
@@ -404,7 +431,12 @@ fn random_block(dist: crate::random::Distribution, seed: u64, full_shape: &[u64]
 /// The input selection of a reduction for an output selection: kept axes
 /// from the output, reduced axes whole. Also returns the output selection
 /// that the full-`k` result must be cut to (TopK with a partial axis).
-pub(crate) fn reduce_input_sel(x_shape: &[u64], axes: &[usize], keepdims: bool, out_sel: &[AxisSel]) -> Selection {
+pub(crate) fn reduce_input_sel(
+    x_shape: &[u64],
+    axes: &[usize],
+    keepdims: bool,
+    out_sel: &[AxisSel],
+) -> Selection {
     let mut j = 0;
     let mut in_sel = Vec::with_capacity(x_shape.len());
     for (d, &n) in x_shape.iter().enumerate() {
@@ -454,13 +486,24 @@ pub(crate) struct ReduceSetup {
 impl ReduceSetup {
     /// The setup of a Reduce node (`None` for any other node).
     pub(crate) fn of(node: &Array) -> Option<ReduceSetup> {
-        let Op::Reduce { op, x, axes, keepdims } = node.op() else { return None };
+        let Op::Reduce {
+            op,
+            x,
+            axes,
+            keepdims,
+        } = node.op()
+        else {
+            return None;
+        };
         let (data, masked) = match x.op() {
             Op::Masked { x: d, .. } => (d, true),
             _ => (x, false),
         };
         let grid = data.grid().clone();
-        let topk = matches!(op, reduce::ReduceOp::TopK { .. } | reduce::ReduceOp::ArgTopK { .. });
+        let topk = matches!(
+            op,
+            reduce::ReduceOp::TopK { .. } | reduce::ReduceOp::ArgTopK { .. }
+        );
         let counts: Vec<u64> = axes.iter().map(|&d| grid.axes()[d].count()).collect();
         let maxc = grid.max_chunk_shape();
         let mut setup = ReduceSetup {
@@ -482,7 +525,8 @@ impl ReduceSetup {
             Some(COMPUTE_TILE_ELEMS)
         } else {
             let ws = estimate(x, &big);
-            (ws > IO_TILE_BYTES && elems > 1).then(|| (elems as u128 * IO_TILE_BYTES as u128 / ws as u128).max(1) as u64)
+            (ws > IO_TILE_BYTES && elems > 1)
+                .then(|| (elems as u128 * IO_TILE_BYTES as u128 / ws as u128).max(1) as u64)
         };
         if let Some(limit) = limit {
             let mut total = elems;
@@ -582,7 +626,11 @@ impl ReduceSetup {
 
     /// The partial of one chunk tile: its sub-tiles folded left to right.
     /// `None` when the tile is empty.
-    pub(crate) fn chunk_partial(&self, tile: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Option<reduce::Partial>> {
+    pub(crate) fn chunk_partial(
+        &self,
+        tile: &[AxisSel],
+        ctx: &EvalCtx<'_>,
+    ) -> Result<Option<reduce::Partial>> {
         let mut acc: Option<reduce::Partial> = None;
         for t in self.sub_tiles(tile) {
             let p = self.tile_partial(&t, ctx)?;
@@ -600,10 +648,12 @@ impl ReduceSetup {
             Op::Masked { x: data, mask } => {
                 let b = eval(data, tile, ctx)?;
                 let m = eval(mask, tile, ctx)?;
-                let m = m.into_array::<bool>().map_err(|_| Error::UnsupportedDType {
-                    op: "boolean mask",
-                    dtype: DType::Bool,
-                })?;
+                let m = m
+                    .into_array::<bool>()
+                    .map_err(|_| Error::UnsupportedDType {
+                        op: "boolean mask",
+                        dtype: DType::Bool,
+                    })?;
                 reduce::partial(self.op, &b, &self.axes, Some(&m), &origin, &self.data_shape)
             }
             _ => {
@@ -620,18 +670,34 @@ impl ReduceSetup {
             _ => self.x.dtype(),
         };
         let empty = Block::zeros(dtype, &sel_shape(in_sel));
-        reduce::partial(self.op, &empty, &self.axes, None, &vec![0; in_sel.len()], &self.data_shape)
+        reduce::partial(
+            self.op,
+            &empty,
+            &self.axes,
+            None,
+            &vec![0; in_sel.len()],
+            &self.data_shape,
+        )
     }
 
     /// Turn the folded partial into the output block for `out_sel`.
-    pub(crate) fn finish(&self, node: &Array, acc: reduce::Partial, out_sel: &[AxisSel]) -> Result<Block> {
+    pub(crate) fn finish(
+        &self,
+        node: &Array,
+        acc: reduce::Partial,
+        out_sel: &[AxisSel],
+    ) -> Result<Block> {
         let out = reduce::finalize(self.op, acc)?;
         if !self.topk {
             return Ok(out.into_shape(&sel_shape(out_sel)));
         }
         let k_axis = self.axes[0];
         if out_sel[k_axis] != AxisSel::full(node.shape()[k_axis]) {
-            let mut local: Selection = out.shape().iter().map(|&n| AxisSel::full(n as u64)).collect();
+            let mut local: Selection = out
+                .shape()
+                .iter()
+                .map(|&n| AxisSel::full(n as u64))
+                .collect();
             local[k_axis] = out_sel[k_axis];
             return Ok(extract(&out, &local));
         }
@@ -651,7 +717,11 @@ impl ReduceSetup {
             Op::Masked { x, .. } => x.dtype(),
             _ => self.x.dtype(),
         };
-        let k = if self.topk { self.data_shape[self.axes[0]] } else { 1 };
+        let k = if self.topk {
+            self.data_shape[self.axes[0]]
+        } else {
+            1
+        };
         kept * k * reduce::partial_bytes_per_elem(self.op, dtype) as u64
     }
 
@@ -702,7 +772,9 @@ pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
         Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => out,
         Op::Unary { x, .. } | Op::Cast { x } | Op::Clip { x, .. } => estimate(x, sel) + out,
         Op::Binary { a: x, b: y, .. } => {
-            estimate(x, &broadcast_sel(sel, x.shape())) + estimate(y, &broadcast_sel(sel, y.shape())) + out
+            estimate(x, &broadcast_sel(sel, x.shape()))
+                + estimate(y, &broadcast_sel(sel, y.shape()))
+                + out
         }
         Op::Where { cond, a: x, b: y } => {
             estimate(cond, &broadcast_sel(sel, cond.shape()))
@@ -719,13 +791,27 @@ pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
         Op::Stack { xs, axis } => {
             let mut rest: Selection = sel.to_vec();
             rest.remove(*axis);
-            let one = xs.iter().take(2).map(|x| estimate(x, &rest)).max().unwrap_or(0);
+            let one = xs
+                .iter()
+                .take(2)
+                .map(|x| estimate(x, &rest))
+                .max()
+                .unwrap_or(0);
             one + 2 * out
         }
         Op::Concat { xs, axis } => {
             let mut rest: Selection = sel.to_vec();
-            rest[*axis] = AxisSel::full(sel[*axis].len.min(xs.iter().map(|x| x.shape()[*axis]).max().unwrap_or(0)));
-            let one = xs.iter().take(2).map(|x| estimate(x, &rest)).max().unwrap_or(0);
+            rest[*axis] = AxisSel::full(
+                sel[*axis]
+                    .len
+                    .min(xs.iter().map(|x| x.shape()[*axis]).max().unwrap_or(0)),
+            );
+            let one = xs
+                .iter()
+                .take(2)
+                .map(|x| estimate(x, &rest))
+                .max()
+                .unwrap_or(0);
             one + 2 * out
         }
         Op::Transpose { x, perm } => {
@@ -737,7 +823,12 @@ pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
         }
         Op::Tri { x, .. } | Op::Rechunk { x } => estimate(x, sel) + out,
         Op::MapBlocks { xs, .. } => {
-            let chunk: Selection = a.grid().max_chunk_shape().iter().map(|&n| AxisSel::full(n)).collect();
+            let chunk: Selection = a
+                .grid()
+                .max_chunk_shape()
+                .iter()
+                .map(|&n| AxisSel::full(n))
+                .collect();
             let c = chunk.iter().map(|s| s.len).product::<u64>() * a.dtype().size() as u64;
             xs.iter().map(|x| estimate(x, &chunk)).sum::<u64>() + 2 * c + out
         }

@@ -132,11 +132,17 @@ impl ExecutorBuilder {
     pub fn build(self) -> Result<Executor> {
         let memory = self.memory.unwrap_or_else(default_memory);
         if memory == 0 {
-            return Err(Error::invalid("executor", "memory", "the memory budget must be positive"));
+            return Err(Error::invalid(
+                "executor",
+                "memory",
+                "the memory budget must be positive",
+            ));
         }
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let budget = Budget::new(memory);
         Ok(Executor {
             cancel: CancelHandle {
@@ -157,7 +163,11 @@ pub fn default_memory() -> u64 {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
         })
         .map(|kib| kib * 1024);
     match total {
@@ -207,7 +217,11 @@ enum Msg {
     /// the task the merge waits for).
     Chunk { n: u64 },
     /// The partials of one chunk tile (one per fused reduction).
-    Partials { n: u64, parts: Vec<Option<reduce::Partial>>, _res: Reservation },
+    Partials {
+        n: u64,
+        parts: Vec<Option<reduce::Partial>>,
+        _res: Reservation,
+    },
 }
 
 impl Executor {
@@ -219,7 +233,9 @@ impl Executor {
     /// An executor with the defaults.
     pub fn new() -> Executor {
         #[allow(clippy::expect_used)]
-        ExecutorBuilder::default().build().expect("the default budget is positive")
+        ExecutorBuilder::default()
+            .build()
+            .expect("the default budget is positive")
     }
 
     /// The memory budget (its `peak()` is the high-water mark of all jobs so far).
@@ -265,7 +281,10 @@ impl Executor {
         // Fuse top-level reductions that share their input and axes.
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (i, r) in roots.iter().enumerate() {
-            if let Op::Reduce { x, axes, keepdims, .. } = r.op() {
+            if let Op::Reduce {
+                x, axes, keepdims, ..
+            } = r.op()
+            {
                 if let Some(g) = groups.iter_mut().find(|g| {
                     matches!(roots[g[0]].op(), Op::Reduce { x: x2, axes: a2, keepdims: k2, .. }
                         if x2.same_node(x) && a2 == axes && k2 == keepdims && roots[g[0]].grid() == r.grid())
@@ -282,7 +301,9 @@ impl Executor {
                 // Many output chunks: fold each one's tiles inside its own
                 // task (same fold order, so the same bits, with no merge
                 // bottleneck on the calling thread).
-                Op::Reduce { .. } if g.len() == 1 && first.grid().num_chunks() >= 2 * self.threads as u64 => {
+                Op::Reduce { .. }
+                    if g.len() == 1 && first.grid().num_chunks() >= 2 * self.threads as u64 =>
+                {
                     out[g[0]] = self.run_map(first, None, &cached, &cache)?;
                 }
                 Op::Reduce { .. } => {
@@ -319,7 +340,11 @@ impl Executor {
             }
         }
         out.into_iter()
-            .map(|b| b.ok_or_else(|| Error::invalid("compute", "arrays", "internal: a result was not produced")))
+            .map(|b| {
+                b.ok_or_else(|| {
+                    Error::invalid("compute", "arrays", "internal: a result was not produced")
+                })
+            })
             .collect()
     }
 
@@ -343,7 +368,11 @@ impl Executor {
                 right: sink.shape().to_vec(),
             });
         }
-        let a = if sink.dtype() != a.dtype() { a.astype(sink.dtype()) } else { a.clone() };
+        let a = if sink.dtype() != a.dtype() {
+            a.astype(sink.dtype())
+        } else {
+            a.clone()
+        };
         let root = plan::rewrite(&a);
         let cached = plan::cached_sources(std::slice::from_ref(&root));
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
@@ -363,7 +392,13 @@ impl Executor {
     }
 
     /// Replace small reductions below the root by their computed value.
-    fn stage_reductions(&self, a: &Array, cached: &HashSet<u64>, cache: &ChunkCache, is_root: bool) -> Result<Array> {
+    fn stage_reductions(
+        &self,
+        a: &Array,
+        cached: &HashSet<u64>,
+        cache: &ChunkCache,
+        is_root: bool,
+    ) -> Result<Array> {
         let inputs = a.inputs();
         let mut changed = false;
         let mut new_inputs = Vec::with_capacity(inputs.len());
@@ -372,7 +407,11 @@ impl Executor {
             changed |= !y.same_node(x);
             new_inputs.push(y);
         }
-        let a = if changed { plan::with_inputs(a, new_inputs) } else { a.clone() };
+        let a = if changed {
+            plan::with_inputs(a, new_inputs)
+        } else {
+            a.clone()
+        };
         if is_root {
             return Ok(a);
         }
@@ -380,18 +419,36 @@ impl Executor {
             let small = a.nbytes() <= (self.budget.limit() / 8).min(64 << 20);
             if small && x.size() >= 2 * a.size().max(1) {
                 let b = self.run_reduce(std::slice::from_ref(&a), None, cached, cache)?;
-                let b = b.into_iter().next().unwrap_or_else(|| Block::zeros(a.dtype(), &[]));
-                return Array::from_block(b, crate::array::Chunks::Shape(a.grid().max_chunk_shape()));
+                let b = b
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Block::zeros(a.dtype(), &[]));
+                return Array::from_block(
+                    b,
+                    crate::array::Chunks::Shape(a.grid().max_chunk_shape()),
+                );
             }
         }
         Ok(a)
     }
 
     /// Map strategy into memory: one task per chunk of the root's grid.
-    fn run_map(&self, root: &Array, _unused: Option<()>, cached: &HashSet<u64>, cache: &ChunkCache) -> Result<Option<Block>> {
+    fn run_map(
+        &self,
+        root: &Array,
+        _unused: Option<()>,
+        cached: &HashSet<u64>,
+        cache: &ChunkCache,
+    ) -> Result<Option<Block>> {
         let result_bytes = root.nbytes();
         let result_res = self.reserve_for(root, result_bytes).map_err(|e| match e {
-            Error::BudgetTooSmall { needed, needed_h, budget, budget_h, .. } => Error::BudgetTooSmall {
+            Error::BudgetTooSmall {
+                needed,
+                needed_h,
+                budget,
+                budget_h,
+                ..
+            } => Error::BudgetTooSmall {
                 op: format!("holding the result of compute() ({:?})", root),
                 needed,
                 needed_h,
@@ -412,7 +469,13 @@ impl Executor {
         }
     }
 
-    fn run_map_sink(&self, root: &Array, sink: &dyn ChunkSink, cached: &HashSet<u64>, cache: &ChunkCache) -> Result<StoreReport> {
+    fn run_map_sink(
+        &self,
+        root: &Array,
+        sink: &dyn ChunkSink,
+        cached: &HashSet<u64>,
+        cache: &ChunkCache,
+    ) -> Result<StoreReport> {
         let deliver = Deliver::Sink(sink);
         let grid = sink.grid().clone();
         self.map_job(root, &grid, &deliver, cached, cache)
@@ -428,7 +491,11 @@ impl Executor {
         cache: &ChunkCache,
     ) -> Result<StoreReport> {
         let total = grid.num_chunks();
-        let big: Selection = grid.max_chunk_shape().iter().map(|&n| crate::grid::AxisSel::full(n)).collect();
+        let big: Selection = grid
+            .max_chunk_shape()
+            .iter()
+            .map(|&n| crate::grid::AxisSel::full(n))
+            .collect();
         let sink_extra = match deliver {
             Deliver::Sink(s) => s.memory_per_chunk(),
             Deliver::Memory(_) => 0,
@@ -436,9 +503,16 @@ impl Executor {
         let ws = estimate(root, &big) + sink_extra;
         let available = self.budget.limit().saturating_sub(self.budget.used());
         if ws > available {
-            return Err(plan::too_small(root, ws, self.budget.limit(), "one output chunk"));
+            return Err(plan::too_small(
+                root,
+                ws,
+                self.budget.limit(),
+                "one output chunk",
+            ));
         }
-        let threads = (self.threads as u64).min((available / ws.max(1)).max(1)).min(total.max(1)) as usize;
+        let threads = (self.threads as u64)
+            .min((available / ws.max(1)).max(1))
+            .min(total.max(1)) as usize;
         let bytes_per_chunk = |n: u64| -> u64 {
             grid.chunk_shape(&grid.unravel(n)).iter().product::<u64>() * root.dtype().size() as u64
         };
@@ -454,7 +528,14 @@ impl Executor {
                 }
             }
             let want = estimate(root, &sel) + sink_extra;
-            let res = self.budget.reserve(want, &format!("chunk {} of {:?}", crate::grid::ChunkIndex(idx.clone()), root))?;
+            let res = self.budget.reserve(
+                want,
+                &format!(
+                    "chunk {} of {:?}",
+                    crate::grid::ChunkIndex(idx.clone()),
+                    root
+                ),
+            )?;
             let b = eval(root, &sel, ctx)?;
             match deliver {
                 Deliver::Sink(s) => {
@@ -463,8 +544,10 @@ impl Executor {
                     Ok(Msg::Chunk { n })
                 }
                 Deliver::Memory(m) => {
-                    let pos: Vec<std::ops::Range<usize>> =
-                        sel.iter().map(|s| s.start as usize..(s.start + s.len) as usize).collect();
+                    let pos: Vec<std::ops::Range<usize>> = sel
+                        .iter()
+                        .map(|s| s.start as usize..(s.start + s.len) as usize)
+                        .collect();
                     let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
                     place(&mut g, &pos, &b);
                     drop((g, b, res));
@@ -512,14 +595,21 @@ impl Executor {
     ) -> Result<Vec<Block>> {
         let setups: Vec<ReduceSetup> = nodes
             .iter()
-            .map(|n| ReduceSetup::of(n).ok_or_else(|| Error::invalid("compute", "array", "internal: not a reduction")))
+            .map(|n| {
+                ReduceSetup::of(n)
+                    .ok_or_else(|| Error::invalid("compute", "array", "internal: not a reduction"))
+            })
             .collect::<Result<_>>()?;
         let first = &nodes[0];
         let grid = first.grid().clone();
         let outs = grid.num_chunks();
         let tiles = setups[0].num_chunk_tiles().max(1);
         let total = outs * tiles;
-        let big: Selection = grid.max_chunk_shape().iter().map(|&n| crate::grid::AxisSel::full(n)).collect();
+        let big: Selection = grid
+            .max_chunk_shape()
+            .iter()
+            .map(|&n| crate::grid::AxisSel::full(n))
+            .collect();
         let result_bytes: u64 = nodes.iter().map(|n| n.nbytes()).sum();
         let result_res = self.reserve_for(first, result_bytes)?;
         // Per task: the tile working set (input evaluated once for all fused
@@ -530,16 +620,31 @@ impl Executor {
         let available = self.budget.limit().saturating_sub(self.budget.used());
         let min_need = tile_ws + acc_bytes + partial;
         if min_need > available {
-            return Err(plan::too_small(first, min_need, self.budget.limit(), "one tile of the reduction"));
+            return Err(plan::too_small(
+                first,
+                min_need,
+                self.budget.limit(),
+                "one tile of the reduction",
+            ));
         }
         let threads = (self.threads as u64)
             .min(((available - acc_bytes) / (tile_ws + partial).max(1)).max(1))
             .min(total) as usize;
-        let window = ((threads as u64) * 4).min(((available - acc_bytes) / (tile_ws + partial).max(1)).max(1));
-        let acc_res = self.budget.try_reserve(acc_bytes, "reduction accumulators")?;
+        let window = ((threads as u64) * 4)
+            .min(((available - acc_bytes) / (tile_ws + partial).max(1)).max(1));
+        let acc_res = self
+            .budget
+            .try_reserve(acc_bytes, "reduction accumulators")?;
 
-        let shapes: Vec<Vec<usize>> = nodes.iter().map(|n| n.shape().iter().map(|&v| v as usize).collect()).collect();
-        let mut results: Vec<Block> = nodes.iter().zip(&shapes).map(|(n, s)| Block::zeros(n.dtype(), s)).collect();
+        let shapes: Vec<Vec<usize>> = nodes
+            .iter()
+            .map(|n| n.shape().iter().map(|&v| v as usize).collect())
+            .collect();
+        let mut results: Vec<Block> = nodes
+            .iter()
+            .zip(&shapes)
+            .map(|(n, s)| Block::zeros(n.dtype(), s))
+            .collect();
         let work = |n: u64, ctx: &EvalCtx<'_>| -> Result<Msg> {
             let (o, c) = (n / tiles, n % tiles);
             let out_sel = region_sel(&grid.chunk_region(&grid.unravel(o)));
@@ -554,7 +659,11 @@ impl Executor {
             };
             let mut res = res;
             res.shrink_to(partial);
-            Ok(Msg::Partials { n, parts, _res: res })
+            Ok(Msg::Partials {
+                n,
+                parts,
+                _res: res,
+            })
         };
         let mut accs: Vec<Option<reduce::Partial>> = vec![None; nodes.len()];
         let mut progress = Progress {
@@ -564,7 +673,9 @@ impl Executor {
         };
         let tile_bytes_est = setups[0].x.nbytes() / total.max(1);
         self.run_tasks(total, threads, window, cached, cache, work, |msg| {
-            let Msg::Partials { n, parts, .. } = msg else { return Ok(()) };
+            let Msg::Partials { n, parts, .. } = msg else {
+                return Ok(());
+            };
             for (k, (acc, p)) in accs.iter_mut().zip(parts).enumerate() {
                 if let Some(p) = p {
                     match acc.as_mut() {
@@ -577,8 +688,10 @@ impl Executor {
                 let o = n / tiles;
                 let idx = grid.unravel(o);
                 let out_sel = region_sel(&grid.chunk_region(&idx));
-                let pos: Vec<std::ops::Range<usize>> =
-                    out_sel.iter().map(|s| s.start as usize..(s.start + s.len) as usize).collect();
+                let pos: Vec<std::ops::Range<usize>> = out_sel
+                    .iter()
+                    .map(|s| s.start as usize..(s.start + s.len) as usize)
+                    .collect();
                 for (k, acc) in accs.iter_mut().enumerate() {
                     let p = match acc.take() {
                         Some(p) => p,
@@ -767,22 +880,32 @@ fn estimate_masked(x: &Array, mask: &Array) -> u64 {
     if ax0.is_empty() {
         return x.dtype().size() as u64 + 1;
     }
-    let mut sel: Selection = x.shape().iter().map(|&n| crate::grid::AxisSel::full(n)).collect();
+    let mut sel: Selection = x
+        .shape()
+        .iter()
+        .map(|&n| crate::grid::AxisSel::full(n))
+        .collect();
     sel[0] = crate::grid::AxisSel::full(ax0[0].max_size());
     estimate(x, &sel) + estimate(mask, &sel)
 }
 
 /// Partials of several reductions over the same tile, evaluating the input once.
-fn fused_partials(setups: &[ReduceSetup], tile: &[crate::grid::AxisSel], ctx: &EvalCtx<'_>) -> Result<Vec<Option<reduce::Partial>>> {
+fn fused_partials(
+    setups: &[ReduceSetup],
+    tile: &[crate::grid::AxisSel],
+    ctx: &EvalCtx<'_>,
+) -> Result<Vec<Option<reduce::Partial>>> {
     let base = &setups[0];
     let mut accs: Vec<Option<reduce::Partial>> = vec![None; setups.len()];
     for t in base.sub_tiles(tile) {
         let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
         let (b, m) = match base.x.op() {
             Op::Masked { x: data, mask } => {
-                let m = eval(mask, &t, ctx)?.into_array::<bool>().map_err(|_| Error::UnsupportedDType {
-                    op: "boolean mask",
-                    dtype: crate::DType::Bool,
+                let m = eval(mask, &t, ctx)?.into_array::<bool>().map_err(|_| {
+                    Error::UnsupportedDType {
+                        op: "boolean mask",
+                        dtype: crate::DType::Bool,
+                    }
                 })?;
                 (eval(data, &t, ctx)?, Some(m))
             }
@@ -798,4 +921,3 @@ fn fused_partials(setups: &[ReduceSetup], tile: &[crate::grid::AxisSel], ctx: &E
     }
     Ok(accs)
 }
-

@@ -68,10 +68,9 @@ impl AxisChunks {
         let len = offsets[offsets.len() - 1];
         if offsets.len() >= 2 {
             let first = offsets[1];
-            let regular = offsets
-                .windows(2)
-                .enumerate()
-                .all(|(i, w)| w[1] - w[0] == first || (i == offsets.len() - 2 && w[1] - w[0] < first));
+            let regular = offsets.windows(2).enumerate().all(|(i, w)| {
+                w[1] - w[0] == first || (i == offsets.len() - 2 && w[1] - w[0] < first)
+            });
             if regular {
                 return AxisChunks::Regular { size: first, len };
             }
@@ -126,17 +125,21 @@ impl AxisChunks {
 
     /// Chunk sizes in order.
     pub fn sizes(&self) -> Vec<u64> {
-        (0..self.count()).map(|i| {
-            let r = self.range(i);
-            r.end - r.start
-        }).collect()
+        (0..self.count())
+            .map(|i| {
+                let r = self.range(i);
+                r.end - r.start
+            })
+            .collect()
     }
 
     /// The largest chunk length.
     pub fn max_size(&self) -> u64 {
         match self {
             AxisChunks::Regular { size, len } => (*size).min(*len),
-            AxisChunks::Irregular { offsets } => offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0),
+            AxisChunks::Irregular { offsets } => {
+                offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+            }
         }
     }
 }
@@ -160,7 +163,11 @@ impl ChunkGrid {
     pub fn regular(shape: &[u64], chunk: &[u64]) -> ChunkGrid {
         assert_eq!(shape.len(), chunk.len(), "chunk rank must match shape rank");
         ChunkGrid {
-            axes: shape.iter().zip(chunk).map(|(&n, &c)| AxisChunks::regular(n, c)).collect(),
+            axes: shape
+                .iter()
+                .zip(chunk)
+                .map(|(&n, &c)| AxisChunks::regular(n, c))
+                .collect(),
         }
     }
 
@@ -196,7 +203,9 @@ impl ChunkGrid {
         // target size.
         let mut last = None;
         while elems(&chunk) > target_elems as u128 {
-            let i = (0..ndim).max_by_key(|&i| (chunk[i], std::cmp::Reverse(i))).unwrap_or(0);
+            let i = (0..ndim)
+                .max_by_key(|&i| (chunk[i], std::cmp::Reverse(i)))
+                .unwrap_or(0);
             if chunk[i] == 1 {
                 break;
             }
@@ -238,12 +247,19 @@ impl ChunkGrid {
 
     /// The element region of a chunk.
     pub fn chunk_region(&self, idx: &[u64]) -> Vec<Range<u64>> {
-        self.axes.iter().zip(idx).map(|(a, &i)| a.range(i)).collect()
+        self.axes
+            .iter()
+            .zip(idx)
+            .map(|(a, &i)| a.range(i))
+            .collect()
     }
 
     /// The shape of a chunk (edge chunks are smaller).
     pub fn chunk_shape(&self, idx: &[u64]) -> Vec<u64> {
-        self.chunk_region(idx).iter().map(|r| r.end - r.start).collect()
+        self.chunk_region(idx)
+            .iter()
+            .map(|r| r.end - r.start)
+            .collect()
     }
 
     /// The largest chunk shape along each axis.
@@ -275,7 +291,11 @@ impl ChunkGrid {
 
     /// Ranges of chunk indices per axis that overlap `region`.
     pub fn chunks_overlapping(&self, region: &[Range<u64>]) -> Vec<Range<u64>> {
-        self.axes.iter().zip(region).map(|(a, r)| a.chunks_overlapping(r)).collect()
+        self.axes
+            .iter()
+            .zip(region)
+            .map(|(a, r)| a.chunks_overlapping(r))
+            .collect()
     }
 
     /// Sizes per axis, Dask's `.chunks`.
@@ -350,7 +370,11 @@ impl AxisSel {
     /// The sub-run `i in r` of this run.
     pub fn sub(&self, r: Range<u64>) -> AxisSel {
         AxisSel {
-            start: if r.start < self.len || self.len == 0 { self.index(r.start.min(self.len.saturating_sub(1))) } else { self.start },
+            start: if r.start < self.len || self.len == 0 {
+                self.index(r.start.min(self.len.saturating_sub(1)))
+            } else {
+                self.start
+            },
             step: self.step,
             len: r.end.min(self.len).saturating_sub(r.start),
         }
@@ -359,7 +383,11 @@ impl AxisSel {
     /// Compose: select `outer` (positions within this run) from this run.
     pub fn compose(&self, outer: &AxisSel) -> AxisSel {
         AxisSel {
-            start: if outer.len == 0 { self.start } else { self.index(outer.start) },
+            start: if outer.len == 0 {
+                self.start
+            } else {
+                self.index(outer.start)
+            },
             step: self.step * outer.step,
             len: outer.len,
         }
@@ -428,7 +456,10 @@ mod tests {
         assert_eq!(a.chunk_of(7), 1);
         assert_eq!(a.chunk_of(8), 2);
         assert_eq!(a.chunks_overlapping(&(2..9)), 0..3);
-        assert_eq!(AxisChunks::from_sizes(&[4, 4, 2]), AxisChunks::regular(10, 4));
+        assert_eq!(
+            AxisChunks::from_sizes(&[4, 4, 2]),
+            AxisChunks::regular(10, 4)
+        );
     }
 
     #[test]
@@ -446,7 +477,11 @@ mod tests {
     #[test]
     fn negative_step_intersect() {
         // indices 9, 7, 5, 3, 1
-        let s = AxisSel { start: 9, step: -2, len: 5 };
+        let s = AxisSel {
+            start: 9,
+            step: -2,
+            len: 5,
+        };
         assert_eq!(s.bounds(), 1..10);
         assert_eq!(s.intersect(&(4..8)), 1..3); // 7, 5
         assert_eq!(s.intersect(&(0..2)), 4..5); // 1

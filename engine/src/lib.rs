@@ -30,11 +30,14 @@ pub mod exec;
 mod plan;
 
 pub use array::{
-    arange, concatenate, full, linspace, ones, stack, where_, zeros, Array, Chunks, IndexItem, Op, Scalar,
-    SelItem,
+    arange, concatenate, full, linspace, ones, stack, where_, zeros, Array, Chunks, IndexItem, Op,
+    Scalar, SelItem,
 };
 pub use array::{map_blocks, Operand};
-pub use exec::{compute, default_memory, CancelHandle, Executor, ExecutorBuilder, Progress, ProgressFn, StoreReport};
+pub use exec::{
+    compute, default_memory, CancelHandle, Executor, ExecutorBuilder, Progress, ProgressFn,
+    StoreReport,
+};
 pub use kernels::elementwise::{BinaryOp, UnaryOp};
 pub use kernels::reduce::ReduceOp;
 pub use random::Distribution;

@@ -16,30 +16,52 @@ use crate::grid::AxisSel;
 /// A copy of node `a` with new inputs (same op parameters, shape, dtype, grid).
 pub(crate) fn with_inputs(a: &Array, inputs: Vec<Array>) -> Array {
     let mut it = inputs.into_iter();
-    let mut next = || it.next().unwrap_or_else(|| unreachable!("input count matches the op"));
+    let mut next = || {
+        it.next()
+            .unwrap_or_else(|| unreachable!("input count matches the op"))
+    };
     let op = match a.op() {
-        Op::Source { .. } | Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => {
-            return a.clone()
-        }
+        Op::Source { .. }
+        | Op::Memory { .. }
+        | Op::Random { .. }
+        | Op::Full { .. }
+        | Op::Arange { .. } => return a.clone(),
         Op::Unary { op, .. } => Op::Unary { op: *op, x: next() },
         Op::Binary { op, .. } => {
             let x = next();
-            Op::Binary { op: *op, a: x, b: next() }
+            Op::Binary {
+                op: *op,
+                a: x,
+                b: next(),
+            }
         }
         Op::Where { .. } => {
             let c = next();
             let x = next();
-            Op::Where { cond: c, a: x, b: next() }
+            Op::Where {
+                cond: c,
+                a: x,
+                b: next(),
+            }
         }
-        Op::Clip { lo, hi, .. } => Op::Clip { x: next(), lo: *lo, hi: *hi },
+        Op::Clip { lo, hi, .. } => Op::Clip {
+            x: next(),
+            lo: *lo,
+            hi: *hi,
+        },
         Op::Cast { .. } => Op::Cast { x: next() },
-        Op::Reduce { op, axes, keepdims, .. } => Op::Reduce {
+        Op::Reduce {
+            op, axes, keepdims, ..
+        } => Op::Reduce {
             op: *op,
             x: next(),
             axes: axes.clone(),
             keepdims: *keepdims,
         },
-        Op::Select { items, .. } => Op::Select { x: next(), items: items.clone() },
+        Op::Select { items, .. } => Op::Select {
+            x: next(),
+            items: items.clone(),
+        },
         Op::Stack { xs, axis } => Op::Stack {
             xs: xs.iter().map(|_| next()).collect(),
             axis: *axis,
@@ -48,8 +70,15 @@ pub(crate) fn with_inputs(a: &Array, inputs: Vec<Array>) -> Array {
             xs: xs.iter().map(|_| next()).collect(),
             axis: *axis,
         },
-        Op::Transpose { perm, .. } => Op::Transpose { x: next(), perm: perm.clone() },
-        Op::Tri { k, upper, .. } => Op::Tri { x: next(), k: *k, upper: *upper },
+        Op::Transpose { perm, .. } => Op::Transpose {
+            x: next(),
+            perm: perm.clone(),
+        },
+        Op::Tri { k, upper, .. } => Op::Tri {
+            x: next(),
+            k: *k,
+            upper: *upper,
+        },
         Op::Masked { .. } => {
             let x = next();
             Op::Masked { x, mask: next() }
@@ -77,7 +106,11 @@ fn rewrite_memo(a: &Array, memo: &mut HashMap<u64, Array>) -> Array {
     let inputs = a.inputs();
     let new: Vec<Array> = inputs.iter().map(|x| rewrite_memo(x, memo)).collect();
     let changed = new.iter().zip(&inputs).any(|(n, o)| !n.same_node(o));
-    let a2 = if changed { with_inputs(a, new) } else { a.clone() };
+    let a2 = if changed {
+        with_inputs(a, new)
+    } else {
+        a.clone()
+    };
     let out = push_select_below_reduce(&a2).unwrap_or(a2);
     memo.insert(a.id(), out.clone());
     out
@@ -86,16 +119,34 @@ fn rewrite_memo(a: &Array, memo: &mut HashMap<u64, Array>) -> Array {
 /// `Select(Reduce(y))` → `Reduce(Select'(y))` when the selection only
 /// touches kept axes and inserts no new axes.
 fn push_select_below_reduce(a: &Array) -> Option<Array> {
-    let Op::Select { x: r, items } = a.op() else { return None };
-    let Op::Reduce { op, x: y, axes, keepdims } = r.op() else { return None };
-    if !y.known_len() || matches!(op, crate::kernels::reduce::ReduceOp::TopK { .. } | crate::kernels::reduce::ReduceOp::ArgTopK { .. }) {
+    let Op::Select { x: r, items } = a.op() else {
+        return None;
+    };
+    let Op::Reduce {
+        op,
+        x: y,
+        axes,
+        keepdims,
+    } = r.op()
+    else {
+        return None;
+    };
+    if !y.known_len()
+        || matches!(
+            op,
+            crate::kernels::reduce::ReduceOp::TopK { .. }
+                | crate::kernels::reduce::ReduceOp::ArgTopK { .. }
+        )
+    {
         return None;
     }
     if items.iter().any(|i| matches!(i, SelItem::New)) {
         return None;
     }
     // Reduce output axis j ↔ input axis of y.
-    let out_to_in: Vec<usize> = (0..y.ndim()).filter(|d| *keepdims || !axes.contains(d)).collect();
+    let out_to_in: Vec<usize> = (0..y.ndim())
+        .filter(|d| *keepdims || !axes.contains(d))
+        .collect();
     let mut y_items: Vec<Option<SelItem>> = vec![None; y.ndim()];
     for it in items {
         match it {
@@ -105,7 +156,10 @@ fn push_select_below_reduce(a: &Array) -> Option<Array> {
                     if sel.len != 1 {
                         return None;
                     }
-                    y_items[d] = Some(SelItem::Keep { axis: d, sel: AxisSel::full(y.shape()[d]) });
+                    y_items[d] = Some(SelItem::Keep {
+                        axis: d,
+                        sel: AxisSel::full(y.shape()[d]),
+                    });
                 } else {
                     y_items[d] = Some(SelItem::Keep { axis: d, sel: *sel });
                 }
@@ -115,7 +169,10 @@ fn push_select_below_reduce(a: &Array) -> Option<Array> {
                 if axes.contains(&d) {
                     return None;
                 }
-                y_items[d] = Some(SelItem::Drop { axis: d, index: *index });
+                y_items[d] = Some(SelItem::Drop {
+                    axis: d,
+                    index: *index,
+                });
             }
             SelItem::New => return None,
         }
@@ -124,7 +181,10 @@ fn push_select_below_reduce(a: &Array) -> Option<Array> {
     let mut new_axes = Vec::new();
     let mut pos = 0isize;
     for (d, item) in y_items.iter().enumerate() {
-        let it = item.unwrap_or(SelItem::Keep { axis: d, sel: AxisSel::full(y.shape()[d]) });
+        let it = item.unwrap_or(SelItem::Keep {
+            axis: d,
+            sel: AxisSel::full(y.shape()[d]),
+        });
         match it {
             SelItem::Keep { sel, .. } => {
                 if axes.contains(&d) {
@@ -138,7 +198,11 @@ fn push_select_below_reduce(a: &Array) -> Option<Array> {
                         Some(sel.start as i64)
                     } else {
                         let end = sel.start as i64 + sel.len as i64 * sel.step;
-                        if end < 0 { None } else { Some(end) }
+                        if end < 0 {
+                            None
+                        } else {
+                            Some(end)
+                        }
                     },
                     step: sel.step,
                 });
@@ -160,7 +224,13 @@ pub(crate) fn cached_sources(roots: &[Array]) -> HashSet<u64> {
     let mut refs: HashMap<u64, usize> = HashMap::new();
     let mut under_cut: HashSet<u64> = HashSet::new();
     let mut seen: HashSet<u64> = HashSet::new();
-    fn walk(a: &Array, cut: bool, refs: &mut HashMap<u64, usize>, under: &mut HashSet<u64>, seen: &mut HashSet<u64>) {
+    fn walk(
+        a: &Array,
+        cut: bool,
+        refs: &mut HashMap<u64, usize>,
+        under: &mut HashSet<u64>,
+        seen: &mut HashSet<u64>,
+    ) {
         if let Op::Source { .. } = a.op() {
             *refs.entry(a.id()).or_default() += 1;
             if cut {
@@ -168,7 +238,14 @@ pub(crate) fn cached_sources(roots: &[Array]) -> HashSet<u64> {
             }
             return;
         }
-        let cut = cut || matches!(a.op(), Op::Select { .. } | Op::Rechunk { .. } | Op::Transpose { .. } | Op::MapBlocks { .. });
+        let cut = cut
+            || matches!(
+                a.op(),
+                Op::Select { .. }
+                    | Op::Rechunk { .. }
+                    | Op::Transpose { .. }
+                    | Op::MapBlocks { .. }
+            );
         // Visit shared subexpressions once per path kind, but count every edge into a source.
         let first = seen.insert(a.id() ^ (cut as u64) << 63);
         for x in a.inputs() {

@@ -53,7 +53,11 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
     /// As [`read_chunk`](Self::read_chunk).
     fn read_selection(&self, sel: &[AxisSel]) -> Result<Block> {
         let _ = sel;
-        Err(Error::source(self.name(), &[], "this source reads whole chunks only"))
+        Err(Error::source(
+            self.name(),
+            &[],
+            "this source reads whole chunks only",
+        ))
     }
     /// User attributes stored with the array.
     fn attributes(&self) -> Attributes {

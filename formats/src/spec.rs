@@ -15,19 +15,31 @@ pub enum Codec {
     /// gzip/deflate at a level (0..=9). For HDF5 this is the deflate filter with shuffle.
     Gzip { level: u32 },
     /// Blosc with an inner compressor (`lz4`, `zstd`, `blosclz`, `zlib`, `lz4hc`), level, byte shuffle.
-    Blosc { cname: String, clevel: u8, shuffle: bool },
+    Blosc {
+        cname: String,
+        clevel: u8,
+        shuffle: bool,
+    },
 }
 
 impl std::str::FromStr for Codec {
     type Err = Error;
     /// `none`, `zstd:3`, `gzip:6`, `blosc:lz4:5` (level optional: zstd 3, gzip 6, blosc 5).
     fn from_str(s: &str) -> Result<Codec> {
-        let bad = |why: &str| Error::invalid("codec", "codec", format!("`{s}`: {why} (examples: none, zstd:3, gzip:6, blosc:lz4:5)"));
+        let bad = |why: &str| {
+            Error::invalid(
+                "codec",
+                "codec",
+                format!("`{s}`: {why} (examples: none, zstd:3, gzip:6, blosc:lz4:5)"),
+            )
+        };
         let parts: Vec<&str> = s.trim().split(':').collect();
         let level = |i: usize, default: i64| -> Result<i64> {
             match parts.get(i) {
                 None => Ok(default),
-                Some(v) => v.parse::<i64>().map_err(|_| bad("the level is not an integer")),
+                Some(v) => v
+                    .parse::<i64>()
+                    .map_err(|_| bad("the level is not an integer")),
             }
         };
         match parts[0].to_ascii_lowercase().as_str() {
@@ -55,7 +67,11 @@ impl std::str::FromStr for Codec {
                 if !(0..=9).contains(&l) {
                     return Err(bad("blosc levels go from 0 to 9"));
                 }
-                Ok(Codec::Blosc { cname, clevel: l as u8, shuffle: true })
+                Ok(Codec::Blosc {
+                    cname,
+                    clevel: l as u8,
+                    shuffle: true,
+                })
             }
             _ => Err(bad("unknown codec")),
         }

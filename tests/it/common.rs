@@ -66,7 +66,9 @@ impl ChunkSource for PatternSource {
         let mut v = Vec::with_capacity(n);
         let mut odo = vec![0u64; nd.saturating_sub(1)];
         while v.len() < n {
-            let base: u64 = (0..nd.saturating_sub(1)).map(|d| (region[d].start + odo[d]) * strides[d]).sum::<u64>()
+            let base: u64 = (0..nd.saturating_sub(1))
+                .map(|d| (region[d].start + odo[d]) * strides[d])
+                .sum::<u64>()
                 + region.last().map_or(0, |r| r.start);
             v.extend((0..row as u64).map(|j| PatternSource::value(base + j)));
             for d in (0..odo.len()).rev() {
@@ -77,7 +79,10 @@ impl ChunkSource for PatternSource {
                 odo[d] = 0;
             }
         }
-        Ok(Block::from(ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::source(self.name(), idx, e.to_string()))?))
+        Ok(Block::from(
+            ArrayD::from_shape_vec(IxDyn(&shape), v)
+                .map_err(|e| Error::source(self.name(), idx, e.to_string()))?,
+        ))
     }
 }
 
@@ -119,7 +124,10 @@ impl ChunkSink for CountingSink {
         &self.grid
     }
     fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()> {
-        assert_eq!(data.shape().iter().map(|&n| n as u64).collect::<Vec<_>>(), self.grid.chunk_shape(idx));
+        assert_eq!(
+            data.shape().iter().map(|&n| n as u64).collect::<Vec<_>>(),
+            self.grid.chunk_shape(idx)
+        );
         let s: f64 = data.to_f64_vec().iter().sum();
         *self.sum.lock().unwrap() += s;
         self.chunks.fetch_add(1, Ordering::Relaxed);

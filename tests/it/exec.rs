@@ -15,14 +15,31 @@ fn identical_bits_for_any_thread_count() {
         x.sum(None).unwrap(),
         x.mean(Some(0)).unwrap(),
         x.std(Some(1), 1).unwrap(),
-        x.index(&[IndexItem::slice(None, None, 3)]).unwrap().var(None, 0).unwrap(),
-        (&x - &x.mean(None).unwrap()).abs().unwrap().max(Some(0)).unwrap(),
+        x.index(&[IndexItem::slice(None, None, 3)])
+            .unwrap()
+            .var(None, 0)
+            .unwrap(),
+        (&x - &x.mean(None).unwrap())
+            .abs()
+            .unwrap()
+            .max(Some(0))
+            .unwrap(),
     ];
     for p in &progs {
         let mut first: Option<Vec<u64>> = None;
         for threads in [1, 2, 3, 8] {
-            let exec = Executor::builder().memory(8 << 20).threads(threads).build().unwrap();
-            let bits: Vec<u64> = exec.compute(p).unwrap().to_f64_vec().iter().map(|v| v.to_bits()).collect();
+            let exec = Executor::builder()
+                .memory(8 << 20)
+                .threads(threads)
+                .build()
+                .unwrap();
+            let bits: Vec<u64> = exec
+                .compute(p)
+                .unwrap()
+                .to_f64_vec()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
             match &first {
                 None => first = Some(bits),
                 Some(f) => assert_eq!(f, &bits, "{p} differs with {threads} threads"),
@@ -36,13 +53,23 @@ fn a_chunk_larger_than_the_budget_is_refused_before_reading() {
     // One 3.2 GB chunk under a 1 GiB budget.
     let src = Arc::new(PatternSource::new(&[400_000_000], &[400_000_000]));
     let x = Array::from_source(src.clone());
-    let exec = Executor::builder().memory(1 << 30).threads(2).build().unwrap();
+    let exec = Executor::builder()
+        .memory(1 << 30)
+        .threads(2)
+        .build()
+        .unwrap();
     let err = exec.compute(&x.sum(None).unwrap()).unwrap_err();
     assert!(matches!(err, Error::BudgetTooSmall { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("pattern://test"), "names the operation: {msg}");
-    assert!(msg.contains("GiB") && msg.contains("budget"), "says how much: {msg}");
-    assert!(msg.contains("smaller chunks") || msg.contains("rechunk"), "says what to change: {msg}");
+    assert!(
+        msg.contains("GiB") && msg.contains("budget"),
+        "says how much: {msg}"
+    );
+    assert!(
+        msg.contains("smaller chunks") || msg.contains("rechunk"),
+        "says what to change: {msg}"
+    );
     assert_eq!(src.reads.load(Ordering::Relaxed), 0, "nothing was read");
 }
 
@@ -52,10 +79,20 @@ fn the_first_error_cancels_and_names_the_chunk() {
     s.fail_at = Some(vec![37, 0]);
     let src = Arc::new(s);
     let x = Array::from_source(src.clone());
-    let exec = Executor::builder().memory(1 << 20).threads(4).build().unwrap();
+    let exec = Executor::builder()
+        .memory(1 << 20)
+        .threads(4)
+        .build()
+        .unwrap();
     let err = exec.compute(&x.sum(None).unwrap()).unwrap_err().to_string();
-    assert!(err.contains("(37, 0)") && err.contains("pattern://test"), "{err}");
-    assert!(src.reads.load(Ordering::Relaxed) < 100, "the job stopped early");
+    assert!(
+        err.contains("(37, 0)") && err.contains("pattern://test"),
+        "{err}"
+    );
+    assert!(
+        src.reads.load(Ordering::Relaxed) < 100,
+        "the job stopped early"
+    );
     // The executor is reusable after a failure.
     let ok = Array::from_source(Arc::new(PatternSource::new(&[100, 10], &[10, 10])));
     exec.compute(&ok.sum(None).unwrap()).unwrap();
@@ -65,14 +102,22 @@ fn the_first_error_cancels_and_names_the_chunk() {
 fn store_streams_every_chunk_and_finishes() {
     let src = Arc::new(PatternSource::new(&[64, 48], &[16, 16]));
     let x = Array::from_source(src);
-    let y = (&x * 2.0).index(&[IndexItem::slice(None, None, 2), IndexItem::FULL]).unwrap();
+    let y = (&x * 2.0)
+        .index(&[IndexItem::slice(None, None, 2), IndexItem::FULL])
+        .unwrap();
     let sink = CountingSink::new(&[32, 48], ndstream::DType::F64, &[10, 48]);
-    let exec = Executor::builder().memory(4 << 20).threads(2).build().unwrap();
+    let exec = Executor::builder()
+        .memory(4 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
     let report = exec.store(&y, &sink).unwrap();
     assert_eq!(report.chunks_written, 4);
     assert_eq!(sink.chunks.load(Ordering::Relaxed), 4);
     assert_eq!(sink.finished.load(Ordering::Relaxed), 1);
-    let want: f64 = (0..32u64).flat_map(|i| (0..48u64).map(move |j| 2.0 * PatternSource::value(2 * i * 48 + j))).sum();
+    let want: f64 = (0..32u64)
+        .flat_map(|i| (0..48u64).map(move |j| 2.0 * PatternSource::value(2 * i * 48 + j)))
+        .sum();
     let got = *sink.sum.lock().unwrap();
     assert!((got - want).abs() < 1e-9 * want, "{got} vs {want}");
 }
@@ -80,7 +125,11 @@ fn store_streams_every_chunk_and_finishes() {
 #[test]
 fn cancel_handle_stops_a_job() {
     let x = ndstream::random::normal(0.0, 1.0, &[4000, 4000], [100, 100], 1).unwrap();
-    let exec = Executor::builder().memory(64 << 20).threads(2).build().unwrap();
+    let exec = Executor::builder()
+        .memory(64 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
     let h = exec.cancel_handle();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -105,7 +154,12 @@ fn progress_reports_every_chunk() {
         }))
         .build()
         .unwrap();
-    let x = ndstream::zeros(&[100, 100], ndstream::DType::F32, Chunks::Shape(vec![10, 10])).unwrap();
+    let x = ndstream::zeros(
+        &[100, 100],
+        ndstream::DType::F32,
+        Chunks::Shape(vec![10, 10]),
+    )
+    .unwrap();
     exec.compute(&(&x + 1.0)).unwrap();
     assert_eq!(done.load(Ordering::Relaxed), 100);
 }

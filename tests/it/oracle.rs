@@ -4,7 +4,9 @@
 //! `ndarray` in memory.
 
 use ndarray::{Array1, ArrayD, Axis as NdAxis, IxDyn};
-use ndstream::{Array, BinaryOp, Block, Chunks, DType, Error, Executor, IndexItem, ReduceOp, UnaryOp};
+use ndstream::{
+    Array, BinaryOp, Block, Chunks, DType, Error, Executor, IndexItem, ReduceOp, UnaryOp,
+};
 
 /// Deterministic test data: smooth values with some spread, optional NaNs.
 pub fn data(shape: &[usize], seed: u64, nans: bool) -> ArrayD<f64> {
@@ -30,7 +32,12 @@ pub fn data(shape: &[usize], seed: u64, nans: bool) -> ArrayD<f64> {
 fn chunkings(shape: &[usize]) -> Vec<Chunks> {
     vec![
         Chunks::Shape(shape.iter().map(|&n| n.max(1) as u64).collect()),
-        Chunks::Shape(shape.iter().map(|&n| ((n as u64).div_ceil(2)).clamp(1, 3)).collect()),
+        Chunks::Shape(
+            shape
+                .iter()
+                .map(|&n| ((n as u64).div_ceil(2)).clamp(1, 3))
+                .collect(),
+        ),
         Chunks::Shape(vec![1; shape.len()]),
     ]
 }
@@ -74,7 +81,13 @@ pub fn assert_close(got: &Block, want: &ArrayD<f64>, tol: f64, what: &str) {
 /// Run `build` over every chunking, thread count and the smallest budget;
 /// compare with `want`. Also checks the results are bit-identical across
 /// thread counts.
-pub fn check(what: &str, inputs: &[ArrayD<f64>], build: impl Fn(&[Array]) -> ndstream::Result<Array>, want: &ArrayD<f64>, tol: f64) {
+pub fn check(
+    what: &str,
+    inputs: &[ArrayD<f64>],
+    build: impl Fn(&[Array]) -> ndstream::Result<Array>,
+    want: &ArrayD<f64>,
+    tol: f64,
+) {
     for (ci, chunks) in chunkings(inputs[0].shape()).into_iter().enumerate() {
         let arrays: Vec<Array> = inputs
             .iter()
@@ -91,16 +104,32 @@ pub fn check(what: &str, inputs: &[ArrayD<f64>], build: impl Fn(&[Array]) -> nds
         let mut first: Option<Vec<u64>> = None;
         for threads in [1, 4] {
             for mem in [budget, 1 << 30] {
-                let exec = Executor::builder().memory(mem).threads(threads).build().unwrap();
-                let got = exec
-                    .compute(&a)
-                    .unwrap_or_else(|e| panic!("{what} (chunking {ci}, {threads} threads, budget {mem}): {e}"));
-                assert_close(&got, want, tol, &format!("{what} (chunking {ci}, {threads} threads, budget {mem})"));
-                assert!(exec.budget().peak() <= mem, "{what}: peak {} over budget {mem}", exec.budget().peak());
+                let exec = Executor::builder()
+                    .memory(mem)
+                    .threads(threads)
+                    .build()
+                    .unwrap();
+                let got = exec.compute(&a).unwrap_or_else(|e| {
+                    panic!("{what} (chunking {ci}, {threads} threads, budget {mem}): {e}")
+                });
+                assert_close(
+                    &got,
+                    want,
+                    tol,
+                    &format!("{what} (chunking {ci}, {threads} threads, budget {mem})"),
+                );
+                assert!(
+                    exec.budget().peak() <= mem,
+                    "{what}: peak {} over budget {mem}",
+                    exec.budget().peak()
+                );
                 let bits: Vec<u64> = got.to_f64_vec().iter().map(|v| v.to_bits()).collect();
                 match &first {
                     None => first = Some(bits),
-                    Some(f) => assert_eq!(f, &bits, "{what}: results differ between thread counts/budgets"),
+                    Some(f) => assert_eq!(
+                        f, &bits,
+                        "{what}: results differ between thread counts/budgets"
+                    ),
                 }
             }
         }
@@ -130,18 +159,50 @@ fn elementwise_binary_ops() {
     ];
     for (op, f) in cases {
         let want = ndarray::Zip::from(&x).and(&y).map_collect(|&a, &b| f(a, b));
-        check(&format!("{op:?}"), &[x.clone(), y.clone()], |a| a[0].binary(op, &a[1]), &want, 1e-12);
+        check(
+            &format!("{op:?}"),
+            &[x.clone(), y.clone()],
+            |a| a[0].binary(op, &a[1]),
+            &want,
+            1e-12,
+        );
     }
-    let want = ndarray::Zip::from(&x).and(&y).map_collect(|&a, &b| a.abs().powf(b));
-    check("pow", &[x.clone(), y.clone()], |a| a[0].abs()?.apply(BinaryOp::Pow, &a[1]), &want, 1e-12);
+    let want = ndarray::Zip::from(&x)
+        .and(&y)
+        .map_collect(|&a, &b| a.abs().powf(b));
+    check(
+        "pow",
+        &[x.clone(), y.clone()],
+        |a| a[0].abs()?.apply(BinaryOp::Pow, &a[1]),
+        &want,
+        1e-12,
+    );
 }
 
 #[test]
 fn scalars_on_either_side_and_unary_ops() {
     let x = data(&[6, 5], 3, false);
-    check("x * 2.5", &[x.clone()], |a| a[0].apply(BinaryOp::Mul, 2.5), &x.mapv(|v| v * 2.5), 0.0);
-    check("1 / x", &[x.clone()], |a| a[0].binary_scalar(BinaryOp::Div, ndstream::Scalar::Float(1.0), true), &x.mapv(|v| 1.0 / v), 1e-15);
-    check("3 - x", &[x.clone()], |a| Ok(3.0 - &a[0]), &x.mapv(|v| 3.0 - v), 0.0);
+    check(
+        "x * 2.5",
+        &[x.clone()],
+        |a| a[0].apply(BinaryOp::Mul, 2.5),
+        &x.mapv(|v| v * 2.5),
+        0.0,
+    );
+    check(
+        "1 / x",
+        &[x.clone()],
+        |a| a[0].binary_scalar(BinaryOp::Div, ndstream::Scalar::Float(1.0), true),
+        &x.mapv(|v| 1.0 / v),
+        1e-15,
+    );
+    check(
+        "3 - x",
+        &[x.clone()],
+        |a| Ok(3.0 - &a[0]),
+        &x.mapv(|v| 3.0 - v),
+        0.0,
+    );
     check("-x", &[x.clone()], |a| Ok(-&a[0]), &x.mapv(|v| -v), 0.0);
     let pos = x.mapv(|v| v.abs() + 0.1);
     let unary: Vec<(UnaryOp, fn(f64) -> f64)> = vec![
@@ -155,12 +216,36 @@ fn scalars_on_either_side_and_unary_ops() {
         (UnaryOp::Tanh, f64::tanh),
     ];
     for (op, f) in unary {
-        check(&format!("{op:?}"), &[pos.clone()], |a| a[0].unary(op), &pos.mapv(f), 1e-14);
+        check(
+            &format!("{op:?}"),
+            &[pos.clone()],
+            |a| a[0].unary(op),
+            &pos.mapv(f),
+            1e-14,
+        );
     }
-    check("clip", &[x.clone()], |a| a[0].clip(Some(-1.0), Some(2.0)), &x.mapv(|v| v.clamp(-1.0, 2.0)), 0.0);
+    check(
+        "clip",
+        &[x.clone()],
+        |a| a[0].clip(Some(-1.0), Some(2.0)),
+        &x.mapv(|v| v.clamp(-1.0, 2.0)),
+        0.0,
+    );
     let xn = data(&[6, 5], 4, true);
-    check("isnan", &[xn.clone()], |a| a[0].isnan(), &xn.mapv(|v| v.is_nan() as u8 as f64), 0.0);
-    check("isfinite", &[xn.clone()], |a| a[0].isfinite(), &xn.mapv(|v| v.is_finite() as u8 as f64), 0.0);
+    check(
+        "isnan",
+        &[xn.clone()],
+        |a| a[0].isnan(),
+        &xn.mapv(|v| v.is_nan() as u8 as f64),
+        0.0,
+    );
+    check(
+        "isfinite",
+        &[xn.clone()],
+        |a| a[0].isfinite(),
+        &xn.mapv(|v| v.is_finite() as u8 as f64),
+        0.0,
+    );
     check(
         "logical and/or/not",
         &[x.clone()],
@@ -179,7 +264,13 @@ fn scalars_on_either_side_and_unary_ops() {
         &x.mapv(|v| if v > 1.0 { v } else { 0.0 }),
         0.0,
     );
-    check("astype i32", &[x.clone()], |a| Ok(a[0].astype(DType::I32)), &x.mapv(|v| v.trunc()), 0.0);
+    check(
+        "astype i32",
+        &[x.clone()],
+        |a| Ok(a[0].astype(DType::I32)),
+        &x.mapv(|v| v.trunc()),
+        0.0,
+    );
 }
 
 #[test]
@@ -250,7 +341,11 @@ fn fsum(v: &[f64]) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);
     for &x in v {
         let t = s + x;
-        c += if s.abs() >= x.abs() { (s - t) + x } else { (x - t) + s };
+        c += if s.abs() >= x.abs() {
+            (s - t) + x
+        } else {
+            (x - t) + s
+        };
         s = t;
     }
     s + c
@@ -265,23 +360,76 @@ fn reductions_over_axis_sets() {
         let m = fsum(v) / v.len() as f64;
         fsum(&v.iter().map(|x| (x - m) * (x - m)).collect::<Vec<_>>()) / (v.len() as f64 - ddof)
     };
-    let nn = |v: &[f64]| v.iter().copied().filter(|x| !x.is_nan()).collect::<Vec<_>>();
+    let nn = |v: &[f64]| {
+        v.iter()
+            .copied()
+            .filter(|x| !x.is_nan())
+            .collect::<Vec<_>>()
+    };
     type F = Box<dyn Fn(&[f64]) -> f64>;
     let ops: Vec<(ReduceOp, F, bool)> = vec![
         (ReduceOp::Sum, Box::new(fsum), false),
-        (ReduceOp::Prod, Box::new(|v: &[f64]| v.iter().product()), false),
+        (
+            ReduceOp::Prod,
+            Box::new(|v: &[f64]| v.iter().product()),
+            false,
+        ),
         (ReduceOp::Mean, Box::new(mean), false),
-        (ReduceOp::Var { ddof: 0 }, Box::new(move |v: &[f64]| var(v, 0.0)), false),
-        (ReduceOp::Std { ddof: 1 }, Box::new(move |v: &[f64]| var(v, 1.0).sqrt()), false),
-        (ReduceOp::Min, Box::new(|v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min)), false),
-        (ReduceOp::Max, Box::new(|v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max)), false),
-        (ReduceOp::Any, Box::new(|v: &[f64]| v.iter().any(|&x| x > 3.0) as u8 as f64), false),
-        (ReduceOp::CountNonzero, Box::new(|v: &[f64]| v.iter().filter(|&&x| x > 3.0).count() as f64), false),
-        (ReduceOp::NanSum, Box::new(move |v: &[f64]| fsum(&nn(v))), true),
-        (ReduceOp::NanMean, Box::new(move |v: &[f64]| mean(&nn(v))), true),
-        (ReduceOp::NanStd { ddof: 0 }, Box::new(move |v: &[f64]| var(&nn(v), 0.0).sqrt()), true),
-        (ReduceOp::NanMin, Box::new(move |v: &[f64]| nn(v).into_iter().fold(f64::INFINITY, f64::min)), true),
-        (ReduceOp::NanMax, Box::new(move |v: &[f64]| nn(v).into_iter().fold(f64::NEG_INFINITY, f64::max)), true),
+        (
+            ReduceOp::Var { ddof: 0 },
+            Box::new(move |v: &[f64]| var(v, 0.0)),
+            false,
+        ),
+        (
+            ReduceOp::Std { ddof: 1 },
+            Box::new(move |v: &[f64]| var(v, 1.0).sqrt()),
+            false,
+        ),
+        (
+            ReduceOp::Min,
+            Box::new(|v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min)),
+            false,
+        ),
+        (
+            ReduceOp::Max,
+            Box::new(|v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+            false,
+        ),
+        (
+            ReduceOp::Any,
+            Box::new(|v: &[f64]| v.iter().any(|&x| x > 3.0) as u8 as f64),
+            false,
+        ),
+        (
+            ReduceOp::CountNonzero,
+            Box::new(|v: &[f64]| v.iter().filter(|&&x| x > 3.0).count() as f64),
+            false,
+        ),
+        (
+            ReduceOp::NanSum,
+            Box::new(move |v: &[f64]| fsum(&nn(v))),
+            true,
+        ),
+        (
+            ReduceOp::NanMean,
+            Box::new(move |v: &[f64]| mean(&nn(v))),
+            true,
+        ),
+        (
+            ReduceOp::NanStd { ddof: 0 },
+            Box::new(move |v: &[f64]| var(&nn(v), 0.0).sqrt()),
+            true,
+        ),
+        (
+            ReduceOp::NanMin,
+            Box::new(move |v: &[f64]| nn(v).into_iter().fold(f64::INFINITY, f64::min)),
+            true,
+        ),
+        (
+            ReduceOp::NanMax,
+            Box::new(move |v: &[f64]| nn(v).into_iter().fold(f64::NEG_INFINITY, f64::max)),
+            true,
+        ),
     ];
     for (op, f, with_nans) in &ops {
         let input = if *with_nans { &xn } else { &x };
@@ -304,17 +452,50 @@ fn reductions_over_axis_sets() {
     }
     // keepdims and negative axes.
     let want = reduce_oracle(&x, &[2], &mean).insert_axis(NdAxis(2));
-    check("mean keepdims axis=-1", &[x.clone()], |a| a[0].reduce(ReduceOp::Mean, Some(&[-1]), true), &want, 1e-12);
+    check(
+        "mean keepdims axis=-1",
+        &[x.clone()],
+        |a| a[0].reduce(ReduceOp::Mean, Some(&[-1]), true),
+        &want,
+        1e-12,
+    );
 }
 
 #[test]
 fn arg_reductions_and_topk() {
     let x = data(&[6, 5], 8, false);
-    let want = x.map_axis(NdAxis(0), |c| c.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as f64);
-    check("argmax axis 0", &[x.clone()], |a| a[0].argmax(Some(0)), &want.into_dyn(), 0.0);
+    let want = x.map_axis(NdAxis(0), |c| {
+        c.iter()
+            .enumerate()
+            .fold(
+                (0, f64::NEG_INFINITY),
+                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+            )
+            .0 as f64
+    });
+    check(
+        "argmax axis 0",
+        &[x.clone()],
+        |a| a[0].argmax(Some(0)),
+        &want.into_dyn(),
+        0.0,
+    );
     let flat: Vec<f64> = x.iter().copied().collect();
-    let amin = flat.iter().enumerate().fold((0, f64::INFINITY), |b, (i, &v)| if v < b.1 { (i, v) } else { b }).0;
-    check("argmin all", &[x.clone()], |a| a[0].argmin(None), &ArrayD::from_elem(IxDyn(&[]), amin as f64), 0.0);
+    let amin = flat
+        .iter()
+        .enumerate()
+        .fold(
+            (0, f64::INFINITY),
+            |b, (i, &v)| if v < b.1 { (i, v) } else { b },
+        )
+        .0;
+    check(
+        "argmin all",
+        &[x.clone()],
+        |a| a[0].argmin(None),
+        &ArrayD::from_elem(IxDyn(&[]), amin as f64),
+        0.0,
+    );
     // topk along axis 1: the 2 largest per row, descending; -2: the 2 smallest ascending.
     for k in [2i64, -2] {
         let mut want = ArrayD::<f64>::zeros(IxDyn(&[6, 2]));
@@ -331,8 +512,20 @@ fn arg_reductions_and_topk() {
                 wanti[[i, j]] = row[j].0 as f64;
             }
         }
-        check(&format!("topk {k}"), &[x.clone()], |a| a[0].topk(k, 1), &want, 0.0);
-        check(&format!("argtopk {k}"), &[x.clone()], |a| a[0].argtopk(k, -1), &wanti, 0.0);
+        check(
+            &format!("topk {k}"),
+            &[x.clone()],
+            |a| a[0].topk(k, 1),
+            &want,
+            0.0,
+        );
+        check(
+            &format!("argtopk {k}"),
+            &[x.clone()],
+            |a| a[0].argtopk(k, -1),
+            &wanti,
+            0.0,
+        );
     }
 }
 
@@ -340,80 +533,240 @@ fn arg_reductions_and_topk() {
 fn indexing() {
     let x = data(&[7, 6], 9, false);
     let s = |a: Option<i64>, b: Option<i64>, c: i64| IndexItem::slice(a, b, c);
-    check("x[::2, 1:]", &[x.clone()], |a| a[0].index(&[s(None, None, 2), s(Some(1), None, 1)]), &x.slice(ndarray::s![..;2, 1..]).to_owned().into_dyn(), 0.0);
-    check("x[::-1, -2::-3]", &[x.clone()], |a| a[0].index(&[s(None, None, -1), s(Some(-2), None, -3)]), &{
-        let rows: Vec<usize> = (0..7).rev().collect();
-        let cols: Vec<usize> = vec![4, 1];
-        ArrayD::from_shape_fn(IxDyn(&[7, 2]), |i| x[[rows[i[0]], cols[i[1]]]])
-    }, 0.0);
-    check("x[3]", &[x.clone()], |a| a[0].index(&[IndexItem::Index(3)]), &x.index_axis(NdAxis(0), 3).to_owned().into_dyn(), 0.0);
-    check("x[..., -1]", &[x.clone()], |a| a[0].index(&[IndexItem::Ellipsis, IndexItem::Index(-1)]), &x.index_axis(NdAxis(1), 5).to_owned().into_dyn(), 0.0);
-    check("x[None, 1:5:2, None]", &[x.clone()], |a| a[0].index(&[IndexItem::NewAxis, s(Some(1), Some(5), 2), IndexItem::NewAxis]), &x.slice(ndarray::s![1..5;2, ..]).to_owned().insert_axis(NdAxis(0)).insert_axis(NdAxis(2)).into_dyn(), 0.0);
-    check("x.T", &[x.clone()], |a| a[0].transpose(None), &x.t().to_owned().into_dyn(), 0.0);
-    let tri = |k: i64, upper: bool| ArrayD::from_shape_fn(IxDyn(&[7, 6]), |i| {
-        let d = i[1] as i64 - i[0] as i64;
-        if (upper && d >= k) || (!upper && d <= k) { x[[i[0], i[1]]] } else { 0.0 }
-    });
-    check("triu(1)", &[x.clone()], |a| a[0].triu(1), &tri(1, true), 0.0);
-    check("tril(-1)", &[x.clone()], |a| a[0].tril(-1), &tri(-1, false), 0.0);
+    check(
+        "x[::2, 1:]",
+        &[x.clone()],
+        |a| a[0].index(&[s(None, None, 2), s(Some(1), None, 1)]),
+        &x.slice(ndarray::s![..;2, 1..]).to_owned().into_dyn(),
+        0.0,
+    );
+    check(
+        "x[::-1, -2::-3]",
+        &[x.clone()],
+        |a| a[0].index(&[s(None, None, -1), s(Some(-2), None, -3)]),
+        &{
+            let rows: Vec<usize> = (0..7).rev().collect();
+            let cols: Vec<usize> = vec![4, 1];
+            ArrayD::from_shape_fn(IxDyn(&[7, 2]), |i| x[[rows[i[0]], cols[i[1]]]])
+        },
+        0.0,
+    );
+    check(
+        "x[3]",
+        &[x.clone()],
+        |a| a[0].index(&[IndexItem::Index(3)]),
+        &x.index_axis(NdAxis(0), 3).to_owned().into_dyn(),
+        0.0,
+    );
+    check(
+        "x[..., -1]",
+        &[x.clone()],
+        |a| a[0].index(&[IndexItem::Ellipsis, IndexItem::Index(-1)]),
+        &x.index_axis(NdAxis(1), 5).to_owned().into_dyn(),
+        0.0,
+    );
+    check(
+        "x[None, 1:5:2, None]",
+        &[x.clone()],
+        |a| {
+            a[0].index(&[
+                IndexItem::NewAxis,
+                s(Some(1), Some(5), 2),
+                IndexItem::NewAxis,
+            ])
+        },
+        &x.slice(ndarray::s![1..5;2, ..])
+            .to_owned()
+            .insert_axis(NdAxis(0))
+            .insert_axis(NdAxis(2))
+            .into_dyn(),
+        0.0,
+    );
+    check(
+        "x.T",
+        &[x.clone()],
+        |a| a[0].transpose(None),
+        &x.t().to_owned().into_dyn(),
+        0.0,
+    );
+    let tri = |k: i64, upper: bool| {
+        ArrayD::from_shape_fn(IxDyn(&[7, 6]), |i| {
+            let d = i[1] as i64 - i[0] as i64;
+            if (upper && d >= k) || (!upper && d <= k) {
+                x[[i[0], i[1]]]
+            } else {
+                0.0
+            }
+        })
+    };
+    check(
+        "triu(1)",
+        &[x.clone()],
+        |a| a[0].triu(1),
+        &tri(1, true),
+        0.0,
+    );
+    check(
+        "tril(-1)",
+        &[x.clone()],
+        |a| a[0].tril(-1),
+        &tri(-1, false),
+        0.0,
+    );
     // Slices of slices, and a slice pushed below a reduction.
-    check("x.mean(0)[::2]", &[x.clone()], |a| a[0].mean(Some(0))?.index(&[s(None, None, 2)]), &{
-        let m = reduce_oracle(&x, &[0], &|v| fsum(v) / v.len() as f64);
-        m.slice_each_axis(|_| ndarray::Slice::new(0, None, 2)).to_owned()
-    }, 1e-12);
-    check("x[1:][::2]", &[x.clone()], |a| a[0].index(&[s(Some(1), None, 1)])?.index(&[s(None, None, 2)]), &x.slice(ndarray::s![1..;2, ..]).to_owned().into_dyn(), 0.0);
+    check(
+        "x.mean(0)[::2]",
+        &[x.clone()],
+        |a| a[0].mean(Some(0))?.index(&[s(None, None, 2)]),
+        &{
+            let m = reduce_oracle(&x, &[0], &|v| fsum(v) / v.len() as f64);
+            m.slice_each_axis(|_| ndarray::Slice::new(0, None, 2))
+                .to_owned()
+        },
+        1e-12,
+    );
+    check(
+        "x[1:][::2]",
+        &[x.clone()],
+        |a| {
+            a[0].index(&[s(Some(1), None, 1)])?
+                .index(&[s(None, None, 2)])
+        },
+        &x.slice(ndarray::s![1..;2, ..]).to_owned().into_dyn(),
+        0.0,
+    );
 }
 
 #[test]
 fn boolean_masks_feed_reductions() {
     let x = data(&[6, 5], 10, false);
     let sel: Vec<f64> = x.iter().copied().filter(|&v| v > 1.0).collect();
-    check("x[x > 1].sum()", &[x.clone()], |a| a[0].mask(&a[0].gt(1.0)?)?.sum(None), &ArrayD::from_elem(IxDyn(&[]), fsum(&sel)), 1e-12);
-    check("x[x > 1].mean()", &[x.clone()], |a| a[0].mask(&a[0].gt(1.0)?)?.mean(None), &ArrayD::from_elem(IxDyn(&[]), fsum(&sel) / sel.len() as f64), 1e-12);
+    check(
+        "x[x > 1].sum()",
+        &[x.clone()],
+        |a| a[0].mask(&a[0].gt(1.0)?)?.sum(None),
+        &ArrayD::from_elem(IxDyn(&[]), fsum(&sel)),
+        1e-12,
+    );
+    check(
+        "x[x > 1].mean()",
+        &[x.clone()],
+        |a| a[0].mask(&a[0].gt(1.0)?)?.mean(None),
+        &ArrayD::from_elem(IxDyn(&[]), fsum(&sel) / sel.len() as f64),
+        1e-12,
+    );
     let t: Vec<f64> = sel.iter().map(|v| v * v + 1.0).collect();
-    check("(x[x > 1] ** 2 + 1).sum()", &[x.clone()], |a| {
-        let m = a[0].mask(&a[0].gt(1.0)?)?;
-        (&(&m * &m) + 1.0).sum(None)
-    }, &ArrayD::from_elem(IxDyn(&[]), fsum(&t)), 1e-12);
-    check("x[x > 1]", &[x.clone()], |a| a[0].mask(&a[0].gt(1.0)?), &Array1::from(sel.clone()).into_dyn(), 0.0);
+    check(
+        "(x[x > 1] ** 2 + 1).sum()",
+        &[x.clone()],
+        |a| {
+            let m = a[0].mask(&a[0].gt(1.0)?)?;
+            (&(&m * &m) + 1.0).sum(None)
+        },
+        &ArrayD::from_elem(IxDyn(&[]), fsum(&t)),
+        1e-12,
+    );
+    check(
+        "x[x > 1]",
+        &[x.clone()],
+        |a| a[0].mask(&a[0].gt(1.0)?),
+        &Array1::from(sel.clone()).into_dyn(),
+        0.0,
+    );
 }
 
 #[test]
 fn stack_and_concatenate_many() {
     for n in [3usize, 31] {
-        let xs: Vec<ArrayD<f64>> = (0..n).map(|i| data(&[4, 5], 100 + i as u64, false)).collect();
+        let xs: Vec<ArrayD<f64>> = (0..n)
+            .map(|i| data(&[4, 5], 100 + i as u64, false))
+            .collect();
         let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
         let want = ndarray::stack(NdAxis(0), &views).unwrap();
-        check(&format!("stack {n}"), &xs, |a| ndstream::stack(a, 0), &want, 0.0);
+        check(
+            &format!("stack {n}"),
+            &xs,
+            |a| ndstream::stack(a, 0),
+            &want,
+            0.0,
+        );
         let mean = want.mean_axis(NdAxis(0)).unwrap();
-        check(&format!("stack {n} mean(0)"), &xs, |a| ndstream::stack(a, 0)?.mean(Some(0)), &mean, 1e-12);
+        check(
+            &format!("stack {n} mean(0)"),
+            &xs,
+            |a| ndstream::stack(a, 0)?.mean(Some(0)),
+            &mean,
+            1e-12,
+        );
         let want = ndarray::concatenate(NdAxis(1), &views).unwrap();
-        check(&format!("concatenate {n} axis 1"), &xs, |a| ndstream::concatenate(a, 1), &want, 0.0);
+        check(
+            &format!("concatenate {n} axis 1"),
+            &xs,
+            |a| ndstream::concatenate(a, 1),
+            &want,
+            0.0,
+        );
         let want = ndarray::stack(NdAxis(2), &views).unwrap();
-        check(&format!("stack {n} axis -1"), &xs, |a| ndstream::stack(a, -1), &want, 0.0);
+        check(
+            &format!("stack {n} axis -1"),
+            &xs,
+            |a| ndstream::stack(a, -1),
+            &want,
+            0.0,
+        );
     }
     // The anomaly: x[0] - x.mean(axis=0).
     let xs: Vec<ArrayD<f64>> = (0..4).map(|i| data(&[4, 5], 200 + i, false)).collect();
     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
     let st = ndarray::stack(NdAxis(0), &views).unwrap();
     let want = &st.index_axis(NdAxis(0), 0) - &st.mean_axis(NdAxis(0)).unwrap();
-    check("x[0] - x.mean(0)", &xs, |a| {
-        let s = ndstream::stack(a, 0)?;
-        s.index(&[IndexItem::Index(0)])?.binary(BinaryOp::Sub, &s.mean(Some(0))?)
-    }, &v1(want.into_dyn()), 1e-12);
+    check(
+        "x[0] - x.mean(0)",
+        &xs,
+        |a| {
+            let s = ndstream::stack(a, 0)?;
+            s.index(&[IndexItem::Index(0)])?
+                .binary(BinaryOp::Sub, &s.mean(Some(0))?)
+        },
+        &v1(want.into_dyn()),
+        1e-12,
+    );
 }
 
 #[test]
 fn map_blocks_and_rechunk() {
     let x = data(&[7, 5], 11, false);
-    check("map_blocks", &[x.clone()], |a| {
-        a[0].map_blocks(DType::F64, "square_plus_one", |b: &[Block]| {
-            let v = b[0].view::<f64>().ok_or_else(|| ndstream::Error::invalid("test", "b", "not f64"))?;
-            Ok(Block::from(v.mapv(|t| t * t + 1.0)))
-        })
-    }, &x.mapv(|t| t * t + 1.0), 0.0);
-    check("rechunk", &[x.clone()], |a| a[0].rechunk(Chunks::Shape(vec![2, 2])), &x, 0.0);
-    check("rechunk then sum(1)", &[x.clone()], |a| a[0].rechunk(Chunks::Sizes(vec![vec![1, 6], vec![5]]))?.sum(Some(1)), &reduce_oracle(&x, &[1], &fsum), 1e-12);
+    check(
+        "map_blocks",
+        &[x.clone()],
+        |a| {
+            a[0].map_blocks(DType::F64, "square_plus_one", |b: &[Block]| {
+                let v = b[0]
+                    .view::<f64>()
+                    .ok_or_else(|| ndstream::Error::invalid("test", "b", "not f64"))?;
+                Ok(Block::from(v.mapv(|t| t * t + 1.0)))
+            })
+        },
+        &x.mapv(|t| t * t + 1.0),
+        0.0,
+    );
+    check(
+        "rechunk",
+        &[x.clone()],
+        |a| a[0].rechunk(Chunks::Shape(vec![2, 2])),
+        &x,
+        0.0,
+    );
+    check(
+        "rechunk then sum(1)",
+        &[x.clone()],
+        |a| {
+            a[0].rechunk(Chunks::Sizes(vec![vec![1, 6], vec![5]]))?
+                .sum(Some(1))
+        },
+        &reduce_oracle(&x, &[1], &fsum),
+        1e-12,
+    );
 }
 
 #[test]
@@ -426,7 +779,10 @@ fn creation_functions() {
     assert_eq!(v[10], 1.0);
     assert!((v[3] - 0.3).abs() < 1e-15);
     let f = ndstream::full(&[3, 2], 7.0, DType::U8, Chunks::Auto).unwrap();
-    assert_eq!(f.sum(None).unwrap().compute().unwrap().to_f64_vec(), vec![42.0]);
+    assert_eq!(
+        f.sum(None).unwrap().compute().unwrap().to_f64_vec(),
+        vec![42.0]
+    );
     let o = ndstream::ones(&[4], DType::F32, Chunks::Auto).unwrap();
     assert_eq!(o.dtype(), DType::F32);
     assert_eq!(o.compute().unwrap().to_f64_vec(), vec![1.0; 4]);
@@ -440,14 +796,37 @@ fn random_arrays_do_not_depend_on_chunking_and_slices_match() {
         let b = ndstream::random::normal(10.0, 0.1, &[40, 30], chunks, 7).unwrap();
         assert_eq!(b.compute().unwrap(), whole, "chunks {chunks:?}");
     }
-    let sl = a.index(&[IndexItem::slice(Some(3), None, 5), IndexItem::slice(None, None, -7)]).unwrap();
+    let sl = a
+        .index(&[
+            IndexItem::slice(Some(3), None, 5),
+            IndexItem::slice(None, None, -7),
+        ])
+        .unwrap();
     let got = sl.compute().unwrap();
     let w = whole.view::<f64>().unwrap();
-    let want = w.slice_each_axis(|ax| if ax.axis.index() == 0 { ndarray::Slice::new(3, None, 5) } else { ndarray::Slice::new(0, None, -7) }).to_owned();
+    let want = w
+        .slice_each_axis(|ax| {
+            if ax.axis.index() == 0 {
+                ndarray::Slice::new(3, None, 5)
+            } else {
+                ndarray::Slice::new(0, None, -7)
+            }
+        })
+        .to_owned();
     assert_eq!(got, Block::from(want));
-    let u = ndstream::random::uniform(-1.0, 1.0, &[10000], [1000], 1).unwrap().compute().unwrap().to_f64_vec();
+    let u = ndstream::random::uniform(-1.0, 1.0, &[10000], [1000], 1)
+        .unwrap()
+        .compute()
+        .unwrap()
+        .to_f64_vec();
     assert!(u.iter().all(|v| (-1.0..1.0).contains(v)));
-    let e = ndstream::random::exponential(2.0, &[20000], [3000], 1).unwrap().mean(None).unwrap().compute().unwrap().to_f64_vec()[0];
+    let e = ndstream::random::exponential(2.0, &[20000], [3000], 1)
+        .unwrap()
+        .mean(None)
+        .unwrap()
+        .compute()
+        .unwrap()
+        .to_f64_vec()[0];
     assert!((e - 2.0).abs() < 0.1, "{e}");
 }
 
@@ -455,11 +834,22 @@ fn random_arrays_do_not_depend_on_chunking_and_slices_match() {
 fn compute_many_shares_one_pass() {
     let x = data(&[50, 8], 12, false);
     let a = Array::from_ndarray(x.clone(), Chunks::Shape(vec![7, 8])).unwrap();
-    let exec = Executor::builder().memory(1 << 20).threads(2).build().unwrap();
-    let r = exec.compute_many(&[a.sum(None).unwrap(), a.mean(None).unwrap(), a.std(None, 0).unwrap()]).unwrap();
+    let exec = Executor::builder()
+        .memory(1 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    let r = exec
+        .compute_many(&[
+            a.sum(None).unwrap(),
+            a.mean(None).unwrap(),
+            a.std(None, 0).unwrap(),
+        ])
+        .unwrap();
     let v: Vec<f64> = x.iter().copied().collect();
     let m = fsum(&v) / v.len() as f64;
-    let sd = (fsum(&v.iter().map(|t| (t - m) * (t - m)).collect::<Vec<_>>()) / v.len() as f64).sqrt();
+    let sd =
+        (fsum(&v.iter().map(|t| (t - m) * (t - m)).collect::<Vec<_>>()) / v.len() as f64).sqrt();
     assert!((r[0].to_f64_vec()[0] - fsum(&v)).abs() < 1e-10);
     assert!((r[1].to_f64_vec()[0] - m).abs() < 1e-12);
     assert!((r[2].to_f64_vec()[0] - sd).abs() < 1e-12);
@@ -471,7 +861,9 @@ fn shape_and_dtype_errors_are_clear() {
     let b = Array::from_ndarray(data(&[4, 3], 1, false), Chunks::Auto).unwrap();
     let e = a.binary(BinaryOp::Add, &b).unwrap_err().to_string();
     assert!(e.contains("[3, 4]") && e.contains("[4, 3]"), "{e}");
-    let e = ndstream::stack(&[a.clone(), b.clone()], 0).unwrap_err().to_string();
+    let e = ndstream::stack(&[a.clone(), b.clone()], 0)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("stack"), "{e}");
     let c = a.astype(DType::F32);
     let e = ndstream::stack(&[a.clone(), c], 0).unwrap_err().to_string();

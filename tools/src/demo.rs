@@ -189,7 +189,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     // Accumulate in float64 (NumPy's `x.sum(dtype='f8')`); a float32 sum is
     // rounded to float32 at the end, as NumPy's is.
     let xd = x.astype(DType::F64);
-    let r = exec.compute_many(&[xd.sum(None)?, xd.mean(None)?, xd.std(None, 0)?, xd.var(None, 0)?])?;
+    let r = exec.compute_many(&[
+        xd.sum(None)?,
+        xd.mean(None)?,
+        xd.std(None, 0)?,
+        xd.var(None, 0)?,
+    ])?;
     let v: Vec<f64> = r.iter().map(|b| b.to_f64_vec()[0]).collect();
     println!(
         "ndstream:  sum = {}, mean = {}, std = {}, var = {}  ({:.3} s, one pass)",

@@ -62,7 +62,11 @@ impl From<bool> for Scalar {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IndexItem {
     /// `start:stop:step`; `None` bounds default as in NumPy; `step != 0`.
-    Slice { start: Option<i64>, stop: Option<i64>, step: i64 },
+    Slice {
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: i64,
+    },
     /// An integer index (negative counts from the end); drops the axis.
     Index(i64),
     /// `None` / `np.newaxis`: a new axis of length 1.
@@ -86,7 +90,12 @@ impl IndexItem {
 }
 
 /// The strided run NumPy's slice `start:stop:step` selects on an axis of length `n`.
-pub(crate) fn normalize_slice(start: Option<i64>, stop: Option<i64>, step: i64, n: u64) -> Result<AxisSel> {
+pub(crate) fn normalize_slice(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: i64,
+    n: u64,
+) -> Result<AxisSel> {
     if step == 0 {
         return Err(Error::invalid("index", "step", "slice step cannot be zero"));
     }
@@ -104,7 +113,11 @@ pub(crate) fn normalize_slice(start: Option<i64>, stop: Option<i64>, step: i64, 
     } else {
         let s = start.map(fix).unwrap_or(n - 1).clamp(-1, n - 1);
         let e = stop.map(fix).unwrap_or(-1).clamp(-1, n - 1);
-        let len = if s > e { (s - e + (-step) - 1) / (-step) } else { 0 };
+        let len = if s > e {
+            (s - e + (-step) - 1) / (-step)
+        } else {
+            0
+        };
         Ok(AxisSel {
             start: s.max(0) as u64,
             step,
@@ -142,8 +155,16 @@ fn broadcast_shapes(op: &'static str, a: &[u64], b: &[u64]) -> Result<Vec<u64>> 
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -176,7 +197,8 @@ fn broadcast_grid(shape: &[u64], inputs: &[&Array]) -> ChunkGrid {
                     best = Some(ax);
                 }
             }
-            best.cloned().unwrap_or_else(|| AxisChunks::regular(shape[d], shape[d].max(1)))
+            best.cloned()
+                .unwrap_or_else(|| AxisChunks::regular(shape[d], shape[d].max(1)))
         })
         .collect();
     ChunkGrid::from_axes(axes)
@@ -240,7 +262,12 @@ fn unmask(op: &'static str, xs: &[&Array]) -> Result<(Vec<Array>, Option<Array>)
             _ => out.push((*x).clone()),
         }
     }
-    if mask.is_some() && out.iter().zip(xs).any(|(d, x)| x.known_len() && d.ndim() > 0) {
+    if mask.is_some()
+        && out
+            .iter()
+            .zip(xs)
+            .any(|(d, x)| x.known_len() && d.ndim() > 0)
+    {
         return Err(Error::UnknownLength { op });
     }
     Ok((out, mask))
@@ -257,7 +284,12 @@ fn masked_node(x: Array, mask: Array) -> Array {
     let n = x.size();
     let chunk = x.grid().max_chunk_elems().max(1);
     let dtype = x.dtype();
-    Array::new(Op::Masked { x, mask }, vec![n], dtype, ChunkGrid::regular(&[n], &[chunk]))
+    Array::new(
+        Op::Masked { x, mask },
+        vec![n],
+        dtype,
+        ChunkGrid::regular(&[n], &[chunk]),
+    )
 }
 
 impl Array {
@@ -267,9 +299,19 @@ impl Array {
             return self.clone();
         }
         match &self.0.op {
-            Op::Full { value } => Array::new(Op::Full { value: *value }, self.shape().to_vec(), dtype, self.grid().clone()),
+            Op::Full { value } => Array::new(
+                Op::Full { value: *value },
+                self.shape().to_vec(),
+                dtype,
+                self.grid().clone(),
+            ),
             Op::Masked { x, mask } => masked_node(x.astype(dtype), mask.clone()),
-            _ => Array::new(Op::Cast { x: self.clone() }, self.shape().to_vec(), dtype, self.grid().clone()),
+            _ => Array::new(
+                Op::Cast { x: self.clone() },
+                self.shape().to_vec(),
+                dtype,
+                self.grid().clone(),
+            ),
         }
     }
 
@@ -281,7 +323,12 @@ impl Array {
         let (xs, mask) = unmask("unary", &[self])?;
         let x = &xs[0];
         let dtype = unary_dtype(op, x.dtype())?;
-        let out = Array::new(Op::Unary { op, x: x.clone() }, x.shape().to_vec(), dtype, x.grid().clone());
+        let out = Array::new(
+            Op::Unary { op, x: x.clone() },
+            x.shape().to_vec(),
+            dtype,
+            x.grid().clone(),
+        );
         Ok(remask(out, mask))
     }
 
@@ -321,7 +368,12 @@ impl Array {
     /// An operation not defined for the dtypes.
     pub fn binary_scalar(&self, op: BinaryOp, s: Scalar, scalar_on_left: bool) -> Result<Array> {
         let weak = self.dtype().promote_weak(s.kind());
-        let sa = Array::new(Op::Full { value: s.value() }, vec![], weak, ChunkGrid::from_axes(vec![]));
+        let sa = Array::new(
+            Op::Full { value: s.value() },
+            vec![],
+            weak,
+            ChunkGrid::from_axes(vec![]),
+        );
         let x = self.astype(weak);
         if scalar_on_left {
             binary(op, &sa, &x)
@@ -343,7 +395,16 @@ impl Array {
         }
         let (xs, mask) = unmask("clip", &[self])?;
         let x = &xs[0];
-        let out = Array::new(Op::Clip { x: x.clone(), lo, hi }, x.shape().to_vec(), x.dtype(), x.grid().clone());
+        let out = Array::new(
+            Op::Clip {
+                x: x.clone(),
+                lo,
+                hi,
+            },
+            x.shape().to_vec(),
+            x.dtype(),
+            x.grid().clone(),
+        );
         Ok(remask(out, mask))
     }
 
@@ -365,7 +426,9 @@ impl Array {
         if let Op::Masked { x, .. } = &self.0.op {
             if let Some(ax) = axes {
                 if ax.iter().any(|&a| a != 0 && a != -1) {
-                    return Err(Error::UnknownLength { op: "reduce over an axis" });
+                    return Err(Error::UnknownLength {
+                        op: "reduce over an axis",
+                    });
                 }
             }
             if matches!(op, ReduceOp::TopK { .. } | ReduceOp::ArgTopK { .. }) {
@@ -392,13 +455,20 @@ impl Array {
         let ndim = self.ndim();
         let mut ax: Vec<usize> = match axes {
             None => (0..ndim).collect(),
-            Some(a) => a.iter().map(|&a| normalize_axis("reduce", a, ndim)).collect::<Result<_>>()?,
+            Some(a) => a
+                .iter()
+                .map(|&a| normalize_axis("reduce", a, ndim))
+                .collect::<Result<_>>()?,
         };
         ax.sort_unstable();
         ax.dedup();
         if let ReduceOp::TopK { k } | ReduceOp::ArgTopK { k } = op {
             if ax.len() != 1 {
-                return Err(Error::invalid("topk", "axis", "topk/argtopk reduce exactly one axis"));
+                return Err(Error::invalid(
+                    "topk",
+                    "axis",
+                    "topk/argtopk reduce exactly one axis",
+                ));
             }
             let a = ax[0];
             let kk = k.unsigned_abs();
@@ -472,15 +542,24 @@ impl Array {
             .iter()
             .filter(|i| matches!(i, IndexItem::Slice { .. } | IndexItem::Index(_)))
             .count();
-        let ellipses = items.iter().filter(|i| matches!(i, IndexItem::Ellipsis)).count();
+        let ellipses = items
+            .iter()
+            .filter(|i| matches!(i, IndexItem::Ellipsis))
+            .count();
         if ellipses > 1 {
-            return Err(Error::invalid("index", "index", "an index can only have one ellipsis ('...')"));
+            return Err(Error::invalid(
+                "index",
+                "index",
+                "an index can only have one ellipsis ('...')",
+            ));
         }
         if consuming > ndim {
             return Err(Error::invalid(
                 "index",
                 "index",
-                format!("too many indices: array is {ndim}-dimensional, but {consuming} were indexed"),
+                format!(
+                    "too many indices: array is {ndim}-dimensional, but {consuming} were indexed"
+                ),
             ));
         }
         let mut expanded: Vec<IndexItem> = Vec::new();
@@ -508,9 +587,16 @@ impl Array {
                     let n = self.shape()[axis];
                     let j = if i < 0 { i + n as i64 } else { i };
                     if j < 0 || j >= n as i64 {
-                        return Err(Error::IndexOutOfBounds { index: i, axis, size: n });
+                        return Err(Error::IndexOutOfBounds {
+                            index: i,
+                            axis,
+                            size: n,
+                        });
                     }
-                    sel_items.push(SelItem::Drop { axis, index: j as u64 });
+                    sel_items.push(SelItem::Drop {
+                        axis,
+                        index: j as u64,
+                    });
                     axis += 1;
                 }
                 IndexItem::Ellipsis => {}
@@ -553,12 +639,32 @@ impl Array {
             Some(p) => p.to_vec(),
         };
         let mut seen = vec![false; ndim];
-        if perm.len() != ndim || perm.iter().any(|&p| p >= ndim || std::mem::replace(&mut seen[p], true)) {
-            return Err(Error::invalid("transpose", "axes", format!("{perm:?} is not a permutation of {ndim} axes")));
+        if perm.len() != ndim
+            || perm
+                .iter()
+                .any(|&p| p >= ndim || std::mem::replace(&mut seen[p], true))
+        {
+            return Err(Error::invalid(
+                "transpose",
+                "axes",
+                format!("{perm:?} is not a permutation of {ndim} axes"),
+            ));
         }
         let shape = perm.iter().map(|&p| self.shape()[p]).collect();
-        let grid = ChunkGrid::from_axes(perm.iter().map(|&p| self.grid().axes()[p].clone()).collect());
-        Ok(Array::new(Op::Transpose { x: self.clone(), perm }, shape, self.dtype(), grid))
+        let grid = ChunkGrid::from_axes(
+            perm.iter()
+                .map(|&p| self.grid().axes()[p].clone())
+                .collect(),
+        );
+        Ok(Array::new(
+            Op::Transpose {
+                x: self.clone(),
+                perm,
+            },
+            shape,
+            self.dtype(),
+            grid,
+        ))
     }
 
     /// The upper triangle of the last two axes (elements with `j - i >= k` kept, others zero).
@@ -579,10 +685,18 @@ impl Array {
 
     fn tri(&self, k: i64, upper: bool) -> Result<Array> {
         if self.ndim() < 2 {
-            return Err(Error::invalid("triu/tril", "x", "needs at least two dimensions"));
+            return Err(Error::invalid(
+                "triu/tril",
+                "x",
+                "needs at least two dimensions",
+            ));
         }
         Ok(Array::new(
-            Op::Tri { x: self.clone(), k, upper },
+            Op::Tri {
+                x: self.clone(),
+                k,
+                upper,
+            },
             self.shape().to_vec(),
             self.dtype(),
             self.grid().clone(),
@@ -601,7 +715,12 @@ impl Array {
         if &grid == self.grid() {
             return Ok(self.clone());
         }
-        Ok(Array::new(Op::Rechunk { x: self.clone() }, self.shape().to_vec(), self.dtype(), grid))
+        Ok(Array::new(
+            Op::Rechunk { x: self.clone() },
+            self.shape().to_vec(),
+            self.dtype(),
+            grid,
+        ))
     }
 
     /// Apply a Rust closure to every chunk (as Dask's `map_blocks`): it gets
@@ -636,7 +755,9 @@ impl Array {
 /// # Errors
 /// No inputs, or inputs of different shapes.
 pub fn map_blocks(xs: &[Array], out_dtype: DType, name: &str, f: Arc<BlockFn>) -> Result<Array> {
-    let first = xs.first().ok_or_else(|| Error::invalid("map_blocks", "arrays", "needs at least one input"))?;
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::invalid("map_blocks", "arrays", "needs at least one input"))?;
     let mut inputs = Vec::with_capacity(xs.len());
     for x in xs {
         if x.shape() != first.shape() {
@@ -649,7 +770,12 @@ pub fn map_blocks(xs: &[Array], out_dtype: DType, name: &str, f: Arc<BlockFn>) -
         inputs.push(if x.grid() == first.grid() {
             x.clone()
         } else {
-            Array::new(Op::Rechunk { x: x.clone() }, x.shape().to_vec(), x.dtype(), first.grid().clone())
+            Array::new(
+                Op::Rechunk { x: x.clone() },
+                x.shape().to_vec(),
+                x.dtype(),
+                first.grid().clone(),
+            )
         });
     }
     Ok(Array::new(
@@ -671,7 +797,10 @@ fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
     let shape = broadcast_shapes("elementwise", a.shape(), b.shape())?;
     let (a, b) = (a.astype(operand), b.astype(operand));
     let grid = broadcast_grid(&shape, &[&a, &b]);
-    Ok(remask(Array::new(Op::Binary { op, a, b }, shape, result, grid), mask))
+    Ok(remask(
+        Array::new(Op::Binary { op, a, b }, shape, result, grid),
+        mask,
+    ))
 }
 
 /// `where(cond, a, b)`: elements of `a` where `cond` is true, else of `b`,
@@ -698,13 +827,26 @@ pub fn where_(cond: &Array, a: impl Into<Operand>, b: impl Into<Operand>) -> Res
                         Scalar::Float(_) => DType::F64,
                     },
                 };
-                Array::new(Op::Full { value: s.value() }, vec![], dt, ChunkGrid::from_axes(vec![]))
+                Array::new(
+                    Op::Full { value: s.value() },
+                    vec![],
+                    dt,
+                    ChunkGrid::from_axes(vec![]),
+                )
             }
         }
     };
     let (a, b) = (a.into(), b.into());
-    let a_dt = if let Operand::Array(x) = &a { Some(x.dtype()) } else { None };
-    let b_dt = if let Operand::Array(x) = &b { Some(x.dtype()) } else { None };
+    let a_dt = if let Operand::Array(x) = &a {
+        Some(x.dtype())
+    } else {
+        None
+    };
+    let b_dt = if let Operand::Array(x) = &b {
+        Some(x.dtype())
+    } else {
+        None
+    };
     let a = to_array(a, b_dt);
     let b = to_array(b, a_dt);
     let (xs, mask) = unmask("where", &[cond, &a, &b])?;
@@ -713,7 +855,10 @@ pub fn where_(cond: &Array, a: impl Into<Operand>, b: impl Into<Operand>) -> Res
     let s1 = broadcast_shapes("where", c.shape(), a.shape())?;
     let shape = broadcast_shapes("where", &s1, b.shape())?;
     let grid = broadcast_grid(&shape, &[&c, &a, &b]);
-    Ok(remask(Array::new(Op::Where { cond: c, a, b }, shape, dt, grid), mask))
+    Ok(remask(
+        Array::new(Op::Where { cond: c, a, b }, shape, dt, grid),
+        mask,
+    ))
 }
 
 /// A Select node, merging with a Select below it so chains of slices stay one node.
@@ -726,16 +871,30 @@ fn select(x: &Array, items: Vec<SelItem>) -> Array {
     {
         return x.clone();
     }
-    if let Op::Select { x: inner, items: inner_items } = &x.0.op {
+    if let Op::Select {
+        x: inner,
+        items: inner_items,
+    } = &x.0.op
+    {
         // Output axis j of `inner_items` (non-Drop items in order) feeds our input axis j.
-        let outs: Vec<&SelItem> = inner_items.iter().filter(|i| !matches!(i, SelItem::Drop { .. })).collect();
-        let mut merged: Vec<SelItem> = inner_items.iter().filter(|i| matches!(i, SelItem::Drop { .. })).cloned().collect();
+        let outs: Vec<&SelItem> = inner_items
+            .iter()
+            .filter(|i| !matches!(i, SelItem::Drop { .. }))
+            .collect();
+        let mut merged: Vec<SelItem> = inner_items
+            .iter()
+            .filter(|i| matches!(i, SelItem::Drop { .. }))
+            .cloned()
+            .collect();
         let mut new_items = Vec::new();
         for it in &items {
             match it {
                 SelItem::New => new_items.push(SelItem::New),
                 SelItem::Keep { axis, sel } => match outs[*axis] {
-                    SelItem::Keep { axis: ia, sel: isel } => new_items.push(SelItem::Keep {
+                    SelItem::Keep {
+                        axis: ia,
+                        sel: isel,
+                    } => new_items.push(SelItem::Keep {
                         axis: *ia,
                         sel: isel.compose(sel),
                     }),
@@ -743,7 +902,10 @@ fn select(x: &Array, items: Vec<SelItem>) -> Array {
                     SelItem::Drop { .. } => unreachable!("filtered"),
                 },
                 SelItem::Drop { axis, index } => match outs[*axis] {
-                    SelItem::Keep { axis: ia, sel: isel } => merged.push(SelItem::Drop {
+                    SelItem::Keep {
+                        axis: ia,
+                        sel: isel,
+                    } => merged.push(SelItem::Drop {
                         axis: *ia,
                         index: isel.index(*index),
                     }),
@@ -775,7 +937,10 @@ fn select_node(x: &Array, items: Vec<SelItem>) -> Array {
         }
     }
     Array::new(
-        Op::Select { x: x.clone(), items },
+        Op::Select {
+            x: x.clone(),
+            items,
+        },
         shape,
         x.dtype(),
         ChunkGrid::from_axes(axes),
@@ -794,7 +959,9 @@ fn select_node(x: &Array, items: Vec<SelItem>) -> Array {
 /// # Errors
 /// No inputs; inputs that differ in shape or dtype (refused before anything is read).
 pub fn stack(xs: &[Array], axis: isize) -> Result<Array> {
-    let first = xs.first().ok_or_else(|| Error::invalid("stack", "arrays", "needs at least one array"))?;
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::invalid("stack", "arrays", "needs at least one array"))?;
     check_same("stack", xs, None)?;
     let axis = normalize_axis("stack", axis, first.ndim() + 1)?;
     let mut shape = first.shape().to_vec();
@@ -802,7 +969,10 @@ pub fn stack(xs: &[Array], axis: isize) -> Result<Array> {
     let mut gaxes = first.grid().axes().to_vec();
     gaxes.insert(axis, AxisChunks::regular(xs.len() as u64, 1));
     Ok(Array::new(
-        Op::Stack { xs: xs.to_vec(), axis },
+        Op::Stack {
+            xs: xs.to_vec(),
+            axis,
+        },
         shape,
         first.dtype(),
         ChunkGrid::from_axes(gaxes),
@@ -814,22 +984,34 @@ pub fn stack(xs: &[Array], axis: isize) -> Result<Array> {
 /// # Errors
 /// No inputs; inputs that differ in dtype or in shape off the axis.
 pub fn concatenate(xs: &[Array], axis: isize) -> Result<Array> {
-    let first = xs.first().ok_or_else(|| Error::invalid("concatenate", "arrays", "needs at least one array"))?;
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::invalid("concatenate", "arrays", "needs at least one array"))?;
     if first.ndim() == 0 {
-        return Err(Error::invalid("concatenate", "arrays", "zero-dimensional arrays cannot be concatenated"));
+        return Err(Error::invalid(
+            "concatenate",
+            "arrays",
+            "zero-dimensional arrays cannot be concatenated",
+        ));
     }
     let axis = normalize_axis("concatenate", axis, first.ndim())?;
     check_same("concatenate", xs, Some(axis))?;
     let mut shape = first.shape().to_vec();
     shape[axis] = xs.iter().map(|x| x.shape()[axis]).sum();
     let mut gaxes = first.grid().axes().to_vec();
-    let sizes: Vec<u64> = xs.iter().flat_map(|x| x.grid().axes()[axis].sizes()).collect();
+    let sizes: Vec<u64> = xs
+        .iter()
+        .flat_map(|x| x.grid().axes()[axis].sizes())
+        .collect();
     gaxes[axis] = AxisChunks::from_sizes(&sizes);
     if shape[axis] == 0 {
         gaxes[axis] = AxisChunks::regular(0, 1);
     }
     Ok(Array::new(
-        Op::Concat { xs: xs.to_vec(), axis },
+        Op::Concat {
+            xs: xs.to_vec(),
+            axis,
+        },
         shape,
         first.dtype(),
         ChunkGrid::from_axes(gaxes),
@@ -851,8 +1033,7 @@ fn check_same(op: &'static str, xs: &[Array], except_axis: Option<usize>) -> Res
             });
         }
         let same = x.ndim() == first.ndim()
-            && x
-                .shape()
+            && x.shape()
                 .iter()
                 .zip(first.shape())
                 .enumerate()
@@ -1143,7 +1324,10 @@ mod tests {
 
     #[test]
     fn broadcast_rules() {
-        assert_eq!(broadcast_shapes("t", &[7, 1, 3], &[1, 7, 3]).unwrap(), vec![7, 7, 3]);
+        assert_eq!(
+            broadcast_shapes("t", &[7, 1, 3], &[1, 7, 3]).unwrap(),
+            vec![7, 7, 3]
+        );
         assert_eq!(broadcast_shapes("t", &[3], &[]).unwrap(), vec![3]);
         assert!(broadcast_shapes("t", &[2, 3], &[3, 2]).is_err());
     }
@@ -1151,9 +1335,17 @@ mod tests {
     #[test]
     fn strided_selection_chunks() {
         let ax = AxisChunks::regular(10, 4); // 0..4, 4..8, 8..10
-        let s = AxisSel { start: 1, step: 3, len: 3 }; // 1, 4, 7
+        let s = AxisSel {
+            start: 1,
+            step: 3,
+            len: 3,
+        }; // 1, 4, 7
         assert_eq!(select_axis_chunks(&ax, &s).sizes(), vec![1, 2]);
-        let s = AxisSel { start: 9, step: -4, len: 3 }; // 9, 5, 1
+        let s = AxisSel {
+            start: 9,
+            step: -4,
+            len: 3,
+        }; // 9, 5, 1
         assert_eq!(select_axis_chunks(&ax, &s).sizes(), vec![1, 1, 1]);
     }
 }

@@ -62,7 +62,11 @@ impl Chunks {
                     return Err(Error::invalid(
                         "chunks",
                         "chunks",
-                        format!("{} chunk lengths given for an array of {} dimensions", c.len(), shape.len()),
+                        format!(
+                            "{} chunk lengths given for an array of {} dimensions",
+                            c.len(),
+                            shape.len()
+                        ),
                     ));
                 }
                 let c: Vec<u64> = c
@@ -77,7 +81,11 @@ impl Chunks {
                     return Err(Error::invalid(
                         "chunks",
                         "chunks",
-                        format!("{} axes of chunk sizes given for an array of {} dimensions", s.len(), shape.len()),
+                        format!(
+                            "{} axes of chunk sizes given for an array of {} dimensions",
+                            s.len(),
+                            shape.len()
+                        ),
                     ));
                 }
                 for (d, (sizes, &n)) in s.iter().zip(shape).enumerate() {
@@ -144,15 +152,26 @@ impl Array {
     /// Chunks that do not fit the shape, or invalid distribution parameters.
     pub fn random(dist: Distribution, shape: &[u64], chunks: Chunks, seed: u64) -> Result<Array> {
         let ok = match dist {
-            Distribution::Normal { loc, scale } => loc.is_finite() && scale.is_finite() && scale >= 0.0,
+            Distribution::Normal { loc, scale } => {
+                loc.is_finite() && scale.is_finite() && scale >= 0.0
+            }
             Distribution::Uniform { low, high } => low.is_finite() && high.is_finite(),
             Distribution::Exponential { scale } => scale.is_finite() && scale >= 0.0,
         };
         if !ok {
-            return Err(Error::invalid("random", "scale", format!("invalid parameters {dist:?}")));
+            return Err(Error::invalid(
+                "random",
+                "scale",
+                format!("invalid parameters {dist:?}"),
+            ));
         }
         let grid = chunks.resolve(shape, DType::F64)?;
-        Ok(Array::new(Op::Random { dist, seed }, shape.to_vec(), DType::F64, grid))
+        Ok(Array::new(
+            Op::Random { dist, seed },
+            shape.to_vec(),
+            DType::F64,
+            grid,
+        ))
     }
 }
 
@@ -199,11 +218,24 @@ pub fn ones(shape: &[u64], dtype: DType, chunks: Chunks) -> Result<Array> {
 /// A zero or non-finite step.
 pub fn arange(start: f64, stop: f64, step: f64, dtype: DType, chunks: Chunks) -> Result<Array> {
     if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
-        return Err(Error::invalid("arange", "step", "step must be finite and non-zero"));
+        return Err(Error::invalid(
+            "arange",
+            "step",
+            "step must be finite and non-zero",
+        ));
     }
     let n = ((stop - start) / step).ceil().max(0.0) as u64;
     let grid = chunks.resolve(&[n], dtype)?;
-    Ok(Array::new(Op::Arange { start, step, last: None }, vec![n], dtype, grid))
+    Ok(Array::new(
+        Op::Arange {
+            start,
+            step,
+            last: None,
+        },
+        vec![n],
+        dtype,
+        grid,
+    ))
 }
 
 /// `num` evenly spaced values from `start` to `stop` inclusive (f64), as NumPy's `linspace`.
@@ -220,8 +252,17 @@ pub fn linspace(start: f64, stop: f64, num: u64, chunks: Chunks) -> Result<Array
     if !start.is_finite() || !stop.is_finite() {
         return Err(Error::invalid("linspace", "start", "bounds must be finite"));
     }
-    let step = if num > 1 { (stop - start) / (num - 1) as f64 } else { 0.0 };
+    let step = if num > 1 {
+        (stop - start) / (num - 1) as f64
+    } else {
+        0.0
+    };
     let grid = chunks.resolve(&[num], DType::F64)?;
     let last = if num > 1 { Some(stop) } else { None };
-    Ok(Array::new(Op::Arange { start, step, last }, vec![num], DType::F64, grid))
+    Ok(Array::new(
+        Op::Arange { start, step, last },
+        vec![num],
+        DType::F64,
+        grid,
+    ))
 }

@@ -11,7 +11,13 @@ fn tuple(v: &[u64], unknown_first: bool) -> String {
     let parts: Vec<String> = v
         .iter()
         .enumerate()
-        .map(|(i, x)| if unknown_first && i == 0 { "nan".to_string() } else { x.to_string() })
+        .map(|(i, x)| {
+            if unknown_first && i == 0 {
+                "nan".to_string()
+            } else {
+                x.to_string()
+            }
+        })
         .collect();
     if parts.len() == 1 {
         format!("({},)", parts[0])
@@ -24,7 +30,12 @@ fn axis_sel(s: &crate::grid::AxisSel) -> String {
     if s.step == 1 {
         format!("{}:{}", s.start, s.start + s.len)
     } else if s.step > 0 {
-        format!("{}:{}:{}", s.start, s.start as i64 + s.len as i64 * s.step, s.step)
+        format!(
+            "{}:{}:{}",
+            s.start,
+            s.start as i64 + s.len as i64 * s.step,
+            s.step
+        )
     } else {
         format!("{}::{}", s.start, s.step)
     }
@@ -44,9 +55,15 @@ fn expr_depth(a: &Array, depth: usize) -> String {
         Op::Source { src } => format!("open('{}')", src.name()),
         Op::Memory { .. } => format!("array{}", tuple(a.shape(), false)),
         Op::Random { dist, seed } => match dist {
-            Distribution::Normal { loc, scale } => format!("random.normal({loc}, {scale}, seed={seed})"),
-            Distribution::Uniform { low, high } => format!("random.uniform({low}, {high}, seed={seed})"),
-            Distribution::Exponential { scale } => format!("random.exponential({scale}, seed={seed})"),
+            Distribution::Normal { loc, scale } => {
+                format!("random.normal({loc}, {scale}, seed={seed})")
+            }
+            Distribution::Uniform { low, high } => {
+                format!("random.uniform({low}, {high}, seed={seed})")
+            }
+            Distribution::Exponential { scale } => {
+                format!("random.exponential({scale}, seed={seed})")
+            }
         },
         Op::Full { value } => {
             if a.ndim() == 0 {
@@ -57,14 +74,24 @@ fn expr_depth(a: &Array, depth: usize) -> String {
         }
         Op::Arange { start, step, .. } => format!("arange({start}, step={step})"),
         Op::Unary { op, x } => format!("{}({})", format!("{op:?}").to_lowercase(), e(x)),
-        Op::Binary { op, a: x, b: y } => format!("{}({}, {})", format!("{op:?}").to_lowercase(), e(x), e(y)),
+        Op::Binary { op, a: x, b: y } => {
+            format!("{}({}, {})", format!("{op:?}").to_lowercase(), e(x), e(y))
+        }
         Op::Where { cond, a: x, b: y } => format!("where({}, {}, {})", e(cond), e(x), e(y)),
         Op::Clip { x, lo, hi } => format!("clip({}, {lo:?}, {hi:?})", e(x)),
         Op::Cast { x } => format!("{}.astype({})", e(x), a.dtype()),
         Op::Reduce { op, x, axes, .. } => {
             let name = format!("{op:?}").to_lowercase();
-            let name = name.split([' ', '{']).next().unwrap_or("reduce").to_string();
-            format!("{name}({}, axis={})", e(x), tuple(&axes.iter().map(|&v| v as u64).collect::<Vec<_>>(), false))
+            let name = name
+                .split([' ', '{'])
+                .next()
+                .unwrap_or("reduce")
+                .to_string();
+            format!(
+                "{name}({}, axis={})",
+                e(x),
+                tuple(&axes.iter().map(|&v| v as u64).collect::<Vec<_>>(), false)
+            )
         }
         Op::Select { x, items } => {
             let mut per_axis: Vec<String> = Vec::new();
@@ -80,10 +107,15 @@ fn expr_depth(a: &Array, depth: usize) -> String {
         Op::Stack { xs, axis } => format!("stack([{} arrays], axis={axis})", xs.len()),
         Op::Concat { xs, axis } => format!("concatenate([{} arrays], axis={axis})", xs.len()),
         Op::Transpose { x, perm } => format!("transpose({}, {perm:?})", e(x)),
-        Op::Tri { x, k, upper } => format!("{}({}, k={k})", if *upper { "triu" } else { "tril" }, e(x)),
+        Op::Tri { x, k, upper } => {
+            format!("{}({}, k={k})", if *upper { "triu" } else { "tril" }, e(x))
+        }
         Op::Masked { x, mask } => format!("{}[{}]", e(x), e(mask)),
         Op::MapBlocks { xs, name, .. } => {
-            format!("map_blocks({name}, {})", xs.iter().map(e).collect::<Vec<_>>().join(", "))
+            format!(
+                "map_blocks({name}, {})",
+                xs.iter().map(e).collect::<Vec<_>>().join(", ")
+            )
         }
         Op::Rechunk { x } => format!("rechunk({}, {})", e(x), a.grid()),
     }
@@ -96,7 +128,7 @@ impl fmt::Display for Array {
     /// let s = x.to_string();
     /// assert!(s.contains("shape=(20000, 20000)"), "{s}");
     /// assert!(s.contains("chunks=400"), "{s}");
-    /// assert!(s.contains("2.9 GiB"), "{s}");
+    /// assert!(s.contains("2.98 GiB"), "{s}");
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let unknown = !self.known_len();

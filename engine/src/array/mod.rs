@@ -49,39 +49,99 @@ pub enum SelItem {
 #[derive(Clone)]
 pub enum Op {
     /// Chunks from storage.
-    Source { src: Arc<dyn ChunkSource> },
+    Source {
+        src: Arc<dyn ChunkSource>,
+    },
     /// An in-memory array.
-    Memory { data: Arc<Block> },
+    Memory {
+        data: Arc<Block>,
+    },
     /// Counter-based random values (f64, or f32 via a cast above).
-    Random { dist: Distribution, seed: u64 },
+    Random {
+        dist: Distribution,
+        seed: u64,
+    },
     /// Every element `value`.
-    Full { value: f64 },
+    Full {
+        value: f64,
+    },
     /// `start + i * step` along a 1-D array, with the last element pinned
     /// to `last` when given (linspace's endpoint).
-    Arange { start: f64, step: f64, last: Option<f64> },
-    Unary { op: UnaryOp, x: Array },
+    Arange {
+        start: f64,
+        step: f64,
+        last: Option<f64>,
+    },
+    Unary {
+        op: UnaryOp,
+        x: Array,
+    },
     /// Both operands already have the operand dtype; NumPy broadcasting.
-    Binary { op: BinaryOp, a: Array, b: Array },
-    Where { cond: Array, a: Array, b: Array },
-    Clip { x: Array, lo: Option<f64>, hi: Option<f64> },
-    Cast { x: Array },
+    Binary {
+        op: BinaryOp,
+        a: Array,
+        b: Array,
+    },
+    Where {
+        cond: Array,
+        a: Array,
+        b: Array,
+    },
+    Clip {
+        x: Array,
+        lo: Option<f64>,
+        hi: Option<f64>,
+    },
+    Cast {
+        x: Array,
+    },
     /// Reduce `axes` of `x` (sorted). For a masked input, `x` is the
     /// [`Op::Masked`] node and `axes` are all of its data's axes.
-    Reduce { op: ReduceOp, x: Array, axes: Vec<usize>, keepdims: bool },
+    Reduce {
+        op: ReduceOp,
+        x: Array,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
     /// Strided slices, integer indices and new axes, in output-axis order
     /// (`Drop` items produce no output axis).
-    Select { x: Array, items: Vec<SelItem> },
-    Stack { xs: Vec<Array>, axis: usize },
-    Concat { xs: Vec<Array>, axis: usize },
-    Transpose { x: Array, perm: Vec<usize> },
+    Select {
+        x: Array,
+        items: Vec<SelItem>,
+    },
+    Stack {
+        xs: Vec<Array>,
+        axis: usize,
+    },
+    Concat {
+        xs: Vec<Array>,
+        axis: usize,
+    },
+    Transpose {
+        x: Array,
+        perm: Vec<usize>,
+    },
     /// Upper (`triu`) or lower (`tril`) triangle of the last two axes.
-    Tri { x: Array, k: i64, upper: bool },
+    Tri {
+        x: Array,
+        k: i64,
+        upper: bool,
+    },
     /// The elements of `x` where `mask` is true, in C order: 1-D, unknown length.
-    Masked { x: Array, mask: Array },
+    Masked {
+        x: Array,
+        mask: Array,
+    },
     /// A user kernel applied chunk by chunk (inputs share this node's grid).
-    MapBlocks { xs: Vec<Array>, f: Arc<BlockFn>, name: String },
+    MapBlocks {
+        xs: Vec<Array>,
+        f: Arc<BlockFn>,
+        name: String,
+    },
     /// Same data, new chunk grid.
-    Rechunk { x: Array },
+    Rechunk {
+        x: Array,
+    },
 }
 
 /// One node of the expression graph.
@@ -173,7 +233,11 @@ impl Array {
     /// The direct inputs of this node.
     pub fn inputs(&self) -> Vec<&Array> {
         match &self.0.op {
-            Op::Source { .. } | Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => vec![],
+            Op::Source { .. }
+            | Op::Memory { .. }
+            | Op::Random { .. }
+            | Op::Full { .. }
+            | Op::Arange { .. } => vec![],
             Op::Unary { x, .. }
             | Op::Clip { x, .. }
             | Op::Cast { x }
@@ -185,7 +249,9 @@ impl Array {
             Op::Binary { a, b, .. } => vec![a, b],
             Op::Where { cond, a, b } => vec![cond, a, b],
             Op::Masked { x, mask } => vec![x, mask],
-            Op::Stack { xs, .. } | Op::Concat { xs, .. } | Op::MapBlocks { xs, .. } => xs.iter().collect(),
+            Op::Stack { xs, .. } | Op::Concat { xs, .. } | Op::MapBlocks { xs, .. } => {
+                xs.iter().collect()
+            }
         }
     }
 
@@ -224,7 +290,11 @@ impl fmt::Debug for Op {
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Node({:?}, shape={:?}, dtype={})", self.op, self.shape, self.dtype)
+        write!(
+            f,
+            "Node({:?}, shape={:?}, dtype={})",
+            self.op, self.shape, self.dtype
+        )
     }
 }
 

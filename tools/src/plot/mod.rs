@@ -60,10 +60,16 @@ pub fn plot_array(
     max_size: usize,
 ) -> anyhow::Result<()> {
     if a.ndim() != 2 || !a.known_len() {
-        return Err(usage(format!("plot draws 2-D arrays, not shape {:?}", a.shape())));
+        return Err(usage(format!(
+            "plot draws 2-D arrays, not shape {:?}",
+            a.shape()
+        )));
     }
     let s = stride(a.shape()[0], a.shape()[1], max_size as u64) as i64;
-    let small = a.index(&[IndexItem::slice(None, None, s), IndexItem::slice(None, None, s)])?;
+    let small = a.index(&[
+        IndexItem::slice(None, None, s),
+        IndexItem::slice(None, None, s),
+    ])?;
     let block = exec.compute(&small)?;
     let (rows, cols) = (block.shape()[0], block.shape()[1]);
     let data = block.to_f64_vec();
