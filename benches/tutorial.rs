@@ -9,6 +9,10 @@
 
 use std::time::Instant;
 
+/// The allocator the `ndstream` binary uses (see tools/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ndstream::{random, Executor, IndexItem};
 
 fn vm_hwm_mib() -> f64 {

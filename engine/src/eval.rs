@@ -86,6 +86,25 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
         Op::Binary { op, a: x, b: y } => {
             let bx = eval(x, &broadcast_sel(sel, x.shape()), ctx)?;
             let by = eval(y, &broadcast_sel(sel, y.shape()), ctx)?;
+            // Length-1 output axes carry nothing: drop them so the kernel
+            // sees the real broadcast (e.g. (r, 1) - (1, c), not (r, 1, 1) - (1, c, 1)).
+            if shape.len() > 1 && shape.contains(&1) {
+                let keep: Vec<usize> = shape.iter().copied().filter(|&n| n != 1).collect();
+                let squeeze = |b: Block| -> Block {
+                    let off = shape.len() - b.ndim();
+                    let s: Vec<usize> = b
+                        .shape()
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| shape[i + off] != 1)
+                        .map(|(_, &n)| n)
+                        .collect();
+                    b.into_shape(&s)
+                };
+                let out = elementwise::binary_owned(*op, squeeze(bx), squeeze(by))?;
+                debug_assert_eq!(out.shape(), keep.as_slice());
+                return Ok(out.into_shape(&shape));
+            }
             elementwise::binary_owned(*op, bx, by)
         }
         Op::Where { cond, a: x, b: y } => {
@@ -344,9 +363,60 @@ fn nd_slice(s: &AxisSel) -> Slice {
 /// Copy a strided selection out of a block (local coordinates).
 pub(crate) fn extract(b: &Block, sel: &[AxisSel]) -> Block {
     with_block!(b, a, T => {
-        let v = a.slice_each_axis(|ax| nd_slice(&sel[ax.axis.index()]));
-        Block::from(v.as_standard_layout().into_owned())
+        match a.as_slice() {
+            Some(data) if !sel.is_empty() => Block::from(gather(data, a.shape(), sel)),
+            _ => {
+                let v = a.slice_each_axis(|ax| nd_slice(&sel[ax.axis.index()]));
+                Block::from(v.as_standard_layout().into_owned())
+            }
+        }
     })
+}
+
+/// Gather a strided selection from C-ordered `data` of `shape`: an
+/// odometer over the outer axes and a tight loop (or a slice copy) along
+/// the last one. ndarray's generic n-d iteration costs tens of ns per element.
+fn gather<T: Copy>(data: &[T], shape: &[usize], sel: &[AxisSel]) -> ArrayD<T> {
+    let nd = shape.len();
+    let out_shape = sel_shape(sel);
+    let n: usize = out_shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    if n > 0 {
+        let mut strides = vec![1isize; nd];
+        for d in (0..nd - 1).rev() {
+            strides[d] = strides[d + 1] * shape[d + 1] as isize;
+        }
+        let last = sel[nd - 1];
+        let len = last.len as usize;
+        let step = last.step as isize;
+        let mut odo = vec![0u64; nd - 1];
+        loop {
+            let base: isize = (0..nd - 1)
+                .map(|d| sel[d].index(odo[d]) as isize * strides[d])
+                .sum::<isize>()
+                + last.start as isize;
+            if step == 1 && len >= 16 {
+                out.extend_from_slice(&data[base as usize..base as usize + len]);
+            } else {
+                out.extend((0..len as isize).map(|i| data[(base + i * step) as usize]));
+            }
+            let mut d = nd - 1;
+            loop {
+                if d == 0 {
+                    #[allow(clippy::expect_used)]
+                    return ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("length matches");
+                }
+                d -= 1;
+                odo[d] += 1;
+                if odo[d] < sel[d].len {
+                    break;
+                }
+                odo[d] = 0;
+            }
+        }
+    }
+    #[allow(clippy::expect_used)]
+    ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("length matches")
 }
 
 /// Write `piece` into `out` at the ranges `pos`.

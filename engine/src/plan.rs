@@ -112,6 +112,7 @@ fn rewrite_memo(a: &Array, memo: &mut HashMap<u64, Array>) -> Array {
         a.clone()
     };
     let out = push_select_below_reduce(&a2).unwrap_or(a2);
+    let out = unroll_short_sum(&out).unwrap_or(out);
     memo.insert(a.id(), out.clone());
     out
 }
@@ -215,6 +216,44 @@ fn push_select_below_reduce(a: &Array) -> Option<Array> {
     let ys = y.index(&idx).ok()?;
     let out = ys.reduce(*op, Some(&new_axes), *keepdims).ok()?;
     (out.shape() == a.shape() && out.dtype() == a.dtype()).then_some(out)
+}
+
+/// `sum(x, axis=a)` over a short axis (at most 4 long) of a generated
+/// float64 expression → `x[.., 0, ..] + x[.., 1, ..] + ...`: the pairwise
+/// distances' `(d * d).sum(-1)` then fuses into plain elementwise passes
+/// instead of a reduction with one accumulator per output element. NumPy
+/// sums so few terms left to right as well.
+fn unroll_short_sum(a: &Array) -> Option<Array> {
+    let Op::Reduce {
+        op: crate::kernels::reduce::ReduceOp::Sum,
+        x,
+        axes,
+        keepdims: false,
+    } = a.op()
+    else {
+        return None;
+    };
+    if axes.len() != 1 || x.dtype() != crate::DType::F64 || !x.known_len() || crate::eval::has_io(x)
+    {
+        return None;
+    }
+    let axis = axes[0];
+    let n = x.shape()[axis];
+    if !(1..=4).contains(&n) {
+        return None;
+    }
+    let part = |i: u64| {
+        let mut idx = vec![crate::array::IndexItem::FULL; x.ndim()];
+        idx[axis] = crate::array::IndexItem::Index(i as i64);
+        x.index(&idx)
+    };
+    let mut acc = part(0).ok()?;
+    for i in 1..n {
+        acc = acc
+            .binary(crate::kernels::elementwise::BinaryOp::Add, &part(i).ok()?)
+            .ok()?;
+    }
+    (acc.shape() == a.shape() && acc.dtype() == a.dtype()).then_some(acc)
 }
 
 /// Sources whose chunks are read more than once in these expressions:

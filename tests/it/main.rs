@@ -1,4 +1,5 @@
 //! Integration tests of the ndstream library: one test binary (STYLE.md habit 11).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 mod exec;

@@ -144,7 +144,8 @@ fn v1(a: ArrayD<f64>) -> ArrayD<f64> {
 fn elementwise_binary_ops() {
     let x = data(&[5, 4], 1, false);
     let y = data(&[5, 4], 2, false).mapv(|v| v.abs() + 0.5);
-    let cases: Vec<(BinaryOp, fn(f64, f64) -> f64)> = vec![
+    type Case = (BinaryOp, fn(f64, f64) -> f64);
+    let cases: Vec<Case> = vec![
         (BinaryOp::Add, |a, b| a + b),
         (BinaryOp::Sub, |a, b| a - b),
         (BinaryOp::Mul, |a, b| a * b),
@@ -184,28 +185,35 @@ fn scalars_on_either_side_and_unary_ops() {
     let x = data(&[6, 5], 3, false);
     check(
         "x * 2.5",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].apply(BinaryOp::Mul, 2.5),
         &x.mapv(|v| v * 2.5),
         0.0,
     );
     check(
         "1 / x",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].binary_scalar(BinaryOp::Div, ndstream::Scalar::Float(1.0), true),
         &x.mapv(|v| 1.0 / v),
         1e-15,
     );
     check(
         "3 - x",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| Ok(3.0 - &a[0]),
         &x.mapv(|v| 3.0 - v),
         0.0,
     );
-    check("-x", &[x.clone()], |a| Ok(-&a[0]), &x.mapv(|v| -v), 0.0);
+    check(
+        "-x",
+        std::slice::from_ref(&x),
+        |a| Ok(-&a[0]),
+        &x.mapv(|v| -v),
+        0.0,
+    );
     let pos = x.mapv(|v| v.abs() + 0.1);
-    let unary: Vec<(UnaryOp, fn(f64) -> f64)> = vec![
+    type UCase = (UnaryOp, fn(f64) -> f64);
+    let unary: Vec<UCase> = vec![
         (UnaryOp::Abs, f64::abs),
         (UnaryOp::Sqrt, f64::sqrt),
         (UnaryOp::Exp, f64::exp),
@@ -218,7 +226,7 @@ fn scalars_on_either_side_and_unary_ops() {
     for (op, f) in unary {
         check(
             &format!("{op:?}"),
-            &[pos.clone()],
+            std::slice::from_ref(&pos),
             |a| a[0].unary(op),
             &pos.mapv(f),
             1e-14,
@@ -226,7 +234,7 @@ fn scalars_on_either_side_and_unary_ops() {
     }
     check(
         "clip",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].clip(Some(-1.0), Some(2.0)),
         &x.mapv(|v| v.clamp(-1.0, 2.0)),
         0.0,
@@ -234,21 +242,21 @@ fn scalars_on_either_side_and_unary_ops() {
     let xn = data(&[6, 5], 4, true);
     check(
         "isnan",
-        &[xn.clone()],
+        std::slice::from_ref(&xn),
         |a| a[0].isnan(),
         &xn.mapv(|v| v.is_nan() as u8 as f64),
         0.0,
     );
     check(
         "isfinite",
-        &[xn.clone()],
+        std::slice::from_ref(&xn),
         |a| a[0].isfinite(),
         &xn.mapv(|v| v.is_finite() as u8 as f64),
         0.0,
     );
     check(
         "logical and/or/not",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             let p = a[0].gt(0.0)?;
             let q = a[0].lt(2.0)?;
@@ -259,14 +267,14 @@ fn scalars_on_either_side_and_unary_ops() {
     );
     check(
         "where",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| ndstream::where_(&a[0].gt(1.0)?, &a[0], 0.0),
         &x.mapv(|v| if v > 1.0 { v } else { 0.0 }),
         0.0,
     );
     check(
         "astype i32",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| Ok(a[0].astype(DType::I32)),
         &x.mapv(|v| v.trunc()),
         0.0,
@@ -288,7 +296,7 @@ fn broadcasting_with_new_axes_is_the_pairwise_difference() {
     }
     check(
         "x[:, None, :] - x[None, :, :]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             let l = a[0].index(&[IndexItem::FULL, IndexItem::NewAxis, IndexItem::FULL])?;
             let r = a[0].index(&[IndexItem::NewAxis, IndexItem::FULL, IndexItem::FULL])?;
@@ -305,7 +313,7 @@ fn broadcasting_with_new_axes_is_the_pairwise_difference() {
     let total: f64 = lj.iter().filter(|v| !v.is_nan()).sum::<f64>() / 2.0;
     check(
         "lennard-jones nansum",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             let l = a[0].index(&[IndexItem::FULL, IndexItem::NewAxis, IndexItem::FULL])?;
             let r = a[0].index(&[IndexItem::NewAxis, IndexItem::FULL, IndexItem::FULL])?;
@@ -454,7 +462,7 @@ fn reductions_over_axis_sets() {
     let want = reduce_oracle(&x, &[2], &mean).insert_axis(NdAxis(2));
     check(
         "mean keepdims axis=-1",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].reduce(ReduceOp::Mean, Some(&[-1]), true),
         &want,
         1e-12,
@@ -475,7 +483,7 @@ fn arg_reductions_and_topk() {
     });
     check(
         "argmax axis 0",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].argmax(Some(0)),
         &want.into_dyn(),
         0.0,
@@ -491,7 +499,7 @@ fn arg_reductions_and_topk() {
         .0;
     check(
         "argmin all",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].argmin(None),
         &ArrayD::from_elem(IxDyn(&[]), amin as f64),
         0.0,
@@ -514,14 +522,14 @@ fn arg_reductions_and_topk() {
         }
         check(
             &format!("topk {k}"),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |a| a[0].topk(k, 1),
             &want,
             0.0,
         );
         check(
             &format!("argtopk {k}"),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             |a| a[0].argtopk(k, -1),
             &wanti,
             0.0,
@@ -535,14 +543,14 @@ fn indexing() {
     let s = |a: Option<i64>, b: Option<i64>, c: i64| IndexItem::slice(a, b, c);
     check(
         "x[::2, 1:]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].index(&[s(None, None, 2), s(Some(1), None, 1)]),
         &x.slice(ndarray::s![..;2, 1..]).to_owned().into_dyn(),
         0.0,
     );
     check(
         "x[::-1, -2::-3]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].index(&[s(None, None, -1), s(Some(-2), None, -3)]),
         &{
             let rows: Vec<usize> = (0..7).rev().collect();
@@ -553,21 +561,21 @@ fn indexing() {
     );
     check(
         "x[3]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].index(&[IndexItem::Index(3)]),
         &x.index_axis(NdAxis(0), 3).to_owned().into_dyn(),
         0.0,
     );
     check(
         "x[..., -1]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].index(&[IndexItem::Ellipsis, IndexItem::Index(-1)]),
         &x.index_axis(NdAxis(1), 5).to_owned().into_dyn(),
         0.0,
     );
     check(
         "x[None, 1:5:2, None]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             a[0].index(&[
                 IndexItem::NewAxis,
@@ -584,7 +592,7 @@ fn indexing() {
     );
     check(
         "x.T",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].transpose(None),
         &x.t().to_owned().into_dyn(),
         0.0,
@@ -601,14 +609,14 @@ fn indexing() {
     };
     check(
         "triu(1)",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].triu(1),
         &tri(1, true),
         0.0,
     );
     check(
         "tril(-1)",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].tril(-1),
         &tri(-1, false),
         0.0,
@@ -616,7 +624,7 @@ fn indexing() {
     // Slices of slices, and a slice pushed below a reduction.
     check(
         "x.mean(0)[::2]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].mean(Some(0))?.index(&[s(None, None, 2)]),
         &{
             let m = reduce_oracle(&x, &[0], &|v| fsum(v) / v.len() as f64);
@@ -627,7 +635,7 @@ fn indexing() {
     );
     check(
         "x[1:][::2]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             a[0].index(&[s(Some(1), None, 1)])?
                 .index(&[s(None, None, 2)])
@@ -643,14 +651,14 @@ fn boolean_masks_feed_reductions() {
     let sel: Vec<f64> = x.iter().copied().filter(|&v| v > 1.0).collect();
     check(
         "x[x > 1].sum()",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].mask(&a[0].gt(1.0)?)?.sum(None),
         &ArrayD::from_elem(IxDyn(&[]), fsum(&sel)),
         1e-12,
     );
     check(
         "x[x > 1].mean()",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].mask(&a[0].gt(1.0)?)?.mean(None),
         &ArrayD::from_elem(IxDyn(&[]), fsum(&sel) / sel.len() as f64),
         1e-12,
@@ -658,7 +666,7 @@ fn boolean_masks_feed_reductions() {
     let t: Vec<f64> = sel.iter().map(|v| v * v + 1.0).collect();
     check(
         "(x[x > 1] ** 2 + 1).sum()",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             let m = a[0].mask(&a[0].gt(1.0)?)?;
             (&(&m * &m) + 1.0).sum(None)
@@ -668,7 +676,7 @@ fn boolean_masks_feed_reductions() {
     );
     check(
         "x[x > 1]",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].mask(&a[0].gt(1.0)?),
         &Array1::from(sel.clone()).into_dyn(),
         0.0,
@@ -738,7 +746,7 @@ fn map_blocks_and_rechunk() {
     let x = data(&[7, 5], 11, false);
     check(
         "map_blocks",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             a[0].map_blocks(DType::F64, "square_plus_one", |b: &[Block]| {
                 let v = b[0]
@@ -752,14 +760,14 @@ fn map_blocks_and_rechunk() {
     );
     check(
         "rechunk",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| a[0].rechunk(Chunks::Shape(vec![2, 2])),
         &x,
         0.0,
     );
     check(
         "rechunk then sum(1)",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |a| {
             a[0].rechunk(Chunks::Sizes(vec![vec![1, 6], vec![5]]))?
                 .sum(Some(1))
