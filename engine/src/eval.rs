@@ -526,7 +526,49 @@ pub(crate) fn reduce_input_sel(
 /// True if evaluating `a` reads stored data (a source), as opposed to
 /// generating or holding it.
 pub(crate) fn has_io(a: &Array) -> bool {
-    matches!(a.op(), Op::Source { .. }) || a.inputs().iter().any(|x| has_io(x))
+    // Memory-mapped and contiguous stores read any selection directly:
+    // re-reading them in small pieces costs no more than memory does.
+    matches!(a.op(), Op::Source { src } if !src.supports_selection())
+        || a.inputs().iter().any(|x| has_io(x))
+}
+
+/// Chunk tiles a compute-bound reduction is split into at least (when its
+/// input is large enough): enough for every worker to have work, and a
+/// constant, so the fold order never depends on the thread count.
+const MIN_COMPUTE_TILES: u64 = 16;
+
+/// Refine the reduced axes of `grid` so a compute-bound reduction has at
+/// least [`MIN_COMPUTE_TILES`] chunk tiles (each still ≥ one sub-tile).
+fn refine_for_parallelism(grid: &ChunkGrid, axes: &[usize]) -> ChunkGrid {
+    let total: u64 = grid.shape().iter().product();
+    let tiles: u64 = axes.iter().map(|&d| grid.axes()[d].count()).product();
+    if tiles >= MIN_COMPUTE_TILES || total < MIN_COMPUTE_TILES * COMPUTE_TILE_ELEMS {
+        return grid.clone();
+    }
+    let mut gaxes = grid.axes().to_vec();
+    let mut have = tiles;
+    for &d in axes {
+        if have >= MIN_COMPUTE_TILES {
+            break;
+        }
+        let ax = &gaxes[d];
+        let want = MIN_COMPUTE_TILES.div_ceil(have / ax.count().max(1)).max(1);
+        let k = want.div_ceil(ax.count().max(1));
+        if k <= 1 || ax.max_size() < 2 {
+            continue;
+        }
+        let sizes: Vec<u64> = ax
+            .sizes()
+            .into_iter()
+            .flat_map(|n| {
+                let k = k.min(n);
+                (0..k).map(move |i| n / k + u64::from(i < n % k))
+            })
+            .collect();
+        have = have / ax.count().max(1) * sizes.len() as u64;
+        gaxes[d] = crate::grid::AxisChunks::from_sizes(&sizes);
+    }
+    ChunkGrid::from_axes(gaxes)
 }
 
 /// How a reduction node splits its input: along the input's chunk grid on
@@ -569,7 +611,15 @@ impl ReduceSetup {
             Op::Masked { x: d, .. } => (d, true),
             _ => (x, false),
         };
-        let grid = data.grid().clone();
+        let grid = if has_io(data)
+            || matches!(
+                op,
+                reduce::ReduceOp::TopK { .. } | reduce::ReduceOp::ArgTopK { .. }
+            ) {
+            data.grid().clone()
+        } else {
+            refine_for_parallelism(data.grid(), axes)
+        };
         let topk = matches!(
             op,
             reduce::ReduceOp::TopK { .. } | reduce::ReduceOp::ArgTopK { .. }

@@ -25,6 +25,9 @@ pub enum Scale {
     Small,
     /// The tutorial's sizes: 1e9-element random.hdf5, 31 fields of 5760 x 11520 (~13 GB of data).
     Tutorial,
+    /// Tiny inputs for the test suite.
+    #[value(hide = true)]
+    Test,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +60,12 @@ fn sizes(scale: Scale) -> Sizes {
             field: [720, 1440],
             days: 31,
             particles: 7000,
+        },
+        Scale::Test => Sizes {
+            random_len: 2_000_000,
+            field: [120, 250],
+            days: 31,
+            particles: 400,
         },
         Scale::Tutorial => Sizes {
             random_len: 1_000_000_000,

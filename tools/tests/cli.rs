@@ -370,3 +370,112 @@ fn an_interrupted_convert_resumes() {
     assert_eq!(a, b);
     assert!(elapsed < Duration::from_secs(60));
 }
+
+/// The binary without `--quiet` (stress and demo report on stdout).
+fn loud(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = Command::cargo_bin("ndstream")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn mib_after(out: &str, label: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{out}"))
+}
+
+#[test]
+fn stress_reports_memory_against_the_budget() {
+    let d = tmp();
+    let dir = d.path().to_string_lossy().to_string();
+    for op in ["sum", "mean-axis0", "stack-mean", "convert"] {
+        let args = [
+            "stress",
+            "--input-size",
+            "40MiB",
+            "--memory",
+            "24MiB",
+            "--op",
+            op,
+            "--dir",
+            &dir,
+        ];
+        let (code, out, err) = loud(&args, d.path());
+        assert_eq!(code, 0, "{op}: {err}\n{out}");
+        let peak = mib_after(&out, "peak reserved:");
+        assert!(
+            peak > 0.0 && peak <= 24.0,
+            "{op}: peak reserved {peak} MiB\n{out}"
+        );
+        assert!(mib_after(&out, "peak RSS:") > 0.0, "{out}");
+        assert!(out.contains("MB/s"), "{out}");
+    }
+    // Generated data is reduced in 32K-element (256 KiB) tiles: a 64 KiB
+    // budget is refused up front.
+    let (code, _, err) = loud(
+        &["stress", "--input-size", "8MiB", "--memory", "64KiB"],
+        d.path(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("memory budget"), "{err}");
+    let (code, _, err) = loud(&["stress", "--input-size", "lots"], d.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--input-size"), "{err}");
+}
+
+#[test]
+fn demo_runs_every_tutorial_step() {
+    let d = tmp();
+    let dir = d.path().join("demo");
+    let dir_s = dir.to_string_lossy().to_string();
+    let (code, out, err) = loud(&["demo", "--scale", "test", "--dir", &dir_s], d.path());
+    assert_eq!(code, 0, "{err}\n{out}");
+    for want in [
+        "1. Blocked sum and mean",
+        "agree: yes",
+        "input size: 3.20 GB",
+        "result: 200 values",
+        "31 days of weather",
+        "x[:, ::2, ::2]",
+        "energy = ",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    for f in [
+        "mean.png",
+        "anomaly.png",
+        "out/sub.zarr",
+        "out/sub.h5",
+        "random.hdf5",
+        "weather-big/2014-01-31.hdf5",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    // The stored subsample is the stack's [:, ::2, ::2].
+    let a = ok(
+        &[
+            "eval",
+            &format!("stack('{dir_s}/weather-big/*.hdf5:/t2m')[:, ::2, ::2].sum()"),
+        ],
+        d.path(),
+    );
+    let b = ok(
+        &["eval", &format!("open('{dir_s}/out/sub.zarr').sum()")],
+        d.path(),
+    );
+    assert_eq!(a, b);
+    // A second run reuses the data.
+    let (code, out, err) = loud(&["demo", "--scale", "test", "--dir", &dir_s], d.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("using existing"), "{out}");
+}
