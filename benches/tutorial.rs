@@ -48,8 +48,9 @@ fn w4(n: usize) -> ndstream::Result<Vec<f64>> {
     let cores = std::thread::available_parallelism()
         .map(|c| c.get())
         .unwrap_or(2) as u64;
-    // The tutorial's cluster: normal(0, radius=40, (n, 3)) - 0.5.
-    let pos = (&random::normal(0.0, 40.0, &[n as u64, 3], [n as u64, 3], 1981)? - 0.5).compute()?;
+    // The tutorial's cluster: normal(0, radius=500, (n, 3)) - 0.5 (make_cluster(7000, radius=500)).
+    let pos =
+        (&random::normal(0.0, 500.0, &[n as u64, 3], [n as u64, 3], 1981)? - 0.5).compute()?;
     let x = ndstream::Array::from_block(pos, [n as u64 / cores, 3].into())?;
     let l = x.index(&[IndexItem::FULL, IndexItem::NewAxis, IndexItem::FULL])?;
     let r = x.index(&[IndexItem::NewAxis, IndexItem::FULL, IndexItem::FULL])?;

@@ -19,8 +19,8 @@ fn main() -> ndstream::Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|c| c.get() as u64)
         .unwrap_or(2);
-    // The tutorial's cluster: normal(0, 40, (n, 3)) - 0.5, chunked n // cores.
-    let cluster = (&random::normal(0.0, 40.0, &[n, 3], [n, 3], 1981)? - 0.5).compute()?;
+    // The tutorial's cluster: normal(0, 500, (n, 3)) - 0.5 (make_cluster(7000, radius=500)), chunked n // cores.
+    let cluster = (&random::normal(0.0, 500.0, &[n, 3], [n, 3], 1981)? - 0.5).compute()?;
     let x = Array::from_block(cluster, [n / cores, 3].into())?;
     let d = &x.index(&[IndexItem::FULL, IndexItem::NewAxis, IndexItem::FULL])?
         - &x.index(&[IndexItem::NewAxis, IndexItem::FULL, IndexItem::FULL])?;

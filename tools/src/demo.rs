@@ -309,7 +309,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     ));
     let n = s.particles;
     let cores = exec.threads() as u64;
-    let cluster = exec.compute(&(&random::normal(0.0, 40.0, &[n, 3], [n, 3], 1981)? - 0.5))?;
+    let cluster = exec.compute(&(&random::normal(0.0, 500.0, &[n, 3], [n, 3], 1981)? - 0.5))?;
     let c = Array::from_block(cluster, Chunks::Shape(vec![(n / cores).max(1), 3]))?;
     let d = &c.index(&[IndexItem::FULL, IndexItem::NewAxis, IndexItem::FULL])?
         - &c.index(&[IndexItem::NewAxis, IndexItem::FULL, IndexItem::FULL])?;
