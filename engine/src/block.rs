@@ -331,6 +331,35 @@ impl Block {
         })
     }
 
+    /// Build a block by letting `fill` write its native-endian bytes in C
+    /// order straight into the block's own buffer (one pass: e.g. a file
+    /// read with no intermediate copy). Not for bool, whose bytes must be
+    /// checked; use [`from_ne_bytes`](Block::from_ne_bytes) there.
+    ///
+    /// # Errors
+    /// Whatever `fill` returns.
+    ///
+    /// # Panics
+    /// If `dtype` is bool (a caller bug).
+    pub fn from_ne_fill<E>(
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Block, E> {
+        assert!(dtype != DType::Bool, "from_ne_fill does not take bool");
+        let n: usize = shape.iter().product();
+        with_dtype!(dtype, T => {
+            let mut v: Vec<T> = vec![T::default(); n];
+            // SAFETY: T is a plain numeric type (bool excluded above): any
+            // bytes written form valid values, and the slice covers exactly
+            // the vector's initialised elements.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v.as_slice())) };
+            fill(bytes)?;
+            #[allow(clippy::expect_used)]
+            Ok(Block::from(ArrayD::from_shape_vec(IxDyn(shape), v).expect("length matches")))
+        })
+    }
+
     /// Build a block from native-endian bytes in C order.
     ///
     /// Returns `None` if `bytes.len()` is not `product(shape) * dtype.size()`,
