@@ -15,20 +15,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use ndstream::{random, Executor, IndexItem};
 
-fn vm_hwm_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn w2(chunk: u64, slice: bool) -> ndstream::Result<Vec<f64>> {
     let x = random::normal(10.0, 0.1, &[20000, 20000], [chunk, chunk], 0)?;
     let mut y = x.mean(Some(0))?;
@@ -115,7 +101,7 @@ fn main() {
             name,
             times[times.len() / 2],
             last.get(1).copied().unwrap_or(0.0) / 1048576.0,
-            vm_hwm_mib(),
+            ndstream::peak_rss() as f64 / 1048576.0,
             last.first().copied().unwrap_or(f64::NAN)
         );
     }

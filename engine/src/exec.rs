@@ -156,6 +156,22 @@ impl ExecutorBuilder {
     }
 }
 
+/// This process's peak resident set size in bytes (Linux `VmHWM`; 0 where
+/// unknown): what memory-budget tests and `ndstream stress` check.
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
 /// A quarter of physical memory, capped at 8 GiB (1 GiB if unknown).
 pub fn default_memory() -> u64 {
     let total = std::fs::read_to_string("/proc/meminfo")

@@ -245,6 +245,11 @@ impl ChunkGrid {
         self.axes.iter().map(|a| a.count()).product()
     }
 
+    /// True if `idx` names a chunk of this grid (right rank, in range).
+    pub fn contains_chunk(&self, idx: &[u64]) -> bool {
+        idx.len() == self.ndim() && idx.iter().zip(&self.axes).all(|(&i, a)| i < a.count())
+    }
+
     /// The element region of a chunk.
     pub fn chunk_region(&self, idx: &[u64]) -> Vec<Range<u64>> {
         self.axes

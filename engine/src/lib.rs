@@ -35,8 +35,8 @@ pub use array::{
 };
 pub use array::{map_blocks, Operand};
 pub use exec::{
-    compute, default_memory, CancelHandle, Executor, ExecutorBuilder, Progress, ProgressFn,
-    StoreReport,
+    compute, default_memory, peak_rss, CancelHandle, Executor, ExecutorBuilder, Progress,
+    ProgressFn, StoreReport,
 };
 pub use kernels::elementwise::{BinaryOp, UnaryOp};
 pub use kernels::reduce::ReduceOp;

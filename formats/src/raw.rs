@@ -290,7 +290,7 @@ impl ChunkSource for ContiguousSource {
     }
     fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
         let gs = self.grid.grid_shape();
-        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+        if !self.grid.contains_chunk(idx) {
             return Err(Error::source(
                 &self.name,
                 idx,
@@ -482,7 +482,7 @@ impl ChunkSink for ContiguousSink {
     fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()> {
         let what = format!("chunk {}", ndstream_engine::ChunkIndex(idx.to_vec()));
         let gs = self.grid.grid_shape();
-        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+        if !self.grid.contains_chunk(idx) {
             return Err(Error::sink(
                 &self.name,
                 what,

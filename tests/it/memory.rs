@@ -10,19 +10,6 @@ use crate::common::{CountingSink, PatternSource};
 
 const BUDGET: u64 = 64 << 20;
 
-fn vm_hwm_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(0)
-}
-
 /// Run in a child process by `four_gib_stream_under_a_64_mib_budget`.
 #[test]
 #[ignore = "run by four_gib_stream_under_a_64_mib_budget in a child process"]
@@ -47,7 +34,7 @@ fn memory_child_four_gib() {
     println!(
         "RESULT peak_reserved={} vm_hwm={}",
         exec.budget().peak(),
-        vm_hwm_bytes()
+        ndstream::peak_rss()
     );
 }
 

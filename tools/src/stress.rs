@@ -49,20 +49,6 @@ pub struct StressArgs {
     pub dir: Option<PathBuf>,
 }
 
-fn vm_hwm() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(0)
-}
-
 fn mib(b: u64) -> f64 {
     b as f64 / 1048576.0
 }
@@ -163,7 +149,7 @@ pub fn run(args: &StressArgs, quiet: bool) -> Result<()> {
     };
     let secs = t0.elapsed().as_secs_f64();
     let peak = exec.budget().peak();
-    let rss = vm_hwm();
+    let rss = ndstream::peak_rss();
     let limit = memory + RSS_OVERHEAD;
     if !quiet {
         println!("workload:       {what}");

@@ -274,7 +274,7 @@ impl ChunkSink for ZarrSink {
     }
     fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()> {
         let gs = self.grid.grid_shape();
-        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+        if !self.grid.contains_chunk(idx) {
             return Err(self.sink_err(
                 idx,
                 format!("no such chunk in a grid of {gs:?} chunks"),

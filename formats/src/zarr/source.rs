@@ -154,7 +154,7 @@ impl ChunkSource for ZarrSource {
     }
     fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
         let gs = self.grid.grid_shape();
-        if idx.len() != gs.len() || idx.iter().zip(&gs).any(|(&i, &g)| i >= g) {
+        if !self.grid.contains_chunk(idx) {
             return Err(Error::source(
                 &self.name,
                 idx,
