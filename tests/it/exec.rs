@@ -124,21 +124,35 @@ fn store_streams_every_chunk_and_finishes() {
 
 #[test]
 fn cancel_handle_stops_a_job() {
+    // Cancel from another thread as soon as the first chunk is done (no
+    // timing race: the job has 1,600 chunks, so it cannot finish first).
     let x = ndstream::random::normal(0.0, 1.0, &[4000, 4000], [100, 100], 1).unwrap();
+    let handle: Arc<std::sync::OnceLock<ndstream::CancelHandle>> =
+        Arc::new(std::sync::OnceLock::new());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let tx = std::sync::Mutex::new(tx);
     let exec = Executor::builder()
         .memory(64 << 20)
         .threads(2)
+        .progress(Arc::new(move |_p: &ndstream::Progress| {
+            let _ = tx.lock().unwrap().try_send(());
+        }))
         .build()
         .unwrap();
-    let h = exec.cancel_handle();
+    handle.set(exec.cancel_handle()).unwrap();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let (handle_ref, done_ref) = (&handle, &done);
     std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(std::time::Duration::from_millis(30));
-            h.cancel();
+        s.spawn(move || {
+            if rx.recv().is_ok() {
+                handle_ref.get().unwrap().cancel();
+            }
+            done_ref.store(1, Ordering::SeqCst);
         });
         let r = exec.compute(&x.sum(Some(0)).unwrap());
         assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
     });
+    assert_eq!(done.load(Ordering::SeqCst), 1);
 }
 
 #[test]
