@@ -11,7 +11,8 @@
 //! Everything here runs inside one task on one worker thread; the executor
 //! has already reserved the task's working set (see [`estimate`]).
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::grid::{sel_shape, AxisSel, ChunkGrid, ChunkIndex, Selection};
 use crate::kernels::{elementwise, reduce};
+use crate::plan::Reuse;
 use crate::{with_block, with_dtype};
 
 /// Elements per tile for reductions over generated (I/O-free) inputs: small
@@ -37,9 +39,32 @@ pub(crate) const IO_TILE_BYTES: u64 = 32 << 20;
 /// What a task needs to evaluate nodes.
 pub(crate) struct EvalCtx<'a> {
     pub cache: &'a ChunkCache,
-    /// Source nodes whose chunks go through the cache (read more than once).
-    pub cached: &'a HashSet<u64>,
+    /// Sources whose chunks go through the cache (read more than once), and
+    /// nodes whose blocks are kept for their other uses in the same tile.
+    pub cached: &'a Reuse,
     pub cancel: &'a AtomicBool,
+}
+
+/// Blocks of shared nodes kept for their other uses, one map per open
+/// [`scope`] on this thread (a tile; nested reductions open their own).
+type Memo = HashMap<(u64, Selection), (Block, u32)>;
+
+thread_local! {
+    static MEMO: RefCell<Vec<Memo>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` (the evaluation of one tile) with its own memo of shared nodes:
+/// `s` in `s * s - s` is computed once, and dropped with the scope.
+pub(crate) fn scope<R>(f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            MEMO.with(|m| m.borrow_mut().pop());
+        }
+    }
+    MEMO.with(|m| m.borrow_mut().push(Memo::new()));
+    let _pop = Pop;
+    f()
 }
 
 /// The block of `a` at `sel`.
@@ -47,6 +72,34 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
     if ctx.cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
+    let Some(&uses) = ctx.cached.shared.get(&a.id()) else {
+        return eval_node(a, sel, ctx);
+    };
+    let key = (a.id(), sel.to_vec());
+    // A kept block: a copy for all but the last use, which takes it.
+    let kept = MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        let memo = m.last_mut()?;
+        let (block, left) = memo.get_mut(&key)?;
+        if *left > 1 {
+            *left -= 1;
+            return Some(block.clone());
+        }
+        memo.remove(&key).map(|(b, _)| b)
+    });
+    if let Some(b) = kept {
+        return Ok(b);
+    }
+    let b = eval_node(a, sel, ctx)?;
+    MEMO.with(|m| {
+        if let Some(memo) = m.borrow_mut().last_mut() {
+            memo.insert(key, (b.clone(), uses - 1));
+        }
+    });
+    Ok(b)
+}
+
+fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
     debug_assert_eq!(sel.len(), a.ndim());
     let shape = sel_shape(sel);
     match a.op() {
@@ -56,7 +109,7 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
             }
             let id = a.id();
             gather_chunks(src.grid(), a.dtype(), sel, |idx| {
-                if ctx.cached.contains(&id) {
+                if ctx.cached.sources.contains(&id) {
                     ctx.cache.get_or_load(id, idx, || src.read_chunk(idx))
                 } else {
                     src.read_chunk(idx).map(Arc::new)
@@ -571,6 +624,38 @@ fn refine_for_parallelism(grid: &ChunkGrid, axes: &[usize]) -> ChunkGrid {
     ChunkGrid::from_axes(gaxes)
 }
 
+/// Shrink the sub-tile lengths `piece` (one per reduced axis, starting at
+/// the chunk tile's lengths; `elems` is the whole chunk tile's element count)
+/// so a sub-tile holds at most `limit` elements, keeping the lengths as
+/// equal as the axes allow. When the kept axes alone reach `limit` nothing
+/// is split: that would only add partials to merge.
+fn balance_pieces(piece: &mut [u64], elems: u64, limit: u64) {
+    let reduced: u64 = piece.iter().product::<u64>().max(1);
+    let kept = (elems / reduced).max(1);
+    if elems <= limit || kept >= limit {
+        return;
+    }
+    let mut room = limit / kept;
+    let mut order: Vec<usize> = (0..piece.len()).collect();
+    order.sort_by_key(|&k| piece[k]);
+    for (i, &k) in order.iter().enumerate() {
+        let left = (order.len() - i) as f64;
+        let mut target = (room as f64).powf(1.0 / left).floor().max(1.0) as u64;
+        // Guard the float root against landing one short or over.
+        while (target + 1)
+            .checked_pow(left as u32)
+            .is_some_and(|v| v <= room)
+        {
+            target += 1;
+        }
+        while target > 1 && target.checked_pow(left as u32).is_none_or(|v| v > room) {
+            target -= 1;
+        }
+        piece[k] = piece[k].min(target).max(1);
+        room = (room / piece[k]).max(1);
+    }
+}
+
 /// How a reduction node splits its input: along the input's chunk grid on
 /// the reduced axes ("chunk tiles"), and each chunk tile into sub-tiles of
 /// `piece` elements per reduced axis. The split depends only on the node
@@ -641,29 +726,33 @@ impl ReduceSetup {
         // The largest chunk tile (kept axes: the largest output chunk).
         let big: Selection = maxc.iter().map(|&n| AxisSel::full(n)).collect();
         let elems: u64 = big.iter().map(|s| s.len.max(1)).product();
-        let limit = if !has_io(data) {
-            Some(COMPUTE_TILE_ELEMS)
+        if !has_io(data) {
+            // Compute-bound: balanced sub-tiles. A broadcast input such as
+            // `x[:, None] - x[None, :]` is extracted once per sub-tile along
+            // each axis, so (181, 181) costs 50× less than (4, 7000).
+            balance_pieces(&mut setup.piece, elems, COMPUTE_TILE_ELEMS);
         } else {
+            // Stored data: split the leading reduced axes first, so each
+            // sub-tile reads long contiguous runs.
             let ws = estimate(x, &big);
-            (ws > IO_TILE_BYTES && elems > 1)
-                .then(|| (elems as u128 * IO_TILE_BYTES as u128 / ws as u128).max(1) as u64)
-        };
-        if let Some(limit) = limit {
-            let mut total = elems;
-            for p in setup.piece.iter_mut() {
-                if total <= limit {
-                    break;
-                }
-                let per_unit = total / *p;
-                if per_unit >= limit {
-                    // Splitting this axis cannot reach the limit: it would
-                    // only add partials to merge.
-                    continue;
-                }
-                let want = (limit / per_unit.max(1)).max(1);
-                if want < *p {
-                    total = per_unit * want;
-                    *p = want;
+            if ws > IO_TILE_BYTES && elems > 1 {
+                let limit = (elems as u128 * IO_TILE_BYTES as u128 / ws as u128).max(1) as u64;
+                let mut total = elems;
+                for p in setup.piece.iter_mut() {
+                    if total <= limit {
+                        break;
+                    }
+                    let per_unit = total / *p;
+                    if per_unit >= limit {
+                        // Splitting this axis cannot reach the limit: it would
+                        // only add partials to merge.
+                        continue;
+                    }
+                    let want = (limit / per_unit.max(1)).max(1);
+                    if want < *p {
+                        total = per_unit * want;
+                        *p = want;
+                    }
                 }
             }
         }
@@ -763,6 +852,14 @@ impl ReduceSetup {
     }
 
     fn tile_partial(&self, tile: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<reduce::Partial> {
+        scope(|| self.tile_partial_in_scope(tile, ctx))
+    }
+
+    fn tile_partial_in_scope(
+        &self,
+        tile: &[AxisSel],
+        ctx: &EvalCtx<'_>,
+    ) -> Result<reduce::Partial> {
         let origin: Vec<u64> = tile.iter().map(|s| s.start).collect();
         match self.x.op() {
             Op::Masked { x: data, mask } => {
@@ -963,8 +1060,7 @@ pub(crate) fn eval_masked(x: &Array, mask: &Array, ctx: &EvalCtx<'_>) -> Result<
         let mut out: Vec<T> = Vec::new();
         let nd = x.ndim();
         if nd == 0 {
-            let b = eval(x, &[], ctx)?;
-            let m = eval(mask, &[], ctx)?;
+            let (b, m) = scope(|| -> Result<_> { Ok((eval(x, &[], ctx)?, eval(mask, &[], ctx)?)) })?;
             if m.to_f64_vec().first().copied().unwrap_or(0.0) != 0.0 {
                 #[allow(clippy::expect_used)]
                 out.extend(b.view::<T>().expect("dtype").iter().copied());
@@ -974,8 +1070,8 @@ pub(crate) fn eval_masked(x: &Array, mask: &Array, ctx: &EvalCtx<'_>) -> Result<
             for c in 0..ax0.count() {
                 let mut sel: Selection = x.shape().iter().map(|&n| AxisSel::full(n)).collect();
                 sel[0] = AxisSel::range(ax0.range(c));
-                let b = eval(x, &sel, ctx)?;
-                let m = eval(mask, &sel, ctx)?;
+                let (b, m) =
+                    scope(|| -> Result<_> { Ok((eval(x, &sel, ctx)?, eval(mask, &sel, ctx)?)) })?;
                 #[allow(clippy::expect_used)]
                 let (bv, mv) = (b.view::<T>().expect("dtype"), m.view::<bool>().expect("bool mask"));
                 out.extend(bv.iter().zip(mv.iter()).filter(|(_, &k)| k).map(|(&v, _)| v));
@@ -985,4 +1081,37 @@ pub(crate) fn eval_masked(x: &Array, mask: &Array, ctx: &EvalCtx<'_>) -> Result<
         #[allow(clippy::expect_used)]
         Ok(Block::from(ArrayD::from_shape_vec(IxDyn(&[n]), out).expect("1-D")))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balance_pieces;
+
+    #[test]
+    fn balanced_pieces_fit_the_limit_and_stay_square() {
+        // A (7000, 7000) chunk tile reduced over both axes: (181, 181), not (4, 7000).
+        let mut p = vec![7000, 7000];
+        balance_pieces(&mut p, 7000 * 7000, 1 << 15);
+        assert_eq!(p, vec![181, 181]);
+        // A short axis keeps its length and gives the room to the other.
+        let mut p = vec![3, 20000];
+        balance_pieces(&mut p, 3 * 20000, 1 << 15);
+        assert_eq!(p, vec![3, 10922]);
+        // Kept axes of 1000 elements leave 32 per sub-tile on the reduced axis.
+        let mut p = vec![1000];
+        balance_pieces(&mut p, 1000 * 1000, 1 << 15);
+        assert_eq!(p, vec![32]);
+        // Kept axes alone over the limit, or a tile under it: nothing is split.
+        let mut p = vec![10];
+        balance_pieces(&mut p, 10 * 100_000, 1 << 15);
+        assert_eq!(p, vec![10]);
+        let mut p = vec![100, 100];
+        balance_pieces(&mut p, 10_000, 1 << 15);
+        assert_eq!(p, vec![100, 100]);
+        // Three axes: the product never exceeds the limit.
+        let mut p = vec![500, 600, 700];
+        balance_pieces(&mut p, 500 * 600 * 700, 1 << 15);
+        assert!(p.iter().product::<u64>() <= 1 << 15, "{p:?}");
+        assert!(p.iter().all(|&n| (30..=33).contains(&n)), "{p:?}");
+    }
 }

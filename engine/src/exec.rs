@@ -21,7 +21,7 @@
 //! replaced by their in-memory result, and slices are pushed below
 //! reductions (`x.mean(0)[::100]` reduces only the columns it keeps).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,7 +33,7 @@ use crate::block::Block;
 use crate::budget::{Budget, Reservation};
 use crate::cache::ChunkCache;
 use crate::error::{Error, Result};
-use crate::eval::{estimate, eval, eval_masked, place, EvalCtx, ReduceSetup};
+use crate::eval::{estimate, eval, eval_masked, place, scope, EvalCtx, ReduceSetup};
 use crate::grid::{region_sel, sel_shape, ChunkGrid, Selection};
 use crate::kernels::reduce;
 use crate::plan;
@@ -287,12 +287,13 @@ impl Executor {
     pub fn compute_many(&self, arrays: &[Array]) -> Result<Vec<Block>> {
         self.start();
         let roots: Vec<Array> = arrays.iter().map(plan::rewrite).collect();
-        let cached = plan::cached_sources(&roots);
+        let cached = plan::Reuse::of(&roots);
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
         let roots = roots
             .iter()
             .map(|r| self.stage_reductions(r, &cached, &cache, true))
             .collect::<Result<Vec<_>>>()?;
+        let cached = cached.for_roots(&roots);
         let mut out: Vec<Option<Block>> = vec![None; roots.len()];
         // Fuse top-level reductions that share their input and axes.
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -390,9 +391,10 @@ impl Executor {
             a.clone()
         };
         let root = plan::rewrite(&a);
-        let cached = plan::cached_sources(std::slice::from_ref(&root));
+        let cached = plan::Reuse::of(std::slice::from_ref(&root));
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
         let root = self.stage_reductions(&root, &cached, &cache, false)?;
+        let cached = cached.for_roots(std::slice::from_ref(&root));
         let report = self.run_map_sink(&root, sink, &cached, &cache)?;
         sink.finish()?;
         Ok(report)
@@ -411,7 +413,7 @@ impl Executor {
     fn stage_reductions(
         &self,
         a: &Array,
-        cached: &HashSet<u64>,
+        cached: &plan::Reuse,
         cache: &ChunkCache,
         is_root: bool,
     ) -> Result<Array> {
@@ -453,7 +455,7 @@ impl Executor {
         &self,
         root: &Array,
         _unused: Option<()>,
-        cached: &HashSet<u64>,
+        cached: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<Option<Block>> {
         let result_bytes = root.nbytes();
@@ -489,7 +491,7 @@ impl Executor {
         &self,
         root: &Array,
         sink: &dyn ChunkSink,
-        cached: &HashSet<u64>,
+        cached: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<StoreReport> {
         let deliver = Deliver::Sink(sink);
@@ -503,7 +505,7 @@ impl Executor {
         root: &Array,
         grid: &ChunkGrid,
         deliver: &Deliver<'_>,
-        cached: &HashSet<u64>,
+        cached: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<StoreReport> {
         let total = grid.num_chunks();
@@ -552,7 +554,7 @@ impl Executor {
                     root
                 ),
             )?;
-            let b = eval(root, &sel, ctx)?;
+            let b = scope(|| eval(root, &sel, ctx))?;
             match deliver {
                 Deliver::Sink(s) => {
                     s.write_chunk(&idx, &b)?;
@@ -606,7 +608,7 @@ impl Executor {
         &self,
         nodes: &[Array],
         _unused: Option<()>,
-        cached: &HashSet<u64>,
+        cached: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<Vec<Block>> {
         let setups: Vec<ReduceSetup> = nodes
@@ -739,7 +741,7 @@ impl Executor {
         total: u64,
         threads: usize,
         window: u64,
-        cached: &HashSet<u64>,
+        cached: &plan::Reuse,
         cache: &ChunkCache,
         work: impl Fn(u64, &EvalCtx<'_>) -> Result<Msg> + Sync,
         mut merge: impl FnMut(Msg) -> Result<()>,
@@ -915,18 +917,20 @@ fn fused_partials(
     let mut accs: Vec<Option<reduce::Partial>> = vec![None; setups.len()];
     for t in base.sub_tiles(tile) {
         let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
-        let (b, m) = match base.x.op() {
-            Op::Masked { x: data, mask } => {
-                let m = eval(mask, &t, ctx)?.into_array::<bool>().map_err(|_| {
-                    Error::UnsupportedDType {
-                        op: "boolean mask",
-                        dtype: crate::DType::Bool,
-                    }
-                })?;
-                (eval(data, &t, ctx)?, Some(m))
-            }
-            _ => (eval(&base.x, &t, ctx)?, None),
-        };
+        let (b, m) = scope(|| -> Result<_> {
+            Ok(match base.x.op() {
+                Op::Masked { x: data, mask } => {
+                    let m = eval(mask, &t, ctx)?.into_array::<bool>().map_err(|_| {
+                        Error::UnsupportedDType {
+                            op: "boolean mask",
+                            dtype: crate::DType::Bool,
+                        }
+                    })?;
+                    (eval(data, &t, ctx)?, Some(m))
+                }
+                _ => (eval(&base.x, &t, ctx)?, None),
+            })
+        })?;
         for (s, acc) in setups.iter().zip(accs.iter_mut()) {
             let p = reduce::partial(s.op, &b, &s.axes, m.as_ref(), &origin, &s.data_shape)?;
             match acc.as_mut() {

@@ -2,8 +2,9 @@
 //!
 //! - [`rewrite`] pushes slices below reductions, so `x.mean(0)[::100]`
 //!   reduces (and generates, or reads) only the columns it keeps.
-//! - [`cached_sources`] finds the sources read more than once in a plan;
-//!   only their chunks go through the LRU cache.
+//! - [`Reuse::of`] finds the sources read more than once in a plan (only
+//!   their chunks go through the LRU cache) and the subexpressions used
+//!   several times at the same selection (evaluated once per tile).
 //! - [`too_small`] is the one place that words the refusal of a plan that
 //!   cannot fit its budget.
 
@@ -256,10 +257,77 @@ fn unroll_short_sum(a: &Array) -> Option<Array> {
     (acc.shape() == a.shape() && acc.dtype() == a.dtype()).then_some(acc)
 }
 
+/// What a plan reads or computes more than once.
+#[derive(Debug, Default)]
+pub(crate) struct Reuse {
+    /// Sources whose chunks go through the LRU cache.
+    pub sources: HashSet<u64>,
+    /// Nodes used by several parents at the parents' own selection (e.g.
+    /// `s` in `s * s - s`), with their number of uses: evaluation keeps
+    /// their block for the other uses of the same tile.
+    pub shared: HashMap<u64, u32>,
+}
+
+impl Reuse {
+    /// The reuse in a plan of these roots.
+    pub(crate) fn of(roots: &[Array]) -> Reuse {
+        Reuse {
+            sources: cached_sources(roots),
+            shared: shared_nodes(roots),
+        }
+    }
+
+    /// The same cached sources, with shared nodes found again in `roots`
+    /// (a plan rewritten after small reductions ran as their own stage).
+    pub(crate) fn for_roots(&self, roots: &[Array]) -> Reuse {
+        Reuse {
+            sources: self.sources.clone(),
+            shared: shared_nodes(roots),
+        }
+    }
+}
+
+/// Nodes with several uses, every one at its parent's selection: inputs
+/// of elementwise nodes (and masks) of their parent's shape. A node also
+/// read through an index, a broadcast or a stack is left out: its uses see
+/// different selections, so keeping its block would only cost a copy.
+fn shared_nodes(roots: &[Array]) -> HashMap<u64, u32> {
+    let mut uses: HashMap<u64, u32> = HashMap::new();
+    let mut other: HashSet<u64> = HashSet::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut stack: Vec<&Array> = roots.iter().collect();
+    while let Some(a) = stack.pop() {
+        if !seen.insert(a.id()) {
+            continue;
+        }
+        let elementwise = matches!(
+            a.op(),
+            Op::Unary { .. }
+                | Op::Binary { .. }
+                | Op::Where { .. }
+                | Op::Clip { .. }
+                | Op::Cast { .. }
+                | Op::Rechunk { .. }
+        );
+        // A mask and its data are evaluated at the same tile.
+        let masked = matches!(a.op(), Op::Masked { .. });
+        for x in a.inputs() {
+            if masked || (elementwise && x.shape() == a.shape()) {
+                *uses.entry(x.id()).or_default() += 1;
+            } else {
+                other.insert(x.id());
+            }
+            stack.push(x);
+        }
+    }
+    uses.retain(|id, n| *n > 1 && !other.contains(id));
+    uses
+}
+
 /// Sources whose chunks are read more than once in these expressions:
 /// referenced by several parents, or read through a slice, rechunk or
 /// transpose (which may cut one chunk across several tasks).
-pub(crate) fn cached_sources(roots: &[Array]) -> HashSet<u64> {
+fn cached_sources(roots: &[Array]) -> HashSet<u64> {
     let mut refs: HashMap<u64, usize> = HashMap::new();
     let mut under_cut: HashSet<u64> = HashSet::new();
     let mut seen: HashSet<u64> = HashSet::new();

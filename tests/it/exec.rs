@@ -188,3 +188,39 @@ fn repr_is_like_dask() {
     assert!(s.contains("chunks=20"), "{s}");
     assert!(s.contains("mean(random.normal(10, 0.1"), "{s}");
 }
+
+/// `s` in `s * s - s` is evaluated once per tile, not three times, in a
+/// reduction and in an elementwise map alike; the values are unchanged.
+#[test]
+fn a_shared_subexpression_is_evaluated_once_per_tile() {
+    use std::sync::atomic::AtomicUsize;
+    let v = ndarray::Array2::from_shape_fn((64, 48), |(i, j)| (i * 48 + j) as f64 * 0.25 - 300.0)
+        .into_dyn();
+    let x = Array::from_ndarray(v.clone(), Chunks::Shape(vec![16, 48])).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let s = x
+        .map_blocks(
+            ndstream::DType::F64,
+            "counted_double",
+            move |b: &[ndstream::Block]| {
+                c.fetch_add(1, Ordering::SeqCst);
+                let a = b[0]
+                    .view::<f64>()
+                    .ok_or_else(|| Error::invalid("test", "b", "not f64"))?;
+                Ok(ndstream::Block::from(a.mapv(|t| 2.0 * t)))
+            },
+        )
+        .unwrap();
+    let y = &(&s * &s) - &s;
+    let want = v.mapv(|t| 4.0 * t * t - 2.0 * t);
+    let exec = Executor::builder().threads(2).build().unwrap();
+
+    let total = exec.compute(&y.sum(None).unwrap()).unwrap().to_f64_vec()[0];
+    assert_eq!(total, want.sum(), "exact: every term is a multiple of 1/16");
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 4, "one call per chunk");
+
+    let got = exec.compute(&y).unwrap().to_f64_vec();
+    assert_eq!(got, want.iter().copied().collect::<Vec<_>>());
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "one call per chunk");
+}
