@@ -833,53 +833,76 @@ impl ReduceSetup {
         }
     }
 
-    /// The partial of one chunk tile: its sub-tiles folded left to right.
-    /// `None` when the tile is empty.
-    pub(crate) fn chunk_partial(
+    /// The block (and mask) of the reduction input at one sub-tile, with
+    /// the tile's own memo of shared nodes.
+    fn eval_tile(
         &self,
         tile: &[AxisSel],
         ctx: &EvalCtx<'_>,
-    ) -> Result<Option<reduce::Partial>> {
-        let mut acc: Option<reduce::Partial> = None;
-        for t in self.sub_tiles(tile) {
-            let p = self.tile_partial(&t, ctx)?;
-            match acc.as_mut() {
-                None => acc = Some(p),
-                Some(a) => reduce::merge(self.op, a, p)?,
-            }
-        }
-        Ok(acc)
-    }
-
-    fn tile_partial(&self, tile: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<reduce::Partial> {
-        scope(|| self.tile_partial_in_scope(tile, ctx))
-    }
-
-    fn tile_partial_in_scope(
-        &self,
-        tile: &[AxisSel],
-        ctx: &EvalCtx<'_>,
-    ) -> Result<reduce::Partial> {
-        let origin: Vec<u64> = tile.iter().map(|s| s.start).collect();
-        match self.x.op() {
+    ) -> Result<(Block, Option<ArrayD<bool>>)> {
+        scope(|| match self.x.op() {
             Op::Masked { x: data, mask } => {
                 let b = eval(data, tile, ctx)?;
-                let m = eval(mask, tile, ctx)?;
-                let m = m
-                    .into_array::<bool>()
-                    .map_err(|_| Error::UnsupportedDType {
+                let m = eval(mask, tile, ctx)?.into_array::<bool>().map_err(|_| {
+                    Error::UnsupportedDType {
                         op: "boolean mask",
                         dtype: DType::Bool,
-                    })?;
-                reduce::partial(self.op, &b, &self.axes, Some(&m), &origin, &self.data_shape)
+                    }
+                })?;
+                Ok((b, Some(m)))
             }
-            _ => {
-                let b = eval(&self.x, tile, ctx)?;
-                reduce::partial(self.op, &b, &self.axes, None, &origin, &self.data_shape)
+            _ => Ok((eval(&self.x, tile, ctx)?, None)),
+        })
+    }
+}
+
+/// Fold chunk tiles `tiles` of the input selection `in_sel` into `accs`,
+/// one accumulator per reduction in `setups` (reductions of one input over
+/// the same axes: the input is evaluated once per sub-tile for all). Sub-tiles
+/// go left to right; the first starts an accumulator, the others are added
+/// to it ([`reduce::accumulate`]). An accumulator stays `None` for an empty
+/// input.
+pub(crate) fn fold_tiles(
+    setups: &[ReduceSetup],
+    accs: &mut [Option<reduce::Partial>],
+    in_sel: &[AxisSel],
+    tiles: Range<u64>,
+    ctx: &EvalCtx<'_>,
+) -> Result<()> {
+    let base = &setups[0];
+    for c in tiles {
+        for t in base.sub_tiles(&base.chunk_tile(in_sel, c)) {
+            let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
+            let (b, m) = base.eval_tile(&t, ctx)?;
+            for (s, acc) in setups.iter().zip(accs.iter_mut()) {
+                match acc.as_mut() {
+                    None => {
+                        *acc = Some(reduce::partial(
+                            s.op,
+                            &b,
+                            &s.axes,
+                            m.as_ref(),
+                            &origin,
+                            &s.data_shape,
+                        )?)
+                    }
+                    Some(a) => reduce::accumulate(
+                        s.op,
+                        a,
+                        &b,
+                        &s.axes,
+                        m.as_ref(),
+                        &origin,
+                        &s.data_shape,
+                    )?,
+                }
             }
         }
     }
+    Ok(())
+}
 
+impl ReduceSetup {
     /// The partial of an empty input (a reduction over a zero-length axis).
     pub(crate) fn empty_partial(&self, in_sel: &[AxisSel]) -> Result<reduce::Partial> {
         let dtype = match self.x.op() {
@@ -957,16 +980,10 @@ fn eval_reduce(node: &Array, out_sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<B
     #[allow(clippy::expect_used)]
     let setup = ReduceSetup::of(node).expect("a reduce node");
     let in_sel = setup.in_sel(out_sel);
-    let mut acc: Option<reduce::Partial> = None;
-    for c in 0..setup.num_chunk_tiles() {
-        let tile = setup.chunk_tile(&in_sel, c);
-        if let Some(p) = setup.chunk_partial(&tile, ctx)? {
-            match acc.as_mut() {
-                None => acc = Some(p),
-                Some(a) => reduce::merge(setup.op, a, p)?,
-            }
-        }
-    }
+    let mut acc = [None];
+    let setups = std::slice::from_ref(&setup);
+    fold_tiles(setups, &mut acc, &in_sel, 0..setup.num_chunk_tiles(), ctx)?;
+    let [acc] = acc;
     let acc = match acc {
         Some(a) => a,
         None => setup.empty_partial(&in_sel)?,

@@ -3,8 +3,9 @@
 //!
 //! A job is a list of *tasks*, generated lazily as numbers (never a
 //! heap-allocated task graph): task `n` is an output chunk, or for a
-//! reduction at the top of the plan, one chunk tile of one output chunk
-//! (`n = o * tiles + c`). Workers (scoped threads) claim task numbers in
+//! reduction at the top of the plan, a run of chunk tiles of one output
+//! chunk (`n = o * runs + r`; the run length is fixed by the plan, never by
+//! the thread count, and the worker folds the run itself). Workers (scoped threads) claim task numbers in
 //! order; before running one they reserve its whole working set from the
 //! [`Budget`] (admission: a started task can always finish, so the job cannot
 //! deadlock on its own memory). Results travel on a bounded crossbeam
@@ -33,7 +34,7 @@ use crate::block::Block;
 use crate::budget::{Budget, Reservation};
 use crate::cache::ChunkCache;
 use crate::error::{Error, Result};
-use crate::eval::{estimate, eval, eval_masked, place, scope, EvalCtx, ReduceSetup};
+use crate::eval::{estimate, eval, eval_masked, fold_tiles, place, scope, EvalCtx, ReduceSetup};
 use crate::grid::{region_sel, sel_shape, ChunkGrid, Selection};
 use crate::kernels::reduce;
 use crate::plan;
@@ -602,7 +603,8 @@ impl Executor {
         })
     }
 
-    /// Reduce strategy: tasks are (output chunk, chunk tile) pairs; partials
+    /// Reduce strategy: tasks are (output chunk, run of chunk tiles) pairs
+    /// (see [`tiles_per_task`]); a task folds its tiles, and task partials
     /// are merged in task order. `nodes` are Reduce nodes sharing input and axes.
     fn run_reduce(
         &self,
@@ -622,7 +624,9 @@ impl Executor {
         let grid = first.grid().clone();
         let outs = grid.num_chunks();
         let tiles = setups[0].num_chunk_tiles().max(1);
-        let total = outs * tiles;
+        let group = tiles_per_task(outs, tiles);
+        let per_out = tiles.div_ceil(group);
+        let total = outs * per_out;
         let big: Selection = grid
             .max_chunk_shape()
             .iter()
@@ -664,17 +668,14 @@ impl Executor {
             .map(|(n, s)| Block::zeros(n.dtype(), s))
             .collect();
         let work = |n: u64, ctx: &EvalCtx<'_>| -> Result<Msg> {
-            let (o, c) = (n / tiles, n % tiles);
+            let (o, g) = (n / per_out, n % per_out);
             let out_sel = region_sel(&grid.chunk_region(&grid.unravel(o)));
             let want = setups[0].tile_bytes(&out_sel) + partial;
             let res = self.budget.reserve(want, &format!("a tile of {first:?}"))?;
             let in_sel = setups[0].in_sel(&out_sel);
-            let tile = setups[0].chunk_tile(&in_sel, c);
-            let parts = if setups.len() == 1 {
-                vec![setups[0].chunk_partial(&tile, ctx)?]
-            } else {
-                fused_partials(&setups, &tile, ctx)?
-            };
+            let mut parts = vec![None; setups.len()];
+            let tiles = g * group..((g + 1) * group).min(tiles);
+            fold_tiles(&setups, &mut parts, &in_sel, tiles, ctx)?;
             let mut res = res;
             res.shrink_to(partial);
             Ok(Msg::Partials {
@@ -702,8 +703,8 @@ impl Executor {
                     }
                 }
             }
-            if n % tiles == tiles - 1 {
-                let o = n / tiles;
+            if n % per_out == per_out - 1 {
+                let o = n / per_out;
                 let idx = grid.unravel(o);
                 let out_sel = region_sel(&grid.chunk_region(&idx));
                 let pos: Vec<std::ops::Range<usize>> = out_sel
@@ -907,37 +908,18 @@ fn estimate_masked(x: &Array, mask: &Array) -> u64 {
     estimate(x, &sel) + estimate(mask, &sel)
 }
 
-/// Partials of several reductions over the same tile, evaluating the input once.
-fn fused_partials(
-    setups: &[ReduceSetup],
-    tile: &[crate::grid::AxisSel],
-    ctx: &EvalCtx<'_>,
-) -> Result<Vec<Option<reduce::Partial>>> {
-    let base = &setups[0];
-    let mut accs: Vec<Option<reduce::Partial>> = vec![None; setups.len()];
-    for t in base.sub_tiles(tile) {
-        let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
-        let (b, m) = scope(|| -> Result<_> {
-            Ok(match base.x.op() {
-                Op::Masked { x: data, mask } => {
-                    let m = eval(mask, &t, ctx)?.into_array::<bool>().map_err(|_| {
-                        Error::UnsupportedDType {
-                            op: "boolean mask",
-                            dtype: crate::DType::Bool,
-                        }
-                    })?;
-                    (eval(data, &t, ctx)?, Some(m))
-                }
-                _ => (eval(&base.x, &t, ctx)?, None),
-            })
-        })?;
-        for (s, acc) in setups.iter().zip(accs.iter_mut()) {
-            let p = reduce::partial(s.op, &b, &s.axes, m.as_ref(), &origin, &s.data_shape)?;
-            match acc.as_mut() {
-                None => *acc = Some(p),
-                Some(a) => reduce::merge(s.op, a, p)?,
-            }
-        }
-    }
-    Ok(accs)
+/// Reduction tasks wanted at least (when there are enough chunk tiles):
+/// work for every worker, and a constant, so the fold never depends on the
+/// thread count.
+const MIN_REDUCE_TASKS: u64 = 64;
+
+/// Chunk tiles one reduction task folds: all of an output chunk's when
+/// there are [`MIN_REDUCE_TASKS`] output chunks, else runs of them, cut so
+/// that there are about that many tasks. Folding on the workers keeps the
+/// in-order merge on the calling thread short (W3a: 72 merges, not 2232).
+fn tiles_per_task(outs: u64, tiles: u64) -> u64 {
+    let splits = MIN_REDUCE_TASKS
+        .div_ceil(outs.max(1))
+        .clamp(1, tiles.max(1));
+    tiles.max(1).div_ceil(splits)
 }

@@ -277,6 +277,71 @@ pub fn partial(
     crate::with_block!(block, a, T => tile_partial::<T>(op, a, axes, mask, origin, full_shape))
 }
 
+/// Fold one more tile into `acc`: the same as `merge(op, acc, partial(...))`
+/// up to rounding, but compensated sums and means add the tile's elements
+/// straight into the running sums, with no tile partial to fill and merge.
+/// Every other reduction merges a tile partial.
+///
+/// # Errors
+/// As [`partial`] and [`merge`].
+pub fn accumulate(
+    op: ReduceOp,
+    acc: &mut Partial,
+    block: &Block,
+    axes: &[usize],
+    mask: Option<&ArrayD<bool>>,
+    origin: &[u64],
+    full_shape: &[u64],
+) -> Result<()> {
+    use ReduceOp::*;
+    let shape = block.shape();
+    let sorted = axes.windows(2).all(|w| w[0] < w[1]) && axes.iter().all(|&d| d < shape.len());
+    let direct = mask.is_none()
+        && sorted
+        && acc.op == op
+        && acc.input == block.dtype()
+        && block.dtype().is_float()
+        && matches!(op, Sum | NanSum | Mean | NanMean)
+        && acc.kept.iter().copied().eq((0..shape.len())
+            .filter(|d| !axes.contains(d))
+            .map(|d| shape[d]));
+    if !direct {
+        return merge(op, acc, partial(op, block, axes, mask, origin, full_shape)?);
+    }
+    fn add<T: Num>(op: ReduceOp, state: &mut State, a: &ArrayD<T>, axes: &[usize]) -> Result<()> {
+        let standard = a.as_standard_layout();
+        let xs = standard
+            .as_slice()
+            .ok_or_else(|| bad("tile is not contiguous"))?;
+        let plan = Plan::new(a.shape(), axes);
+        let skip = matches!(op, ReduceOp::NanSum | ReduceOp::NanMean);
+        let (s, c) = match state {
+            State::FSum { s, c } => (s, c),
+            State::FMean { n, s, c } => {
+                if skip {
+                    let valid = tile::count_valid(xs, &plan);
+                    n.iter_mut().zip(valid).for_each(|(n, v)| *n += v);
+                } else {
+                    n.iter_mut().for_each(|n| *n += plan.red_n as u64);
+                }
+                (s, c)
+            }
+            _ => return Err(mismatch()),
+        };
+        if skip {
+            tile::fsum_into::<T, true>(xs, &plan, s, c);
+        } else {
+            tile::fsum_into::<T, false>(xs, &plan, s, c);
+        }
+        Ok(())
+    }
+    match block {
+        Block::F32(a) => add(op, &mut acc.state, a, axes),
+        Block::F64(a) => add(op, &mut acc.state, a, axes),
+        _ => merge(op, acc, partial(op, block, axes, mask, origin, full_shape)?),
+    }
+}
+
 /// [`partial`] for one element type, arguments validated.
 fn tile_partial<T: Num>(
     op: ReduceOp,

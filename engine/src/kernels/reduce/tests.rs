@@ -74,14 +74,18 @@ fn run(
 ) -> Result<Block> {
     let full: Vec<u64> = b.shape().iter().map(|&n| n as u64).collect();
     let mut acc: Option<Partial> = None;
-    for (o, s) in tiles(b.shape(), axes, piece) {
+    // Tiles fold as the engine folds sub-tiles (`accumulate`), with every
+    // third merged as a separate partial (as task partials are).
+    for (i, (o, s)) in tiles(b.shape(), axes, piece).into_iter().enumerate() {
         let t = crate::with_block!(b, a, T => Block::from(cut(a, &o, &s)));
         let m = mask.map(|m| cut(m, &o, &s));
         let origin: Vec<u64> = o.iter().map(|&x| x as u64).collect();
-        let p = partial(op, &t, axes, m.as_ref(), &origin, &full)?;
         match acc.as_mut() {
-            None => acc = Some(p),
-            Some(a) => merge(op, a, p)?,
+            None => acc = Some(partial(op, &t, axes, m.as_ref(), &origin, &full)?),
+            Some(a) if i % 3 == 2 => {
+                merge(op, a, partial(op, &t, axes, m.as_ref(), &origin, &full)?)?
+            }
+            Some(a) => accumulate(op, a, &t, axes, m.as_ref(), &origin, &full)?,
         }
     }
     let acc = match acc {

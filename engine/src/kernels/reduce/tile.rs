@@ -55,6 +55,17 @@ pub(super) fn count_valid<T: Num>(xs: &[T], plan: &Plan) -> Vec<u64> {
 pub(super) fn fsum<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan) -> (Vec<f64>, Vec<f64>) {
     let mut s = vec![0.0; plan.kept_n];
     let mut c = vec![0.0; plan.kept_n];
+    fsum_into::<T, SKIP>(xs, plan, &mut s, &mut c);
+    (s, c)
+}
+
+/// [`fsum`] continuing from running sums `(s, c)` (one per kept element).
+pub(super) fn fsum_into<T: Num, const SKIP: bool>(
+    xs: &[T],
+    plan: &Plan,
+    s: &mut [f64],
+    c: &mut [f64],
+) {
     plan.walk(xs, |seg| match seg {
         Seg::Run { kept, xs, .. } => run_sum(&mut s[kept], &mut c[kept], xs, val::<T, SKIP>),
         Seg::Row { kept, xs, .. } => {
@@ -62,7 +73,6 @@ pub(super) fn fsum<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan) -> (Vec<f64>
             row_sum(&mut s[kept..e], &mut c[kept..e], xs, val::<T, SKIP>);
         }
     });
-    (s, c)
 }
 
 /// Count, compensated sum and sum of squared deviations of one tile.
