@@ -238,6 +238,7 @@ impl Plan {
 
     /// Call `f` on every segment of `data` (the tile in C order), in memory
     /// order.
+    #[inline(always)]
     pub fn walk<'a, T>(&self, data: &'a [T], mut f: impl FnMut(Seg<'a, T>)) {
         if self.total == 0 || data.len() != self.total {
             return;
