@@ -355,6 +355,30 @@ fn cached_sources(roots: &[Array]) -> HashSet<u64> {
             );
         // Visit shared subexpressions once per path kind, but count every edge into a source.
         let first = seen.insert(a.id() ^ (cut as u64) << 63);
+        // A selection of a stack reads only the inputs it picks (`x[0]` of
+        // 31 files reads one): the others are not read through it.
+        if let Op::Select { x, items } = a.op() {
+            if let Op::Stack { xs, axis } = x.op() {
+                let picked: Vec<usize> = items
+                    .iter()
+                    .find_map(|it| match it {
+                        SelItem::Drop { axis: d, index } if d == axis => {
+                            Some(vec![*index as usize])
+                        }
+                        SelItem::Keep { axis: d, sel } if d == axis => {
+                            Some((0..sel.len).map(|i| sel.index(i) as usize).collect())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| (0..xs.len()).collect());
+                for x in picked.into_iter().filter_map(|i| xs.get(i)) {
+                    if first || matches!(x.op(), Op::Source { .. }) {
+                        walk(x, true, refs, under, seen);
+                    }
+                }
+                return;
+            }
+        }
         for x in a.inputs() {
             if first || matches!(x.op(), Op::Source { .. }) {
                 walk(x, cut, refs, under, seen);
@@ -383,5 +407,72 @@ pub(crate) fn too_small(a: &Array, needed: u64, budget: u64, unit: &str) -> Erro
             "rechunk to smaller chunks (about {} per chunk would fit) or raise the memory budget (--memory)",
             human_bytes((budget / 8).max(1))
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::block::Block;
+    use crate::dtype::DType;
+    use crate::grid::ChunkGrid;
+    use crate::source::ChunkSource;
+    use crate::IndexItem;
+
+    /// A (4, 6) f64 source of zeros, chunks (2, 3).
+    #[derive(Debug)]
+    struct Zeros(ChunkGrid);
+    impl ChunkSource for Zeros {
+        fn name(&self) -> &str {
+            "zeros"
+        }
+        fn shape(&self) -> &[u64] {
+            &[4, 6]
+        }
+        fn dtype(&self) -> DType {
+            DType::F64
+        }
+        fn grid(&self) -> &ChunkGrid {
+            &self.0
+        }
+        fn read_chunk(&self, idx: &[u64]) -> crate::Result<Block> {
+            let r = self.0.chunk_region(idx);
+            let shape: Vec<usize> = r.iter().map(|r| (r.end - r.start) as usize).collect();
+            Ok(Block::zeros(DType::F64, &shape))
+        }
+    }
+
+    fn source() -> Array {
+        Array::from_source(Arc::new(Zeros(ChunkGrid::regular(&[4, 6], &[2, 3]))))
+    }
+
+    #[test]
+    fn only_the_picked_input_of_a_stack_is_cached() {
+        let xs: Vec<Array> = (0..3).map(|_| source()).collect();
+        let x = crate::array::stack(&xs, 0).unwrap();
+        // x[0] - x.mean(axis=0): input 0 is read twice, 1 and 2 once.
+        let first = x.index(&[IndexItem::Index(0)]).unwrap();
+        let y = &first - &x.mean(Some(0)).unwrap();
+        let cached = cached_sources(&[rewrite(&y)]);
+        assert_eq!(cached, HashSet::from([xs[0].id()]));
+        // x[1:] picks inputs 1 and 2 (through a slice, so they are cached).
+        let tail = x.index(&[IndexItem::slice(Some(1), None, 1)]).unwrap();
+        let cached = cached_sources(&[rewrite(&tail.sum(None).unwrap())]);
+        assert_eq!(cached, HashSet::from([xs[1].id(), xs[2].id()]));
+    }
+
+    #[test]
+    fn shared_nodes_are_those_used_twice_at_one_selection() {
+        let x = source();
+        let s = (&x * 2.0).exp().unwrap();
+        let y = &(&s * &s) - &s;
+        let shared = shared_nodes(std::slice::from_ref(&y));
+        assert_eq!(shared.get(&s.id()), Some(&3));
+        // x is used once (by `x * 2`); a node also read through an index is left out.
+        assert!(!shared.contains_key(&x.id()));
+        let z = &(&s + &s) - &s.index(&[IndexItem::slice(None, None, -1)]).unwrap();
+        assert!(!shared_nodes(std::slice::from_ref(&z)).contains_key(&s.id()));
     }
 }
