@@ -858,10 +858,9 @@ impl ReduceSetup {
 
 /// Fold chunk tiles `tiles` of the input selection `in_sel` into `accs`,
 /// one accumulator per reduction in `setups` (reductions of one input over
-/// the same axes: the input is evaluated once per sub-tile for all). Sub-tiles
-/// go left to right; the first starts an accumulator, the others are added
-/// to it ([`reduce::accumulate`]). An accumulator stays `None` for an empty
-/// input.
+/// the same axes: the input is evaluated once per sub-tile for all).
+/// Sub-tiles go left to right into [`reduce::accumulate`]. An accumulator
+/// stays `None` for an empty input.
 pub(crate) fn fold_tiles(
     setups: &[ReduceSetup],
     accs: &mut [Option<reduce::Partial>],
@@ -875,27 +874,7 @@ pub(crate) fn fold_tiles(
             let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
             let (b, m) = base.eval_tile(&t, ctx)?;
             for (s, acc) in setups.iter().zip(accs.iter_mut()) {
-                match acc.as_mut() {
-                    None => {
-                        *acc = Some(reduce::partial(
-                            s.op,
-                            &b,
-                            &s.axes,
-                            m.as_ref(),
-                            &origin,
-                            &s.data_shape,
-                        )?)
-                    }
-                    Some(a) => reduce::accumulate(
-                        s.op,
-                        a,
-                        &b,
-                        &s.axes,
-                        m.as_ref(),
-                        &origin,
-                        &s.data_shape,
-                    )?,
-                }
+                reduce::accumulate(s.op, acc, &b, &s.axes, m.as_ref(), &origin, &s.data_shape)?;
             }
         }
     }

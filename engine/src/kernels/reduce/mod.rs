@@ -277,16 +277,17 @@ pub fn partial(
     crate::with_block!(block, a, T => tile_partial::<T>(op, a, axes, mask, origin, full_shape))
 }
 
-/// Fold one more tile into `acc`: the same as `merge(op, acc, partial(...))`
-/// up to rounding, but compensated sums and means add the tile's elements
-/// straight into the running sums, with no tile partial to fill and merge.
-/// Every other reduction merges a tile partial.
+/// Fold one more tile into `acc` (which the first tile starts): the same
+/// as `merge(op, acc, partial(...))` up to rounding, but compensated sums
+/// and means add the tile's elements straight into the running sums, with
+/// no tile partial to fill and merge. Every other reduction merges a tile
+/// partial.
 ///
 /// # Errors
 /// As [`partial`] and [`merge`].
 pub fn accumulate(
     op: ReduceOp,
-    acc: &mut Partial,
+    acc: &mut Option<Partial>,
     block: &Block,
     axes: &[usize],
     mask: Option<&ArrayD<bool>>,
@@ -294,6 +295,10 @@ pub fn accumulate(
     full_shape: &[u64],
 ) -> Result<()> {
     use ReduceOp::*;
+    let Some(acc) = acc.as_mut() else {
+        *acc = Some(partial(op, block, axes, mask, origin, full_shape)?);
+        return Ok(());
+    };
     let shape = block.shape();
     let sorted = axes.windows(2).all(|w| w[0] < w[1]) && axes.iter().all(|&d| d < shape.len());
     let direct = mask.is_none()

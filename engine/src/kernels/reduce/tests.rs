@@ -81,11 +81,10 @@ fn run(
         let m = mask.map(|m| cut(m, &o, &s));
         let origin: Vec<u64> = o.iter().map(|&x| x as u64).collect();
         match acc.as_mut() {
-            None => acc = Some(partial(op, &t, axes, m.as_ref(), &origin, &full)?),
             Some(a) if i % 3 == 2 => {
                 merge(op, a, partial(op, &t, axes, m.as_ref(), &origin, &full)?)?
             }
-            Some(a) => accumulate(op, a, &t, axes, m.as_ref(), &origin, &full)?,
+            _ => accumulate(op, &mut acc, &t, axes, m.as_ref(), &origin, &full)?,
         }
     }
     let acc = match acc {

@@ -296,6 +296,21 @@ pub(super) fn nonzero<T: Num>(x: T) -> bool {
 mod tests {
     use super::*;
 
+    /// The sums `(s, c)` of `xs` from a start of `(1.5, 1e-17)`, as bits,
+    /// through the AVX2 build or the generic one.
+    #[cfg(target_arch = "x86_64")]
+    fn sum_bits<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, avx: bool) -> Vec<u64> {
+        let mut s = vec![1.5; plan.kept_n];
+        let mut c = vec![1e-17; plan.kept_n];
+        if avx {
+            // SAFETY: callers check that the CPU has AVX2.
+            unsafe { fsum_into_avx2::<T, SKIP>(xs, plan, &mut s, &mut c) };
+        } else {
+            fsum_into_any::<T, SKIP>(xs, plan, &mut s, &mut c);
+        }
+        s.iter().chain(&c).map(|x| x.to_bits()).collect()
+    }
+
     /// The AVX2 build of the compensated sum gives the bits of the generic
     /// one, for rows and runs, f32 and f64, with and without NaN skipping.
     #[test]
@@ -314,53 +329,17 @@ mod tests {
                 .map(|i| if i % 97 == 0 { f64::NAN } else { next() })
                 .collect();
             let v32: Vec<f32> = v64.iter().map(|&x| x as f32).collect();
-            let shape = [7, 33, 5];
             for axes in [&[0][..], &[1], &[2], &[0, 2], &[1, 2], &[0, 1, 2]] {
-                let plan = Plan::new(&shape, axes);
-                let run = |avx: bool, skip: bool, f32s: bool| {
-                    let mut s = vec![1.5; plan.kept_n];
-                    let mut c = vec![1e-17; plan.kept_n];
-                    // SAFETY: AVX2 is present (checked above).
-                    unsafe {
-                        match (avx, skip, f32s) {
-                            (true, true, true) => {
-                                fsum_into_avx2::<f32, true>(&v32, &plan, &mut s, &mut c)
-                            }
-                            (true, false, true) => {
-                                fsum_into_avx2::<f32, false>(&v32, &plan, &mut s, &mut c)
-                            }
-                            (true, true, false) => {
-                                fsum_into_avx2::<f64, true>(&v64, &plan, &mut s, &mut c)
-                            }
-                            (true, false, false) => {
-                                fsum_into_avx2::<f64, false>(&v64, &plan, &mut s, &mut c)
-                            }
-                            (false, true, true) => {
-                                fsum_into_any::<f32, true>(&v32, &plan, &mut s, &mut c)
-                            }
-                            (false, false, true) => {
-                                fsum_into_any::<f32, false>(&v32, &plan, &mut s, &mut c)
-                            }
-                            (false, true, false) => {
-                                fsum_into_any::<f64, true>(&v64, &plan, &mut s, &mut c)
-                            }
-                            (false, false, false) => {
-                                fsum_into_any::<f64, false>(&v64, &plan, &mut s, &mut c)
-                            }
-                        }
-                    }
-                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    (bits(&s), bits(&c))
+                let plan = Plan::new(&[7, 33, 5], axes);
+                let both = |avx: bool| {
+                    [
+                        sum_bits::<f32, true>(&v32, &plan, avx),
+                        sum_bits::<f32, false>(&v32, &plan, avx),
+                        sum_bits::<f64, true>(&v64, &plan, avx),
+                        sum_bits::<f64, false>(&v64, &plan, avx),
+                    ]
                 };
-                for skip in [true, false] {
-                    for f32s in [true, false] {
-                        assert_eq!(
-                            run(true, skip, f32s),
-                            run(false, skip, f32s),
-                            "axes {axes:?}"
-                        );
-                    }
-                }
+                assert_eq!(both(true), both(false), "axes {axes:?}");
             }
         }
     }
