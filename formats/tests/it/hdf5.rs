@@ -728,27 +728,6 @@ fn sink_refusals() {
     assert!(i.incomplete, "never finished");
 }
 
-fn python() -> Option<String> {
-    let candidates: Vec<String> = match std::env::var("NDSTREAM_PYTHON") {
-        Ok(p) if !p.is_empty() => vec![p],
-        _ => {
-            let mut c = Vec::new();
-            if Path::new("/work/venv/bin/python").exists() {
-                c.push("/work/venv/bin/python".to_string());
-            }
-            c.push("python3".to_string());
-            c
-        }
-    };
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import numpy, h5py"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    })
-}
-
 /// Prints, per dataset: dtype, shape, chunks, compression, sum of float64 values, first/last elements, attrs.
 const CHECK: &str = r#"
 import json, sys
@@ -770,7 +749,7 @@ print(json.dumps(out))
 
 #[test]
 fn h5py_reads_what_we_write() {
-    let Some(py) = python() else {
+    let Some(py) = crate::interop::python_with("numpy, h5py") else {
         println!(
             "SKIP h5py_reads_what_we_write: no python with numpy and h5py (set NDSTREAM_PYTHON)"
         );

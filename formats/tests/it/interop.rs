@@ -14,7 +14,9 @@ use ndstream_formats::{create_sink, Codec, SinkSpec, ZarrVersion};
 use crate::conformance::select;
 use crate::fixtures::{fixture_array, fixtures_dir};
 
-fn python() -> Option<String> {
+/// A Python that runs `import {imports}`: `$NDSTREAM_PYTHON`, else
+/// `/work/venv/bin/python` if it exists, else `python3`.
+pub(crate) fn python_with(imports: &str) -> Option<String> {
     let candidates: Vec<String> = match std::env::var("NDSTREAM_PYTHON") {
         Ok(p) if !p.is_empty() => vec![p],
         _ => {
@@ -26,9 +28,10 @@ fn python() -> Option<String> {
             c
         }
     };
+    let code = format!("import {imports}");
     candidates.into_iter().find(|p| {
         Command::new(p)
-            .args(["-c", "import numpy, zarr"])
+            .args(["-c", &code])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
@@ -80,7 +83,7 @@ print("ok", len(cases))
 
 #[test]
 fn zarr_python_and_numpy_read_what_we_write() {
-    let Some(py) = python() else {
+    let Some(py) = python_with("numpy, zarr") else {
         eprintln!("SKIPPED interop: no Python with numpy and zarr (set NDSTREAM_PYTHON)");
         return;
     };
