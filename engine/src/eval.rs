@@ -41,12 +41,14 @@ pub(crate) struct EvalCtx<'a> {
     pub cache: &'a ChunkCache,
     /// Sources whose chunks go through the cache (read more than once), and
     /// nodes whose blocks are kept for their other uses in the same tile.
-    pub cached: &'a Reuse,
+    pub reuse: &'a Reuse,
     pub cancel: &'a AtomicBool,
 }
 
 /// Blocks of shared nodes kept for their other uses, one map per open
 /// [`scope`] on this thread (a tile; nested reductions open their own).
+/// They fit the task's reservation: [`estimate`] counts a node once per
+/// use, and the memo never holds more than one block per shared node.
 type Memo = HashMap<(u64, Selection), (Block, u32)>;
 
 thread_local! {
@@ -72,7 +74,7 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
     if ctx.cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
-    let Some(&uses) = ctx.cached.shared.get(&a.id()) else {
+    let Some(&uses) = ctx.reuse.shared.get(&a.id()) else {
         return eval_node(a, sel, ctx);
     };
     let key = (a.id(), sel.to_vec());
@@ -109,7 +111,7 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
             }
             let id = a.id();
             gather_chunks(src.grid(), a.dtype(), sel, |idx| {
-                if ctx.cached.sources.contains(&id) {
+                if ctx.reuse.sources.contains(&id) {
                     ctx.cache.get_or_load(id, idx, || src.read_chunk(idx))
                 } else {
                     src.read_chunk(idx).map(Arc::new)

@@ -5,8 +5,8 @@
 //! heap-allocated task graph): task `n` is an output chunk, or for a
 //! reduction at the top of the plan, a run of chunk tiles of one output
 //! chunk (`n = o * runs + r`; the run length is fixed by the plan, never by
-//! the thread count, and the worker folds the run itself). Workers (scoped threads) claim task numbers in
-//! order; before running one they reserve its whole working set from the
+//! the thread count, and the worker folds the run itself). Workers (scoped
+//! threads) claim task numbers in order; before running one they reserve its whole working set from the
 //! [`Budget`] (admission: a started task can always finish, so the job cannot
 //! deadlock on its own memory). Results travel on a bounded crossbeam
 //! channel to the calling thread, which merges reduction partials strictly
@@ -288,13 +288,13 @@ impl Executor {
     pub fn compute_many(&self, arrays: &[Array]) -> Result<Vec<Block>> {
         self.start();
         let roots: Vec<Array> = arrays.iter().map(plan::rewrite).collect();
-        let cached = plan::Reuse::of(&roots);
+        let reuse = plan::Reuse::of(&roots);
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
         let roots = roots
             .iter()
-            .map(|r| self.stage_reductions(r, &cached, &cache, true))
+            .map(|r| self.stage_reductions(r, &reuse, &cache, true))
             .collect::<Result<Vec<_>>>()?;
-        let cached = cached.for_roots(&roots);
+        let reuse = reuse.for_roots(&roots);
         let mut out: Vec<Option<Block>> = vec![None; roots.len()];
         // Fuse top-level reductions that share their input and axes.
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -322,16 +322,16 @@ impl Executor {
                 Op::Reduce { .. }
                     if g.len() == 1 && first.grid().num_chunks() >= 2 * self.threads as u64 =>
                 {
-                    out[g[0]] = self.run_map(first, None, &cached, &cache)?;
+                    out[g[0]] = self.run_map(first, None, &reuse, &cache)?;
                 }
                 Op::Reduce { .. } => {
                     let nodes: Vec<Array> = g.iter().map(|&i| roots[i].clone()).collect();
-                    let blocks = match self.run_reduce(&nodes, None, &cached, &cache) {
+                    let blocks = match self.run_reduce(&nodes, None, &reuse, &cache) {
                         // Splitting tiles across workers needs room for
                         // partials in flight; folding inside one task per
                         // output chunk needs less. Same bits either way.
                         Err(Error::BudgetTooSmall { .. }) if g.len() == 1 => {
-                            let b = self.run_map(first, None, &cached, &cache)?;
+                            let b = self.run_map(first, None, &reuse, &cache)?;
                             b.into_iter().collect()
                         }
                         r => r?,
@@ -344,7 +344,7 @@ impl Executor {
                     let res = self.reserve_for(first, x.nbytes() + estimate_masked(x, mask))?;
                     let ctx = EvalCtx {
                         cache: &cache,
-                        cached: &cached,
+                        reuse: &reuse,
                         cancel: &self.cancel.flag,
                     };
                     let b = eval_masked(x, mask, &ctx)?;
@@ -352,7 +352,7 @@ impl Executor {
                     out[g[0]] = Some(b);
                 }
                 _ => {
-                    let b = self.run_map(first, None, &cached, &cache)?;
+                    let b = self.run_map(first, None, &reuse, &cache)?;
                     out[g[0]] = b;
                 }
             }
@@ -392,11 +392,11 @@ impl Executor {
             a.clone()
         };
         let root = plan::rewrite(&a);
-        let cached = plan::Reuse::of(std::slice::from_ref(&root));
+        let reuse = plan::Reuse::of(std::slice::from_ref(&root));
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
-        let root = self.stage_reductions(&root, &cached, &cache, false)?;
-        let cached = cached.for_roots(std::slice::from_ref(&root));
-        let report = self.run_map_sink(&root, sink, &cached, &cache)?;
+        let root = self.stage_reductions(&root, &reuse, &cache, false)?;
+        let reuse = reuse.for_roots(std::slice::from_ref(&root));
+        let report = self.run_map_sink(&root, sink, &reuse, &cache)?;
         sink.finish()?;
         Ok(report)
     }
@@ -414,7 +414,7 @@ impl Executor {
     fn stage_reductions(
         &self,
         a: &Array,
-        cached: &plan::Reuse,
+        reuse: &plan::Reuse,
         cache: &ChunkCache,
         is_root: bool,
     ) -> Result<Array> {
@@ -422,7 +422,7 @@ impl Executor {
         let mut changed = false;
         let mut new_inputs = Vec::with_capacity(inputs.len());
         for x in inputs {
-            let y = self.stage_reductions(x, cached, cache, false)?;
+            let y = self.stage_reductions(x, reuse, cache, false)?;
             changed |= !y.same_node(x);
             new_inputs.push(y);
         }
@@ -437,7 +437,7 @@ impl Executor {
         if let Op::Reduce { x, .. } = a.op() {
             let small = a.nbytes() <= (self.budget.limit() / 8).min(64 << 20);
             if small && x.size() >= 2 * a.size().max(1) {
-                let b = self.run_reduce(std::slice::from_ref(&a), None, cached, cache)?;
+                let b = self.run_reduce(std::slice::from_ref(&a), None, reuse, cache)?;
                 let b = b
                     .into_iter()
                     .next()
@@ -456,7 +456,7 @@ impl Executor {
         &self,
         root: &Array,
         _unused: Option<()>,
-        cached: &plan::Reuse,
+        reuse: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<Option<Block>> {
         let result_bytes = root.nbytes();
@@ -480,7 +480,7 @@ impl Executor {
         let shape: Vec<usize> = root.shape().iter().map(|&n| n as usize).collect();
         let deliver = Deliver::Memory(Mutex::new(Block::zeros(root.dtype(), &shape)));
         let grid = root.grid().clone();
-        self.map_job(root, &grid, &deliver, cached, cache)?;
+        self.map_job(root, &grid, &deliver, reuse, cache)?;
         drop(result_res);
         match deliver {
             Deliver::Memory(m) => Ok(Some(m.into_inner().unwrap_or_else(|e| e.into_inner()))),
@@ -492,12 +492,12 @@ impl Executor {
         &self,
         root: &Array,
         sink: &dyn ChunkSink,
-        cached: &plan::Reuse,
+        reuse: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<StoreReport> {
         let deliver = Deliver::Sink(sink);
         let grid = sink.grid().clone();
-        self.map_job(root, &grid, &deliver, cached, cache)
+        self.map_job(root, &grid, &deliver, reuse, cache)
     }
 
     /// Run one task per chunk of `grid`, delivering each.
@@ -506,7 +506,7 @@ impl Executor {
         root: &Array,
         grid: &ChunkGrid,
         deliver: &Deliver<'_>,
-        cached: &plan::Reuse,
+        reuse: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<StoreReport> {
         let total = grid.num_chunks();
@@ -581,7 +581,7 @@ impl Executor {
         };
         let mut written = 0u64;
         let mut bytes_written = 0u64;
-        self.run_tasks(total, threads, total.max(1), cached, cache, work, |msg| {
+        self.run_tasks(total, threads, total.max(1), reuse, cache, work, |msg| {
             if let Msg::Chunk { n, .. } = msg {
                 let b = bytes_per_chunk(n);
                 progress.chunks_done += 1;
@@ -610,7 +610,7 @@ impl Executor {
         &self,
         nodes: &[Array],
         _unused: Option<()>,
-        cached: &plan::Reuse,
+        reuse: &plan::Reuse,
         cache: &ChunkCache,
     ) -> Result<Vec<Block>> {
         let setups: Vec<ReduceSetup> = nodes
@@ -691,7 +691,7 @@ impl Executor {
             ..Progress::default()
         };
         let tile_bytes_est = setups[0].x.nbytes() / total.max(1);
-        self.run_tasks(total, threads, window, cached, cache, work, |msg| {
+        self.run_tasks(total, threads, window, reuse, cache, work, |msg| {
             let Msg::Partials { n, parts, .. } = msg else {
                 return Ok(());
             };
@@ -742,7 +742,7 @@ impl Executor {
         total: u64,
         threads: usize,
         window: u64,
-        cached: &plan::Reuse,
+        reuse: &plan::Reuse,
         cache: &ChunkCache,
         work: impl Fn(u64, &EvalCtx<'_>) -> Result<Msg> + Sync,
         mut merge: impl FnMut(Msg) -> Result<()>,
@@ -767,7 +767,7 @@ impl Executor {
         let (tx, rx) = bounded::<Msg>(window as usize);
         let ctx = EvalCtx {
             cache,
-            cached,
+            reuse,
             cancel: &self.cancel.flag,
         };
         std::thread::scope(|s| {

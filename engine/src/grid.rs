@@ -245,9 +245,24 @@ impl ChunkGrid {
         self.axes.iter().map(|a| a.count()).product()
     }
 
-    /// True if `idx` names a chunk of this grid (right rank, in range).
-    pub fn contains_chunk(&self, idx: &[u64]) -> bool {
-        idx.len() == self.ndim() && idx.iter().zip(&self.axes).all(|(&i, a)| i < a.count())
+    /// `Ok` if `idx` names a chunk of this grid (right rank, in range), else
+    /// the words for an error that names the grid.
+    ///
+    /// ```
+    /// use ndstream_engine::ChunkGrid;
+    /// let g = ChunkGrid::regular(&[10, 7], &[4, 4]);
+    /// assert!(g.check_chunk(&[2, 1]).is_ok());
+    /// assert_eq!(g.check_chunk(&[3, 0]).unwrap_err(), "no such chunk in a grid of [3, 2] chunks");
+    /// ```
+    pub fn check_chunk(&self, idx: &[u64]) -> std::result::Result<(), String> {
+        if idx.len() == self.ndim() && idx.iter().zip(&self.axes).all(|(&i, a)| i < a.count()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no such chunk in a grid of {:?} chunks",
+                self.grid_shape()
+            ))
+        }
     }
 
     /// The element region of a chunk.

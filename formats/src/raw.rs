@@ -289,14 +289,9 @@ impl ChunkSource for ContiguousSource {
         &self.grid
     }
     fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
-        let gs = self.grid.grid_shape();
-        if !self.grid.contains_chunk(idx) {
-            return Err(Error::source(
-                &self.name,
-                idx,
-                format!("no such chunk in a grid of {gs:?} chunks"),
-            ));
-        }
+        self.grid
+            .check_chunk(idx)
+            .map_err(|m| Error::source(&self.name, idx, m))?;
         let sel: Vec<AxisSel> = self
             .grid
             .chunk_region(idx)
@@ -481,13 +476,8 @@ impl ChunkSink for ContiguousSink {
     }
     fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()> {
         let what = format!("chunk {}", ndstream_engine::ChunkIndex(idx.to_vec()));
-        let gs = self.grid.grid_shape();
-        if !self.grid.contains_chunk(idx) {
-            return Err(Error::sink(
-                &self.name,
-                what,
-                format!("no such chunk in a grid of {gs:?} chunks"),
-            ));
+        if let Err(m) = self.grid.check_chunk(idx) {
+            return Err(Error::sink(&self.name, what, m));
         }
         let region = self.grid.chunk_region(idx);
         let want: Vec<usize> = region.iter().map(|r| (r.end - r.start) as usize).collect();

@@ -202,6 +202,15 @@ impl Hdf5Source {
         let full_bytes = chunk.iter().product::<usize>() * size;
         let stored =
             usize::try_from(loc.size).map_err(|_| self.err(idx, "chunk size overflows"))?;
+        let read_err = |e: std::io::Error| {
+            self.err(
+                idx,
+                format!(
+                    "reading {stored} bytes at file offset {}: {e} (truncated or damaged file?)",
+                    loc.addr
+                ),
+            )
+        };
         let plain = pipeline.is_empty()
             && shape == chunk
             && stored == full_bytes
@@ -210,16 +219,12 @@ impl Hdf5Source {
         if plain {
             // Unfiltered whole chunk in native order: read straight into the block.
             return Block::from_ne_fill(self.dtype, &shape, |buf| {
-                file.read_exact_at(buf, loc.addr).map_err(|e| {
-                    self.err(idx, format!("reading {stored} bytes at file offset {}: {e} (truncated or damaged file?)", loc.addr))
-                })
+                file.read_exact_at(buf, loc.addr).map_err(read_err)
             });
         }
         codec::with_scratch(|cur, tmp| {
             cur.resize(stored, 0);
-            file.read_exact_at(cur, loc.addr).map_err(|e| {
-                self.err(idx, format!("reading {stored} bytes at file offset {}: {e} (truncated or damaged file?)", loc.addr))
-            })?;
+            file.read_exact_at(cur, loc.addr).map_err(read_err)?;
             codec::decode(cur, tmp, pipeline, loc.mask, full_bytes)
                 .map_err(|m| self.err(idx, m))?;
             if shape == chunk {

@@ -273,14 +273,9 @@ impl ChunkSink for ZarrSink {
         &self.grid
     }
     fn write_chunk(&self, idx: &[u64], data: &Block) -> Result<()> {
-        let gs = self.grid.grid_shape();
-        if !self.grid.contains_chunk(idx) {
-            return Err(self.sink_err(
-                idx,
-                format!("no such chunk in a grid of {gs:?} chunks"),
-                None,
-            ));
-        }
+        self.grid
+            .check_chunk(idx)
+            .map_err(|m| self.sink_err(idx, m, None))?;
         let want: Vec<usize> = self
             .grid
             .chunk_shape(idx)

@@ -153,14 +153,9 @@ impl ChunkSource for ZarrSource {
         &self.grid
     }
     fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
-        let gs = self.grid.grid_shape();
-        if !self.grid.contains_chunk(idx) {
-            return Err(Error::source(
-                &self.name,
-                idx,
-                format!("no such chunk in a grid of {gs:?} chunks"),
-            ));
-        }
+        self.grid
+            .check_chunk(idx)
+            .map_err(|m| Error::source(&self.name, idx, m))?;
         match self.meta.dtype {
             DType::Bool => self.read_typed::<bool>(idx),
             DType::I8 => self.read_typed::<i8>(idx),
