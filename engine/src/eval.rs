@@ -871,25 +871,62 @@ pub(crate) fn fold_tiles(
     ctx: &EvalCtx<'_>,
 ) -> Result<()> {
     let base = &setups[0];
+    // A reduction whose fold can be read off another's (the same op, or a
+    // sum beside a mean) does not fold itself. Means are looked at first so
+    // that a sum finds the mean it can follow.
+    let dtype = base.input_dtype();
+    let mut order: Vec<usize> = (0..setups.len()).collect();
+    order.sort_by_key(|&j| {
+        matches!(
+            setups[j].op,
+            reduce::ReduceOp::Sum | reduce::ReduceOp::NanSum
+        )
+    });
+    let mut leader: Vec<Option<usize>> = vec![None; setups.len()];
+    let mut folders: Vec<usize> = Vec::new();
+    for j in order {
+        leader[j] = folders.iter().copied().find(|&i| {
+            setups[i].axes == setups[j].axes
+                && reduce::derives_from(setups[j].op, setups[i].op, dtype)
+        });
+        if leader[j].is_none() {
+            folders.push(j);
+        }
+    }
     for c in tiles {
         for t in base.sub_tiles(&base.chunk_tile(in_sel, c)) {
             let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
             let (b, m) = base.eval_tile(&t, ctx)?;
-            for (s, acc) in setups.iter().zip(accs.iter_mut()) {
-                reduce::accumulate(s.op, acc, &b, &s.axes, m.as_ref(), &origin, &s.data_shape)?;
+            for ((s, acc), l) in setups.iter().zip(accs.iter_mut()).zip(&leader) {
+                if l.is_none() {
+                    reduce::accumulate(s.op, acc, &b, &s.axes, m.as_ref(), &origin, &s.data_shape)?;
+                }
             }
+        }
+    }
+    for (j, l) in leader.iter().enumerate() {
+        if let Some(i) = *l {
+            accs[j] = match &accs[i] {
+                Some(p) => Some(reduce::derive(setups[j].op, p)?),
+                None => None,
+            };
         }
     }
     Ok(())
 }
 
 impl ReduceSetup {
-    /// The partial of an empty input (a reduction over a zero-length axis).
-    pub(crate) fn empty_partial(&self, in_sel: &[AxisSel]) -> Result<reduce::Partial> {
-        let dtype = match self.x.op() {
+    /// The dtype the reduction folds (the masked data's for a masked input).
+    pub(crate) fn input_dtype(&self) -> DType {
+        match self.x.op() {
             Op::Masked { x, .. } => x.dtype(),
             _ => self.x.dtype(),
-        };
+        }
+    }
+
+    /// The partial of an empty input (a reduction over a zero-length axis).
+    pub(crate) fn empty_partial(&self, in_sel: &[AxisSel]) -> Result<reduce::Partial> {
+        let dtype = self.input_dtype();
         let empty = Block::zeros(dtype, &sel_shape(in_sel));
         reduce::partial(
             self.op,
@@ -934,10 +971,7 @@ impl ReduceSetup {
             .filter(|(d, _)| !self.axes.contains(d))
             .map(|(_, s)| s.len)
             .product();
-        let dtype = match self.x.op() {
-            Op::Masked { x, .. } => x.dtype(),
-            _ => self.x.dtype(),
-        };
+        let dtype = self.input_dtype();
         let k = if self.topk {
             self.data_shape[self.axes[0]]
         } else {

@@ -863,6 +863,44 @@ fn compute_many_shares_one_pass() {
     assert!((r[2].to_f64_vec()[0] - sd).abs() < 1e-12);
 }
 
+/// Sums and means of one input over the same axes fold the tiles once (a
+/// sum is read off the mean beside it): each result has the bits it has
+/// when computed alone, with NaNs, both NaN rules and several axes.
+#[test]
+fn shared_sums_and_means_have_the_bits_of_lone_ones() {
+    let x = data(&[40, 9, 6], 5, true);
+    let a = Array::from_ndarray(x, Chunks::Shape(vec![7, 4, 6])).unwrap();
+    let exec = Executor::builder().threads(2).build().unwrap();
+    let mut arrays = Vec::new();
+    for axes in [None, Some(&[0isize][..]), Some(&[1, 2][..])] {
+        for op in [
+            ReduceOp::Sum,
+            ReduceOp::NanSum,
+            ReduceOp::Mean,
+            ReduceOp::NanMean,
+            ReduceOp::Sum,
+        ] {
+            arrays.push(a.reduce(op, axes, false).unwrap());
+        }
+    }
+    let together = exec.compute_many(&arrays).unwrap();
+    for (arr, t) in arrays.iter().zip(&together) {
+        let alone = exec.compute(arr).unwrap();
+        let bits = |b: &Block| {
+            b.to_f64_vec()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(t), bits(&alone), "{arr}");
+    }
+    // The NaN-skipping sum differs from the plain one: the test can fail.
+    assert_ne!(
+        together[0].to_f64_vec()[0].to_bits(),
+        together[1].to_f64_vec()[0].to_bits()
+    );
+}
+
 #[test]
 fn shape_and_dtype_errors_are_clear() {
     let a = Array::from_ndarray(data(&[3, 4], 1, false), Chunks::Auto).unwrap();

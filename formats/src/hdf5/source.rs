@@ -237,20 +237,26 @@ impl Hdf5Source {
         })
     }
 
-    /// Read a strided selection of contiguous storage at `base` into native-order bytes.
-    fn gather(&self, file: &File, base: u64, sel: &[AxisSel], label: &[u64]) -> Result<Vec<u8>> {
+    /// Read a strided selection of contiguous storage at `base` into `out` (file byte
+    /// order, C order; `out` holds exactly the selection).
+    fn gather(
+        &self,
+        file: &File,
+        base: u64,
+        sel: &[AxisSel],
+        label: &[u64],
+        out: &mut [u8],
+    ) -> Result<()> {
         let size = self.dtype.size();
         let nd = sel.len();
         let out_shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
-        let total: usize = out_shape.iter().product::<usize>() * size;
-        let mut out = vec![0u8; total];
-        if total == 0 {
-            return Ok(out);
+        if out.is_empty() {
+            return Ok(());
         }
         if nd == 0 {
-            file.read_exact_at(&mut out, base)
-                .map_err(|e| self.err(label, format!("read at {base}: {e}")))?;
-            return Ok(out);
+            return file
+                .read_exact_at(out, base)
+                .map_err(|e| self.err(label, format!("read at {base}: {e}")));
         }
         // Merge trailing axes that are selected whole into one unit.
         let mut k = nd - 1;
@@ -290,7 +296,7 @@ impl Hdf5Source {
                 oidx[d] = 0;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Read the units `row.index(i)` (each `unit` bytes, starting at byte `off`) into `dst`.
@@ -546,8 +552,19 @@ impl Hdf5Source {
         let shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
         match offset {
             None => self.fill_block(&shape),
+            Some(base) if self.dtype != DType::Bool => {
+                Block::from_ne_fill(self.dtype, &shape, |bytes| {
+                    self.gather(file, *base, sel, label, bytes)?;
+                    if self.big_endian != cfg!(target_endian = "big") {
+                        codec::swap_bytes(bytes, self.dtype.size());
+                    }
+                    Ok(())
+                })
+            }
             Some(base) => {
-                let mut bytes = self.gather(file, *base, sel, label)?;
+                let total = shape.iter().product::<usize>() * self.dtype.size();
+                let mut bytes = vec![0u8; total];
+                self.gather(file, *base, sel, label, &mut bytes)?;
                 self.to_block(label, &shape, &mut bytes)
             }
         }

@@ -131,6 +131,30 @@ pub(super) fn block_sum<T: Copy>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
     (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) + tail
 }
 
+/// [`block_sum`] of `f(x)` and of `f(x)²` in one pass: the same lanes and
+/// order as two [`block_sum`] calls, so the same bits.
+#[inline(always)]
+pub(super) fn block_sum_sq<T: Copy>(xs: &[T], f: impl Fn(T) -> f64) -> (f64, f64) {
+    let mut l = [0.0f64; 8];
+    let mut q = [0.0f64; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for ch in &mut chunks {
+        for i in 0..8 {
+            let d = f(ch[i]);
+            l[i] += d;
+            q[i] += d * d;
+        }
+    }
+    let (mut tail, mut qtail) = (0.0, 0.0);
+    for &x in chunks.remainder() {
+        let d = f(x);
+        tail += d;
+        qtail += d * d;
+    }
+    let pair = |l: [f64; 8]| ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    (pair(l) + tail, pair(q) + qtail)
+}
+
 /// Compensated sum of `f(x)` over a run into `(s, c)`.
 #[inline(always)]
 pub(super) fn run_sum<T: Copy>(s: &mut f64, c: &mut f64, xs: &[T], f: impl Fn(T) -> f64 + Copy) {

@@ -30,6 +30,8 @@
 //!   needs every tile to be a contiguous C-order range of the input.
 
 mod layout;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 mod tile;
 mod topk;
 
@@ -344,6 +346,51 @@ pub fn accumulate(
         Block::F32(a) => add(op, &mut acc.state, a, axes),
         Block::F64(a) => add(op, &mut acc.state, a, axes),
         _ => merge(op, acc, partial(op, block, axes, mask, origin, full_shape)?),
+    }
+}
+
+/// Whether the fold of `op` over some tiles can be read off the fold of
+/// `leader` over the same tiles with [`derive`] (input dtype `input`): the
+/// same op, or a float sum next to a float mean with the same NaN rule
+/// (both keep the same compensated sums, updated the same way).
+pub fn derives_from(op: ReduceOp, leader: ReduceOp, input: DType) -> bool {
+    use ReduceOp::*;
+    op == leader || (input.is_float() && matches!((op, leader), (Sum, Mean) | (NanSum, NanMean)))
+}
+
+/// The partial `op` would have folded from the tiles `leader` folded, bit
+/// for bit (see [`derives_from`]), so reductions that share an input and
+/// axes fold the tiles once: `[x.sum(), x.mean()]` sums each tile once.
+///
+/// ```
+/// use ndstream_engine::{kernels::reduce, Block, ReduceOp};
+/// let a = Block::from(ndarray::arr1(&[1.0f64, 2.0, 4.0]).into_dyn());
+/// let mean = reduce::partial(ReduceOp::Mean, &a, &[0], None, &[0], &[3]).unwrap();
+/// let sum = reduce::derive(ReduceOp::Sum, &mean).unwrap();
+/// assert_eq!(reduce::finalize(ReduceOp::Sum, sum).unwrap().to_f64_vec(), vec![7.0]);
+/// ```
+///
+/// # Errors
+/// When `op` cannot be derived from `leader`'s state.
+pub fn derive(op: ReduceOp, leader: &Partial) -> Result<Partial> {
+    if op == leader.op {
+        return Ok(leader.clone());
+    }
+    match (&leader.state, op) {
+        (State::FMean { s, c, .. }, ReduceOp::Sum | ReduceOp::NanSum)
+            if derives_from(op, leader.op, leader.input) =>
+        {
+            Ok(Partial {
+                op,
+                input: leader.input,
+                kept: leader.kept.clone(),
+                state: State::FSum {
+                    s: s.clone(),
+                    c: c.clone(),
+                },
+            })
+        }
+        _ => Err(mismatch()),
     }
 }
 

@@ -7,7 +7,11 @@
 //! updates a slice of accumulators elementwise. The result depends only on
 //! the tile's contents, never on threads.
 
-use super::layout::{block_sum, neumaier, resolve, row_sum, run_sum, val, Num, Plan, Seg, BLOCK};
+use super::layout::{
+    block_sum_sq, neumaier, resolve, row_sum, run_sum, val, Num, Plan, Seg, BLOCK,
+};
+#[cfg(target_arch = "x86_64")]
+use super::simd;
 
 /// Fold `f` over every element into one accumulator per kept element.
 pub(super) fn fold<T: Num, A: Copy>(
@@ -97,11 +101,161 @@ macro_rules! fsum_walk {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn fsum_into_avx2<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64], c: &mut [f64]) {
+    /// Float runs through the hand-vectorised block sums, rows as usual.
+    #[target_feature(enable = "avx2")]
+    fn floats<F: simd::Lane, const SKIP: bool>(
+        xs: &[F],
+        plan: &Plan,
+        s: &mut [f64],
+        c: &mut [f64],
+    ) {
+        plan.walk(xs, |seg| match seg {
+            Seg::Run { kept, xs, .. } => simd::run_sum::<F, SKIP>(&mut s[kept], &mut c[kept], xs),
+            Seg::Row { kept, xs, .. } => {
+                let e = kept + xs.len();
+                row_sum(&mut s[kept..e], &mut c[kept..e], xs, val::<F, SKIP>);
+            }
+        })
+    }
+    if let Some(xs) = simd::cast::<T, f32>(xs) {
+        return floats::<f32, SKIP>(xs, plan, s, c);
+    }
+    if let Some(xs) = simd::cast::<T, f64>(xs) {
+        return floats::<f64, SKIP>(xs, plan, s, c);
+    }
     fsum_walk!(T, SKIP, xs, plan, s, c);
 }
 
 fn fsum_into_any<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64], c: &mut [f64]) {
     fsum_walk!(T, SKIP, xs, plan, s, c);
+}
+
+/// The second pass of [`moments`]: per kept element, the plain sum of the
+/// deviations `d = x - mean` into `d1` and their compensated sum of
+/// squares into `(q, qc)`. NaNs count as `d = 0` when `SKIP`.
+///
+/// With AVX2 the same operations run four lanes wide (no FMA, no
+/// reassociation), so the bits are those of the SSE2 build.
+fn deviations_into<T: Num, const SKIP: bool>(
+    xs: &[T],
+    plan: &Plan,
+    mean: &[f64],
+    d1: &mut [f64],
+    q: &mut [f64],
+    qc: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        unsafe { deviations_avx2::<T, SKIP>(xs, plan, mean, d1, q, qc) };
+        return;
+    }
+    deviations_any::<T, SKIP>(xs, plan, mean, d1, q, qc);
+}
+
+/// The deviation pass of a row: kept elements `kept..kept + xs.len()`
+/// each take one element.
+#[inline(always)]
+fn dev_row<T: Num, const SKIP: bool>(
+    kept: usize,
+    xs: &[T],
+    mean: &[f64],
+    d1: &mut [f64],
+    q: &mut [f64],
+    qc: &mut [f64],
+) {
+    let e = kept + xs.len();
+    for ((((d1, q), qc), &m), &x) in d1[kept..e]
+        .iter_mut()
+        .zip(&mut q[kept..e])
+        .zip(&mut qc[kept..e])
+        .zip(&mean[kept..e])
+        .zip(xs)
+    {
+        let v = x.to_f64();
+        let d = if SKIP && v.is_nan() { 0.0 } else { v - m };
+        *d1 += d;
+        neumaier(q, qc, d * d);
+    }
+}
+
+/// The body of [`deviations_into`], expanded in each version so its
+/// closures are compiled with that version's target features.
+macro_rules! deviations_walk {
+    ($T:ty, $SKIP:expr, $xs:expr, $plan:expr, $mean:expr, $d1:expr, $q:expr, $qc:expr) => {
+        $plan.walk($xs, |seg| match seg {
+            Seg::Run { kept, xs, .. } => {
+                let m = $mean[kept];
+                let dev = move |x: $T| {
+                    let v = x.to_f64();
+                    if $SKIP && v.is_nan() {
+                        0.0
+                    } else {
+                        v - m
+                    }
+                };
+                for blk in xs.chunks(BLOCK) {
+                    let (d, dd) = block_sum_sq(blk, dev);
+                    $d1[kept] += d;
+                    neumaier(&mut $q[kept], &mut $qc[kept], dd);
+                }
+            }
+            Seg::Row { kept, xs, .. } => dev_row::<$T, $SKIP>(kept, xs, $mean, $d1, $q, $qc),
+        })
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn deviations_avx2<T: Num, const SKIP: bool>(
+    xs: &[T],
+    plan: &Plan,
+    mean: &[f64],
+    d1: &mut [f64],
+    q: &mut [f64],
+    qc: &mut [f64],
+) {
+    /// Float runs through the hand-vectorised deviation sums.
+    #[target_feature(enable = "avx2")]
+    fn floats<F: simd::Lane, const SKIP: bool>(
+        xs: &[F],
+        plan: &Plan,
+        mean: &[f64],
+        d1: &mut [f64],
+        q: &mut [f64],
+        qc: &mut [f64],
+    ) {
+        plan.walk(xs, |seg| match seg {
+            Seg::Run { kept, xs, .. } => {
+                simd::run_dev::<F, SKIP>(
+                    &mut d1[kept],
+                    &mut q[kept],
+                    &mut qc[kept],
+                    xs,
+                    mean[kept],
+                );
+            }
+            Seg::Row { kept, xs, .. } => dev_row::<F, SKIP>(kept, xs, mean, d1, q, qc),
+        })
+    }
+    if let Some(xs) = simd::cast::<T, f32>(xs) {
+        return floats::<f32, SKIP>(xs, plan, mean, d1, q, qc);
+    }
+    if let Some(xs) = simd::cast::<T, f64>(xs) {
+        return floats::<f64, SKIP>(xs, plan, mean, d1, q, qc);
+    }
+    deviations_walk!(T, SKIP, xs, plan, mean, d1, q, qc);
+}
+
+fn deviations_any<T: Num, const SKIP: bool>(
+    xs: &[T],
+    plan: &Plan,
+    mean: &[f64],
+    d1: &mut [f64],
+    q: &mut [f64],
+    qc: &mut [f64],
+) {
+    deviations_walk!(T, SKIP, xs, plan, mean, d1, q, qc);
 }
 
 /// Count, compensated sum and sum of squared deviations of one tile.
@@ -134,42 +288,7 @@ pub(super) fn moments<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, n: Vec<u6
     let mut d1 = vec![0.0; plan.kept_n];
     let mut q = vec![0.0; plan.kept_n];
     let mut qc = vec![0.0; plan.kept_n];
-    plan.walk(xs, |seg| match seg {
-        Seg::Run { kept, xs, .. } => {
-            let m = mean[kept];
-            let dev = move |x: T| {
-                let v = x.to_f64();
-                if SKIP && v.is_nan() {
-                    0.0
-                } else {
-                    v - m
-                }
-            };
-            for blk in xs.chunks(BLOCK) {
-                d1[kept] += block_sum(blk, dev);
-                neumaier(
-                    &mut q[kept],
-                    &mut qc[kept],
-                    block_sum(blk, |x| dev(x) * dev(x)),
-                );
-            }
-        }
-        Seg::Row { kept, xs, .. } => {
-            let e = kept + xs.len();
-            for ((((d1, q), qc), &m), &x) in d1[kept..e]
-                .iter_mut()
-                .zip(&mut q[kept..e])
-                .zip(&mut qc[kept..e])
-                .zip(&mean[kept..e])
-                .zip(xs)
-            {
-                let v = x.to_f64();
-                let d = if SKIP && v.is_nan() { 0.0 } else { v - m };
-                *d1 += d;
-                neumaier(q, qc, d * d);
-            }
-        }
-    });
+    deviations_into::<T, SKIP>(xs, plan, &mean, &mut d1, &mut q, &mut qc);
     let mut m2 = vec![0.0; plan.kept_n];
     let mut m2c = vec![0.0; plan.kept_n];
     for j in 0..plan.kept_n {
@@ -311,8 +430,30 @@ mod tests {
         s.iter().chain(&c).map(|x| x.to_bits()).collect()
     }
 
-    /// The AVX2 build of the compensated sum gives the bits of the generic
-    /// one, for rows and runs, f32 and f64, with and without NaN skipping.
+    /// The deviation sums `(d1, q, qc)` of `xs` about per-kept means, as
+    /// bits, through the AVX2 build or the generic one.
+    #[cfg(target_arch = "x86_64")]
+    fn dev_bits<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, avx: bool) -> Vec<u64> {
+        let mean: Vec<f64> = (0..plan.kept_n).map(|j| 0.25 - j as f64 * 1e-3).collect();
+        let mut d1 = vec![0.0; plan.kept_n];
+        let mut q = vec![0.0; plan.kept_n];
+        let mut qc = vec![0.0; plan.kept_n];
+        if avx {
+            // SAFETY: callers check that the CPU has AVX2.
+            unsafe { deviations_avx2::<T, SKIP>(xs, plan, &mean, &mut d1, &mut q, &mut qc) };
+        } else {
+            deviations_any::<T, SKIP>(xs, plan, &mean, &mut d1, &mut q, &mut qc);
+        }
+        d1.iter()
+            .chain(&q)
+            .chain(&qc)
+            .map(|x| x.to_bits())
+            .collect()
+    }
+
+    /// The AVX2 builds of the compensated sum and of the deviation pass of
+    /// the moments give the bits of the generic ones, for rows and runs
+    /// (with block tails), f32 and f64, with and without NaN skipping.
     #[test]
     fn avx2_sums_have_the_generic_bits() {
         #[cfg(target_arch = "x86_64")]
@@ -337,6 +478,10 @@ mod tests {
                         sum_bits::<f32, false>(&v32, &plan, avx),
                         sum_bits::<f64, true>(&v64, &plan, avx),
                         sum_bits::<f64, false>(&v64, &plan, avx),
+                        dev_bits::<f32, true>(&v32, &plan, avx),
+                        dev_bits::<f32, false>(&v32, &plan, avx),
+                        dev_bits::<f64, true>(&v64, &plan, avx),
+                        dev_bits::<f64, false>(&v64, &plan, avx),
                     ]
                 };
                 assert_eq!(both(true), both(false), "axes {axes:?}");
