@@ -871,23 +871,32 @@ pub(crate) fn fold_tiles(
     ctx: &EvalCtx<'_>,
 ) -> Result<()> {
     let base = &setups[0];
-    // A reduction whose fold can be read off another's (the same op, or a
-    // sum beside a mean) does not fold itself. Means are looked at first so
-    // that a sum finds the mean it can follow.
+    // A reduction whose fold can be read off another's (the same op, a
+    // sum beside a mean, a mean beside a variance) does not fold itself.
+    // Variances are looked at first, then means, so that each follows the
+    // richest state it can.
     let dtype = base.input_dtype();
     let mut order: Vec<usize> = (0..setups.len()).collect();
     order.sort_by_key(|&j| {
-        matches!(
-            setups[j].op,
-            reduce::ReduceOp::Sum | reduce::ReduceOp::NanSum
-        )
+        use reduce::ReduceOp::*;
+        match setups[j].op {
+            Var { .. } | Std { .. } | NanVar { .. } | NanStd { .. } => 0,
+            Mean | NanMean => 1,
+            Sum | NanSum => 2,
+            _ => 3,
+        }
     });
     let mut leader: Vec<Option<usize>> = vec![None; setups.len()];
     let mut folders: Vec<usize> = Vec::new();
     for j in order {
         leader[j] = folders.iter().copied().find(|&i| {
             setups[i].axes == setups[j].axes
-                && reduce::derives_from(setups[j].op, setups[i].op, dtype)
+                && reduce::derives_from(
+                    setups[j].op,
+                    setups[i].op,
+                    dtype,
+                    setups[j].axes.len() == setups[j].data_shape.len(),
+                )
         });
         if leader[j].is_none() {
             folders.push(j);

@@ -863,11 +863,12 @@ fn compute_many_shares_one_pass() {
     assert!((r[2].to_f64_vec()[0] - sd).abs() < 1e-12);
 }
 
-/// Sums and means of one input over the same axes fold the tiles once (a
-/// sum is read off the mean beside it): each result has the bits it has
-/// when computed alone, with NaNs, both NaN rules and several axes.
+/// Sums, means and variances of one input over the same axes fold the
+/// tiles once (a sum is read off the mean beside it, a full sum or mean off
+/// the variance beside it): each result has the bits it has when computed
+/// alone, with NaNs, both NaN rules and several axes.
 #[test]
-fn shared_sums_and_means_have_the_bits_of_lone_ones() {
+fn shared_sums_means_and_moments_have_the_bits_of_lone_ones() {
     let x = data(&[40, 9, 6], 5, true);
     let a = Array::from_ndarray(x, Chunks::Shape(vec![7, 4, 6])).unwrap();
     let exec = Executor::builder().threads(2).build().unwrap();
@@ -879,6 +880,10 @@ fn shared_sums_and_means_have_the_bits_of_lone_ones() {
             ReduceOp::Mean,
             ReduceOp::NanMean,
             ReduceOp::Sum,
+            ReduceOp::Std { ddof: 1 },
+            ReduceOp::Var { ddof: 0 },
+            ReduceOp::NanVar { ddof: 0 },
+            ReduceOp::NanStd { ddof: 1 },
         ] {
             arrays.push(a.reduce(op, axes, false).unwrap());
         }

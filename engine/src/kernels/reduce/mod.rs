@@ -303,7 +303,12 @@ pub fn accumulate(
     };
     let shape = block.shape();
     let sorted = axes.windows(2).all(|w| w[0] < w[1]) && axes.iter().all(|&d| d < shape.len());
+    // A full reduction (nothing kept) merges tile partials, as the
+    // moments do, so its sums can be read off a variance's (see
+    // [`derives_from`]); the kept elements of an axis reduction take the
+    // tile's elements straight into their running sums.
     let direct = mask.is_none()
+        && axes.len() < shape.len()
         && sorted
         && acc.op == op
         && acc.input == block.dtype()
@@ -350,48 +355,85 @@ pub fn accumulate(
 }
 
 /// Whether the fold of `op` over some tiles can be read off the fold of
-/// `leader` over the same tiles with [`derive`] (input dtype `input`): the
-/// same op, or a float sum next to a float mean with the same NaN rule
-/// (both keep the same compensated sums, updated the same way).
-pub fn derives_from(op: ReduceOp, leader: ReduceOp, input: DType) -> bool {
+/// `leader` over the same tiles with [`derive`] (input dtype `input`;
+/// `full`: every axis reduced). Float reductions with the same NaN rule
+/// share their state: a variance and a standard deviation (any `ddof`)
+/// keep the same moments; a sum is the compensated sum a mean keeps; and
+/// in a full reduction, where sums and means merge tile partials as the
+/// moments do, both are the sum and count the moments keep.
+pub fn derives_from(op: ReduceOp, leader: ReduceOp, input: DType, full: bool) -> bool {
     use ReduceOp::*;
-    op == leader || (input.is_float() && matches!((op, leader), (Sum, Mean) | (NanSum, NanMean)))
+    if op == leader {
+        return true;
+    }
+    if !input.is_float() {
+        return false;
+    }
+    match leader {
+        Var { .. } | Std { .. } => {
+            matches!(op, Var { .. } | Std { .. }) || (full && matches!(op, Sum | Mean))
+        }
+        NanVar { .. } | NanStd { .. } => {
+            matches!(op, NanVar { .. } | NanStd { .. }) || (full && matches!(op, NanSum | NanMean))
+        }
+        Mean => op == Sum,
+        NanMean => op == NanSum,
+        _ => false,
+    }
 }
 
 /// The partial `op` would have folded from the tiles `leader` folded, bit
-/// for bit (see [`derives_from`]), so reductions that share an input and
-/// axes fold the tiles once: `[x.sum(), x.mean()]` sums each tile once.
+/// for bit, when [`derives_from`] says so: reductions that share an input
+/// and axes fold the tiles once, so `[x.sum(), x.mean(), x.std()]` reads
+/// and sums each tile once.
 ///
 /// ```
 /// use ndstream_engine::{kernels::reduce, Block, ReduceOp};
 /// let a = Block::from(ndarray::arr1(&[1.0f64, 2.0, 4.0]).into_dyn());
-/// let mean = reduce::partial(ReduceOp::Mean, &a, &[0], None, &[0], &[3]).unwrap();
-/// let sum = reduce::derive(ReduceOp::Sum, &mean).unwrap();
+/// let var = reduce::partial(ReduceOp::Var { ddof: 0 }, &a, &[0], None, &[0], &[3]).unwrap();
+/// let sum = reduce::derive(ReduceOp::Sum, &var).unwrap();
 /// assert_eq!(reduce::finalize(ReduceOp::Sum, sum).unwrap().to_f64_vec(), vec![7.0]);
+/// let std = reduce::derive(ReduceOp::Std { ddof: 1 }, &var).unwrap();
+/// let want = (7.0f64 / 3.0).sqrt();
+/// assert!((reduce::finalize(ReduceOp::Std { ddof: 1 }, std).unwrap().to_f64_vec()[0] - want).abs() < 1e-15);
 /// ```
 ///
 /// # Errors
 /// When `op` cannot be derived from `leader`'s state.
 pub fn derive(op: ReduceOp, leader: &Partial) -> Result<Partial> {
+    use ReduceOp::*;
     if op == leader.op {
         return Ok(leader.clone());
     }
-    match (&leader.state, op) {
-        (State::FMean { s, c, .. }, ReduceOp::Sum | ReduceOp::NanSum)
-            if derives_from(op, leader.op, leader.input) =>
-        {
-            Ok(Partial {
-                op,
-                input: leader.input,
-                kept: leader.kept.clone(),
-                state: State::FSum {
-                    s: s.clone(),
-                    c: c.clone(),
-                },
-            })
-        }
-        _ => Err(mismatch()),
+    let full = leader.kept.is_empty();
+    if !derives_from(op, leader.op, leader.input, full) {
+        return Err(mismatch());
     }
+    let state = match (&leader.state, op) {
+        (State::Moments(m), Var { .. } | Std { .. } | NanVar { .. } | NanStd { .. }) => {
+            State::Moments(m.clone())
+        }
+        (State::Moments(m), Sum | NanSum) => State::FSum {
+            s: m.s.clone(),
+            c: m.c.clone(),
+        },
+        (State::Moments(m), Mean | NanMean) => State::FMean {
+            n: m.n.clone(),
+            s: m.s.clone(),
+            c: m.c.clone(),
+        },
+        (State::FMean { s, c, .. }, Sum | NanSum) => State::FSum {
+            s: s.clone(),
+            c: c.clone(),
+        },
+        _ => return Err(mismatch()),
+    };
+    Ok(Partial {
+        op,
+        input: leader.input,
+        kept: leader.kept.clone(),
+        state,
+    })
 }
 
 /// [`partial`] for one element type, arguments validated.
