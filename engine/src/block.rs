@@ -360,6 +360,49 @@ impl Block {
         })
     }
 
+    /// [`from_ne_fill`](Block::from_ne_fill) without zeroing the buffer
+    /// first: `fill` gets the block's uninitialised bytes, so a file read
+    /// writes each byte exactly once.
+    ///
+    /// # Safety
+    /// When `fill` returns `Ok`, it must have written every byte of the
+    /// buffer it was given.
+    ///
+    /// # Errors
+    /// Whatever `fill` returns.
+    ///
+    /// # Panics
+    /// If `dtype` is bool (a caller bug).
+    pub unsafe fn from_ne_fill_uninit<E>(
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [std::mem::MaybeUninit<u8>]) -> Result<(), E>,
+    ) -> Result<Block, E> {
+        assert!(
+            dtype != DType::Bool,
+            "from_ne_fill_uninit does not take bool"
+        );
+        let n: usize = shape.iter().product();
+        with_dtype!(dtype, T => {
+            let mut v: Vec<T> = Vec::with_capacity(n);
+            let spare = v.spare_capacity_mut();
+            // SAFETY: the spare capacity holds `n` uninitialised `T`s; seen
+            // as bytes they are as many uninitialised bytes.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
+                    spare.as_mut_ptr().cast::<std::mem::MaybeUninit<u8>>(),
+                    std::mem::size_of::<T>() * n,
+                )
+            };
+            fill(bytes)?;
+            // SAFETY: the caller guarantees `fill` wrote every byte, and any
+            // bytes form a valid `T` (a plain number, bool excluded above).
+            unsafe { v.set_len(n) };
+            #[allow(clippy::expect_used)]
+            Ok(Block::from(ArrayD::from_shape_vec(IxDyn(shape), v).expect("length matches")))
+        })
+    }
+
     /// Build a block from native-endian bytes in C order.
     ///
     /// Returns `None` if `bytes.len()` is not `product(shape) * dtype.size()`,

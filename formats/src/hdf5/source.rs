@@ -18,6 +18,7 @@
 //! open and touch the file through `std::fs` only.
 
 use std::fs::File;
+use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -218,9 +219,12 @@ impl Hdf5Source {
             && self.big_endian == cfg!(target_endian = "big");
         if plain {
             // Unfiltered whole chunk in native order: read straight into the block.
-            return Block::from_ne_fill(self.dtype, &shape, |buf| {
-                file.read_exact_at(buf, loc.addr).map_err(read_err)
-            });
+            // SAFETY: `read_exact_at_uninit` fills the whole buffer or fails.
+            return unsafe {
+                Block::from_ne_fill_uninit(self.dtype, &shape, |buf| {
+                    read_exact_at_uninit(file, buf, loc.addr).map_err(read_err)
+                })
+            };
         }
         codec::with_scratch(|cur, tmp| {
             cur.resize(stored, 0);
@@ -235,6 +239,48 @@ impl Hdf5Source {
             codec::copy_box(cur, chunk, &shape, size, &mut out, true);
             self.to_block(idx, &shape, &mut out)
         })
+    }
+
+    /// A failed read of contiguous storage at byte `at`, for chunk `label`.
+    fn read_err(&self, label: &[u64], at: u64, e: std::io::Error) -> Error {
+        self.err(
+            label,
+            format!("reading at file offset {at}: {e} (truncated or damaged file?)"),
+        )
+    }
+
+    /// Where a selection of contiguous storage starts, in bytes from the
+    /// data's start, when it is one contiguous byte range (every axis
+    /// before the innermost partly selected one has a single index, and
+    /// that one has step 1); `None` otherwise.
+    fn span_start(&self, sel: &[AxisSel]) -> Option<u64> {
+        let size = self.dtype.size() as u64;
+        let mut k = sel.len();
+        // Trailing axes selected whole.
+        while k > 0
+            && sel[k - 1].start == 0
+            && sel[k - 1].step == 1
+            && sel[k - 1].len == self.shape[k - 1]
+        {
+            k -= 1;
+        }
+        let mut stride = self.shape[k..].iter().product::<u64>() * size;
+        let mut at = 0u64;
+        for d in (0..k).rev() {
+            let s = sel[d];
+            if d + 1 == k {
+                if s.len > 1 && s.step != 1 {
+                    return None;
+                }
+            } else if s.len > 1 {
+                return None;
+            }
+            if s.len > 0 {
+                at += s.index(0) * stride;
+            }
+            stride *= self.shape[d];
+        }
+        Some(at)
     }
 
     /// Read a strided selection of contiguous storage at `base` into `out` (file byte
@@ -311,12 +357,7 @@ impl Hdf5Source {
         window: &mut Vec<u8>,
         label: &[u64],
     ) -> Result<()> {
-        let io = |e: std::io::Error, at: u64| {
-            self.err(
-                label,
-                format!("reading at file offset {at}: {e} (truncated or damaged file?)"),
-            )
-        };
+        let io = |e: std::io::Error, at: u64| self.read_err(label, at, e);
         if row.len == 0 {
             return Ok(());
         }
@@ -553,9 +594,22 @@ impl Hdf5Source {
         match offset {
             None => self.fill_block(&shape),
             Some(base) if self.dtype != DType::Bool => {
+                let native = self.big_endian == cfg!(target_endian = "big");
+                if let Some(at) = self.span_start(sel).filter(|_| native) {
+                    // One contiguous byte range in native order: one read
+                    // straight into the block's unzeroed buffer.
+                    let at = base + at;
+                    // SAFETY: `read_exact_at_uninit` fills the whole buffer or fails.
+                    return unsafe {
+                        Block::from_ne_fill_uninit(self.dtype, &shape, |bytes| {
+                            read_exact_at_uninit(file, bytes, at)
+                                .map_err(|e| self.read_err(label, at, e))
+                        })
+                    };
+                }
                 Block::from_ne_fill(self.dtype, &shape, |bytes| {
                     self.gather(file, *base, sel, label, bytes)?;
-                    if self.big_endian != cfg!(target_endian = "big") {
+                    if !native {
                         codec::swap_bytes(bytes, self.dtype.size());
                     }
                     Ok(())
@@ -569,4 +623,43 @@ impl Hdf5Source {
             }
         }
     }
+}
+
+/// `FileExt::read_exact_at` into uninitialised memory: fills all of `buf`
+/// from byte `off` of `file`, or fails (`UnexpectedEof` past the end).
+fn read_exact_at_uninit(
+    file: &File,
+    mut buf: &mut [MaybeUninit<u8>],
+    mut off: u64,
+) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    use std::os::fd::AsRawFd;
+    while !buf.is_empty() {
+        let at = libc::off_t::try_from(off).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("file offset {off} out of range"),
+            )
+        })?;
+        // SAFETY: the pointer and length describe `buf`, memory we may write;
+        // pread writes at most that many bytes there and reads none.
+        let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), at) };
+        if n < 0 {
+            let e = Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::UnexpectedEof,
+                "failed to fill whole buffer",
+            ));
+        }
+        let n = n as usize;
+        buf = &mut buf[n..];
+        off += n as u64;
+    }
+    Ok(())
 }

@@ -270,6 +270,17 @@ fn contiguous_grid_and_strided_selections() {
             },
         ],
         vec![AxisSel::range(7..7), AxisSel::range(0..37)],
+        // One contiguous byte range each (read in one call).
+        vec![AxisSel::range(10..20), AxisSel::range(0..37)],
+        vec![AxisSel::range(42..43), AxisSel::range(5..30)],
+        vec![
+            AxisSel {
+                start: 100,
+                step: -3,
+                len: 1,
+            },
+            AxisSel::range(3..33),
+        ],
         vec![
             AxisSel {
                 start: 0,
@@ -478,10 +489,15 @@ fn corrupt_chunks_are_source_errors() {
     let last = src.grid().unravel(src.grid().num_chunks() - 1);
     let (_, m) = source_err(src.as_ref(), &last);
     assert!(m.contains("truncated"), "{m}");
-    assert!(matches!(
-        x.read_selection(&[AxisSel::range(200..300), AxisSel::range(0..37)]),
-        Err(Error::Source { .. })
-    ));
+    // Whole rows (one contiguous read) and a strided selection both fail.
+    for sel in [
+        [AxisSel::range(200..300), AxisSel::range(0..37)],
+        [AxisSel::range(200..300), AxisSel::range(0..5)],
+    ] {
+        let e = x.read_selection(&sel).unwrap_err();
+        assert!(matches!(e, Error::Source { .. }), "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
 }
 
 fn h5_path(dir: &Path, stem: &str, _: &SinkSpec) -> String {

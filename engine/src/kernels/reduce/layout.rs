@@ -17,7 +17,7 @@
 //! and a run's elements have consecutive reduced indexes. Both facts let the
 //! arg-reductions keep "first occurrence" without any index math per element.
 //!
-//! Summation: runs are summed in blocks of [`BLOCK`] elements with 8 f64
+//! Summation: runs are summed in blocks of [`BLOCK`] elements with 16 f64
 //! lanes (the innermost level of NumPy's pairwise sum), and the block sums
 //! are Neumaier-added into a `(sum, compensation)` pair, so the error grows
 //! with the block size only, never with the run length. Rows are
@@ -113,14 +113,28 @@ pub(super) fn resolve(s: f64, c: f64) -> f64 {
     }
 }
 
-/// Plain sum of at most [`BLOCK`] values of `f(x)` in 8 lanes, combined
-/// pairwise.
+/// Lanes of a block sum: four independent chains of four f64, enough to
+/// hide the latency of an addition.
+pub(super) const LANES: usize = 16;
+
+/// How [`block_sum`] and [`block_sq`] combine their lanes: lanes `i`,
+/// `i + 4`, `i + 8`, `i + 12` first (as four-wide vectors would), then the
+/// four results pairwise.
+#[inline(always)]
+pub(super) fn combine(l: &[f64; LANES]) -> f64 {
+    let t: [f64; 4] = std::array::from_fn(|i| (l[i] + l[i + 4]) + (l[i + 8] + l[i + 12]));
+    (t[0] + t[1]) + (t[2] + t[3])
+}
+
+/// Plain sum of at most [`BLOCK`] values of `f(x)`: lane `i` adds elements
+/// `i, i + 16, ...` in order, the tail is added one by one, and the lanes
+/// are [`combine`]d.
 #[inline(always)]
 pub(super) fn block_sum<T: Copy>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
-    let mut l = [0.0f64; 8];
-    let mut chunks = xs.chunks_exact(8);
+    let mut l = [0.0f64; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
     for ch in &mut chunks {
-        for i in 0..8 {
+        for i in 0..LANES {
             l[i] += f(ch[i]);
         }
     }
@@ -128,31 +142,28 @@ pub(super) fn block_sum<T: Copy>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
     for &x in chunks.remainder() {
         tail += f(x);
     }
-    (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) + tail
+    combine(&l) + tail
 }
 
-/// [`block_sum`] of `f(x)` and of `f(x)²` in one pass: the same lanes and
-/// order as two [`block_sum`] calls, so the same bits.
+/// Plain sum of the squares `f(x)²` of at most [`BLOCK`] values, in the
+/// lanes of [`block_sum`], each square fused into its lane's addition
+/// (`mul_add`, one rounding).
 #[inline(always)]
-pub(super) fn block_sum_sq<T: Copy>(xs: &[T], f: impl Fn(T) -> f64) -> (f64, f64) {
-    let mut l = [0.0f64; 8];
-    let mut q = [0.0f64; 8];
-    let mut chunks = xs.chunks_exact(8);
+pub(super) fn block_sq<T: Copy>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
+    let mut l = [0.0f64; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
     for ch in &mut chunks {
-        for i in 0..8 {
+        for i in 0..LANES {
             let d = f(ch[i]);
-            l[i] += d;
-            q[i] += d * d;
+            l[i] = d.mul_add(d, l[i]);
         }
     }
-    let (mut tail, mut qtail) = (0.0, 0.0);
+    let mut tail = 0.0f64;
     for &x in chunks.remainder() {
         let d = f(x);
-        tail += d;
-        qtail += d * d;
+        tail = d.mul_add(d, tail);
     }
-    let pair = |l: [f64; 8]| ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-    (pair(l) + tail, pair(q) + qtail)
+    combine(&l) + tail
 }
 
 /// Compensated sum of `f(x)` over a run into `(s, c)`.

@@ -1,21 +1,23 @@
 //! Hand-vectorised AVX2 forms of the float block sums of
 //! [`layout`](super::layout), for `f32` and `f64` runs.
 //!
-//! The generic [`block_sum`](super::layout::block_sum) keeps eight f64
+//! The generic [`block_sum`](super::layout::block_sum) keeps sixteen f64
 //! lanes; compiled for AVX2 it still loads and widens one element at a time
 //! (measured: a third of the std of a contiguous f32 dataset went to the
-//! deviation pass). Here the eight lanes are two `__m256d`: lane `i` adds
-//! elements `i, i + 8, ...` in order, the tail is added one by one and the
-//! lanes are combined in the same tree, with no FMA. So every result is bit
-//! for bit the generic one, which the tests check.
+//! deviation pass). Here the sixteen lanes are four `__m256d` (four
+//! independent addition chains): lane `i` adds elements `i, i + 16, ...` in
+//! order, the tail is added one by one and the lanes are combined in the
+//! same tree. The squares of [`block_sq`](super::layout::block_sq) are fused
+//! multiply-adds in both. So every result is bit for bit the generic one,
+//! which the tests check.
 
 use std::arch::x86_64::{
     __m256d, _mm256_add_pd, _mm256_andnot_pd, _mm256_castps256_ps128, _mm256_cmp_pd,
-    _mm256_cvtps_pd, _mm256_extractf128_ps, _mm256_loadu_pd, _mm256_loadu_ps, _mm256_mul_pd,
+    _mm256_cvtps_pd, _mm256_extractf128_ps, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_loadu_ps,
     _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd, _mm256_sub_pd, _CMP_UNORD_Q,
 };
 
-use super::layout::{neumaier, Num, BLOCK};
+use super::layout::{neumaier, val, Num, BLOCK, LANES};
 
 /// An element type with an eight-wide widening load.
 pub(super) trait Lane: Num {
@@ -50,22 +52,33 @@ impl Lane for f64 {
     }
 }
 
-/// The tree [`block_sum`](super::layout::block_sum) combines its lanes with.
-#[inline(always)]
-fn pair(l: [f64; 8]) -> f64 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-}
-
+/// The lanes of four vectors (`v[j]` holds lanes `4j..4j + 4`), combined
+/// as [`combine`](super::layout::combine).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn lanes(lo: __m256d, hi: __m256d) -> [f64; 8] {
-    let mut l = [0.0f64; 8];
-    // SAFETY: `l` has room for two vectors of four f64.
-    unsafe {
-        _mm256_storeu_pd(l.as_mut_ptr(), lo);
-        _mm256_storeu_pd(l.as_mut_ptr().add(4), hi);
+fn reduce4(v: [__m256d; 4]) -> f64 {
+    let t = _mm256_add_pd(_mm256_add_pd(v[0], v[1]), _mm256_add_pd(v[2], v[3]));
+    let mut l = [0.0f64; 4];
+    // SAFETY: `l` has room for one vector of four f64.
+    unsafe { _mm256_storeu_pd(l.as_mut_ptr(), t) };
+    (l[0] + l[1]) + (l[2] + l[3])
+}
+
+/// Elements `p[0..16]` as f64 in four vectors, NaNs zeroed when `SKIP`.
+///
+/// # Safety
+/// `p` must be valid for reading sixteen elements; the CPU must have AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load16<T: Lane, const SKIP: bool>(p: *const T) -> [__m256d; 4] {
+    // SAFETY: the caller guarantees sixteen readable elements and AVX2.
+    let ((a, b), (c, d)) = unsafe { (T::load8(p), T::load8(p.add(8))) };
+    let v = [a, b, c, d];
+    if SKIP {
+        v.map(|x| _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(x, x), x))
+    } else {
+        v
     }
-    l
 }
 
 /// One block (at most [`BLOCK`] elements) with `f(x) = x as f64`, or 0 for a
@@ -73,71 +86,54 @@ fn lanes(lo: __m256d, hi: __m256d) -> [f64; 8] {
 #[inline]
 #[target_feature(enable = "avx2")]
 fn block_sum<T: Lane, const SKIP: bool>(xs: &[T]) -> f64 {
-    let n8 = xs.len() / 8 * 8;
-    // SAFETY (whole function): every load reads `xs[k..k + 8]` with `k + 8 <= n8 <= xs.len()`.
-    unsafe {
-        let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-        let mut k = 0;
-        while k < n8 {
-            let (a, b) = T::load8(xs.as_ptr().add(k));
-            let (a, b) = if SKIP {
-                (
-                    _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(a, a), a),
-                    _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(b, b), b),
-                )
-            } else {
-                (a, b)
-            };
-            lo = _mm256_add_pd(lo, a);
-            hi = _mm256_add_pd(hi, b);
-            k += 8;
+    let n = xs.len() / LANES * LANES;
+    let mut acc = [_mm256_setzero_pd(); 4];
+    let mut k = 0;
+    while k < n {
+        // SAFETY: `k + 16 <= n <= xs.len()`.
+        let v = unsafe { load16::<T, SKIP>(xs.as_ptr().add(k)) };
+        for j in 0..4 {
+            acc[j] = _mm256_add_pd(acc[j], v[j]);
         }
-        let mut tail = 0.0;
-        for &x in &xs[n8..] {
-            tail += super::layout::val::<T, SKIP>(x);
-        }
-        pair(lanes(lo, hi)) + tail
+        k += LANES;
     }
+    let mut tail = 0.0;
+    for &x in &xs[n..] {
+        tail += val::<T, SKIP>(x);
+    }
+    reduce4(acc) + tail
 }
 
-/// One block of deviations `d = x - m` (0 for a NaN when `SKIP`): the plain
-/// sums of `d` and of `d * d`, as `block_sum_sq`.
+/// One block of squared deviations `(x - m)²` (0 for a NaN when `SKIP`):
+/// `block_sq(xs, ...)`, each square fused into its lane's addition.
 #[inline]
-#[target_feature(enable = "avx2")]
-fn block_dev<T: Lane, const SKIP: bool>(xs: &[T], m: f64) -> (f64, f64) {
-    let n8 = xs.len() / 8 * 8;
-    // SAFETY: as in `block_sum`.
-    unsafe {
-        let mv = _mm256_set1_pd(m);
-        let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-        let (mut qlo, mut qhi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-        let mut k = 0;
-        while k < n8 {
-            let (a, b) = T::load8(xs.as_ptr().add(k));
-            let (da, db) = (_mm256_sub_pd(a, mv), _mm256_sub_pd(b, mv));
-            let (da, db) = if SKIP {
-                (
-                    _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(a, a), da),
-                    _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(b, b), db),
-                )
+#[target_feature(enable = "avx2,fma")]
+fn block_sq<T: Lane, const SKIP: bool>(xs: &[T], m: f64) -> f64 {
+    let n = xs.len() / LANES * LANES;
+    let mv = _mm256_set1_pd(m);
+    let mut acc = [_mm256_setzero_pd(); 4];
+    let mut k = 0;
+    while k < n {
+        // SAFETY: `k + 16 <= n <= xs.len()`.
+        let v = unsafe { load16::<T, false>(xs.as_ptr().add(k)) };
+        for j in 0..4 {
+            let d = _mm256_sub_pd(v[j], mv);
+            let d = if SKIP {
+                _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(v[j], v[j]), d)
             } else {
-                (da, db)
+                d
             };
-            lo = _mm256_add_pd(lo, da);
-            hi = _mm256_add_pd(hi, db);
-            qlo = _mm256_add_pd(qlo, _mm256_mul_pd(da, da));
-            qhi = _mm256_add_pd(qhi, _mm256_mul_pd(db, db));
-            k += 8;
+            acc[j] = _mm256_fmadd_pd(d, d, acc[j]);
         }
-        let (mut tail, mut qtail) = (0.0, 0.0);
-        for &x in &xs[n8..] {
-            let v = x.to_f64();
-            let d = if SKIP && v.is_nan() { 0.0 } else { v - m };
-            tail += d;
-            qtail += d * d;
-        }
-        (pair(lanes(lo, hi)) + tail, pair(lanes(qlo, qhi)) + qtail)
+        k += LANES;
     }
+    let mut tail = 0.0f64;
+    for &x in &xs[n..] {
+        let v = x.to_f64();
+        let d = if SKIP && v.is_nan() { 0.0 } else { v - m };
+        tail = d.mul_add(d, tail);
+    }
+    reduce4(acc) + tail
 }
 
 /// `run_sum(s, c, xs, val::<T, SKIP>)`: a run's blocks Neumaier-added into
@@ -152,23 +148,15 @@ pub(super) fn run_sum<T: Lane, const SKIP: bool>(s: &mut f64, c: &mut f64, xs: &
     }
 }
 
-/// The deviation pass of a run with mean `m`: plain sum of `d` into `d1`,
-/// compensated sum of `d * d` into `(q, qc)`, block by block.
+/// The deviation pass of a run with mean `m`: the compensated sum of
+/// `(x - m)²` into `(q, qc)`, block by block.
 ///
 /// # Safety
-/// The CPU must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(super) fn run_dev<T: Lane, const SKIP: bool>(
-    d1: &mut f64,
-    q: &mut f64,
-    qc: &mut f64,
-    xs: &[T],
-    m: f64,
-) {
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn run_sq<T: Lane, const SKIP: bool>(q: &mut f64, qc: &mut f64, xs: &[T], m: f64) {
     for blk in xs.chunks(BLOCK) {
-        let (d, dd) = block_dev::<T, SKIP>(blk, m);
-        *d1 += d;
-        neumaier(q, qc, dd);
+        neumaier(q, qc, block_sq::<T, SKIP>(blk, m));
     }
 }
 

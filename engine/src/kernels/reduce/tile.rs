@@ -7,9 +7,7 @@
 //! updates a slice of accumulators elementwise. The result depends only on
 //! the tile's contents, never on threads.
 
-use super::layout::{
-    block_sum_sq, neumaier, resolve, row_sum, run_sum, val, Num, Plan, Seg, BLOCK,
-};
+use super::layout::{block_sq, neumaier, resolve, row_sum, run_sum, val, Num, Plan, Seg, BLOCK};
 #[cfg(target_arch = "x86_64")]
 use super::simd;
 
@@ -130,132 +128,120 @@ fn fsum_into_any<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64],
     fsum_walk!(T, SKIP, xs, plan, s, c);
 }
 
-/// The second pass of [`moments`]: per kept element, the plain sum of the
-/// deviations `d = x - mean` into `d1` and their compensated sum of
-/// squares into `(q, qc)`. NaNs count as `d = 0` when `SKIP`.
+/// The second pass of [`moments`]: per kept element, the compensated sum
+/// of the squared deviations `(x - mean)²` into `(q, qc)`. NaNs count as
+/// deviation 0 when `SKIP`.
 ///
-/// With AVX2 the same operations run four lanes wide (no FMA, no
-/// reassociation), so the bits are those of the SSE2 build.
-fn deviations_into<T: Num, const SKIP: bool>(
+/// With AVX2 and FMA the same operations run four lanes wide, so the bits
+/// are those of the generic build.
+fn squares_into<T: Num, const SKIP: bool>(
     xs: &[T],
     plan: &Plan,
     mean: &[f64],
-    d1: &mut [f64],
     q: &mut [f64],
     qc: &mut [f64],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { deviations_avx2::<T, SKIP>(xs, plan, mean, d1, q, qc) };
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        unsafe { squares_avx2::<T, SKIP>(xs, plan, mean, q, qc) };
         return;
     }
-    deviations_any::<T, SKIP>(xs, plan, mean, d1, q, qc);
+    squares_any::<T, SKIP>(xs, plan, mean, q, qc);
 }
 
-/// The deviation pass of a row: kept elements `kept..kept + xs.len()`
-/// each take one element.
+/// The deviation `x - m` of one element, 0 for a NaN when `SKIP`.
 #[inline(always)]
-fn dev_row<T: Num, const SKIP: bool>(
+fn dev<T: Num, const SKIP: bool>(x: T, m: f64) -> f64 {
+    let v = x.to_f64();
+    if SKIP && v.is_nan() {
+        0.0
+    } else {
+        v - m
+    }
+}
+
+/// The squares pass of a row: kept elements `kept..kept + xs.len()` each
+/// take one element.
+#[inline(always)]
+fn sq_row<T: Num, const SKIP: bool>(
     kept: usize,
     xs: &[T],
     mean: &[f64],
-    d1: &mut [f64],
     q: &mut [f64],
     qc: &mut [f64],
 ) {
     let e = kept + xs.len();
-    for ((((d1, q), qc), &m), &x) in d1[kept..e]
+    for (((q, qc), &m), &x) in q[kept..e]
         .iter_mut()
-        .zip(&mut q[kept..e])
         .zip(&mut qc[kept..e])
         .zip(&mean[kept..e])
         .zip(xs)
     {
-        let v = x.to_f64();
-        let d = if SKIP && v.is_nan() { 0.0 } else { v - m };
-        *d1 += d;
+        let d = dev::<T, SKIP>(x, m);
         neumaier(q, qc, d * d);
     }
 }
 
-/// The body of [`deviations_into`], expanded in each version so its
-/// closures are compiled with that version's target features.
-macro_rules! deviations_walk {
-    ($T:ty, $SKIP:expr, $xs:expr, $plan:expr, $mean:expr, $d1:expr, $q:expr, $qc:expr) => {
+/// The body of [`squares_into`], expanded in each version so its closures
+/// are compiled with that version's target features.
+macro_rules! squares_walk {
+    ($T:ty, $SKIP:expr, $xs:expr, $plan:expr, $mean:expr, $q:expr, $qc:expr) => {
         $plan.walk($xs, |seg| match seg {
             Seg::Run { kept, xs, .. } => {
                 let m = $mean[kept];
-                let dev = move |x: $T| {
-                    let v = x.to_f64();
-                    if $SKIP && v.is_nan() {
-                        0.0
-                    } else {
-                        v - m
-                    }
-                };
                 for blk in xs.chunks(BLOCK) {
-                    let (d, dd) = block_sum_sq(blk, dev);
-                    $d1[kept] += d;
+                    let dd = block_sq(blk, |x: $T| dev::<$T, $SKIP>(x, m));
                     neumaier(&mut $q[kept], &mut $qc[kept], dd);
                 }
             }
-            Seg::Row { kept, xs, .. } => dev_row::<$T, $SKIP>(kept, xs, $mean, $d1, $q, $qc),
+            Seg::Row { kept, xs, .. } => sq_row::<$T, $SKIP>(kept, xs, $mean, $q, $qc),
         })
     };
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn deviations_avx2<T: Num, const SKIP: bool>(
+#[target_feature(enable = "avx2,fma")]
+fn squares_avx2<T: Num, const SKIP: bool>(
     xs: &[T],
     plan: &Plan,
     mean: &[f64],
-    d1: &mut [f64],
     q: &mut [f64],
     qc: &mut [f64],
 ) {
-    /// Float runs through the hand-vectorised deviation sums.
-    #[target_feature(enable = "avx2")]
+    /// Float runs through the hand-vectorised squares.
+    #[target_feature(enable = "avx2,fma")]
     fn floats<F: simd::Lane, const SKIP: bool>(
         xs: &[F],
         plan: &Plan,
         mean: &[f64],
-        d1: &mut [f64],
         q: &mut [f64],
         qc: &mut [f64],
     ) {
         plan.walk(xs, |seg| match seg {
             Seg::Run { kept, xs, .. } => {
-                simd::run_dev::<F, SKIP>(
-                    &mut d1[kept],
-                    &mut q[kept],
-                    &mut qc[kept],
-                    xs,
-                    mean[kept],
-                );
+                simd::run_sq::<F, SKIP>(&mut q[kept], &mut qc[kept], xs, mean[kept]);
             }
-            Seg::Row { kept, xs, .. } => dev_row::<F, SKIP>(kept, xs, mean, d1, q, qc),
+            Seg::Row { kept, xs, .. } => sq_row::<F, SKIP>(kept, xs, mean, q, qc),
         })
     }
     if let Some(xs) = simd::cast::<T, f32>(xs) {
-        return floats::<f32, SKIP>(xs, plan, mean, d1, q, qc);
+        return floats::<f32, SKIP>(xs, plan, mean, q, qc);
     }
     if let Some(xs) = simd::cast::<T, f64>(xs) {
-        return floats::<f64, SKIP>(xs, plan, mean, d1, q, qc);
+        return floats::<f64, SKIP>(xs, plan, mean, q, qc);
     }
-    deviations_walk!(T, SKIP, xs, plan, mean, d1, q, qc);
+    squares_walk!(T, SKIP, xs, plan, mean, q, qc);
 }
 
-fn deviations_any<T: Num, const SKIP: bool>(
+fn squares_any<T: Num, const SKIP: bool>(
     xs: &[T],
     plan: &Plan,
     mean: &[f64],
-    d1: &mut [f64],
     q: &mut [f64],
     qc: &mut [f64],
 ) {
-    deviations_walk!(T, SKIP, xs, plan, mean, d1, q, qc);
+    squares_walk!(T, SKIP, xs, plan, mean, q, qc);
 }
 
 /// Count, compensated sum and sum of squared deviations of one tile.
@@ -269,8 +255,9 @@ pub(super) struct Moments {
 }
 
 /// The moments of a tile by the corrected two-pass algorithm: the tile's
-/// mean first, then `M2 = Σd² - (Σd)²/n` with `d = x - mean` (the second
-/// term removes the first pass's rounding). NaNs are skipped when `SKIP`.
+/// mean `m` first, then `M2 = Σ(x - m)² - r²/n`, where `r = Σx - n·m` is the
+/// mean's rounding left over (the compensated sum less `n·m`, by FMA), so
+/// the second term removes it exactly. NaNs are skipped when `SKIP`.
 pub(super) fn moments<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, n: Vec<u64>) -> Moments {
     let (s, c) = fsum::<T, SKIP>(xs, plan);
     let mean: Vec<f64> = s
@@ -285,16 +272,17 @@ pub(super) fn moments<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, n: Vec<u6
             }
         })
         .collect();
-    let mut d1 = vec![0.0; plan.kept_n];
     let mut q = vec![0.0; plan.kept_n];
     let mut qc = vec![0.0; plan.kept_n];
-    deviations_into::<T, SKIP>(xs, plan, &mean, &mut d1, &mut q, &mut qc);
+    squares_into::<T, SKIP>(xs, plan, &mean, &mut q, &mut qc);
     let mut m2 = vec![0.0; plan.kept_n];
     let mut m2c = vec![0.0; plan.kept_n];
     for j in 0..plan.kept_n {
         if n[j] > 0 {
+            let nf = n[j] as f64;
+            let r = (-mean[j]).mul_add(nf, s[j]) + c[j];
             m2[j] = q[j];
-            m2c[j] = qc[j] - d1[j] * d1[j] / n[j] as f64;
+            m2c[j] = qc[j] - r * r / nf;
         }
     }
     Moments { n, s, c, m2, m2c }
@@ -430,34 +418,29 @@ mod tests {
         s.iter().chain(&c).map(|x| x.to_bits()).collect()
     }
 
-    /// The deviation sums `(d1, q, qc)` of `xs` about per-kept means, as
-    /// bits, through the AVX2 build or the generic one.
+    /// The squared-deviation sums `(q, qc)` of `xs` about per-kept means,
+    /// as bits, through the AVX2 build or the generic one.
     #[cfg(target_arch = "x86_64")]
     fn dev_bits<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, avx: bool) -> Vec<u64> {
         let mean: Vec<f64> = (0..plan.kept_n).map(|j| 0.25 - j as f64 * 1e-3).collect();
-        let mut d1 = vec![0.0; plan.kept_n];
         let mut q = vec![0.0; plan.kept_n];
         let mut qc = vec![0.0; plan.kept_n];
         if avx {
-            // SAFETY: callers check that the CPU has AVX2.
-            unsafe { deviations_avx2::<T, SKIP>(xs, plan, &mean, &mut d1, &mut q, &mut qc) };
+            // SAFETY: callers check that the CPU has AVX2 and FMA.
+            unsafe { squares_avx2::<T, SKIP>(xs, plan, &mean, &mut q, &mut qc) };
         } else {
-            deviations_any::<T, SKIP>(xs, plan, &mean, &mut d1, &mut q, &mut qc);
+            squares_any::<T, SKIP>(xs, plan, &mean, &mut q, &mut qc);
         }
-        d1.iter()
-            .chain(&q)
-            .chain(&qc)
-            .map(|x| x.to_bits())
-            .collect()
+        q.iter().chain(&qc).map(|x| x.to_bits()).collect()
     }
 
-    /// The AVX2 builds of the compensated sum and of the deviation pass of
+    /// The AVX2 builds of the compensated sum and of the squares pass of
     /// the moments give the bits of the generic ones, for rows and runs
     /// (with block tails), f32 and f64, with and without NaN skipping.
     #[test]
     fn avx2_sums_have_the_generic_bits() {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             let mut r = 0x9e37_79b9_7f4a_7c15u64;
             let mut next = move || {
                 r ^= r << 13;
