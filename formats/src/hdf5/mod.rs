@@ -365,6 +365,31 @@ pub(crate) fn open_read_only(file: &Path) -> hdf5::Result<hdf5::File> {
     }
 }
 
+/// Run an HDF5 open or create for writing, waiting out a brief lock.
+///
+/// HDF5 `flock`s a file it opens for writing and fails at once when the
+/// lock is taken. A process this one forks holds copies of our descriptors,
+/// locks included, until it execs; a file we just closed can look locked
+/// for that moment. Retrying for up to about two seconds rides that out,
+/// while a file another writer really holds still fails with HDF5's error.
+pub(crate) fn retry_locked<T>(mut open: impl FnMut() -> hdf5::Result<T>) -> hdf5::Result<T> {
+    let mut wait = std::time::Duration::from_millis(2);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match open() {
+            Err(e)
+                if waited < std::time::Duration::from_secs(2)
+                    && e.to_string().contains("unable to lock file") =>
+            {
+                std::thread::sleep(wait);
+                waited += wait;
+                wait = (wait * 2).min(std::time::Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Mark an open HDF5 file's descriptor close-on-exec.
 ///
 /// libhdf5 opens files without `O_CLOEXEC` and `flock`s them; a child

@@ -252,7 +252,7 @@ fn open_for_write(
 ) -> Result<(hdf5::File, Dataset, bool)> {
     let exists = file.exists();
     let f = if !exists {
-        hdf5::File::create_excl(file)
+        super::retry_locked(|| hdf5::File::create_excl(file))
             .map_err(|e| h5_open_err(name, &format!("cannot create {}", file.display()), e))?
     } else {
         match spec.mode {
@@ -275,10 +275,10 @@ fn open_for_write(
                     ));
                 }
                 drop(ro);
-                hdf5::File::open_rw(file)
+                super::retry_locked(|| hdf5::File::open_rw(file))
                     .map_err(|e| h5_open_err(name, "cannot open the file for writing", e))?
             }
-            WriteMode::Overwrite => match hdf5::File::open_rw(file) {
+            WriteMode::Overwrite => match super::retry_locked(|| hdf5::File::open_rw(file)) {
                 Ok(f) => {
                     if f.dataset(path).is_ok() || f.group(path).is_ok() {
                         f.unlink(path)
@@ -287,12 +287,12 @@ fn open_for_write(
                     f
                 }
                 // Not an HDF5 file (or a damaged one): replace it.
-                Err(_) => hdf5::File::create(file).map_err(|e| {
+                Err(_) => super::retry_locked(|| hdf5::File::create(file)).map_err(|e| {
                     h5_open_err(name, &format!("cannot recreate {}", file.display()), e)
                 })?,
             },
             WriteMode::Resume => {
-                let f = hdf5::File::open_rw(file).map_err(|e| {
+                let f = super::retry_locked(|| hdf5::File::open_rw(file)).map_err(|e| {
                     h5_open_err(
                         name,
                         &format!(

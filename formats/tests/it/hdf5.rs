@@ -9,7 +9,6 @@
 //! - concurrent `write_chunk` from 4 threads.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ndstream_engine::{AxisSel, Block, ChunkSource, DType, Error};
 use ndstream_formats::{create_sink, info, open_source, Codec, SinkSpec, StoreInfo, WriteMode};
@@ -787,7 +786,7 @@ fn h5py_reads_what_we_write() {
         spec.attributes.insert("levels".into(), json!([1, 2, 3]));
         write_all(&loc(&file, ds), &spec);
     }
-    let out = Command::new(&py)
+    let out = crate::interop::child(&py)
         .args(["-c", CHECK, &file.display().to_string()])
         .output()
         .unwrap();

@@ -14,6 +14,37 @@ use ndstream_formats::{create_sink, Codec, SinkSpec, ZarrVersion};
 use crate::conformance::select;
 use crate::fixtures::{fixture_array, fixtures_dir};
 
+/// A command for `program` whose child inherits no descriptor beyond
+/// stdin, stdout and stderr.
+///
+/// Tests in this binary write HDF5 files on other threads while these
+/// children run; libhdf5 opens files without `O_CLOEXEC` and `flock`s them,
+/// so a child forked between an open and the library's `cloexec` would keep
+/// the lock after the file is closed here, and the next open of that file
+/// would fail with "unable to lock file". Marking every descriptor above 2
+/// close-on-exec in the child (one `close_range` after fork, before exec)
+/// closes that window; the sink's own retry covers the microseconds between
+/// fork and exec.
+pub(crate) fn child(program: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    // SAFETY: the closure makes one async-signal-safe system call and
+    // allocates nothing. Best effort: a kernel without `close_range`
+    // (before 5.11) leaves the descriptors as they are.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+            );
+            Ok(())
+        });
+    }
+    cmd
+}
+
 /// A Python that runs `import {imports}`: `$NDSTREAM_PYTHON`, else
 /// `/work/venv/bin/python` if it exists, else `python3`.
 pub(crate) fn python_with(imports: &str) -> Option<String> {
@@ -30,7 +61,7 @@ pub(crate) fn python_with(imports: &str) -> Option<String> {
     };
     let code = format!("import {imports}");
     candidates.into_iter().find(|p| {
-        Command::new(p)
+        child(p)
             .args(["-c", &code])
             .output()
             .map(|o| o.status.success())
@@ -147,7 +178,7 @@ fn zarr_python_and_numpy_read_what_we_write() {
             "attributes": {}}),
         );
     }
-    let out = Command::new(&py)
+    let out = child(&py)
         .arg("-c")
         .arg(CHECK)
         .arg(fixtures_dir())
