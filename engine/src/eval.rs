@@ -11,6 +11,7 @@
 //! Everything here runs inside one task on one worker thread; the executor
 //! has already reserved the task's working set (see [`estimate`]).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -49,7 +50,7 @@ pub(crate) struct EvalCtx<'a> {
 /// [`scope`] on this thread (a tile; nested reductions open their own).
 /// They fit the task's reservation: [`estimate`] counts a node once per
 /// use, and the memo never holds more than one block per shared node.
-type Memo = HashMap<(u64, Selection), (Block, u32)>;
+type Memo = HashMap<(u64, Selection), (Arc<Block>, u32)>;
 
 thread_local! {
     static MEMO: RefCell<Vec<Memo>> = const { RefCell::new(Vec::new()) };
@@ -69,16 +70,61 @@ pub(crate) fn scope<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// One use of a node's block: owned, or shared with the tile's memo (a
+/// node with several uses), so kernels read it where it is instead of
+/// copying it for each use.
+pub(crate) enum Val {
+    Owned(Block),
+    Shared(Arc<Block>),
+}
+
+impl Val {
+    /// The block, to read.
+    pub(crate) fn get(&self) -> &Block {
+        match self {
+            Val::Owned(b) => b,
+            Val::Shared(a) => a,
+        }
+    }
+
+    /// The block, copied only if another use still holds it.
+    pub(crate) fn into_block(self) -> Block {
+        match self {
+            Val::Owned(b) => b,
+            Val::Shared(a) => Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()),
+        }
+    }
+
+    /// `f` of the block: owned (a kernel may write its result there) when
+    /// no other use holds it, borrowed otherwise.
+    pub(crate) fn with_cow<R>(self, f: impl FnOnce(Cow<'_, Block>) -> R) -> R {
+        match self {
+            Val::Owned(b) => f(Cow::Owned(b)),
+            Val::Shared(a) => match Arc::try_unwrap(a) {
+                Ok(b) => f(Cow::Owned(b)),
+                Err(a) => f(Cow::Borrowed(&a)),
+            },
+        }
+    }
+}
+
 /// The block of `a` at `sel`.
 pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
+    eval_val(a, sel, ctx).map(Val::into_block)
+}
+
+/// [`eval`] for a kernel that can read a shared block in place: a node
+/// with several uses in the tile is computed once and shared by all.
+pub(crate) fn eval_val(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Val> {
     if ctx.cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
     let Some(&uses) = ctx.reuse.shared.get(&a.id()) else {
-        return eval_node(a, sel, ctx);
+        return eval_node(a, sel, ctx).map(Val::Owned);
     };
     let key = (a.id(), sel.to_vec());
-    // A kept block: a copy for all but the last use, which takes it.
+    // A kept block: shared with the memo for all but the last use, which
+    // takes the memo's hold.
     let kept = MEMO.with(|m| {
         let mut m = m.borrow_mut();
         let memo = m.last_mut()?;
@@ -90,15 +136,15 @@ pub(crate) fn eval(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Bloc
         memo.remove(&key).map(|(b, _)| b)
     });
     if let Some(b) = kept {
-        return Ok(b);
+        return Ok(Val::Shared(b));
     }
-    let b = eval_node(a, sel, ctx)?;
+    let b = Arc::new(eval_node(a, sel, ctx)?);
     MEMO.with(|m| {
         if let Some(memo) = m.borrow_mut().last_mut() {
             memo.insert(key, (b.clone(), uses - 1));
         }
     });
-    Ok(b)
+    Ok(Val::Shared(b))
 }
 
 fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
@@ -137,13 +183,16 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
             let b = Block::from(ArrayD::from_shape_vec(IxDyn(&shape), v).expect("length matches"));
             Ok(b.astype(a.dtype()))
         }
-        Op::Unary { op, x } => elementwise::unary_owned(*op, eval(x, sel, ctx)?),
+        Op::Unary { op, x } => eval_val(x, sel, ctx)?.with_cow(|x| elementwise::unary_cow(*op, x)),
         Op::Binary { op, a: x, b: y } => {
-            let bx = eval(x, &broadcast_sel(sel, x.shape()), ctx)?;
-            let by = eval(y, &broadcast_sel(sel, y.shape()), ctx)?;
+            let vx = eval_val(x, &broadcast_sel(sel, x.shape()), ctx)?;
+            let vy = eval_val(y, &broadcast_sel(sel, y.shape()), ctx)?;
             // Length-1 output axes carry nothing: drop them so the kernel
             // sees the real broadcast (e.g. (r, 1) - (1, c), not (r, 1, 1) - (1, c, 1)).
-            if shape.len() > 1 && shape.contains(&1) {
+            // Operands of one shape need no broadcast (and a shared one, as
+            // in `d * d`, is then read where it is).
+            let broadcast = vx.get().shape() != vy.get().shape();
+            if broadcast && shape.len() > 1 && shape.contains(&1) {
                 let keep: Vec<usize> = shape.iter().copied().filter(|&n| n != 1).collect();
                 let squeeze = |b: Block| -> Block {
                     let off = shape.len() - b.ndim();
@@ -156,17 +205,18 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                         .collect();
                     b.into_shape(&s)
                 };
-                let out = elementwise::binary_owned(*op, squeeze(bx), squeeze(by))?;
+                let (bx, by) = (squeeze(vx.into_block()), squeeze(vy.into_block()));
+                let out = elementwise::binary_owned(*op, bx, by)?;
                 debug_assert_eq!(out.shape(), keep.as_slice());
                 return Ok(out.into_shape(&shape));
             }
-            elementwise::binary_owned(*op, bx, by)
+            vx.with_cow(|bx| vy.with_cow(|by| elementwise::binary_cow(*op, bx, by)))
         }
         Op::Where { cond, a: x, b: y } => {
-            let bc = eval(cond, &broadcast_sel(sel, cond.shape()), ctx)?;
-            let bx = eval(x, &broadcast_sel(sel, x.shape()), ctx)?;
-            let by = eval(y, &broadcast_sel(sel, y.shape()), ctx)?;
-            elementwise::where_(&bc, &bx, &by)
+            let bc = eval_val(cond, &broadcast_sel(sel, cond.shape()), ctx)?;
+            let bx = eval_val(x, &broadcast_sel(sel, x.shape()), ctx)?;
+            let by = eval_val(y, &broadcast_sel(sel, y.shape()), ctx)?;
+            elementwise::where_(bc.get(), bx.get(), by.get())
         }
         Op::Clip { x, lo, hi } => elementwise::clip_owned(eval(x, sel, ctx)?, *lo, *hi),
         Op::Cast { x } => Ok(eval(x, sel, ctx)?.astype(a.dtype())),

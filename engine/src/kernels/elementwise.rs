@@ -291,7 +291,9 @@ pub fn unary_owned(op: UnaryOp, x: Block) -> Result<Block> {
     unary_cow(op, Cow::Owned(x))
 }
 
-fn unary_cow(op: UnaryOp, x: Cow<'_, Block>) -> Result<Block> {
+/// [`unary`] on a borrowed or owned block: an owned one may take the
+/// result, as in [`unary_owned`].
+pub(crate) fn unary_cow(op: UnaryOp, x: Cow<'_, Block>) -> Result<Block> {
     let out = unary_dtype(op, x.dtype())?;
     // Ops that change the dtype of the values (a float op on integers,
     // square on bool) run on the input cast to the result dtype.
@@ -342,7 +344,9 @@ pub fn binary_owned(op: BinaryOp, a: Block, b: Block) -> Result<Block> {
     binary_cow(op, Cow::Owned(a), Cow::Owned(b))
 }
 
-fn binary_cow(op: BinaryOp, a: Cow<'_, Block>, b: Cow<'_, Block>) -> Result<Block> {
+/// [`binary`] on borrowed or owned blocks: an owned one may take the
+/// result, as in [`binary_owned`].
+pub(crate) fn binary_cow(op: BinaryOp, a: Cow<'_, Block>, b: Cow<'_, Block>) -> Result<Block> {
     let (operand, _) = binary_dtypes(op, a.dtype(), b.dtype())?;
     let (a, b) = (cast(a, operand), cast(b, operand));
     crate::with_dtype!(operand, T => {
