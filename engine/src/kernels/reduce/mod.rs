@@ -119,6 +119,10 @@ enum State {
         n: Vec<u64>,
         s: Vec<f64>,
         c: Vec<f64>,
+        /// A count every element has beyond `n`: tiles with no NaN rule
+        /// add the same count to all, so [`accumulate`] adds it here once
+        /// instead of to each element.
+        every: u64,
     },
     /// Bool/integer means: count and exact sum.
     IMean {
@@ -329,12 +333,12 @@ pub fn accumulate(
         let skip = matches!(op, ReduceOp::NanSum | ReduceOp::NanMean);
         let (s, c) = match state {
             State::FSum { s, c } => (s, c),
-            State::FMean { n, s, c } => {
+            State::FMean { n, s, c, every } => {
                 if skip {
                     let valid = tile::count_valid(xs, &plan);
                     n.iter_mut().zip(valid).for_each(|(n, v)| *n += v);
                 } else {
-                    n.iter_mut().for_each(|n| *n += plan.red_n as u64);
+                    *every += plan.red_n as u64;
                 }
                 (s, c)
             }
@@ -421,6 +425,7 @@ pub fn derive(op: ReduceOp, leader: &Partial) -> Result<Partial> {
             n: m.n.clone(),
             s: m.s.clone(),
             c: m.c.clone(),
+            every: 0,
         },
         (State::FMean { s, c, .. }, Sum | NanSum) => State::FSum {
             s: s.clone(),
@@ -537,7 +542,12 @@ fn tile_state<T: Num>(op: ReduceOp, xs: &[T], plan: &Plan) -> Result<State> {
         })),
         Mean if float => {
             let (s, c) = tile::fsum::<T, false>(xs, plan);
-            State::FMean { n: seen(), s, c }
+            State::FMean {
+                n: seen(),
+                s,
+                c,
+                every: 0,
+            }
         }
         NanMean if float => {
             let (s, c) = tile::fsum::<T, true>(xs, plan);
@@ -545,6 +555,7 @@ fn tile_state<T: Num>(op: ReduceOp, xs: &[T], plan: &Plan) -> Result<State> {
                 n: tile::count_valid(xs, plan),
                 s,
                 c,
+                every: 0,
             }
         }
         Mean | NanMean => State::IMean {
@@ -680,14 +691,16 @@ pub fn merge(op: ReduceOp, acc: &mut Partial, next: Partial) -> Result<()> {
         (State::FSum { s, c }, State::FSum { s: s2, c: c2 }) => merge_sums(s, c, &s2, &c2),
         (State::FProd(a), State::FProd(b)) => a.iter_mut().zip(b).for_each(|(a, b)| *a *= b),
         (
-            State::FMean { n, s, c },
+            State::FMean { n, s, c, every },
             State::FMean {
                 n: n2,
                 s: s2,
                 c: c2,
+                every: e2,
             },
         ) => {
             merge_sums(s, c, &s2, &c2);
+            *every += e2;
             n.iter_mut().zip(n2).for_each(|(a, b)| *a += b);
         }
         (State::IMean { n, s }, State::IMean { n: n2, s: s2 }) => {
@@ -875,10 +888,10 @@ pub fn finalize(op: ReduceOp, p: Partial) -> Result<Block> {
         State::U64(v) => shaped(Block::from(ndarray::Array1::from(v).into_dyn())),
         State::FSum { s, c } => floats(s.iter().zip(&c).map(|(&s, &c)| resolve(s, c)).collect()),
         State::FProd(v) => floats(v),
-        State::FMean { n, s, c } => floats(
+        State::FMean { n, s, c, every } => floats(
             n.iter()
                 .zip(s.iter().zip(&c))
-                .map(|(&n, (&s, &c))| resolve(s, c) / n as f64)
+                .map(|(&n, (&s, &c))| resolve(s, c) / (n + every) as f64)
                 .collect(),
         ),
         State::IMean { n, s } => floats(

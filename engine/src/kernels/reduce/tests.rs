@@ -589,7 +589,10 @@ fn float_sums_are_accurate() {
         let b64 = b32.clone().astype(DType::F64);
         // The f32 mean before the cast matches the exact mean to ~1e-15.
         let p = partial(ReduceOp::Mean, &b32, &[0], None, &[0], &[n as u64]).unwrap();
-        let State::FMean { n: c, s, c: comp } = &p.state else {
+        let State::FMean {
+            n: c, s, c: comp, ..
+        } = &p.state
+        else {
             panic!("state")
         };
         let mean = resolve(s[0], comp[0]) / c[0] as f64;
