@@ -145,6 +145,9 @@ pub struct StoreOptions {
     pub attributes: Attributes,
     /// Store without chunking where the format allows it (HDF5 contiguous layout).
     pub contiguous: bool,
+    /// Flush the output to the disk (fsync) before it is marked complete,
+    /// so it survives a power loss (see [`SinkSpec::sync`]). Off by default.
+    pub sync: bool,
 }
 
 /// The sink spec [`store`] would create for `a`.
@@ -163,6 +166,7 @@ pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
     spec.zarr_version = opts.zarr_version;
     spec.attributes = opts.attributes.clone();
     spec.contiguous = opts.contiguous;
+    spec.sync = opts.sync;
     spec
 }
 

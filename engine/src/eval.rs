@@ -37,6 +37,14 @@ pub(crate) const COMPUTE_TILE_ELEMS: u64 = 1 << 15;
 /// into sub-tiles (reading chunks through the cache).
 pub(crate) const IO_TILE_BYTES: u64 = 32 << 20;
 
+/// Sub-tile bytes a float sum or mean folds together (see
+/// [`ReduceSetup::fold_group`]), at most [`MAX_GROUP`] sub-tiles.
+const GROUP_BYTES: u64 = 4 << 20;
+const MAX_GROUP: u64 = 16;
+/// Running-sum bytes from which folding sub-tiles together pays: about
+/// half a core's L2.
+const GROUP_MIN_SUMS_BYTES: u64 = 256 << 10;
+
 /// What a task needs to evaluate nodes.
 pub(crate) struct EvalCtx<'a> {
     pub cache: &'a ChunkCache,
@@ -236,7 +244,7 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                 let b = eval(&xs[s.index(i) as usize], &rest, ctx)?;
                 pieces.push(b.into_shape(&piece_shape));
             }
-            concat_blocks(&pieces, *axis, a.dtype(), &shape)
+            concat_blocks(pieces, *axis, a.dtype(), &shape)
         }
         Op::Concat { xs, axis } => {
             let s = sel[*axis];
@@ -256,7 +264,7 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
             }
             parts.sort_by_key(|p| p.0);
             let blocks: Vec<Block> = parts.into_iter().map(|p| p.1).collect();
-            concat_blocks(&blocks, *axis, a.dtype(), &shape)
+            concat_blocks(blocks, *axis, a.dtype(), &shape)
         }
         Op::Transpose { x, perm } => {
             let mut child = vec![AxisSel::full(0); perm.len()];
@@ -537,16 +545,23 @@ pub(crate) fn place(out: &mut Block, pos: &[Range<usize>], piece: &Block) {
     })
 }
 
-fn concat_blocks(pieces: &[Block], axis: usize, dtype: DType, shape: &[usize]) -> Result<Block> {
+/// Join `pieces` along `axis` into a block of `shape` (a lone piece is
+/// moved, not copied: a stack's tile one input deep is that input's block).
+fn concat_blocks(
+    mut pieces: Vec<Block>,
+    axis: usize,
+    dtype: DType,
+    shape: &[usize],
+) -> Result<Block> {
     if pieces.is_empty() {
         return Ok(Block::zeros(dtype, shape));
     }
     if pieces.len() == 1 {
-        return Ok(pieces[0].clone());
+        return Ok(pieces.swap_remove(0));
     }
     let mut out = Block::zeros(dtype, shape);
     let mut at = 0;
-    for p in pieces {
+    for p in &pieces {
         let n = p.shape()[axis];
         let pos: Vec<Range<usize>> = shape
             .iter()
@@ -730,6 +745,9 @@ pub(crate) struct ReduceSetup {
     pub piece: Vec<u64>,
     /// Chunk-tile count per reduced axis.
     pub counts: Vec<u64>,
+    /// Sub-tiles evaluated before they are folded together (see
+    /// [`reduce::accumulate_many`]; 1: each is folded as it comes).
+    pub group: usize,
 }
 
 impl ReduceSetup {
@@ -774,6 +792,7 @@ impl ReduceSetup {
             topk,
             piece: axes.iter().map(|&d| maxc[d].max(1)).collect(),
             counts,
+            group: 1,
         };
         // The largest chunk tile (kept axes: the largest output chunk).
         let big: Selection = maxc.iter().map(|&n| AxisSel::full(n)).collect();
@@ -808,7 +827,33 @@ impl ReduceSetup {
                 }
             }
         }
+        setup.group = setup.fold_group(&maxc, data.dtype());
         Some(setup)
+    }
+
+    /// How many sub-tiles to fold together: a float sum or mean whose
+    /// running sums (16 bytes per kept element) are too large for the
+    /// cache, over thin sub-tiles (a stack's days reduced over time), folds
+    /// about [`GROUP_BYTES`] of them at once, so the sums go through memory
+    /// once per group instead of once per sub-tile. Grouping never changes
+    /// the bits, only the memory a tile holds (counted in [`Self::tile_bytes`]).
+    fn fold_group(&self, maxc: &[u64], dtype: DType) -> usize {
+        use reduce::ReduceOp::*;
+        let kept: u64 = (0..maxc.len())
+            .filter(|d| !self.axes.contains(d))
+            .map(|d| maxc[d])
+            .product();
+        let eligible = matches!(self.op, Sum | NanSum | Mean | NanMean)
+            && !self.masked
+            && !self.topk
+            && dtype.is_float()
+            && self.axes.len() < maxc.len()
+            && kept * 16 >= GROUP_MIN_SUMS_BYTES;
+        if !eligible {
+            return 1;
+        }
+        let sub = self.piece.iter().product::<u64>() * kept * dtype.size() as u64;
+        (GROUP_BYTES / sub.max(1)).clamp(1, MAX_GROUP) as usize
     }
 
     /// Number of chunk tiles per output selection.
@@ -952,10 +997,39 @@ pub(crate) fn fold_tiles(
             folders.push(j);
         }
     }
+    // Sub-tiles are folded together in groups (each tile's values still
+    // reach each element in the same order, so the bits do not depend on it).
+    let group = setups.iter().map(|s| s.group).min().unwrap_or(1);
+    let mut held: Vec<Block> = Vec::with_capacity(group);
+    let mut origins: Vec<Vec<u64>> = Vec::with_capacity(group);
+    let flush = |held: &mut Vec<Block>,
+                 origins: &mut Vec<Vec<u64>>,
+                 accs: &mut [Option<reduce::Partial>]|
+     -> Result<()> {
+        let blocks: Vec<&Block> = held.iter().collect();
+        for ((s, acc), l) in setups.iter().zip(accs.iter_mut()).zip(&leader) {
+            if l.is_none() {
+                reduce::accumulate_many(s.op, acc, &blocks, &s.axes, origins, &s.data_shape)?;
+            }
+        }
+        held.clear();
+        origins.clear();
+        Ok(())
+    };
     for c in tiles {
         for t in base.sub_tiles(&base.chunk_tile(in_sel, c)) {
             let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
             let (b, m) = base.eval_tile(&t, ctx)?;
+            if group > 1 && m.is_none() {
+                held.push(b);
+                origins.push(origin);
+                if held.len() == group {
+                    flush(&mut held, &mut origins, accs)?;
+                }
+                continue;
+            }
+            // Whatever is held goes first, to keep the order.
+            flush(&mut held, &mut origins, accs)?;
             for ((s, acc), l) in setups.iter().zip(accs.iter_mut()).zip(&leader) {
                 if l.is_none() {
                     reduce::accumulate(s.op, acc, &b, &s.axes, m.as_ref(), &origin, &s.data_shape)?;
@@ -963,6 +1037,7 @@ pub(crate) fn fold_tiles(
             }
         }
     }
+    flush(&mut held, &mut origins, accs)?;
     for (j, l) in leader.iter().enumerate() {
         if let Some(i) = *l {
             accs[j] = match &accs[i] {
@@ -1046,7 +1121,11 @@ impl ReduceSetup {
         let tile = self.chunk_tile(&in_sel, 0);
         let sub = self.sub_tiles(&tile);
         let ws = sub.first().map(|t| estimate(&self.x, t)).unwrap_or(0);
-        ws + 2 * self.partial_bytes(out_sel)
+        // The other sub-tiles of a group are held as evaluated blocks.
+        let held = sub.first().map_or(0, |t| {
+            t.iter().map(|s| s.len).product::<u64>() * self.input_dtype().size() as u64
+        });
+        ws + (self.group as u64 - 1) * held + 2 * self.partial_bytes(out_sel)
     }
 }
 

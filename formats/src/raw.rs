@@ -367,6 +367,8 @@ pub(crate) struct ContiguousSink {
     grid: ChunkGrid,
     file: File,
     marker: PathBuf,
+    /// fsync before the marker goes (see [`SinkSpec::sync`]).
+    sync: bool,
 }
 
 /// Check a spec's chunking against its shape and build the grid.
@@ -457,6 +459,7 @@ impl ContiguousSink {
             grid,
             file: f,
             marker,
+            sync: spec.sync,
         })
     }
 }
@@ -550,12 +553,14 @@ impl ChunkSink for ContiguousSink {
         self.grid.max_chunk_elems() * self.layout.dtype.size() as u64
     }
     fn finish(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::Sink {
-            sink_name: self.name.clone(),
-            what: "the final sync".into(),
-            message: e.to_string(),
-            cause: Some(Box::new(e)),
-        })?;
+        if self.sync {
+            self.file.sync_data().map_err(|e| Error::Sink {
+                sink_name: self.name.clone(),
+                what: "the final sync".into(),
+                message: e.to_string(),
+                cause: Some(Box::new(e)),
+            })?;
+        }
         match std::fs::remove_file(&self.marker) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

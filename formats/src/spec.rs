@@ -115,6 +115,13 @@ pub struct SinkSpec {
     /// layout; `.npy` and raw are always contiguous). `chunks` then only sets
     /// how the executor delivers the data. Zarr ignores it.
     pub contiguous: bool,
+    /// Flush the written data to the disk (fsync) before `finish` marks the
+    /// store complete, so that it survives a power loss or OS crash. Off
+    /// by default, as in NumPy, h5py and zarr-python: the data is then
+    /// handed to the OS, which is enough for the store to be complete after
+    /// the program exits or fails (the incomplete marker covers a job that
+    /// stops midway either way).
+    pub sync: bool,
 }
 
 impl SinkSpec {
@@ -130,6 +137,7 @@ impl SinkSpec {
             mode: WriteMode::Create,
             zarr_version: ZarrVersion::V3,
             contiguous: false,
+            sync: false,
         }
     }
 }

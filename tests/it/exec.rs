@@ -49,6 +49,74 @@ fn identical_bits_for_any_thread_count() {
 }
 
 #[test]
+fn thin_tiles_of_a_stack_fold_together_with_the_same_bits_and_values() {
+    // Nine (150, 130) days stacked: the reduction over time folds chunk
+    // tiles one day deep whose running sums (19,500 kept elements) are
+    // large enough to fold several days at a time. The result must not
+    // depend on threads or budget, and must match a plain f64 oracle to
+    // float32 rounding (the result is float32, as NumPy's).
+    let days: Vec<ndstream::Array> = (0..9)
+        .map(|d| {
+            let x = ndstream::random::normal(10.0, 1.0, &[150, 130], [150, 130], 40 + d).unwrap();
+            // About a sixth NaN, for the NaN-ignoring pair.
+            (&x - 9.0).sqrt().unwrap().astype(ndstream::DType::F32)
+        })
+        .collect();
+    let x = ndstream::stack(&days, 0).unwrap();
+    let values: Vec<Vec<f64>> = days
+        .iter()
+        .map(|d| Executor::new().compute(d).unwrap().to_f64_vec())
+        .collect();
+    let nans = values.iter().flatten().filter(|v| v.is_nan()).count();
+    assert!(nans > 9 * 150 * 130 / 10, "the data has NaNs ({nans})");
+    let oracle = |skip: bool, mean: bool| -> Vec<f64> {
+        (0..150 * 130)
+            .map(|k| {
+                let v: Vec<f64> = values
+                    .iter()
+                    .map(|d| d[k])
+                    .filter(|v| !(skip && v.is_nan()))
+                    .collect();
+                let s: f64 = v.iter().sum();
+                if mean {
+                    s / v.len() as f64
+                } else {
+                    s
+                }
+            })
+            .collect()
+    };
+    let progs = [
+        (x.sum(Some(0)).unwrap(), oracle(false, false)),
+        (x.nansum(Some(0)).unwrap(), oracle(true, false)),
+        (x.mean(Some(0)).unwrap(), oracle(false, true)),
+        (x.nanmean(Some(0)).unwrap(), oracle(true, true)),
+    ];
+    for (p, want) in &progs {
+        let mut first: Option<Vec<u64>> = None;
+        for (threads, memory) in [(1, 16 << 20), (2, 64 << 20), (4, 1 << 30)] {
+            let exec = Executor::builder()
+                .memory(memory)
+                .threads(threads)
+                .build()
+                .unwrap();
+            let got = exec.compute(p).unwrap().to_f64_vec();
+            let bits: Vec<u64> = got.iter().map(|v| v.to_bits()).collect();
+            match &first {
+                None => first = Some(bits),
+                Some(f) => assert_eq!(f, &bits, "{p} differs with {threads} threads"),
+            }
+            for (k, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (g.is_nan() && w.is_nan()) || (g - w).abs() <= 1.2e-7 * w.abs(),
+                    "{p} element {k}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn a_chunk_larger_than_the_budget_is_refused_before_reading() {
     // One 3.2 GB chunk under a 1 GiB budget.
     let src = Arc::new(PatternSource::new(&[400_000_000], &[400_000_000]));

@@ -78,6 +78,10 @@ pub struct StoreArgs {
     /// Zarr format version of a new .zarr output.
     #[arg(long, value_name = "2|3", default_value = "3", value_parser = ["2", "3"])]
     pub zarr_version: String,
+    /// Flush the output to the disk (fsync) before marking it complete, so it
+    /// survives a power loss; costs a disk flush.
+    #[arg(long)]
+    pub sync: bool,
 }
 
 /// `ndstream info`.

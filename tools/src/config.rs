@@ -149,6 +149,7 @@ pub fn store_options(a: &StoreArgs) -> anyhow::Result<StoreOptions> {
         codec: Some(codec),
         mode,
         zarr_version,
+        sync: a.sync,
         ..StoreOptions::default()
     })
 }
@@ -185,6 +186,7 @@ mod tests {
             overwrite: false,
             resume: false,
             zarr_version: "3".into(),
+            sync: false,
         }
     }
 

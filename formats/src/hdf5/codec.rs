@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
+use std::mem::MaybeUninit;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -275,10 +276,38 @@ pub(crate) fn copy_box(
     dst: &mut [u8],
     to_sub: bool,
 ) {
+    box_rows(full, sub, size, |foff, soff, row| {
+        if to_sub {
+            dst[soff..soff + row].copy_from_slice(&src[foff..foff + row]);
+        } else {
+            dst[foff..foff + row].copy_from_slice(&src[soff..soff + row]);
+        }
+    });
+}
+
+/// [`copy_box`]'s trim into memory not yet initialised: every byte of
+/// `dst` (the dense box, `sub` elements) is written.
+pub(crate) fn trim_uninit(
+    src: &[u8],
+    full: &[usize],
+    sub: &[usize],
+    size: usize,
+    dst: &mut [MaybeUninit<u8>],
+) {
+    box_rows(full, sub, size, |foff, soff, row| {
+        for (d, &s) in dst[soff..soff + row].iter_mut().zip(&src[foff..foff + row]) {
+            d.write(s);
+        }
+    });
+}
+
+/// The rows of the box `[0, sub[d])` of a C-order array of shape `full`
+/// (elements of `size` bytes): `f(offset in full, offset in the dense box,
+/// row bytes)` for each, in order. A box as large as `full` is one row.
+fn box_rows(full: &[usize], sub: &[usize], size: usize, mut f: impl FnMut(usize, usize, usize)) {
     let nd = full.len();
     if nd == 0 || full == sub {
-        let n = sub.iter().product::<usize>() * size;
-        dst[..n].copy_from_slice(&src[..n]);
+        f(0, 0, sub.iter().product::<usize>() * size);
         return;
     }
     if sub.contains(&0) {
@@ -293,12 +322,7 @@ pub(crate) fn copy_box(
     let mut idx = vec![0usize; nd - 1];
     for r in 0..rows {
         let foff: usize = idx.iter().zip(&full_strides).map(|(i, s)| i * s).sum();
-        let soff = r * row;
-        if to_sub {
-            dst[soff..soff + row].copy_from_slice(&src[foff..foff + row]);
-        } else {
-            dst[foff..foff + row].copy_from_slice(&src[soff..soff + row]);
-        }
+        f(foff, r * row, row);
         for d in (0..nd - 1).rev() {
             idx[d] += 1;
             if idx[d] < sub[d] {

@@ -51,6 +51,8 @@ pub(crate) struct Hdf5Sink {
     contiguous: Option<Contiguous>,
     /// A resumed dataset that had been finished before.
     was_complete: bool,
+    /// fsync the file after closing it (see [`SinkSpec::sync`]).
+    sync: bool,
 }
 
 /// Direct writes into a contiguous dataset's storage.
@@ -111,6 +113,7 @@ impl Hdf5Sink {
             reader,
             contiguous,
             was_complete,
+            sync: spec.sync,
         })
     }
 
@@ -605,6 +608,13 @@ impl ChunkSink for Hdf5Sink {
             drop(ds);
             f.close()
                 .map_err(|e| Error::sink(&self.name, "finish", format!("cannot close: {e}")))
-        })
+        })?;
+        if self.sync {
+            // Any descriptor of the file flushes all of its data.
+            self.reader
+                .sync_all()
+                .map_err(|e| Error::sink(&self.name, "finish", format!("cannot sync: {e}")))?;
+        }
+        Ok(())
     }
 }

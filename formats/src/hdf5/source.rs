@@ -227,17 +227,35 @@ impl Hdf5Source {
             };
         }
         codec::with_scratch(|cur, tmp| {
-            cur.resize(stored, 0);
-            file.read_exact_at(cur, loc.addr).map_err(read_err)?;
+            // `with_scratch` hands `cur` over empty: read into its spare
+            // capacity, with no zeroing pass first.
+            cur.reserve(stored);
+            read_exact_at_uninit(file, &mut cur.spare_capacity_mut()[..stored], loc.addr)
+                .map_err(read_err)?;
+            // SAFETY: the read filled all `stored` bytes (it fails otherwise).
+            unsafe { cur.set_len(stored) };
             codec::decode(cur, tmp, pipeline, loc.mask, full_bytes)
                 .map_err(|m| self.err(idx, m))?;
             if shape == chunk {
                 // A whole chunk: build the block straight from the decode buffer.
                 return self.to_block(idx, &shape, cur);
             }
-            let mut out = vec![0u8; shape.iter().product::<usize>() * size];
-            codec::copy_box(cur, chunk, &shape, size, &mut out, true);
-            self.to_block(idx, &shape, &mut out)
+            if self.dtype == DType::Bool {
+                let mut out = vec![0u8; shape.iter().product::<usize>() * size];
+                codec::copy_box(cur, chunk, &shape, size, &mut out, true);
+                return self.to_block(idx, &shape, &mut out);
+            }
+            // An edge chunk: its box is trimmed straight into the block.
+            if self.big_endian != cfg!(target_endian = "big") {
+                codec::swap_bytes(cur, size);
+            }
+            // SAFETY: the trim writes every byte of the block's box.
+            unsafe {
+                Block::from_ne_fill_uninit(self.dtype, &shape, |buf| {
+                    codec::trim_uninit(cur, chunk, &shape, size, buf);
+                    Ok::<(), Error>(())
+                })
+            }
         })
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct ZarrSink {
     /// The full shape of a stored chunk (or shard).
     chunk_shape: Vec<u64>,
     options: CodecOptions,
+    /// fsync every file before the marker goes (see [`SinkSpec::sync`]).
+    sync: bool,
 }
 
 impl std::fmt::Debug for ZarrSink {
@@ -211,6 +213,7 @@ impl ZarrSink {
             grid: ChunkGrid::regular(&spec.shape, &chunk_shape),
             chunk_shape,
             options: codec_options(),
+            sync: spec.sync,
         })
     }
 
@@ -322,6 +325,14 @@ impl ChunkSink for ZarrSink {
         2 * self.chunk_shape.iter().product::<u64>() * self.dtype.size() as u64
     }
     fn finish(&self) -> Result<()> {
+        if self.sync {
+            sync_tree(&self.dir).map_err(|e| Error::Sink {
+                sink_name: self.name.clone(),
+                what: "the final sync".into(),
+                message: e.to_string(),
+                cause: Some(Box::new(e)),
+            })?;
+        }
         match std::fs::remove_file(self.dir.join(INCOMPLETE_MARKER)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -333,4 +344,18 @@ impl ChunkSink for ZarrSink {
             }),
         }
     }
+}
+
+/// fsync every file under `dir`, and the directories themselves (so the
+/// renames that put the chunks in place are durable too).
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
 }

@@ -505,6 +505,10 @@ pub fn specs(f: &Format) -> Vec<SinkSpec> {
             push(vec![20], vec![3], Some(vec![9]), DType::I8, codec.clone());
         }
     }
+    // Every third store finishes durably (fsync first): the same checks hold.
+    for s in out.iter_mut().skip(1).step_by(3) {
+        s.sync = true;
+    }
     out
 }
 

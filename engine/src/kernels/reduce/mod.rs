@@ -358,6 +358,137 @@ pub fn accumulate(
     }
 }
 
+/// [`accumulate`] of several tiles in turn, `blocks[0]` first (`origins[i]`
+/// is where `blocks[i]` starts in the input). The result has the same bits.
+///
+/// Compensated sums and means of float tiles whose reduced axes all lie
+/// outside their kept ones (the `(1, 500, 500)` days of a stack reduced
+/// over axis 0: each tile is rows of all the kept elements) go through the
+/// tiles' rows together, strip by strip of kept elements, so running sums
+/// larger than the cache are read and written once for all the tiles
+/// instead of once per tile. Each element still adds its values in the
+/// same order. Everything else is [`accumulate`] per tile.
+///
+/// # Errors
+/// As [`accumulate`].
+pub fn accumulate_many(
+    op: ReduceOp,
+    acc: &mut Option<Partial>,
+    blocks: &[&Block],
+    axes: &[usize],
+    origins: &[Vec<u64>],
+    full_shape: &[u64],
+) -> Result<()> {
+    use ReduceOp::*;
+    let rows_of = |b: &Block| -> Option<Plan> {
+        let shape = b.shape();
+        let sorted = axes.windows(2).all(|w| w[0] < w[1]) && axes.iter().all(|&d| d < shape.len());
+        let contiguous = match b {
+            Block::F32(a) => a.is_standard_layout(),
+            Block::F64(a) => a.is_standard_layout(),
+            _ => false,
+        };
+        if !sorted || !contiguous || axes.len() >= shape.len() {
+            return None;
+        }
+        let plan = Plan::new(shape, axes);
+        plan.whole_rows().then_some(plan)
+    };
+    let first = blocks
+        .first()
+        .map(|b| (b.dtype(), kept_shape(b.shape(), axes)));
+    let together = blocks.len() > 1
+        && matches!(op, Sum | NanSum | Mean | NanMean)
+        && matches!(first, Some((DType::F32 | DType::F64, _)))
+        && blocks.iter().all(|b| {
+            Some((b.dtype(), kept_shape(b.shape(), axes))) == first && rows_of(b).is_some()
+        })
+        && acc
+            .as_ref()
+            .is_none_or(|a| a.op == op && Some((a.input, a.kept.clone())) == first);
+    if !together {
+        for (b, o) in blocks.iter().zip(origins) {
+            accumulate(op, acc, b, axes, None, o, full_shape)?;
+        }
+        return Ok(());
+    }
+    let (dtype, kept) = first.unwrap_or((DType::F64, vec![]));
+    let kept_n: usize = kept.iter().product();
+    let acc = acc.get_or_insert_with(|| Partial {
+        op,
+        input: dtype,
+        kept,
+        state: if matches!(op, Sum | NanSum) {
+            State::FSum {
+                s: vec![0.0; kept_n],
+                c: vec![0.0; kept_n],
+            }
+        } else {
+            State::FMean {
+                n: vec![0; kept_n],
+                s: vec![0.0; kept_n],
+                c: vec![0.0; kept_n],
+                every: 0,
+            }
+        },
+    });
+    let skip = matches!(op, NanSum | NanMean);
+    let (s, c, n) = match &mut acc.state {
+        State::FSum { s, c } => (s, c, None),
+        State::FMean { n, s, c, every } => {
+            if skip {
+                (s, c, Some(n.as_mut_slice()))
+            } else {
+                *every += blocks
+                    .iter()
+                    .map(|b| (b.len() / kept_n.max(1)) as u64)
+                    .sum::<u64>();
+                (s, c, None)
+            }
+        }
+        _ => return Err(mismatch()),
+    };
+    fn go<T: Num>(
+        blocks: &[&Block],
+        kept_n: usize,
+        skip: bool,
+        s: &mut [f64],
+        c: &mut [f64],
+        n: Option<&mut [u64]>,
+        view: impl Fn(&Block) -> Option<&[T]>,
+    ) -> Result<()> {
+        let mut rows: Vec<&[T]> = Vec::new();
+        for b in blocks {
+            let xs = view(b).ok_or_else(|| bad("tile is not contiguous"))?;
+            rows.extend(xs.chunks_exact(kept_n.max(1)));
+        }
+        if skip {
+            tile::fsum_rows_into::<T, true>(&rows, s, c, n);
+        } else {
+            tile::fsum_rows_into::<T, false>(&rows, s, c, n);
+        }
+        Ok(())
+    }
+    match dtype {
+        DType::F32 => go::<f32>(blocks, kept_n, skip, s, c, n, |b| match b {
+            Block::F32(a) => a.as_slice(),
+            _ => None,
+        }),
+        _ => go::<f64>(blocks, kept_n, skip, s, c, n, |b| match b {
+            Block::F64(a) => a.as_slice(),
+            _ => None,
+        }),
+    }
+}
+
+/// `shape` without the axes in `axes`.
+fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    (0..shape.len())
+        .filter(|d| !axes.contains(d))
+        .map(|d| shape[d])
+        .collect()
+}
+
 /// Whether the fold of `op` over some tiles can be read off the fold of
 /// `leader` over the same tiles with [`derive`] (input dtype `input`;
 /// `full`: every axis reduced). Float reductions with the same NaN rule

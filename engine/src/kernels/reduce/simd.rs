@@ -159,12 +159,3 @@ pub(super) fn run_sq<T: Lane, const SKIP: bool>(q: &mut f64, qc: &mut f64, xs: &
         neumaier(q, qc, block_sq::<T, SKIP>(blk, m));
     }
 }
-
-/// `xs` as a slice of `U` when `T` is `U` (same dtype), else `None`.
-#[inline(always)]
-pub(super) fn cast<T: Num, U: Num>(xs: &[T]) -> Option<&[U]> {
-    (T::DTYPE == U::DTYPE).then(|| {
-        // SAFETY: equal dtypes mean T and U are the same type.
-        unsafe { std::slice::from_raw_parts(xs.as_ptr().cast::<U>(), xs.len()) }
-    })
-}

@@ -748,3 +748,92 @@ fn result_dtypes_and_sizes() {
     fn traits<T: Send + Sync + Clone + std::fmt::Debug>() {}
     traits::<Partial>();
 }
+
+/// The bits of a compensated sum or mean's state: each element's running
+/// sum, compensation and count (which differ for another addition order
+/// even where the finalized value does not).
+fn state_bits(p: &Partial) -> Vec<(u64, u64, u64)> {
+    match &p.state {
+        State::FSum { s, c } => s
+            .iter()
+            .zip(c)
+            .map(|(s, c)| (s.to_bits(), c.to_bits(), 0))
+            .collect(),
+        State::FMean { n, s, c, every } => s
+            .iter()
+            .zip(c)
+            .zip(n)
+            .map(|((s, c), n)| (s.to_bits(), c.to_bits(), n + every))
+            .collect(),
+        _ => panic!("not a compensated sum"),
+    }
+}
+
+#[test]
+fn folding_tiles_together_keeps_the_bits_of_one_by_one() {
+    // Tiles one deep along the reduced axis (a stack's days) and two deep,
+    // with more kept elements than a strip holds (ragged last strip), NaNs
+    // and large cancelling values; each way must give the bits of folding
+    // the tiles one by one, and be close to the exact result.
+    use ReduceOp::*;
+    let (days, rows, cols) = (7, 3, 1_500);
+    for dtype in [DType::F32, DType::F64] {
+        let mut v = data(DType::F64, &[days, rows, cols], 11).to_f64_vec();
+        for (i, x) in v.iter_mut().enumerate() {
+            if i % 97 == 5 {
+                *x = f64::NAN;
+            } else if i % 89 == 3 {
+                *x = if (i / 89) % 2 == 0 { 3e7 } else { -3e7 };
+            }
+        }
+        let b = Block::from(ArrayD::from_shape_vec(IxDyn(&[days, rows, cols]), v).unwrap());
+        let b = b.astype(dtype);
+        let full = [days as u64, rows as u64, cols as u64];
+        for depth in [1, 2] {
+            let tiles: Vec<Block> = (0..days)
+                .step_by(depth)
+                .map(|d0| {
+                    let d1 = (d0 + depth).min(days);
+                    crate::with_block!(&b, a, T => Block::from(
+                        a.slice_axis(ndarray::Axis(0), Slice::from(d0..d1)).to_owned()))
+                })
+                .collect();
+            let origins: Vec<Vec<u64>> = (0..days)
+                .step_by(depth)
+                .map(|d0| vec![d0 as u64, 0, 0])
+                .collect();
+            for op in [Sum, NanSum, Mean, NanMean] {
+                let mut one = None;
+                for (t, o) in tiles.iter().zip(&origins) {
+                    accumulate(op, &mut one, t, &[0], None, o, &full).unwrap();
+                }
+                let one = one.unwrap();
+                let want = state_bits(&one);
+                let one = finalize(op, one).unwrap();
+                // All at once, and in groups of three after a first tile.
+                let refs: Vec<&Block> = tiles.iter().collect();
+                let mut all = None;
+                accumulate_many(op, &mut all, &refs, &[0], &origins, &full).unwrap();
+                let mut groups = None;
+                accumulate_many(op, &mut groups, &refs[..1], &[0], &origins[..1], &full).unwrap();
+                for (g, o) in refs[1..].chunks(3).zip(origins[1..].chunks(3)) {
+                    accumulate_many(op, &mut groups, g, &[0], o, &full).unwrap();
+                }
+                assert!(state_bits(&all.unwrap()) == want, "{op:?} {dtype} {depth}");
+                assert!(
+                    state_bits(&groups.unwrap()) == want,
+                    "{op:?} {dtype} {depth}"
+                );
+                // Against the oracle, element by element.
+                let got = one.to_f64_vec();
+                for (k, lane) in lanes(&b, &[0]).iter().enumerate() {
+                    match oracle(op, lane) {
+                        Some(w) if w.is_nan() => assert!(got[k].is_nan(), "{op:?} {k}"),
+                        Some(w) => assert!(close(got[k], w, 1e-6), "{op:?} {k}: {} vs {w}", got[k]),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -7,7 +7,9 @@
 //! updates a slice of accumulators elementwise. The result depends only on
 //! the tile's contents, never on threads.
 
-use super::layout::{block_sq, neumaier, resolve, row_sum, run_sum, val, Num, Plan, Seg, BLOCK};
+use super::layout::{
+    block_sq, cast, neumaier, resolve, row_sum, row_sum_f32, run_sum, val, Num, Plan, Seg, BLOCK,
+};
 #[cfg(target_arch = "x86_64")]
 use super::simd;
 
@@ -115,10 +117,10 @@ fn fsum_into_avx2<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64]
             }
         })
     }
-    if let Some(xs) = simd::cast::<T, f32>(xs) {
+    if let Some(xs) = cast::<T, f32>(xs) {
         return floats::<f32, SKIP>(xs, plan, s, c);
     }
-    if let Some(xs) = simd::cast::<T, f64>(xs) {
+    if let Some(xs) = cast::<T, f64>(xs) {
         return floats::<f64, SKIP>(xs, plan, s, c);
     }
     fsum_walk!(T, SKIP, xs, plan, s, c);
@@ -126,6 +128,80 @@ fn fsum_into_avx2<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64]
 
 fn fsum_into_any<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64], c: &mut [f64]) {
     fsum_walk!(T, SKIP, xs, plan, s, c);
+}
+
+/// Kept elements per strip of [`fsum_rows_into`]: the strip's running sums
+/// (16 bytes each, 64 KiB) stay in L2 while every row adds into them.
+const STRIP: usize = 4096;
+
+/// Compensated sums of whole rows into `(s, c)` (one per kept element),
+/// rows first to last: `rows[i][k]` is the next element of kept element `k`.
+/// With `n`, non-NaN elements are counted there too (the NaN-ignoring mean).
+/// Each element's additions are those of [`fsum_into`] on each row in turn,
+/// so the bits are the same; but the rows go through in strips of kept
+/// elements, so running sums too large for the cache are read and written
+/// once for all the rows, not once per row.
+pub(super) fn fsum_rows_into<T: Num, const SKIP: bool>(
+    rows: &[&[T]],
+    s: &mut [f64],
+    c: &mut [f64],
+    n: Option<&mut [u64]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        unsafe { fsum_rows_avx2::<T, SKIP>(rows, s, c, n) };
+        return;
+    }
+    fsum_rows_any::<T, SKIP>(rows, s, c, n);
+}
+
+#[inline(always)]
+fn fsum_rows_body<T: Num, const SKIP: bool>(
+    rows: &[&[T]],
+    s: &mut [f64],
+    c: &mut [f64],
+    mut n: Option<&mut [u64]>,
+) {
+    let len = s.len();
+    let mut at = 0;
+    while at < len {
+        let e = (at + STRIP).min(len);
+        let (s, c) = (&mut s[at..e], &mut c[at..e]);
+        for row in rows {
+            let xs = &row[at..e];
+            match cast::<T, f32>(xs) {
+                Some(xs) => row_sum_f32(s, c, xs, val::<f32, SKIP>),
+                None => row_sum(s, c, xs, val::<T, SKIP>),
+            }
+            if let Some(n) = n.as_deref_mut() {
+                for (n, &x) in n[at..e].iter_mut().zip(xs) {
+                    *n += u64::from(!x.is_nan());
+                }
+            }
+        }
+        at = e;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fsum_rows_avx2<T: Num, const SKIP: bool>(
+    rows: &[&[T]],
+    s: &mut [f64],
+    c: &mut [f64],
+    n: Option<&mut [u64]>,
+) {
+    fsum_rows_body::<T, SKIP>(rows, s, c, n);
+}
+
+fn fsum_rows_any<T: Num, const SKIP: bool>(
+    rows: &[&[T]],
+    s: &mut [f64],
+    c: &mut [f64],
+    n: Option<&mut [u64]>,
+) {
+    fsum_rows_body::<T, SKIP>(rows, s, c, n);
 }
 
 /// The second pass of [`moments`]: per kept element, the compensated sum
@@ -225,10 +301,10 @@ fn squares_avx2<T: Num, const SKIP: bool>(
             Seg::Row { kept, xs, .. } => sq_row::<F, SKIP>(kept, xs, mean, q, qc),
         })
     }
-    if let Some(xs) = simd::cast::<T, f32>(xs) {
+    if let Some(xs) = cast::<T, f32>(xs) {
         return floats::<f32, SKIP>(xs, plan, mean, q, qc);
     }
-    if let Some(xs) = simd::cast::<T, f64>(xs) {
+    if let Some(xs) = cast::<T, f64>(xs) {
         return floats::<f64, SKIP>(xs, plan, mean, q, qc);
     }
     squares_walk!(T, SKIP, xs, plan, mean, q, qc);
