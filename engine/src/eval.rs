@@ -193,6 +193,11 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
         }
         Op::Unary { op, x } => eval_val(x, sel, ctx)?.with_cow(|x| elementwise::unary_cow(*op, x)),
         Op::Binary { op, a: x, b: y } => {
+            if let Some(x) = self_square(a) {
+                // `d * d`: one evaluation of `d`, squared in place.
+                return eval_val(x, sel, ctx)?
+                    .with_cow(|b| elementwise::unary_cow(elementwise::UnaryOp::Square, b));
+            }
             let vx = eval_val(x, &broadcast_sel(sel, x.shape()), ctx)?;
             let vy = eval_val(y, &broadcast_sel(sel, y.shape()), ctx)?;
             // Length-1 output axes carry nothing: drop them so the kernel
@@ -324,6 +329,26 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
             })
         }
         Op::Rechunk { x } => eval(x, sel, ctx),
+    }
+}
+
+/// The operand of a float product of a node with itself (`d * d`), which
+/// is evaluated once and squared (`v * v`, the same bits as the product)
+/// instead of being kept for a second use.
+pub(crate) fn self_square(a: &Array) -> Option<&Array> {
+    match a.op() {
+        Op::Binary {
+            op: elementwise::BinaryOp::Mul,
+            a: x,
+            b: y,
+        } if x.same_node(y)
+            && x.dtype().is_float()
+            && x.dtype() == a.dtype()
+            && x.shape() == a.shape() =>
+        {
+            Some(x)
+        }
+        _ => None,
     }
 }
 
@@ -745,9 +770,8 @@ pub(crate) struct ReduceSetup {
     pub piece: Vec<u64>,
     /// Chunk-tile count per reduced axis.
     pub counts: Vec<u64>,
-    /// Sub-tiles evaluated before they are folded together (see
-    /// [`reduce::accumulate_many`]; 1: each is folded as it comes).
-    pub group: usize,
+    /// Whether sub-tiles may be folded together (see [`Self::group`]).
+    pub groupable: bool,
 }
 
 impl ReduceSetup {
@@ -792,7 +816,7 @@ impl ReduceSetup {
             topk,
             piece: axes.iter().map(|&d| maxc[d].max(1)).collect(),
             counts,
-            group: 1,
+            groupable: false,
         };
         // The largest chunk tile (kept axes: the largest output chunk).
         let big: Selection = maxc.iter().map(|&n| AxisSel::full(n)).collect();
@@ -827,32 +851,35 @@ impl ReduceSetup {
                 }
             }
         }
-        setup.group = setup.fold_group(&maxc, data.dtype());
+        use reduce::ReduceOp::*;
+        setup.groupable = matches!(op, Sum | NanSum | Mean | NanMean)
+            && !setup.masked
+            && !setup.topk
+            && data.dtype().is_float()
+            && axes.len() < data.ndim();
         Some(setup)
     }
 
-    /// How many sub-tiles to fold together: a float sum or mean whose
-    /// running sums (16 bytes per kept element) are too large for the
-    /// cache, over thin sub-tiles (a stack's days reduced over time), folds
-    /// about [`GROUP_BYTES`] of them at once, so the sums go through memory
-    /// once per group instead of once per sub-tile. Grouping never changes
-    /// the bits, only the memory a tile holds (counted in [`Self::tile_bytes`]).
-    fn fold_group(&self, maxc: &[u64], dtype: DType) -> usize {
-        use reduce::ReduceOp::*;
-        let kept: u64 = (0..maxc.len())
-            .filter(|d| !self.axes.contains(d))
-            .map(|d| maxc[d])
-            .product();
-        let eligible = matches!(self.op, Sum | NanSum | Mean | NanMean)
-            && !self.masked
-            && !self.topk
-            && dtype.is_float()
-            && self.axes.len() < maxc.len()
-            && kept * 16 >= GROUP_MIN_SUMS_BYTES;
-        if !eligible {
+    /// How many sub-tiles of the input selection `in_sel` to fold together:
+    /// a float sum or mean whose running sums (16 bytes per kept element)
+    /// are too large for the cache, over thin sub-tiles (a stack's days
+    /// reduced over time, or the three coordinates of `(d*d).sum(-1)` inside
+    /// a Lennard-Jones tile), folds about [`GROUP_BYTES`] of them at once, so
+    /// the sums go through memory once per group instead of once per
+    /// sub-tile. Grouping never changes the bits, only the memory a tile
+    /// holds (counted in [`Self::tile_bytes`]).
+    pub(crate) fn group(&self, in_sel: &[AxisSel]) -> usize {
+        if !self.groupable {
             return 1;
         }
-        let sub = self.piece.iter().product::<u64>() * kept * dtype.size() as u64;
+        let kept: u64 = (0..in_sel.len())
+            .filter(|d| !self.axes.contains(d))
+            .map(|d| in_sel[d].len)
+            .product();
+        if kept * 16 < GROUP_MIN_SUMS_BYTES {
+            return 1;
+        }
+        let sub = self.piece.iter().product::<u64>() * kept * self.input_dtype().size() as u64;
         (GROUP_BYTES / sub.max(1)).clamp(1, MAX_GROUP) as usize
     }
 
@@ -999,7 +1026,7 @@ pub(crate) fn fold_tiles(
     }
     // Sub-tiles are folded together in groups (each tile's values still
     // reach each element in the same order, so the bits do not depend on it).
-    let group = setups.iter().map(|s| s.group).min().unwrap_or(1);
+    let group = setups.iter().map(|s| s.group(in_sel)).min().unwrap_or(1);
     let mut held: Vec<Block> = Vec::with_capacity(group);
     let mut origins: Vec<Vec<u64>> = Vec::with_capacity(group);
     let flush = |held: &mut Vec<Block>,
@@ -1125,7 +1152,7 @@ impl ReduceSetup {
         let held = sub.first().map_or(0, |t| {
             t.iter().map(|s| s.len).product::<u64>() * self.input_dtype().size() as u64
         });
-        ws + (self.group as u64 - 1) * held + 2 * self.partial_bytes(out_sel)
+        ws + (self.group(&in_sel) as u64 - 1) * held + 2 * self.partial_bytes(out_sel)
     }
 }
 

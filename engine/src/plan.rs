@@ -311,7 +311,12 @@ fn shared_nodes(roots: &[Array]) -> HashMap<u64, u32> {
         );
         // A mask and its data are evaluated at the same tile.
         let masked = matches!(a.op(), Op::Masked { .. });
-        for x in a.inputs() {
+        // `d * d` evaluates `d` once (see `eval::self_square`).
+        let inputs = match crate::eval::self_square(a) {
+            Some(x) => vec![x],
+            None => a.inputs(),
+        };
+        for x in inputs {
             if masked || (elementwise && x.shape() == a.shape()) {
                 *uses.entry(x.id()).or_default() += 1;
             } else {
@@ -469,7 +474,11 @@ mod tests {
         let s = (&x * 2.0).exp().unwrap();
         let y = &(&s * &s) - &s;
         let shared = shared_nodes(std::slice::from_ref(&y));
-        assert_eq!(shared.get(&s.id()), Some(&3));
+        // `s * s` evaluates `s` once (a square), `- s` is the second use.
+        assert_eq!(shared.get(&s.id()), Some(&2));
+        // A square alone keeps nothing.
+        let sq = &s * &s;
+        assert!(shared_nodes(std::slice::from_ref(&sq)).is_empty());
         // x is used once (by `x * 2`); a node also read through an index is left out.
         assert!(!shared.contains_key(&x.id()));
         let z = &(&s + &s) - &s.index(&[IndexItem::slice(None, None, -1)]).unwrap();

@@ -292,3 +292,106 @@ fn a_shared_subexpression_is_evaluated_once_per_tile() {
     assert_eq!(got, want.iter().copied().collect::<Vec<_>>());
     assert_eq!(calls.load(Ordering::SeqCst), 4, "one call per chunk");
 }
+
+#[test]
+fn a_square_of_a_node_evaluates_it_once() {
+    // `s * s` is `s` squared: one evaluation of `s` per tile (no second
+    // use kept), with the bits of the product, NaN, infinities and -0.0
+    // included.
+    use std::sync::atomic::AtomicUsize;
+    let specials = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        1e200,
+        -3.5,
+    ];
+    let v = ndarray::Array2::from_shape_fn((40, 30), |(i, j)| {
+        let k = i * 30 + j;
+        if k % 97 < specials.len() {
+            specials[k % 97]
+        } else {
+            k as f64 * 0.37 - 111.0
+        }
+    })
+    .into_dyn();
+    let x = Array::from_ndarray(v.clone(), Chunks::Shape(vec![16, 30])).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let s = x
+        .map_blocks(
+            ndstream::DType::F64,
+            "counted_copy",
+            move |b: &[ndstream::Block]| {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(b[0].clone())
+            },
+        )
+        .unwrap();
+    let y = &s * &s;
+    let exec = Executor::builder().threads(2).build().unwrap();
+    let got = exec.compute(&y).unwrap().to_f64_vec();
+    let want: Vec<f64> = v.iter().map(|&t| t * t).collect();
+    let bits = |v: &[f64]| v.iter().map(|t| t.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got), bits(&want));
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 3, "one call per chunk");
+}
+
+#[test]
+fn pair_distances_summed_inside_a_reduction_match_the_oracle_for_any_threads() {
+    // The Lennard-Jones shape: (d*d).sum(-1) of broadcast differences,
+    // evaluated inside a reduction's tiles. Large enough (500 particles)
+    // that the inner reduction splits its three coordinates into tiles
+    // that fold together.
+    let n = 500usize;
+    let pos = ndarray::Array2::from_shape_fn((n, 3), |(i, k)| {
+        ((i * 7 + k * 13) % 101) as f64 * 0.5 + i as f64 * 0.01 - 20.0
+    })
+    .into_dyn();
+    let x = Array::from_ndarray(pos.clone(), Chunks::Shape(vec![n as u64 / 2, 3])).unwrap();
+    let a = x
+        .index(&[IndexItem::FULL, IndexItem::NewAxis, IndexItem::FULL])
+        .unwrap();
+    let b = x
+        .index(&[IndexItem::NewAxis, IndexItem::FULL, IndexItem::FULL])
+        .unwrap();
+    let d = &a - &b;
+    let r2 = (&d * &d).sum(Some(2)).unwrap();
+    let total = r2.sum(None).unwrap();
+    // Oracle: the same sums in plain f64 (exact here: every term is a
+    // multiple of 1/10000 well inside 2^53 ulps).
+    let mut want = 0.0f64;
+    for i in 0..n {
+        for j in 0..n {
+            for k in 0..3 {
+                let t = pos[[i, k]] - pos[[j, k]];
+                want += t * t;
+            }
+        }
+    }
+    let mut first: Option<u64> = None;
+    for threads in [1, 2, 4] {
+        let exec = Executor::builder().threads(threads).build().unwrap();
+        let got = exec.compute(&total).unwrap().to_f64_vec()[0];
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs(),
+            "{got} vs {want} with {threads} threads"
+        );
+        match first {
+            None => first = Some(got.to_bits()),
+            Some(f) => assert_eq!(f, got.to_bits(), "{threads} threads"),
+        }
+    }
+    // The per-pair sums themselves.
+    let exec = Executor::builder().threads(2).build().unwrap();
+    let got = exec.compute(&r2).unwrap().to_f64_vec();
+    for (e, g) in got.iter().enumerate() {
+        let (i, j) = (e / n, e % n);
+        let w: f64 = (0..3).map(|k| (pos[[i, k]] - pos[[j, k]]).powi(2)).sum();
+        assert!(
+            (g - w).abs() <= 1e-12 * w.abs().max(1e-300),
+            "({i}, {j}): {g} vs {w}"
+        );
+    }
+}

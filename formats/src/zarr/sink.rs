@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use ndarray::{ArrayD, CowArray, IxDyn, SliceInfoElem};
 use ndstream_engine::{
     Block, BlockElement, ChunkGrid, ChunkIndex, ChunkSink, DType, Error, Result,
 };
@@ -31,7 +31,7 @@ use super::meta::{self, ArrayMeta, Node};
 use super::store::AtomicFsStore;
 use super::{codec_options, open_array, zarrs_node_path, INCOMPLETE_MARKER};
 use crate::raw::open_err;
-use crate::spec::{SinkSpec, WriteMode};
+use crate::spec::{Codec, SinkSpec, WriteMode};
 
 /// A Zarr array being written.
 pub(crate) struct ZarrSink {
@@ -47,6 +47,11 @@ pub(crate) struct ZarrSink {
     options: CodecOptions,
     /// fsync every file before the marker goes (see [`SinkSpec::sync`]).
     sync: bool,
+    /// The zstd level when the chunk encoding is just "little-endian bytes,
+    /// then one zstd frame" (unsharded, `--codec zstd:N`): such chunks are
+    /// compressed here with a per-thread reused zstd context (see
+    /// [`ZarrSink::write_zstd`]) instead of a fresh one per chunk.
+    direct_zstd: Option<i32>,
 }
 
 impl std::fmt::Debug for ZarrSink {
@@ -214,6 +219,14 @@ impl ZarrSink {
             chunk_shape,
             options: codec_options(),
             sync: spec.sync,
+            direct_zstd: match spec.codec {
+                Codec::Zstd { level }
+                    if spec.shards.is_none() && cfg!(target_endian = "little") =>
+                {
+                    Some(level)
+                }
+                _ => None,
+            },
         })
     }
 
@@ -233,8 +246,8 @@ impl ZarrSink {
 
     fn write_typed<T: Element + BlockElement>(&self, idx: &[u64], a: &ArrayD<T>) -> Result<()> {
         let full: Vec<usize> = self.chunk_shape.iter().map(|&n| n as usize).collect();
-        let padded: ArrayD<T> = if a.shape() == full.as_slice() {
-            a.as_standard_layout().into_owned()
+        let padded: CowArray<'_, T, IxDyn> = if a.shape() == full.as_slice() {
+            a.as_standard_layout()
         } else {
             // The fill value is zero (false), as the metadata says.
             let mut p = ArrayD::<T>::default(IxDyn(&full));
@@ -248,10 +261,15 @@ impl ZarrSink {
                 })
                 .collect();
             p.slice_mut(info.as_slice()).assign(a);
-            p
+            CowArray::from(p)
         };
+        if let Some(level) = self.direct_zstd {
+            #[allow(clippy::expect_used)]
+            let elems = padded.as_slice().expect("a standard-layout chunk");
+            return self.write_zstd(idx, elems, level);
+        }
         self.array
-            .store_chunk_opt(idx, padded, &self.options)
+            .store_chunk_opt(idx, &padded, &self.options)
             .map_err(|e| {
                 self.sink_err(
                     idx,
@@ -259,6 +277,56 @@ impl ZarrSink {
                     Some(Box::new(e)),
                 )
             })
+    }
+}
+
+impl ZarrSink {
+    /// Store one padded chunk (`elems`, C order) as a zstd frame of its
+    /// little-endian bytes, which is exactly what the array's codec chain
+    /// (`bytes(little)` then `zstd(level, checksum=false)`, or v2's zstd
+    /// compressor over a `<` dtype) decodes. The zstd context of each
+    /// thread is kept between chunks: a fresh one per chunk (what the
+    /// generic codec path does) allocates and clears its match tables every
+    /// time. The output is the same frame either way.
+    fn write_zstd<T: Copy>(&self, idx: &[u64], elems: &[T], level: i32) -> Result<()> {
+        thread_local! {
+            static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        // SAFETY: the sink's element types (integers, floats, bool) are
+        // plain old data without padding, so their bytes may be read; on
+        // this little-endian target (checked when `direct_zstd` was set)
+        // the in-memory bytes are the little-endian encoding.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(elems.as_ptr().cast::<u8>(), std::mem::size_of_val(elems))
+        };
+        let frame = ZSTD.with(|z| -> std::io::Result<Vec<u8>> {
+            let mut z = z.borrow_mut();
+            if z.as_ref().is_none_or(|(l, _)| *l != level) {
+                let mut c = zstd::bulk::Compressor::new(level)?;
+                c.include_checksum(false)?;
+                *z = Some((level, c));
+            }
+            #[allow(clippy::expect_used)]
+            let (_, c) = z.as_mut().expect("set just above");
+            c.compress(bytes)
+        });
+        let frame = frame.map_err(|e| {
+            self.sink_err(
+                idx,
+                format!("zstd compression failed: {e}"),
+                Some(Box::new(e)),
+            )
+        })?;
+        // SAFETY: `frame` is this chunk encoded with the array's own codec
+        // chain (see above), so zarrs and zarr-python decode it as written.
+        unsafe { self.array.store_encoded_chunk(idx, frame.into()) }.map_err(|e| {
+            self.sink_err(
+                idx,
+                format!("{e} (store {})", self.dir.display()),
+                Some(Box::new(e)),
+            )
+        })
     }
 }
 
