@@ -10,6 +10,7 @@ floats for reductions printed in full, or the path OUT for workloads whose resul
 Workloads (the Dask tutorial "Arrays"; sizes in gen_data.py):
   W1        from_array(h5py /x, chunks=1e6); dask.compute(x.sum(), x.mean(), x.std())
   W2        da.random.normal(10, 0.1, (20000, 20000), chunks=(1000, 1000)).mean(axis=0)[::100]
+  W2-full   the same without the slice: all 20000 column means -> OUT (.npy)
   W3a       stack of the 31 /t2m (from_array chunks (C, C)), mean(axis=0) -> OUT (.npy)
   W3b       x[0] - x.mean(axis=0) -> OUT (.npy)
   W3c-zarr  x[:, ::2, ::2] -> OUT Zarr v3, zstd level 3, chunks (1, C/2, C/2)
@@ -90,6 +91,12 @@ def run(workload, data, out, quick):
             return y.mean(axis=0)[::100].compute()
         secs, r = timed(w2)
         return secs, [float(v) for v in r]
+    if workload == "W2-full":
+        n = w2_size(quick)
+        def w2_full():
+            y = da.random.normal(10, 0.1, (n, n), chunks=(1000, 1000))
+            np.save(out, y.mean(axis=0).compute())
+        return timed(w2_full)[0], out
     if workload in ("W3a", "W3b", "W3c-zarr", "W3c-h5", "W5a"):
         x = weather_stack(data)
         c = s["chunk"]

@@ -9,7 +9,7 @@
 #   --runs N         runs per side and workload (default 3); the table gives medians.
 #   --data DIR       where the data is generated once and kept (default bench-data/peer, or
 #                    bench-data/peer-quick with --quick); results go to DIR/out/.
-#   --only LIST      comma-separated workload ids or prefixes: W1 W2 W3a W3b W3c-zarr W3c-h5
+#   --only LIST      comma-separated workload ids or prefixes: W1 W2 W2-full W3a W3b W3c-zarr W3c-h5
 #                    W4 W5a W5c (W3 = all W3*, W3c = both W3c).
 #   --distributed    also run Dask with distributed.Client(processes=False) (extra column).
 #
