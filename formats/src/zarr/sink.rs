@@ -52,6 +52,9 @@ pub(crate) struct ZarrSink {
     /// compressed here with a per-thread reused zstd context (see
     /// [`ZarrSink::write_zstd`]) instead of a fresh one per chunk.
     direct_zstd: Option<i32>,
+    /// Bytes of one such zstd context at this level and chunk size
+    /// (measured at creation), counted in [`ChunkSink::memory_per_chunk`].
+    zstd_context_bytes: u64,
 }
 
 impl std::fmt::Debug for ZarrSink {
@@ -209,6 +212,20 @@ impl ZarrSink {
             a
         };
         let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
+        let direct_zstd = match spec.codec {
+            Codec::Zstd { level } if spec.shards.is_none() && cfg!(target_endian = "little") => {
+                Some(level)
+            }
+            _ => None,
+        };
+        let zstd_context_bytes = match direct_zstd {
+            Some(level) => {
+                let chunk_bytes = chunk_shape.iter().product::<u64>() * spec.dtype.size() as u64;
+                zstd_context_size(level, chunk_bytes as usize)
+                    .map_err(|e| open_err(name, "cannot set up zstd", e))?
+            }
+            None => 0,
+        };
         Ok(ZarrSink {
             name: name.to_string(),
             dir,
@@ -219,14 +236,8 @@ impl ZarrSink {
             chunk_shape,
             options: codec_options(),
             sync: spec.sync,
-            direct_zstd: match spec.codec {
-                Codec::Zstd { level }
-                    if spec.shards.is_none() && cfg!(target_endian = "little") =>
-                {
-                    Some(level)
-                }
-                _ => None,
-            },
+            direct_zstd,
+            zstd_context_bytes,
         })
     }
 
@@ -278,17 +289,17 @@ impl ZarrSink {
                 )
             })
     }
-}
 
-impl ZarrSink {
     /// Store one padded chunk (`elems`, C order) as a zstd frame of its
     /// little-endian bytes, which is exactly what the array's codec chain
     /// (`bytes(little)` then `zstd(level, checksum=false)`, or v2's zstd
     /// compressor over a `<` dtype) decodes. The zstd context of each
     /// thread is kept between chunks: a fresh one per chunk (what the
     /// generic codec path does) allocates and clears its match tables every
-    /// time. The output is the same frame either way.
-    fn write_zstd<T: Copy>(&self, idx: &[u64], elems: &[T], level: i32) -> Result<()> {
+    /// time. The output is the same frame either way. The contexts belong
+    /// to the executor's worker threads and go with them when the job ends;
+    /// each chunk in flight reserves one ([`ChunkSink::memory_per_chunk`]).
+    fn write_zstd<T: BlockElement>(&self, idx: &[u64], elems: &[T], level: i32) -> Result<()> {
         thread_local! {
             static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
                 const { std::cell::RefCell::new(None) };
@@ -389,8 +400,10 @@ impl ChunkSink for ZarrSink {
         )
     }
     fn memory_per_chunk(&self) -> u64 {
-        // The padded copy plus the encoded output (at most about as large).
+        // The padded copy plus the encoded output (at most about as large),
+        // and the zstd context of the writing thread.
         2 * self.chunk_shape.iter().product::<u64>() * self.dtype.size() as u64
+            + self.zstd_context_bytes
     }
     fn finish(&self) -> Result<()> {
         if self.sync {
@@ -412,6 +425,16 @@ impl ChunkSink for ZarrSink {
             }),
         }
     }
+}
+
+/// The bytes a zstd context holds after compressing one `chunk_bytes` chunk
+/// at `level` (zstd sizes its tables to the input, so this is measured on a
+/// zeroed chunk rather than estimated for unbounded input).
+fn zstd_context_size(level: i32, chunk_bytes: usize) -> std::io::Result<u64> {
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    c.include_checksum(false)?;
+    c.compress(&vec![0u8; chunk_bytes])?;
+    Ok(c.context_mut().sizeof() as u64)
 }
 
 /// fsync every file under `dir`, and the directories themselves (so the

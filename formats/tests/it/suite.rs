@@ -208,3 +208,25 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn zarr_zstd_writes_reserve_their_compression_context() {
+    use ndstream_engine::DType;
+    use ndstream_formats::create_sink;
+    let dir = tempfile::tempdir().unwrap();
+    let chunk_bytes = 256 * 256 * 4;
+    let per_chunk = |name: &str, codec: Codec| {
+        let p = dir.path().join(name).display().to_string();
+        let mut spec = SinkSpec::new(vec![512, 512], DType::F32, vec![256, 256]);
+        spec.codec = codec;
+        create_sink(&p, &spec).unwrap().memory_per_chunk()
+    };
+    // The padded copy and the encoded output; zstd adds its context
+    // (hash and chain tables sized to the chunk: tens of KiB at level 1,
+    // more at higher levels).
+    assert_eq!(per_chunk("none.zarr", Codec::None), 2 * chunk_bytes);
+    let z1 = per_chunk("z1.zarr", Codec::Zstd { level: 1 });
+    let z19 = per_chunk("z19.zarr", Codec::Zstd { level: 19 });
+    assert!(z1 > 2 * chunk_bytes + 16 * 1024, "{z1}");
+    assert!(z19 > z1, "{z19} vs {z1}");
+}
