@@ -609,10 +609,12 @@ fn random_block(
 ) -> Block {
     let shape = sel_shape(sel);
     let n: usize = shape.iter().product();
-    let mut out = vec![0.0f64; n];
+    // Not zeroed first: the fills below write every element.
+    let mut out: Vec<f64> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
     let nd = sel.len();
     if nd == 0 {
-        crate::random::fill(dist, seed, 0, 1, &mut out);
+        crate::random::fill_uninit(dist, seed, 0, 1, spare);
     } else if n > 0 {
         let mut strides = vec![1u64; nd];
         for d in (0..nd - 1).rev() {
@@ -621,13 +623,13 @@ fn random_block(
         let last = sel[nd - 1];
         let row = last.len as usize;
         let mut odo = vec![0u64; nd - 1];
-        for chunk in out.chunks_mut(row) {
+        for chunk in spare.chunks_mut(row) {
             let base: u64 = (0..nd - 1).map(|d| sel[d].index(odo[d]) * strides[d]).sum();
             if last.step > 0 {
-                crate::random::fill(dist, seed, base + last.start, last.step as u64, chunk);
+                crate::random::fill_uninit(dist, seed, base + last.start, last.step as u64, chunk);
             } else {
                 let lo = last.index(last.len - 1);
-                crate::random::fill(dist, seed, base + lo, (-last.step) as u64, chunk);
+                crate::random::fill_uninit(dist, seed, base + lo, (-last.step) as u64, chunk);
                 chunk.reverse();
             }
             for d in (0..nd - 1).rev() {
@@ -639,6 +641,9 @@ fn random_block(
             }
         }
     }
+    // SAFETY: the fills above wrote all `n` elements (a 0-d selection is
+    // one element, filled by the first branch; rows cover the rest).
+    unsafe { out.set_len(n) };
     #[allow(clippy::expect_used)]
     Block::from(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("length matches"))
 }

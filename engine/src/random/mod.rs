@@ -18,17 +18,18 @@
 //!   `fmix(k0 + i * GAMMA)` with `k0` a full mix of the seed. Consecutive
 //!   requested indices are an arithmetic progression of counters, so a
 //!   value costs one add and one 2-multiply finaliser.
-//! - **Normal / exponential** (`ziggurat.rs`): a 256-layer ziggurat whose
-//!   fast path (~99% of draws) uses only word 0. Rejections, wedges and the
+//! - **Normal / exponential** (`ziggurat.rs`): a 1024-layer ziggurat whose
+//!   fast path (99.4-99.6% of draws) uses only word 0. Rejections, wedges and the
 //!   tail draw further words of the same index from a per-index stream
 //!   (`hash(seed, index, attempt)`), so every index stays independent.
 //! - **Uniform**: `low + (high - low) * u`, `u` the top 53 bits of word 0
 //!   times 2^-53, in [0, 1). (Rounding can make the result equal `high`
 //!   when the interval is tiny next to `|low|`, as in NumPy.)
-//! - **Speed**: [`fill`] runs batch kernels — AVX2 (`avx2.rs`, picked at run
-//!   time) or portable (`portable.rs`) — that hash a whole run, evaluate the
-//!   fast path without branches and patch the rare rejected lanes with the
-//!   scalar slow path. Both perform the same IEEE operations as
+//! - **Speed**: [`fill`] runs batch kernels — AVX-512 (`avx512.rs`) or
+//!   AVX2 (`avx2.rs`), picked at run time, or portable (`portable.rs`) —
+//!   that hash a whole run, evaluate the fast path without branches and
+//!   patch the rare rejected lanes with the scalar slow path. All perform
+//!   the same IEEE operations as
 //!   [`value_at`], with no fused multiply-add, so all paths agree bit for
 //!   bit.
 //!
@@ -46,9 +47,13 @@ mod ziggurat;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 #[cfg(test)]
 mod tests;
+
+use std::mem::MaybeUninit;
 
 use hash::{fmix, unit53, Key, GAMMA};
 
@@ -103,8 +108,34 @@ pub fn value_at(dist: Distribution, seed: u64, index: u64) -> f64 {
 /// }
 /// ```
 pub fn fill(dist: Distribution, seed: u64, start: u64, stride: u64, out: &mut [f64]) {
+    fill_uninit(dist, seed, start, stride, as_uninit(out));
+}
+
+/// `out` viewed as possibly uninitialised memory, for the kernels, which
+/// only ever write initialised values into it.
+fn as_uninit(out: &mut [f64]) -> &mut [MaybeUninit<f64>] {
+    // SAFETY: `MaybeUninit<f64>` has the layout of `f64`, and every write
+    // through the returned slice stores an initialised `f64`, so `out`
+    // stays initialised.
+    unsafe { &mut *(out as *mut [f64] as *mut [MaybeUninit<f64>]) }
+}
+
+/// [`fill`] into memory that need not be initialised: every element of
+/// `out` is written, so a caller can allocate without zeroing first.
+pub(crate) fn fill_uninit(
+    dist: Distribution,
+    seed: u64,
+    start: u64,
+    stride: u64,
+    out: &mut [MaybeUninit<f64>],
+) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the CPU supports AVX-512F and AVX-512DQ, checked just above.
+            unsafe { fill_avx512(dist, seed, start, stride, out) };
+            return;
+        }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
             unsafe { fill_avx2(dist, seed, start, stride, out) };
@@ -139,7 +170,13 @@ pub fn fill_f32(dist: Distribution, seed: u64, start: u64, stride: u64, out: &mu
 }
 
 /// The portable batch path (every target; the fallback on x86-64 without AVX2).
-fn fill_portable(dist: Distribution, seed: u64, start: u64, stride: u64, out: &mut [f64]) {
+fn fill_portable(
+    dist: Distribution,
+    seed: u64,
+    start: u64,
+    stride: u64,
+    out: &mut [MaybeUninit<f64>],
+) {
     let key = Key::new(seed);
     let z0 = key.counter(start);
     let step = stride.wrapping_mul(GAMMA);
@@ -160,7 +197,13 @@ fn fill_portable(dist: Distribution, seed: u64, start: u64, stride: u64, out: &m
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_avx2(dist: Distribution, seed: u64, start: u64, stride: u64, out: &mut [f64]) {
+unsafe fn fill_avx2(
+    dist: Distribution,
+    seed: u64,
+    start: u64,
+    stride: u64,
+    out: &mut [MaybeUninit<f64>],
+) {
     let key = Key::new(seed);
     let z0 = key.counter(start);
     let step = stride.wrapping_mul(GAMMA);
@@ -171,6 +214,33 @@ unsafe fn fill_avx2(dist: Distribution, seed: u64, start: u64, stride: u64, out:
         Distribution::Uniform { low, high } => avx2::uniform(z0, step, low, high - low, out),
         Distribution::Exponential { scale } => {
             avx2::exponential(ziggurat::exponential_tables(), key, z0, step, scale, out);
+        }
+    }
+}
+
+/// The AVX-512 batch path.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512DQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn fill_avx512(
+    dist: Distribution,
+    seed: u64,
+    start: u64,
+    stride: u64,
+    out: &mut [MaybeUninit<f64>],
+) {
+    let key = Key::new(seed);
+    let z0 = key.counter(start);
+    let step = stride.wrapping_mul(GAMMA);
+    match dist {
+        Distribution::Normal { loc, scale } => {
+            avx512::normal(ziggurat::normal_tables(), key, z0, step, loc, scale, out);
+        }
+        Distribution::Uniform { low, high } => avx512::uniform(z0, step, low, high - low, out),
+        Distribution::Exponential { scale } => {
+            avx512::exponential(ziggurat::exponential_tables(), key, z0, step, scale, out);
         }
     }
 }

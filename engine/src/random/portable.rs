@@ -9,6 +9,8 @@
 //! (and where profitable vectorise) them; pass 3 is the same code as
 //! [`super::value_at`], so results are bit-identical to it.
 
+use std::mem::MaybeUninit;
+
 use super::hash::{fmix, unit53, Key};
 use super::ziggurat::{exponential_slow, half, layer, normal_slow, sym, Tables};
 
@@ -21,7 +23,7 @@ pub(crate) const BATCH: usize = 128;
 fn run(
     z0: u64,
     step: u64,
-    out: &mut [f64],
+    out: &mut [MaybeUninit<f64>],
     fast: impl Fn(u64) -> (f64, bool),
     slow: impl Fn(u64, u64) -> f64,
 ) {
@@ -36,14 +38,14 @@ fn run(
         let mut any = false;
         for ((o, &b), r) in chunk.iter_mut().zip(&bits[..n]).zip(&mut rejected[..n]) {
             let (v, ok) = fast(b);
-            *o = v;
+            o.write(v);
             *r = !ok;
             any |= !ok;
         }
         if any {
             for (k, o) in chunk.iter_mut().enumerate() {
                 if rejected[k] {
-                    *o = slow(z.wrapping_add((k as u64).wrapping_mul(step)), bits[k]);
+                    o.write(slow(z.wrapping_add((k as u64).wrapping_mul(step)), bits[k]));
                 }
             }
         }
@@ -59,7 +61,7 @@ pub(crate) fn normal(
     step: u64,
     loc: f64,
     scale: f64,
-    out: &mut [f64],
+    out: &mut [MaybeUninit<f64>],
 ) {
     run(
         z0,
@@ -75,7 +77,14 @@ pub(crate) fn normal(
 }
 
 /// `out[k] = scale * Exp(1)` at counters `z0 + k * step`.
-pub(crate) fn exponential(t: &Tables, key: Key, z0: u64, step: u64, scale: f64, out: &mut [f64]) {
+pub(crate) fn exponential(
+    t: &Tables,
+    key: Key,
+    z0: u64,
+    step: u64,
+    scale: f64,
+    out: &mut [MaybeUninit<f64>],
+) {
     run(
         z0,
         step,
@@ -90,10 +99,10 @@ pub(crate) fn exponential(t: &Tables, key: Key, z0: u64, step: u64, scale: f64, 
 }
 
 /// `out[k] = low + width * U[0,1)` at counters `z0 + k * step`.
-pub(crate) fn uniform(z0: u64, step: u64, low: f64, width: f64, out: &mut [f64]) {
+pub(crate) fn uniform(z0: u64, step: u64, low: f64, width: f64, out: &mut [MaybeUninit<f64>]) {
     let mut z = z0;
     for o in out.iter_mut() {
-        *o = low + width * unit53(fmix(z));
+        o.write(low + width * unit53(fmix(z)));
         z = z.wrapping_add(step);
     }
 }

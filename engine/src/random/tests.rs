@@ -42,19 +42,32 @@ fn sample(dist: Distribution, seed: u64, n: usize) -> Vec<f64> {
 }
 
 /// All implemented paths: the dispatching one, the portable one, and AVX2
-/// when this CPU has it.
+/// and AVX-512 when this CPU has them.
 /// A fill implementation: `(dist, seed, start, stride, out)`.
 type Fill = fn(Distribution, u64, u64, u64, &mut [f64]);
 
 fn paths() -> Vec<(&'static str, Fill)> {
-    let mut p: Vec<(&'static str, Fill)> = vec![("fill", fill), ("portable", fill_portable)];
+    let mut p: Vec<(&'static str, Fill)> = vec![
+        ("fill", fill),
+        ("portable", |d, s, a, st, o| {
+            fill_portable(d, s, a, st, as_uninit(o))
+        }),
+    ];
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         fn avx(d: Distribution, s: u64, a: u64, st: u64, o: &mut [f64]) {
             // SAFETY: only listed after detecting AVX2.
-            unsafe { fill_avx2(d, s, a, st, o) }
+            unsafe { fill_avx2(d, s, a, st, as_uninit(o)) }
         }
         p.push(("avx2", avx));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+        fn avx512(d: Distribution, s: u64, a: u64, st: u64, o: &mut [f64]) {
+            // SAFETY: only listed after detecting AVX-512F and AVX-512DQ.
+            unsafe { fill_avx512(d, s, a, st, as_uninit(o)) }
+        }
+        p.push(("avx512", avx512));
     }
     p
 }
@@ -84,12 +97,12 @@ fn tables_are_a_ziggurat() {
         (
             normal_tables(),
             (|x: f64| (-0.5 * x * x).exp()) as fn(f64) -> f64,
-            4.928_673_233_99e-3,
+            super::ziggurat::NORM_V,
         ),
         (
             exponential_tables(),
             |x: f64| (-x).exp(),
-            3.949_659_822_581_572e-3,
+            super::ziggurat::EXP_V,
         ),
     ] {
         assert!(t.x.iter().all(|x| x.is_finite()));
@@ -134,15 +147,50 @@ fn fill_equals_value_at_for_any_start_stride_length() {
 
 #[test]
 fn slow_paths_agree_on_a_long_run() {
-    // 300k consecutive values contain ~3000 wedge/retry lanes and ~80 tail
-    // draws per ziggurat; every path must patch them identically.
+    // 1M consecutive values contain ~4300 (normal) and ~6400 (exponential)
+    // wedge/retry lanes and ~50 base-layer rejections (the tail) per
+    // ziggurat; every path must patch them identically.
     for (name, f) in paths() {
         for dist in [NORMAL, EXPONENTIAL, UNIFORM] {
-            let mut out = vec![0.0; 300_000];
+            let mut out = vec![0.0; 1_000_000];
             f(dist, 5, 1_000, 1, &mut out);
             assert_same_bits(&out, dist, 5, 1_000, 1, name);
         }
     }
+}
+
+#[test]
+fn branch_free_slow_paths_equal_the_ziggurat_loops() {
+    // Every fast-path rejection among 4M counters (about 17k normal and 26k
+    // exponential: wedges accepted and refused, retries, the tail): the
+    // slow paths' branch-free shortcut must give the loops' bits.
+    use super::hash::fmix;
+    use super::ziggurat::{
+        exponential_slow, exponential_slow_loop, half, layer, normal_slow, normal_slow_loop, sym,
+    };
+    let key = Key::new(11);
+    let (nt, et) = (normal_tables(), exponential_tables());
+    let (mut normal_seen, mut exp_seen, mut base_layer) = (0, 0, 0);
+    for index in 0..4_000_000u64 {
+        let z = key.counter(index);
+        let b = fmix(z);
+        let i = layer(b);
+        if (sym(b) * nt.x[i]).abs() >= nt.x[i + 1] {
+            let (got, want) = (normal_slow(nt, key, z, b), normal_slow_loop(nt, key, z, b));
+            assert_eq!(got.to_bits(), want.to_bits(), "normal, index {index}");
+            normal_seen += 1;
+            base_layer += usize::from(i == 0);
+        }
+        if half(b) * et.x[i] >= et.x[i + 1] {
+            let (got, want) = (
+                exponential_slow(et, key, z, b),
+                exponential_slow_loop(et, key, z, b),
+            );
+            assert_eq!(got.to_bits(), want.to_bits(), "exponential, index {index}");
+            exp_seen += 1;
+        }
+    }
+    assert!(normal_seen > 12_000 && exp_seen > 18_000 && base_layer > 100);
 }
 
 #[test]

@@ -370,7 +370,7 @@ pub fn check_interrupted_then_resume(dir: &Path, stem: &str, spec: &SinkSpec, f:
     let path = &(f.path_for)(dir, stem, spec);
     let data = expected(spec.dtype, &spec.shape);
     let sink = create_sink(path, spec).unwrap_or_else(|e| panic!("{}: create {path}: {e}", f.name));
-    let first_half = |n: u64| n % 2 == 0;
+    let first_half = |n: u64| n.is_multiple_of(2);
     write_chunks(sink.as_ref(), &data, Some(&first_half));
     let sink_grid = sink.grid().clone();
     drop(sink); // interrupted: never finished

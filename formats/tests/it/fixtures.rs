@@ -23,7 +23,7 @@ pub fn fixtures_dir() -> PathBuf {
 fn fixture_value<T: Element>(dtype: DType, n: u64) -> T {
     let i = n as i64;
     match dtype {
-        DType::Bool => T::from_u64(u64::from(n % 3 == 0)),
+        DType::Bool => T::from_u64(u64::from(n.is_multiple_of(3))),
         DType::I8 => T::from_i64((i * 37) % 256 - 128),
         DType::I16 => T::from_i64((i * 37) % 65536 - 32768),
         DType::I32 => T::from_i64(i * 100_003 - 50_000_000),

@@ -65,14 +65,20 @@ pub(super) fn fsum<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan) -> (Vec<f64>
 
 /// [`fsum`] continuing from running sums `(s, c)` (one per kept element).
 ///
-/// With AVX2 the same operations run four lanes wide: no FMA and no
-/// reassociation, so the bits are those of the SSE2 build.
+/// With AVX2 (AVX-512) the same operations run four (eight) lanes wide: no
+/// FMA and no reassociation, so the bits are those of the SSE2 build.
 pub(super) fn fsum_into<T: Num, const SKIP: bool>(
     xs: &[T],
     plan: &Plan,
     s: &mut [f64],
     c: &mut [f64],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (and so AVX2), checked just above.
+        unsafe { fsum_into_avx512::<T, SKIP>(xs, plan, s, c) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -98,33 +104,45 @@ macro_rules! fsum_walk {
     };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn fsum_into_avx2<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64], c: &mut [f64]) {
-    /// Float runs through the hand-vectorised block sums, rows as usual.
-    #[target_feature(enable = "avx2")]
-    fn floats<F: simd::Lane, const SKIP: bool>(
-        xs: &[F],
-        plan: &Plan,
-        s: &mut [f64],
-        c: &mut [f64],
-    ) {
-        plan.walk(xs, |seg| match seg {
-            Seg::Run { kept, xs, .. } => simd::run_sum::<F, SKIP>(&mut s[kept], &mut c[kept], xs),
-            Seg::Row { kept, xs, .. } => {
-                let e = kept + xs.len();
-                row_sum(&mut s[kept..e], &mut c[kept..e], xs, val::<F, SKIP>);
+/// [`fsum_into`] compiled for one x86-64 feature level: `$name` with
+/// `$features` enabled (the row loop widens with the level; the operations
+/// and their order do not change).
+macro_rules! fsum_into_simd {
+    ($name:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        fn $name<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64], c: &mut [f64]) {
+            /// Float runs through the hand-vectorised block sums, rows as usual.
+            #[target_feature(enable = $features)]
+            fn floats<F: simd::Lane, const SKIP: bool>(
+                xs: &[F],
+                plan: &Plan,
+                s: &mut [f64],
+                c: &mut [f64],
+            ) {
+                plan.walk(xs, |seg| match seg {
+                    Seg::Run { kept, xs, .. } => {
+                        simd::run_sum::<F, SKIP>(&mut s[kept], &mut c[kept], xs)
+                    }
+                    Seg::Row { kept, xs, .. } => {
+                        let e = kept + xs.len();
+                        row_sum(&mut s[kept..e], &mut c[kept..e], xs, val::<F, SKIP>);
+                    }
+                })
             }
-        })
-    }
-    if let Some(xs) = cast::<T, f32>(xs) {
-        return floats::<f32, SKIP>(xs, plan, s, c);
-    }
-    if let Some(xs) = cast::<T, f64>(xs) {
-        return floats::<f64, SKIP>(xs, plan, s, c);
-    }
-    fsum_walk!(T, SKIP, xs, plan, s, c);
+            if let Some(xs) = cast::<T, f32>(xs) {
+                return floats::<f32, SKIP>(xs, plan, s, c);
+            }
+            if let Some(xs) = cast::<T, f64>(xs) {
+                return floats::<f64, SKIP>(xs, plan, s, c);
+            }
+            fsum_walk!(T, SKIP, xs, plan, s, c);
+        }
+    };
 }
+
+fsum_into_simd!(fsum_into_avx2, "avx2");
+fsum_into_simd!(fsum_into_avx512, "avx2,avx512f");
 
 fn fsum_into_any<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64], c: &mut [f64]) {
     fsum_walk!(T, SKIP, xs, plan, s, c);
@@ -147,6 +165,12 @@ pub(super) fn fsum_rows_into<T: Num, const SKIP: bool>(
     c: &mut [f64],
     n: Option<&mut [u64]>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (and so AVX2), checked just above.
+        unsafe { fsum_rows_avx512::<T, SKIP>(rows, s, c, n) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -187,6 +211,17 @@ fn fsum_rows_body<T: Num, const SKIP: bool>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn fsum_rows_avx2<T: Num, const SKIP: bool>(
+    rows: &[&[T]],
+    s: &mut [f64],
+    c: &mut [f64],
+    n: Option<&mut [u64]>,
+) {
+    fsum_rows_body::<T, SKIP>(rows, s, c, n);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f")]
+fn fsum_rows_avx512<T: Num, const SKIP: bool>(
     rows: &[&[T]],
     s: &mut [f64],
     c: &mut [f64],
