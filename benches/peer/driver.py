@@ -543,6 +543,10 @@ def main():
                     continue  # failed once: not retried
                 out = outs[side]
                 remove(out)
+                # Flush the previous runs' writes (and this removal) to disk first, so that
+                # their writeback does not land in this run's time: every run, on either
+                # side, starts with no dirty pages.
+                os.sync()
                 if side == "nd":
                     cmd = [a.nd, "-q"] + w["nd"](out) + ["--memory", budget]
                 else:

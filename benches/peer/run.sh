@@ -21,7 +21,8 @@
 # (benches/peer/gen_data.py, deterministic, skipped if present); then benches/peer/driver.py runs
 # every workload as separate processes (Dask, [Dask distributed,] ndstream, alternating, N times),
 # measures wall time and peak RSS with /usr/bin/time -v, checks agreement against a NumPy float64
-# reference, and writes the Markdown table to BENCHMARKS.md at the project root.
+# reference, and writes the Markdown table to BENCHMARKS.md at the project root (a --quick or
+# --only run writes DIR/out/BENCHMARKS.md instead, leaving the full table alone).
 # A failing ndstream (or Dask) command does not stop the script: it is shown as
 # "failed: <last stderr line>" in the table.
 set -euo pipefail
@@ -85,10 +86,17 @@ fi
 "$py" "$here/gen_data.py" "$data" $([[ $quick == 1 ]] && echo --quick)
 
 # 5. The runs and the report.
-args=(--data "$data" --nd "$nd" --python "$py" --runs "$runs" --md "$root/BENCHMARKS.md"
+# A full-size run of every workload is the project's table (BENCHMARKS.md at the root);
+# a --quick or --only run writes its table next to its outputs instead of replacing it.
+md="$root/BENCHMARKS.md"
+if [[ $quick == 1 || -n "$only" ]]; then
+    mkdir -p "$data/out"
+    md="$data/out/BENCHMARKS.md"
+fi
+args=(--data "$data" --nd "$nd" --python "$py" --runs "$runs" --md "$md"
       --command "$cmdline" --note "$note")
 [[ $quick == 1 ]] && args+=(--quick)
 [[ $distributed == 1 ]] && args+=(--distributed)
 [[ -n "$only" ]] && args+=(--only "$only")
 "$py" "$here/driver.py" "${args[@]}"
-echo "== wrote $root/BENCHMARKS.md" >&2
+echo "== wrote $md" >&2
