@@ -169,6 +169,25 @@ pub fn fill_f32(dist: Distribution, seed: u64, start: u64, stride: u64, out: &mu
     }
 }
 
+/// The body of a batch path: the kernels of module `$m` for `dist` over
+/// the counters of `start, start + stride, ...`.
+macro_rules! fill_with {
+    ($m:ident, $dist:expr, $seed:expr, $start:expr, $stride:expr, $out:expr) => {{
+        let key = Key::new($seed);
+        let z0 = key.counter($start);
+        let step = $stride.wrapping_mul(GAMMA);
+        match $dist {
+            Distribution::Normal { loc, scale } => {
+                $m::normal(ziggurat::normal_tables(), key, z0, step, loc, scale, $out);
+            }
+            Distribution::Uniform { low, high } => $m::uniform(z0, step, low, high - low, $out),
+            Distribution::Exponential { scale } => {
+                $m::exponential(ziggurat::exponential_tables(), key, z0, step, scale, $out);
+            }
+        }
+    }};
+}
+
 /// The portable batch path (every target; the fallback on x86-64 without AVX2).
 fn fill_portable(
     dist: Distribution,
@@ -177,18 +196,7 @@ fn fill_portable(
     stride: u64,
     out: &mut [MaybeUninit<f64>],
 ) {
-    let key = Key::new(seed);
-    let z0 = key.counter(start);
-    let step = stride.wrapping_mul(GAMMA);
-    match dist {
-        Distribution::Normal { loc, scale } => {
-            portable::normal(ziggurat::normal_tables(), key, z0, step, loc, scale, out);
-        }
-        Distribution::Uniform { low, high } => portable::uniform(z0, step, low, high - low, out),
-        Distribution::Exponential { scale } => {
-            portable::exponential(ziggurat::exponential_tables(), key, z0, step, scale, out);
-        }
-    }
+    fill_with!(portable, dist, seed, start, stride, out)
 }
 
 /// The AVX2 batch path.
@@ -204,18 +212,7 @@ unsafe fn fill_avx2(
     stride: u64,
     out: &mut [MaybeUninit<f64>],
 ) {
-    let key = Key::new(seed);
-    let z0 = key.counter(start);
-    let step = stride.wrapping_mul(GAMMA);
-    match dist {
-        Distribution::Normal { loc, scale } => {
-            avx2::normal(ziggurat::normal_tables(), key, z0, step, loc, scale, out);
-        }
-        Distribution::Uniform { low, high } => avx2::uniform(z0, step, low, high - low, out),
-        Distribution::Exponential { scale } => {
-            avx2::exponential(ziggurat::exponential_tables(), key, z0, step, scale, out);
-        }
-    }
+    fill_with!(avx2, dist, seed, start, stride, out)
 }
 
 /// The AVX-512 batch path.
@@ -231,16 +228,5 @@ unsafe fn fill_avx512(
     stride: u64,
     out: &mut [MaybeUninit<f64>],
 ) {
-    let key = Key::new(seed);
-    let z0 = key.counter(start);
-    let step = stride.wrapping_mul(GAMMA);
-    match dist {
-        Distribution::Normal { loc, scale } => {
-            avx512::normal(ziggurat::normal_tables(), key, z0, step, loc, scale, out);
-        }
-        Distribution::Uniform { low, high } => avx512::uniform(z0, step, low, high - low, out),
-        Distribution::Exponential { scale } => {
-            avx512::exponential(ziggurat::exponential_tables(), key, z0, step, scale, out);
-        }
-    }
+    fill_with!(avx512, dist, seed, start, stride, out)
 }
