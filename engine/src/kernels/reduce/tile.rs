@@ -74,8 +74,8 @@ pub(super) fn fsum_into<T: Num, const SKIP: bool>(
     c: &mut [f64],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (and so AVX2), checked just above.
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX-512F and AVX2, checked just above.
         unsafe { fsum_into_avx512::<T, SKIP>(xs, plan, s, c) };
         return;
     }
@@ -166,8 +166,8 @@ pub(super) fn fsum_rows_into<T: Num, const SKIP: bool>(
     n: Option<&mut [u64]>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (and so AVX2), checked just above.
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX-512F and AVX2, checked just above.
         unsafe { fsum_rows_avx512::<T, SKIP>(rows, s, c, n) };
         return;
     }
