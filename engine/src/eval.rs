@@ -26,7 +26,7 @@ use crate::cache::ChunkCache;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::grid::{sel_shape, AxisSel, ChunkGrid, ChunkIndex, Selection};
-use crate::kernels::{elementwise, reduce};
+use crate::kernels::{elementwise, fused, reduce};
 use crate::plan::Reuse;
 use crate::{with_block, with_dtype};
 
@@ -157,6 +157,14 @@ pub(crate) fn eval_val(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<
 
 fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
     debug_assert_eq!(sel.len(), a.ndim());
+    if matches!(
+        a.op(),
+        Op::Unary { .. } | Op::Binary { .. } | Op::Clip { .. }
+    ) {
+        if let Some(r) = crate::fuse::try_eval(a, sel, ctx) {
+            return r;
+        }
+    }
     let shape = sel_shape(sel);
     match a.op() {
         Op::Source { src } => {
@@ -962,6 +970,25 @@ impl ReduceSetup {
         }
     }
 
+    /// The fused chain of the reduction input at one sub-tile, with its
+    /// leaves evaluated (in the tile's own memo), when the input heads one
+    /// whose leaves take no more memory than its output (so holding it
+    /// costs no more than holding the block); otherwise the chain's block.
+    fn prepare_tile(&self, tile: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Option<Held>> {
+        scope(|| {
+            let Some(p) = crate::fuse::prepare(&self.x, tile, ctx) else {
+                return Ok(None);
+            };
+            let p = p?;
+            let out = p.shape().iter().product::<usize>() * self.x.dtype().size();
+            Ok(Some(if p.leaf_bytes() <= out {
+                Held::Chain(p)
+            } else {
+                Held::Block(p.run())
+            }))
+        })
+    }
+
     /// The block (and mask) of the reduction input at one sub-tile, with
     /// the tile's own memo of shared nodes.
     fn eval_tile(
@@ -983,6 +1010,13 @@ impl ReduceSetup {
             _ => Ok((eval(&self.x, tile, ctx)?, None)),
         })
     }
+}
+
+/// A sub-tile held for a group fold: its block, or its fused chain ready
+/// to compute (leaves evaluated, output never stored whole).
+enum Held {
+    Block(Block),
+    Chain(fused::Prepared),
 }
 
 /// Fold chunk tiles `tiles` of the input selection `in_sel` into `accs`,
@@ -1032,34 +1066,70 @@ pub(crate) fn fold_tiles(
     // Sub-tiles are folded together in groups (each tile's values still
     // reach each element in the same order, so the bits do not depend on it).
     let group = setups.iter().map(|s| s.group(in_sel)).min().unwrap_or(1);
-    let mut held: Vec<Block> = Vec::with_capacity(group);
+    let mut held: Vec<Held> = Vec::with_capacity(group);
     let mut origins: Vec<Vec<u64>> = Vec::with_capacity(group);
-    let flush = |held: &mut Vec<Block>,
+    let flush = |held: &mut Vec<Held>,
                  origins: &mut Vec<Vec<u64>>,
                  accs: &mut [Option<reduce::Partial>]|
      -> Result<()> {
-        let blocks: Vec<&Block> = held.iter().collect();
+        // Fused chains are folded as they compute, never stored whole;
+        // where that is refused they are run into blocks.
+        let chains: Option<Vec<&fused::Prepared>> = held
+            .iter()
+            .map(|h| match h {
+                Held::Chain(p) => Some(p),
+                Held::Block(_) => None,
+            })
+            .collect();
+        let mut made: Vec<Option<Block>> = Vec::new();
         for ((s, acc), l) in setups.iter().zip(accs.iter_mut()).zip(&leader) {
-            if l.is_none() {
-                reduce::accumulate_many(s.op, acc, &blocks, &s.axes, origins, &s.data_shape)?;
+            if l.is_some() {
+                continue;
             }
+            if let Some(ch) = &chains {
+                if reduce::accumulate_chains(s.op, acc, ch, &s.axes)? {
+                    continue;
+                }
+            }
+            if made.is_empty() {
+                made = held
+                    .iter()
+                    .map(|h| match h {
+                        Held::Chain(p) => Some(p.to_block()),
+                        Held::Block(_) => None,
+                    })
+                    .collect();
+            }
+            let blocks: Vec<&Block> = held
+                .iter()
+                .zip(&made)
+                .filter_map(|(h, m)| match h {
+                    Held::Block(b) => Some(b),
+                    Held::Chain(_) => m.as_ref(),
+                })
+                .collect();
+            reduce::accumulate_many(s.op, acc, &blocks, &s.axes, origins, &s.data_shape)?;
         }
         held.clear();
         origins.clear();
         Ok(())
     };
+    let masked = matches!(base.x.op(), Op::Masked { .. });
     for c in tiles {
         for t in base.sub_tiles(&base.chunk_tile(in_sel, c)) {
             let origin: Vec<u64> = t.iter().map(|s| s.start).collect();
-            let (b, m) = base.eval_tile(&t, ctx)?;
-            if group > 1 && m.is_none() {
-                held.push(b);
+            if group > 1 && !masked {
+                held.push(match base.prepare_tile(&t, ctx)? {
+                    Some(h) => h,
+                    None => Held::Block(base.eval_tile(&t, ctx)?.0),
+                });
                 origins.push(origin);
                 if held.len() == group {
                     flush(&mut held, &mut origins, accs)?;
                 }
                 continue;
             }
+            let (b, m) = base.eval_tile(&t, ctx)?;
             // Whatever is held goes first, to keep the order.
             flush(&mut held, &mut origins, accs)?;
             for ((s, acc), l) in setups.iter().zip(accs.iter_mut()).zip(&leader) {

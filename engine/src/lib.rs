@@ -27,6 +27,7 @@ pub mod array;
 mod cache;
 mod eval;
 pub mod exec;
+mod fuse;
 mod plan;
 
 pub use array::{

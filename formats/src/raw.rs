@@ -152,6 +152,27 @@ pub(crate) fn block_from_fill(
 
 /// Copy the elements `sel` picks from `src` (element 0 at byte `base`,
 /// byte `strides` per axis) into `dst` in C order. Indices must be in bounds.
+/// Copy one element of `item` bytes from the start of `src` to the start of
+/// `dst`: a fixed-size move for the usual sizes, not a `memcpy` call (a
+/// column of a C-order array is gathered element by element).
+#[inline(always)]
+fn copy_item(dst: &mut [u8], src: &[u8], item: usize) {
+    fn fixed<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        let (d, s): (&mut [u8; N], &[u8; N]) = match (dst.first_chunk_mut(), src.first_chunk()) {
+            (Some(d), Some(s)) => (d, s),
+            _ => unreachable!("the selection lies inside the array"),
+        };
+        *d = *s;
+    }
+    match item {
+        8 => fixed::<8>(dst, src),
+        4 => fixed::<4>(dst, src),
+        2 => fixed::<2>(dst, src),
+        1 => fixed::<1>(dst, src),
+        n => dst[..n].copy_from_slice(&src[..n]),
+    }
+}
+
 fn gather(src: &[u8], base: usize, strides: &[i64], sel: &[AxisSel], item: usize, dst: &mut [u8]) {
     let Some((inner, outer)) = sel.split_last() else {
         dst[..item].copy_from_slice(&src[base..base + item]);
@@ -173,13 +194,12 @@ fn gather(src: &[u8], base: usize, strides: &[i64], sel: &[AxisSel], item: usize
             + (0..d)
                 .map(|k| outer[k].index(idx[k]) as i64 * strides[k])
                 .sum::<i64>();
-        if contiguous {
+        if contiguous && run != item {
             let o = off as usize;
             dst[pos..pos + run].copy_from_slice(&src[o..o + run]);
         } else {
             for j in 0..inner.len as usize {
-                let o = off as usize;
-                dst[pos + j * item..pos + (j + 1) * item].copy_from_slice(&src[o..o + item]);
+                copy_item(&mut dst[pos + j * item..], &src[off as usize..], item);
                 off += inner_step;
             }
         }

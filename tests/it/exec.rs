@@ -395,3 +395,59 @@ fn pair_distances_summed_inside_a_reduction_match_the_oracle_for_any_threads() {
         );
     }
 }
+
+/// A reduction over thin tiles of a fused elementwise chain folds the
+/// chain's rows as it computes them (never storing a tile); the bits are
+/// those of folding the same values held as blocks (here: behind an
+/// identity `map_blocks`, which no chain reaches through), and the values
+/// match the oracle.
+#[test]
+fn a_fused_chain_folds_into_a_reduction_with_the_bits_of_its_blocks() {
+    // (x[:, None] - y[None, :]) ** 2 + 0.5 summed over axis 0, with 16384
+    // kept columns: six sub-tiles of 2 rows are folded as one group.
+    let (n, m) = (12usize, 16384usize);
+    let xs = ndarray::Array1::from_shape_fn(n, |i| i as f64 * 0.75 - 3.0).into_dyn();
+    let ys =
+        ndarray::Array1::from_shape_fn(m, |j| ((j * 37) % 1009) as f64 * 0.01 - 5.0).into_dyn();
+    let x = Array::from_ndarray(xs.clone(), Chunks::Shape(vec![n as u64])).unwrap();
+    let y = Array::from_ndarray(ys.clone(), Chunks::Shape(vec![m as u64])).unwrap();
+    let col = x.index(&[IndexItem::FULL, IndexItem::NewAxis]).unwrap();
+    let row = y.index(&[IndexItem::NewAxis, IndexItem::FULL]).unwrap();
+    let d = &col - &row;
+    let chain = &(&d * &d) + 0.5;
+    let held = chain
+        .map_blocks(
+            ndstream::DType::F64,
+            "identity",
+            |b: &[ndstream::Block]| Ok::<_, Error>(b[0].clone()),
+        )
+        .unwrap();
+    let exec = Executor::builder().threads(2).build().unwrap();
+    let fused = exec
+        .compute(&chain.sum(Some(0)).unwrap())
+        .unwrap()
+        .to_f64_vec();
+    let blocks = exec
+        .compute(&held.sum(Some(0)).unwrap())
+        .unwrap()
+        .to_f64_vec();
+    assert_eq!(fused.len(), m);
+    for (j, (f, b)) in fused.iter().zip(&blocks).enumerate() {
+        assert_eq!(f.to_bits(), b.to_bits(), "column {j}: {f} vs {b}");
+        let want: f64 = (0..n).map(|i| (xs[i] - ys[j]).powi(2) + 0.5).sum();
+        assert!(
+            (f - want).abs() <= 1e-12 * want,
+            "column {j}: {f} vs {want}"
+        );
+    }
+    // The mean and the NaN-ignoring sum take the same path.
+    let mean = exec
+        .compute(&chain.mean(Some(0)).unwrap())
+        .unwrap()
+        .to_f64_vec();
+    let held_mean = exec
+        .compute(&held.mean(Some(0)).unwrap())
+        .unwrap()
+        .to_f64_vec();
+    assert_eq!(mean, held_mean);
+}

@@ -467,7 +467,7 @@ fn typed<'b, T: BlockElement>(op: &'static str, b: &'b Block) -> Result<&'b Arra
 
 /// NaN-propagating maximum, NumPy's `maximum` (the first argument wins ties).
 #[inline(always)]
-fn nan_max<T: Element>(a: T, b: T) -> T {
+pub(super) fn nan_max<T: Element>(a: T, b: T) -> T {
     if a >= b || a.is_nan() {
         a
     } else {
@@ -477,7 +477,7 @@ fn nan_max<T: Element>(a: T, b: T) -> T {
 
 /// NaN-propagating minimum, NumPy's `minimum`.
 #[inline(always)]
-fn nan_min<T: Element>(a: T, b: T) -> T {
+pub(super) fn nan_min<T: Element>(a: T, b: T) -> T {
     if a <= b || a.is_nan() {
         a
     } else {
@@ -636,7 +636,7 @@ impl<const N: usize> Plan<N> {
 /// is enabled and nothing is reassociated: the results are the same bits
 /// on either path.
 #[inline(always)]
-fn wide<R>(body: impl FnOnce() -> R) -> R {
+pub(super) fn wide<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2")]
@@ -1141,7 +1141,7 @@ fn int_binary<T: Int>(op: BinaryOp, a: Cow<'_, ArrayD<T>>, b: Cow<'_, ArrayD<T>>
 }
 
 /// Float math beyond `Element`.
-trait Float:
+pub(crate) trait Float:
     Element
     + BlockElement
     + std::ops::Add<Output = Self>
@@ -1209,7 +1209,7 @@ float_impl!(f32, f64);
 /// NumPy's `npy_divmod`: Python's floored quotient and remainder, computed
 /// from `fmod` so that `q * b + r` is as close to `a` as rounding allows.
 #[inline(always)]
-fn float_divmod<T: Float>(a: T, b: T) -> (T, T) {
+pub(super) fn float_divmod<T: Float>(a: T, b: T) -> (T, T) {
     let mut m = a % b;
     if b == T::ZERO {
         return (a / b, m);

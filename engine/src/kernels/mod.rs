@@ -3,4 +3,5 @@
 //! executor calls them on one tile at a time.
 
 pub mod elementwise;
+pub(crate) mod fused;
 pub mod reduce;

@@ -43,6 +43,8 @@ use ndarray::ArrayD;
 use self::layout::{neumaier, resolve, Num, Plan};
 use self::tile::Moments;
 use self::topk::Candidates;
+use super::elementwise::Float;
+use super::fused::{Prepared, Ready};
 use crate::block::{Block, BlockElement};
 use crate::dtype::{DType, Kind};
 use crate::error::{Error, Result};
@@ -413,6 +415,58 @@ pub fn accumulate_many(
         return Ok(());
     }
     let (dtype, kept) = first.unwrap_or((DType::F64, vec![]));
+    let kept_n: usize = kept.iter().product::<usize>().max(1);
+    let rows: u64 = blocks.iter().map(|b| (b.len() / kept_n) as u64).sum();
+    let (s, c, n) = together_sums(op, acc, dtype, kept, rows)?;
+    let skip = matches!(op, NanSum | NanMean);
+    fn go<T: Num>(
+        blocks: &[&Block],
+        kept_n: usize,
+        skip: bool,
+        s: &mut [f64],
+        c: &mut [f64],
+        n: Option<&mut [u64]>,
+        view: impl Fn(&Block) -> Option<&[T]>,
+    ) -> Result<()> {
+        let mut rows: Vec<&[T]> = Vec::new();
+        for b in blocks {
+            let xs = view(b).ok_or_else(|| bad("tile is not contiguous"))?;
+            rows.extend(xs.chunks_exact(kept_n));
+        }
+        if skip {
+            tile::fsum_rows_into::<T, true, _>(rows.as_slice(), s, c, n);
+        } else {
+            tile::fsum_rows_into::<T, false, _>(rows.as_slice(), s, c, n);
+        }
+        Ok(())
+    }
+    match dtype {
+        DType::F32 => go::<f32>(blocks, kept_n, skip, s, c, n, |b| match b {
+            Block::F32(a) => a.as_slice(),
+            _ => None,
+        }),
+        _ => go::<f64>(blocks, kept_n, skip, s, c, n, |b| match b {
+            Block::F64(a) => a.as_slice(),
+            _ => None,
+        }),
+    }
+}
+
+/// Running sums, their compensations, and non-NaN counts (NaN-ignoring
+/// means only).
+type Sums<'a> = (&'a mut [f64], &'a mut [f64], Option<&'a mut [u64]>);
+
+/// The running sums of a sum or mean folded over whole rows (see
+/// [`accumulate_many`]), set up on first use; `rows` more rows are about
+/// to be added.
+fn together_sums(
+    op: ReduceOp,
+    acc: &mut Option<Partial>,
+    dtype: DType,
+    kept: Vec<usize>,
+    rows: u64,
+) -> Result<Sums<'_>> {
+    use ReduceOp::*;
     let kept_n: usize = kept.iter().product();
     let acc = acc.get_or_insert_with(|| Partial {
         op,
@@ -433,51 +487,139 @@ pub fn accumulate_many(
         },
     });
     let skip = matches!(op, NanSum | NanMean);
-    let (s, c, n) = match &mut acc.state {
-        State::FSum { s, c } => (s, c, None),
+    match &mut acc.state {
+        State::FSum { s, c } => Ok((s, c, None)),
         State::FMean { n, s, c, every } => {
             if skip {
-                (s, c, Some(n.as_mut_slice()))
+                Ok((s, c, Some(n.as_mut_slice())))
             } else {
-                *every += blocks
-                    .iter()
-                    .map(|b| (b.len() / kept_n.max(1)) as u64)
-                    .sum::<u64>();
-                (s, c, None)
+                *every += rows;
+                Ok((s, c, None))
             }
         }
-        _ => return Err(mismatch()),
+        _ => Err(mismatch()),
+    }
+}
+
+/// [`accumulate_many`] of tiles that are fused elementwise chains, never
+/// stored whole: each chain computes its rows strip by strip as the sums
+/// take them. Same bits as [`accumulate_many`] of the chains' outputs.
+/// Returns `false` (and adds nothing) where that would not fold the tiles
+/// together: the caller runs the chains and folds their blocks.
+///
+/// # Errors
+/// As [`accumulate`].
+pub(crate) fn accumulate_chains(
+    op: ReduceOp,
+    acc: &mut Option<Partial>,
+    tiles: &[&Prepared],
+    axes: &[usize],
+) -> Result<bool> {
+    use ReduceOp::*;
+    let dtype = match tiles.first() {
+        Some(Prepared::F32(_)) => DType::F32,
+        Some(Prepared::F64(_)) => DType::F64,
+        None => return Ok(true),
     };
-    fn go<T: Num>(
-        blocks: &[&Block],
+    let kept = kept_shape(tiles[0].shape(), axes);
+    let whole_rows = |shape: &[usize]| {
+        axes.windows(2).all(|w| w[0] < w[1])
+            && axes.iter().all(|&d| d < shape.len())
+            && axes.len() < shape.len()
+            && Plan::new(shape, axes).whole_rows()
+    };
+    let together = tiles.len() > 1
+        && matches!(op, Sum | NanSum | Mean | NanMean)
+        && tiles.iter().all(|t| {
+            matches!(
+                (t, dtype),
+                (Prepared::F32(_), DType::F32) | (Prepared::F64(_), DType::F64)
+            ) && kept_shape(t.shape(), axes) == kept
+                && whole_rows(t.shape())
+        })
+        && acc
+            .as_ref()
+            .is_none_or(|a| a.op == op && a.input == dtype && a.kept == kept);
+    if !together {
+        return Ok(false);
+    }
+    let kept_n: usize = kept.iter().product::<usize>().max(1);
+    let rows: u64 = tiles
+        .iter()
+        .map(|t| (t.shape().iter().product::<usize>() / kept_n) as u64)
+        .sum();
+    let (s, c, n) = together_sums(op, acc, dtype, kept, rows)?;
+    let skip = matches!(op, NanSum | NanMean);
+    fn go<T: Num + Float>(
+        readies: Vec<&Ready<T>>,
         kept_n: usize,
         skip: bool,
         s: &mut [f64],
         c: &mut [f64],
         n: Option<&mut [u64]>,
-        view: impl Fn(&Block) -> Option<&[T]>,
-    ) -> Result<()> {
-        let mut rows: Vec<&[T]> = Vec::new();
-        for b in blocks {
-            let xs = view(b).ok_or_else(|| bad("tile is not contiguous"))?;
-            rows.extend(xs.chunks_exact(kept_n.max(1)));
-        }
+    ) {
+        let rows = ChainRows {
+            rows: readies
+                .into_iter()
+                .flat_map(|r| {
+                    let count = r.len() / kept_n;
+                    (0..count).map(move |i| (r, i * kept_n))
+                })
+                .collect(),
+        };
         if skip {
-            tile::fsum_rows_into::<T, true>(&rows, s, c, n);
+            tile::fsum_rows_into::<T, true, _>(&rows, s, c, n);
         } else {
-            tile::fsum_rows_into::<T, false>(&rows, s, c, n);
+            tile::fsum_rows_into::<T, false, _>(&rows, s, c, n);
         }
-        Ok(())
     }
     match dtype {
-        DType::F32 => go::<f32>(blocks, kept_n, skip, s, c, n, |b| match b {
-            Block::F32(a) => a.as_slice(),
-            _ => None,
-        }),
-        _ => go::<f64>(blocks, kept_n, skip, s, c, n, |b| match b {
-            Block::F64(a) => a.as_slice(),
-            _ => None,
-        }),
+        DType::F32 => go::<f32>(
+            tiles
+                .iter()
+                .filter_map(|t| match t {
+                    Prepared::F32(r) => Some(r),
+                    Prepared::F64(_) => None,
+                })
+                .collect(),
+            kept_n,
+            skip,
+            s,
+            c,
+            n,
+        ),
+        _ => go::<f64>(
+            tiles
+                .iter()
+                .filter_map(|t| match t {
+                    Prepared::F64(r) => Some(r),
+                    Prepared::F32(_) => None,
+                })
+                .collect(),
+            kept_n,
+            skip,
+            s,
+            c,
+            n,
+        ),
+    }
+    Ok(true)
+}
+
+/// Rows of fused chains: (chain, offset of the row in its output).
+struct ChainRows<'a, T> {
+    rows: Vec<(&'a Ready<T>, usize)>,
+}
+
+impl<T: Float> tile::Rows<T> for ChainRows<'_, T> {
+    fn count(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn strip<'a>(&'a self, r: usize, at: usize, buf: &'a mut [T]) -> &'a [T] {
+        let (chain, base) = self.rows[r];
+        chain.fill(base + at, buf);
+        buf
     }
 }
 

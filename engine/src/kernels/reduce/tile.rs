@@ -152,15 +152,37 @@ fn fsum_into_any<T: Num, const SKIP: bool>(xs: &[T], plan: &Plan, s: &mut [f64],
 /// (16 bytes each, 64 KiB) stay in L2 while every row adds into them.
 const STRIP: usize = 4096;
 
+/// Rows of equal length for [`fsum_rows_into`]: slices in memory, or
+/// rows computed strip by strip (a fused elementwise chain's output, never
+/// stored whole).
+pub(crate) trait Rows<T> {
+    /// Number of rows.
+    fn count(&self) -> usize;
+    /// Elements `at..at + buf.len()` of row `r`: a slice of the row where it
+    /// is stored, or `buf` filled.
+    fn strip<'a>(&'a self, r: usize, at: usize, buf: &'a mut [T]) -> &'a [T];
+}
+
+impl<T> Rows<T> for [&[T]] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    fn strip<'a>(&'a self, r: usize, at: usize, buf: &'a mut [T]) -> &'a [T] {
+        &self[r][at..at + buf.len()]
+    }
+}
+
 /// Compensated sums of whole rows into `(s, c)` (one per kept element),
-/// rows first to last: `rows[i][k]` is the next element of kept element `k`.
-/// With `n`, non-NaN elements are counted there too (the NaN-ignoring mean).
-/// Each element's additions are those of [`fsum_into`] on each row in turn,
-/// so the bits are the same; but the rows go through in strips of kept
-/// elements, so running sums too large for the cache are read and written
-/// once for all the rows, not once per row.
-pub(super) fn fsum_rows_into<T: Num, const SKIP: bool>(
-    rows: &[&[T]],
+/// rows first to last: element `k` of row `i` is the next element of kept
+/// element `k`. With `n`, non-NaN elements are counted there too (the
+/// NaN-ignoring mean). Each element's additions are those of [`fsum_into`]
+/// on each row in turn, so the bits are the same; but the rows go through
+/// in strips of kept elements, so running sums too large for the cache are
+/// read and written once for all the rows, not once per row.
+pub(super) fn fsum_rows_into<T: Num, const SKIP: bool, R: Rows<T> + ?Sized>(
+    rows: &R,
     s: &mut [f64],
     c: &mut [f64],
     n: Option<&mut [u64]>,
@@ -168,32 +190,33 @@ pub(super) fn fsum_rows_into<T: Num, const SKIP: bool>(
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX-512F and AVX2, checked just above.
-        unsafe { fsum_rows_avx512::<T, SKIP>(rows, s, c, n) };
+        unsafe { fsum_rows_avx512::<T, SKIP, R>(rows, s, c, n) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { fsum_rows_avx2::<T, SKIP>(rows, s, c, n) };
+        unsafe { fsum_rows_avx2::<T, SKIP, R>(rows, s, c, n) };
         return;
     }
-    fsum_rows_any::<T, SKIP>(rows, s, c, n);
+    fsum_rows_any::<T, SKIP, R>(rows, s, c, n);
 }
 
 #[inline(always)]
-fn fsum_rows_body<T: Num, const SKIP: bool>(
-    rows: &[&[T]],
+fn fsum_rows_body<T: Num, const SKIP: bool, R: Rows<T> + ?Sized>(
+    rows: &R,
     s: &mut [f64],
     c: &mut [f64],
     mut n: Option<&mut [u64]>,
 ) {
     let len = s.len();
+    let mut buf = vec![T::default(); STRIP.min(len)];
     let mut at = 0;
     while at < len {
         let e = (at + STRIP).min(len);
         let (s, c) = (&mut s[at..e], &mut c[at..e]);
-        for row in rows {
-            let xs = &row[at..e];
+        for r in 0..rows.count() {
+            let xs = rows.strip(r, at, &mut buf[..e - at]);
             match cast::<T, f32>(xs) {
                 Some(xs) => row_sum_f32(s, c, xs, val::<f32, SKIP>),
                 None => row_sum(s, c, xs, val::<T, SKIP>),
@@ -210,33 +233,33 @@ fn fsum_rows_body<T: Num, const SKIP: bool>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn fsum_rows_avx2<T: Num, const SKIP: bool>(
-    rows: &[&[T]],
+fn fsum_rows_avx2<T: Num, const SKIP: bool, R: Rows<T> + ?Sized>(
+    rows: &R,
     s: &mut [f64],
     c: &mut [f64],
     n: Option<&mut [u64]>,
 ) {
-    fsum_rows_body::<T, SKIP>(rows, s, c, n);
+    fsum_rows_body::<T, SKIP, R>(rows, s, c, n);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f")]
-fn fsum_rows_avx512<T: Num, const SKIP: bool>(
-    rows: &[&[T]],
+fn fsum_rows_avx512<T: Num, const SKIP: bool, R: Rows<T> + ?Sized>(
+    rows: &R,
     s: &mut [f64],
     c: &mut [f64],
     n: Option<&mut [u64]>,
 ) {
-    fsum_rows_body::<T, SKIP>(rows, s, c, n);
+    fsum_rows_body::<T, SKIP, R>(rows, s, c, n);
 }
 
-fn fsum_rows_any<T: Num, const SKIP: bool>(
-    rows: &[&[T]],
+fn fsum_rows_any<T: Num, const SKIP: bool, R: Rows<T> + ?Sized>(
+    rows: &R,
     s: &mut [f64],
     c: &mut [f64],
     n: Option<&mut [u64]>,
 ) {
-    fsum_rows_body::<T, SKIP>(rows, s, c, n);
+    fsum_rows_body::<T, SKIP, R>(rows, s, c, n);
 }
 
 /// The second pass of [`moments`]: per kept element, the compensated sum
