@@ -690,6 +690,10 @@ pub(crate) fn has_io(a: &Array) -> bool {
         || a.inputs().iter().any(|x| has_io(x))
 }
 
+/// The shortest sub-tile extent along a reduced last axis of a
+/// compute-bound reduction (see [`ReduceSetup::of`]).
+const MIN_LANE: u64 = 256;
+
 /// Chunk tiles a compute-bound reduction is split into at least (when its
 /// input is large enough): enough for every worker to have work, and a
 /// constant, so the fold order never depends on the thread count.
@@ -839,6 +843,25 @@ impl ReduceSetup {
             // `x[:, None] - x[None, :]` is extracted once per sub-tile along
             // each axis, so (181, 181) costs 50× less than (4, 7000).
             balance_pieces(&mut setup.piece, elems, COMPUTE_TILE_ELEMS);
+            // A fused chain runs along the last axis: when that axis is
+            // reduced, give it lanes of at least MIN_LANE and balance the
+            // other reduced axes within the rest ((128, 256), not (181,
+            // 181): a few more broadcast elements extracted, far fewer
+            // lanes to dispatch).
+            let last = data.ndim().saturating_sub(1);
+            let k = axes.len().saturating_sub(1);
+            let lane = MIN_LANE.min(maxc[last]);
+            if axes.len() > 1 && axes[k] == last && setup.piece[k] < lane {
+                for (p, &d) in setup.piece.iter_mut().zip(axes.iter()) {
+                    *p = maxc[d].max(1);
+                }
+                setup.piece[k] = lane;
+                balance_pieces(
+                    &mut setup.piece[..k],
+                    elems / maxc[last].max(1),
+                    (COMPUTE_TILE_ELEMS / lane).max(1),
+                );
+            }
         } else {
             // Stored data: split the leading reduced axes first, so each
             // sub-tile reads long contiguous runs.

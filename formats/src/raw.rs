@@ -174,6 +174,15 @@ fn copy_item(dst: &mut [u8], src: &[u8], item: usize) {
 }
 
 fn gather(src: &[u8], base: usize, strides: &[i64], sel: &[AxisSel], item: usize, dst: &mut [u8]) {
+    // Trailing length-1 axes only move the start: a column `x[:, k]` is
+    // then one strided run, not a run of one element per row.
+    let mut base = base;
+    let mut keep = sel.len();
+    while keep > 1 && sel[keep - 1].len == 1 {
+        base = (base as i64 + sel[keep - 1].start as i64 * strides[keep - 1]) as usize;
+        keep -= 1;
+    }
+    let (sel, strides) = (&sel[..keep], &strides[..keep]);
     let Some((inner, outer)) = sel.split_last() else {
         dst[..item].copy_from_slice(&src[base..base + item]);
         return;

@@ -399,7 +399,8 @@ pub(crate) struct Ready<T> {
 
 /// The strips a chain runs in.
 struct Work<T> {
-    regs: Vec<Vec<T>>,
+    /// `nregs` strips of [`STRIP`] elements, one after the other.
+    regs: Vec<T>,
     scratch: Vec<Vec<T>>,
     offs: Vec<usize>,
     reads: Vec<Read>,
@@ -583,7 +584,7 @@ impl<T: Float> Ready<T> {
     #[inline(always)]
     fn run_in_place(&self, reads: &[Read], out: &mut [T]) {
         let data: Vec<&[T]> = self.leaves.iter().map(Leaf::data).collect();
-        let mut regs: Vec<Vec<T>> = vec![vec![T::ZERO; STRIP]; self.nregs];
+        let mut regs: Vec<T> = vec![T::ZERO; STRIP * self.nregs];
         let mut scratch = scratch_for(reads);
         let l = self.lanes.len;
         let mut pos = 0;
@@ -627,7 +628,7 @@ impl<T: Float> Ready<T> {
         let work = work.get_or_insert_with(|| {
             let reads = self.reads(None);
             Work {
-                regs: vec![vec![T::ZERO; STRIP]; self.nregs],
+                regs: vec![T::ZERO; STRIP * self.nregs],
                 scratch: scratch_for(&reads),
                 offs: vec![0; reads.len()],
                 reads,
@@ -671,7 +672,8 @@ impl<T: Float> Ready<T> {
                     }
                     Dst::Extend(v) => {
                         self.strip(reads, &data, offs, k0, scratch, regs, len, None);
-                        v.extend_from_slice(&regs[self.root][..len]);
+                        let r = self.root * STRIP;
+                        v.extend_from_slice(&regs[r..r + len]);
                     }
                 }
                 done += len;
@@ -691,7 +693,7 @@ impl<T: Float> Ready<T> {
         offs: &[usize],
         k0: usize,
         scratch: &[Vec<T>],
-        regs: &mut [Vec<T>],
+        regs: &mut [T],
         len: usize,
         dst: Option<&mut [T]>,
     ) {
@@ -711,25 +713,25 @@ impl<T: Float> Ready<T> {
             None => (self.instrs.as_slice(), None),
         };
         for ins in body {
-            let mut d = std::mem::take(&mut regs[ins.dst]);
-            {
-                let regs = &*regs;
-                exec(
-                    ins.step,
-                    &mut d[..len],
-                    #[inline(always)]
-                    |a| leaves.arg(a, regs),
-                );
-            }
-            regs[ins.dst] = d;
+            // The destination strip apart from the others (an op never
+            // reads the register it writes).
+            let (lo, rest) = regs.split_at_mut(ins.dst * STRIP);
+            let (d, hi) = rest.split_at_mut(STRIP);
+            let (lo, hi) = (&*lo, &*hi);
+            exec(
+                ins.step,
+                &mut d[..len],
+                #[inline(always)]
+                |a| leaves.arg(a, lo, hi, ins.dst),
+            );
         }
         if let Some((last, d)) = last {
-            let regs = &*regs;
+            let all = &*regs;
             exec(
                 last.step,
                 d,
                 #[inline(always)]
-                |a| leaves.arg(a, regs),
+                |a| leaves.arg(a, all, &[], self.nregs),
             );
         }
     }
@@ -754,13 +756,18 @@ struct Strip<'a, T> {
 impl<'a, T: Copy> Strip<'a, T> {
     /// An operand along the strip.
     #[inline(always)]
-    fn arg<'r>(&self, a: Arg<T>, regs: &'r [Vec<T>]) -> Src<'r, T>
+    fn arg<'r>(&self, a: Arg<T>, lo: &'r [T], hi: &'r [T], dst: usize) -> Src<'r, T>
     where
         'a: 'r,
     {
         let (k0, len) = (self.k0, self.len);
         match a {
-            Arg::Reg(r) => Src::Slice(&regs[r][..len]),
+            // Registers below the destination are in `lo`, those above in `hi`.
+            Arg::Reg(r) if r < dst => Src::Slice(&lo[r * STRIP..r * STRIP + len]),
+            Arg::Reg(r) => {
+                let o = (r - dst - 1) * STRIP;
+                Src::Slice(&hi[o..o + len])
+            }
             Arg::Const(v) => Src::Splat(v),
             Arg::Leaf(i) => {
                 let off = self.offs[i];
