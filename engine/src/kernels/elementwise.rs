@@ -613,20 +613,33 @@ impl<const N: usize> Plan<N> {
         let mut off = [0usize; N];
         for _ in 0..lanes {
             f(off);
-            for d in (0..k).rev() {
-                idx[d] += 1;
-                for (o, s) in off.iter_mut().zip(&self.strides) {
-                    *o += s[d];
-                }
-                if idx[d] < self.dims[d] {
-                    break;
-                }
-                for (o, s) in off.iter_mut().zip(&self.strides) {
-                    *o -= s[d] * self.dims[d];
-                }
-                idx[d] = 0;
-            }
+            next_lane(&mut idx, &self.dims[..k], &self.strides, &mut off);
         }
+    }
+}
+
+/// Move the odometer `idx` over the outer axes `dims` on to the next lane
+/// (C order), and each input's offset `off[i]` with it (`strides[i][d]`
+/// along outer axis `d`).
+#[inline(always)]
+pub(super) fn next_lane<S: AsRef<[usize]>>(
+    idx: &mut [usize],
+    dims: &[usize],
+    strides: &[S],
+    off: &mut [usize],
+) {
+    for d in (0..idx.len()).rev() {
+        idx[d] += 1;
+        for (o, s) in off.iter_mut().zip(strides) {
+            *o += s.as_ref()[d];
+        }
+        if idx[d] < dims[d] {
+            return;
+        }
+        for (o, s) in off.iter_mut().zip(strides) {
+            *o -= s.as_ref()[d] * dims[d];
+        }
+        idx[d] = 0;
     }
 }
 

@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::elementwise::{float_divmod, nan_max, nan_min, wide, BinaryOp, Float, UnaryOp};
+use super::elementwise::{
+    float_divmod, nan_max, nan_min, next_lane, wide, BinaryOp, Float, UnaryOp,
+};
 use crate::block::Block;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -261,19 +263,7 @@ impl Lanes {
     /// Move `idx` and the leaves' offsets `off` on to the next lane.
     #[inline(always)]
     fn step(&self, idx: &mut [usize], off: &mut [usize]) {
-        for d in (0..idx.len()).rev() {
-            idx[d] += 1;
-            for (o, s) in off.iter_mut().zip(&self.strides) {
-                *o += s[d];
-            }
-            if idx[d] < self.outer[d] {
-                return;
-            }
-            for (o, s) in off.iter_mut().zip(&self.strides) {
-                *o -= s[d] * self.outer[d];
-            }
-            idx[d] = 0;
-        }
+        next_lane(idx, &self.outer, &self.strides, off);
     }
 
     /// Each leaf's offset at the start of lane `lane` (C order).
