@@ -51,10 +51,7 @@ pub(crate) fn prepare(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Option<R
     }
     let region = Region::find(a, sel, ctx)?;
     let strides: Vec<Vec<usize>> = region.leaves.iter().map(|l| l.strides(&out)).collect();
-    let c = fused::broadcast_strides(&out, &out);
-    let broadcast = strides
-        .iter()
-        .any(|st| (0..out.len()).any(|d| out[d] > 1 && st[d] != c[d]));
+    let broadcast = strides.iter().any(|st| !fused::laid_out_as(&out, st));
     if broadcast && fused::lane_len(&out, &strides) < MIN_BROADCAST_LANE {
         return None;
     }

@@ -150,8 +150,6 @@ pub(crate) fn block_from_fill(
     }
 }
 
-/// Copy the elements `sel` picks from `src` (element 0 at byte `base`,
-/// byte `strides` per axis) into `dst` in C order. Indices must be in bounds.
 /// Copy one element of `item` bytes from the start of `src` to the start of
 /// `dst`: a fixed-size move for the usual sizes, not a `memcpy` call (a
 /// column of a C-order array is gathered element by element).
@@ -173,6 +171,8 @@ fn copy_item(dst: &mut [u8], src: &[u8], item: usize) {
     }
 }
 
+/// Copy the elements `sel` picks from `src` (element 0 at byte `base`,
+/// byte `strides` per axis) into `dst` in C order. Indices must be in bounds.
 fn gather(src: &[u8], base: usize, strides: &[i64], sel: &[AxisSel], item: usize, dst: &mut [u8]) {
     // Trailing length-1 axes only move the start: a column `x[:, k]` is
     // then one strided run, not a run of one element per row.

@@ -56,18 +56,9 @@ impl FusedOp {
     pub(crate) fn supported(self) -> bool {
         match self {
             FusedOp::Unary(op) => !matches!(op, UnaryOp::Not | UnaryOp::IsNan | UnaryOp::IsFinite),
-            FusedOp::Binary(op) => matches!(
-                op,
-                BinaryOp::Add
-                    | BinaryOp::Sub
-                    | BinaryOp::Mul
-                    | BinaryOp::Div
-                    | BinaryOp::FloorDiv
-                    | BinaryOp::Rem
-                    | BinaryOp::Pow
-                    | BinaryOp::Maximum
-                    | BinaryOp::Minimum
-            ),
+            FusedOp::Binary(op) => {
+                !op.is_comparison() && !matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+            }
             FusedOp::Clip { .. } => true,
         }
     }
@@ -307,6 +298,13 @@ pub(crate) fn broadcast_strides(out: &[usize], shape: &[usize]) -> Vec<usize> {
     st
 }
 
+/// True if a leaf read with `strides` holds the elements of an output of
+/// `out` shape in the output's C order (no broadcast axis, no gap).
+pub(crate) fn laid_out_as(out: &[usize], strides: &[usize]) -> bool {
+    let c = broadcast_strides(out, out);
+    (0..out.len()).all(|d| out[d] == 1 || strides[d] == c[d])
+}
+
 /// The length of the lanes a chain with an output of `out` shape and
 /// leaves read with these strides runs along: a chain is worth running
 /// only when its lanes are long enough to carry the per-lane dispatch.
@@ -449,6 +447,22 @@ impl Prepared {
         }
     }
 
+    /// The f32 chain, if it is one.
+    pub(crate) fn as_f32(&self) -> Option<&Ready<f32>> {
+        match self {
+            Prepared::F32(r) => Some(r),
+            Prepared::F64(_) => None,
+        }
+    }
+
+    /// The f64 chain, if it is one.
+    pub(crate) fn as_f64(&self) -> Option<&Ready<f64>> {
+        match self {
+            Prepared::F64(r) => Some(r),
+            Prepared::F32(_) => None,
+        }
+    }
+
     /// The output's shape.
     pub(crate) fn shape(&self) -> &[usize] {
         match self {
@@ -471,15 +485,10 @@ impl<T: Float> Ready<T> {
         // A leaf laid out as the output (same elements, same order) can
         // take the result.
         let n: usize = out.iter().product();
-        let c = broadcast_strides(out, out);
         let like_out: Vec<bool> = leaves
             .iter()
             .zip(&strides)
-            .map(|(l, st)| {
-                l.array().len() == n
-                    && n > 0
-                    && (0..out.len()).all(|d| out[d] == 1 || st[d] == c[d])
-            })
+            .map(|(l, st)| l.array().len() == n && n > 0 && laid_out_as(out, st))
             .collect();
         Ok(Ready {
             instrs,

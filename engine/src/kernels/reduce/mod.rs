@@ -531,10 +531,11 @@ pub(crate) fn accumulate_chains(
     let together = tiles.len() > 1
         && matches!(op, Sum | NanSum | Mean | NanMean)
         && tiles.iter().all(|t| {
-            matches!(
-                (t, dtype),
-                (Prepared::F32(_), DType::F32) | (Prepared::F64(_), DType::F64)
-            ) && kept_shape(t.shape(), axes) == kept
+            (if dtype == DType::F32 {
+                t.as_f32().is_some()
+            } else {
+                t.as_f64().is_some()
+            }) && kept_shape(t.shape(), axes) == kept
                 && whole_rows(t.shape())
         })
         && acc
@@ -574,28 +575,16 @@ pub(crate) fn accumulate_chains(
         }
     }
     match dtype {
-        DType::F32 => go::<f32>(
-            tiles
-                .iter()
-                .filter_map(|t| match t {
-                    Prepared::F32(r) => Some(r),
-                    Prepared::F64(_) => None,
-                })
-                .collect(),
+        DType::F32 => go(
+            tiles.iter().filter_map(|t| t.as_f32()).collect(),
             kept_n,
             skip,
             s,
             c,
             n,
         ),
-        _ => go::<f64>(
-            tiles
-                .iter()
-                .filter_map(|t| match t {
-                    Prepared::F64(r) => Some(r),
-                    Prepared::F32(_) => None,
-                })
-                .collect(),
+        _ => go(
+            tiles.iter().filter_map(|t| t.as_f64()).collect(),
             kept_n,
             skip,
             s,
