@@ -23,7 +23,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, IxDyn};
 
 use super::elementwise::{
-    float_divmod, nan_max, nan_min, next_lane, wide, BinaryOp, Float, UnaryOp,
+    float_divmod, nan_max, nan_min, next_lane, widest, BinaryOp, Float, UnaryOp,
 };
 use crate::block::Block;
 use crate::dtype::DType;
@@ -570,7 +570,7 @@ impl<T: Float> Ready<T> {
             return self.to_array();
         };
         let reads = self.reads(reuse);
-        wide(
+        widest(
             #[inline(always)]
             || self.run_in_place(&reads, &mut v),
         );
@@ -633,7 +633,7 @@ impl<T: Float> Ready<T> {
                 reads,
             }
         });
-        wide(
+        widest(
             #[inline(always)]
             || self.fill_body(work, at, count, &mut dst),
         );
