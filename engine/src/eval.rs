@@ -172,11 +172,19 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                 return src.read_selection(sel);
             }
             let id = a.id();
-            gather_chunks(src.grid(), a.dtype(), sel, |idx| {
+            gather_chunks(src.grid(), a.dtype(), sel, |idx, part| {
+                // A part the source reads in place (a mapped, unfiltered
+                // chunk) costs no more than cutting it from a cached chunk.
+                if let Some(p) = src.read_chunk_part(idx, part) {
+                    return p.map(Got::Part);
+                }
                 if ctx.reuse.sources.contains(&id) {
-                    ctx.cache.get_or_load(id, idx, || src.read_chunk(idx))
+                    // Read again by other tiles: whole chunks, through the cache.
+                    ctx.cache
+                        .get_or_load(id, idx, || src.read_chunk(idx))
+                        .map(Got::Whole)
                 } else {
-                    src.read_chunk(idx).map(Arc::new)
+                    src.read_chunk(idx).map(|b| Got::Whole(Arc::new(b)))
                 }
             })
         }
@@ -312,7 +320,7 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
         Op::MapBlocks { xs, f, name } => {
             let grid = a.grid().clone();
             let dtype = a.dtype();
-            gather_chunks(&grid, dtype, sel, |idx| {
+            gather_chunks(&grid, dtype, sel, |idx, _| {
                 let region = crate::grid::region_sel(&grid.chunk_region(idx));
                 let inputs = xs
                     .iter()
@@ -333,7 +341,7 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                         ),
                     });
                 }
-                Ok(Arc::new(out))
+                Ok(Got::Whole(Arc::new(out)))
             })
         }
         Op::Rechunk { x } => eval(x, sel, ctx),
@@ -405,14 +413,23 @@ pub(crate) fn select_child_sel(x: &Array, items: &[SelItem], sel: &[AxisSel]) ->
     child
 }
 
+/// A chunk as [`gather_chunks`]'s `get` hands it over: the whole chunk
+/// (possibly shared), or just the part that was asked for.
+enum Got {
+    Whole(Arc<Block>),
+    Part(Block),
+}
+
 /// Assemble `sel` of an array stored in chunks of `grid`, fetching each
-/// touched chunk with `get`. A selection that is exactly one chunk is
-/// returned without a copy when the chunk is not shared.
+/// touched chunk with `get(idx, part)`, where `part` is the selection
+/// wanted from it, relative to the chunk's origin. A selection within one
+/// chunk is returned as that chunk's piece, with no copy when `get` hands
+/// over the part, or the whole chunk unshared.
 fn gather_chunks(
     grid: &ChunkGrid,
     dtype: DType,
     sel: &[AxisSel],
-    mut get: impl FnMut(&[u64]) -> Result<Arc<Block>>,
+    mut get: impl FnMut(&[u64], &[AxisSel]) -> Result<Got>,
 ) -> Result<Block> {
     let shape = sel_shape(sel);
     // Per axis: (chunk, positions in the output) for every touched chunk.
@@ -432,52 +449,59 @@ fn gather_chunks(
     if per_axis.iter().any(|v| v.is_empty()) {
         return Ok(Block::zeros(dtype, &shape));
     }
-    let whole_chunk = per_axis
-        .iter()
-        .zip(sel)
-        .zip(grid.axes())
-        .all(|((v, s), ax)| {
-            v.len() == 1 && s.step == 1 && ax.range(v[0].0) == (s.start..s.start + s.len)
+    let counts: Vec<usize> = per_axis.iter().map(|v| v.len()).collect();
+    // The selection within chunk `idx` (chunk combination `odo`).
+    let local = |idx: &[u64], odo: &[usize]| -> Selection {
+        (0..counts.len())
+            .map(|d| {
+                let r = &per_axis[d][odo[d]].1;
+                let s = sel[d].sub(r.clone());
+                AxisSel {
+                    start: s.start - grid.axes()[d].range(idx[d]).start,
+                    step: s.step,
+                    len: s.len,
+                }
+            })
+            .collect()
+    };
+    let piece = |idx: &[u64], part: &[AxisSel], got: Got| -> Block {
+        let whole = part.iter().zip(grid.axes()).zip(idx).all(|((s, ax), &c)| {
+            let r = ax.range(c);
+            s.step == 1 && s.start == 0 && s.len == r.end - r.start
         });
-    if whole_chunk {
+        match got {
+            Got::Part(b) => b,
+            Got::Whole(b) if whole => Arc::try_unwrap(b).unwrap_or_else(|shared| (*shared).clone()),
+            Got::Whole(b) => extract(&b, part),
+        }
+    };
+    let mut odo = vec![0usize; counts.len()];
+    if counts.iter().all(|&c| c == 1) {
         let idx: Vec<u64> = per_axis.iter().map(|v| v[0].0).collect();
-        let b = get(&idx)?;
-        return Ok(Arc::try_unwrap(b).unwrap_or_else(|shared| (*shared).clone()));
+        let part = local(&idx, &odo);
+        let got = get(&idx, &part)?;
+        return Ok(piece(&idx, &part, got));
     }
     let mut out = Block::zeros(dtype, &shape);
-    let counts: Vec<usize> = per_axis.iter().map(|v| v.len()).collect();
-    let mut odo = vec![0usize; counts.len()];
     loop {
         let idx: Vec<u64> = odo
             .iter()
             .enumerate()
             .map(|(d, &i)| per_axis[d][i].0)
             .collect();
-        let chunk = get(&idx)?;
-        let origin: Vec<u64> = idx
-            .iter()
-            .enumerate()
-            .map(|(d, &c)| grid.axes()[d].range(c).start)
-            .collect();
-        let local: Selection = (0..counts.len())
-            .map(|d| {
-                let r = &per_axis[d][odo[d]].1;
-                let s = sel[d].sub(r.clone());
-                AxisSel {
-                    start: s.start - origin[d],
-                    step: s.step,
-                    len: s.len,
-                }
-            })
-            .collect();
-        let piece = extract(&chunk, &local);
+        let part = local(&idx, &odo);
+        let got = get(&idx, &part)?;
+        let p = match got {
+            Got::Part(b) => b,
+            Got::Whole(b) => extract(&b, &part),
+        };
         let pos: Vec<Range<usize>> = (0..counts.len())
             .map(|d| {
                 let r = &per_axis[d][odo[d]].1;
                 r.start as usize..r.end as usize
             })
             .collect();
-        place(&mut out, &pos, &piece);
+        place(&mut out, &pos, &p);
         // Next chunk combination (C order).
         let mut d = counts.len();
         loop {

@@ -59,6 +59,20 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
             "this source reads whole chunks only",
         ))
     }
+    /// Part of chunk `idx` of [`grid`](Self::grid): the strided selection
+    /// `part`, relative to the chunk's origin. `None` (the default) when
+    /// the source cannot read a part for less than the whole chunk: the
+    /// caller then reads the chunk with [`read_chunk`](Self::read_chunk)
+    /// and cuts the part out. A source that maps unfiltered chunks reads
+    /// only the part's bytes instead (`x[:, ::2, ::2]` touches half the
+    /// rows and copies a quarter of the elements).
+    ///
+    /// # Errors
+    /// As [`read_chunk`](Self::read_chunk).
+    fn read_chunk_part(&self, idx: &[u64], part: &[AxisSel]) -> Option<Result<Block>> {
+        let _ = (idx, part);
+        None
+    }
     /// User attributes stored with the array.
     fn attributes(&self) -> Attributes {
         Attributes::new()

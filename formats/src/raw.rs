@@ -171,9 +171,47 @@ fn copy_item(dst: &mut [u8], src: &[u8], item: usize) {
     }
 }
 
+/// Copy `dst.len() / N` elements of `N` bytes, `step` bytes apart from
+/// byte `off` of `src`, to `dst`: one fixed-size move each, with the bounds
+/// checked once for the whole run (a strided run such as `x[::2]` of a
+/// mapped chunk is a tight loop of loads and stores).
+#[inline(always)]
+fn strided_run<const N: usize>(dst: &mut [u8], src: &[u8], off: i64, step: i64, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let last = off + (n as i64 - 1) * step;
+    let inside = |o: i64| o >= 0 && (o as usize).checked_add(N).is_some_and(|e| e <= src.len());
+    assert!(
+        inside(off) && inside(last) && dst.len() >= n * N,
+        "a strided run lies inside the array"
+    );
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for j in 0..n {
+        // SAFETY: the run's first and last elements lie inside `src`
+        // (checked above) and the others lie between them; `dst` holds
+        // `n` elements of `N` bytes; `src` and `dst` do not overlap (one
+        // is borrowed shared, the other exclusively).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                s.offset((off + j as i64 * step) as isize),
+                d.add(j * N),
+                N,
+            );
+        }
+    }
+}
+
 /// Copy the elements `sel` picks from `src` (element 0 at byte `base`,
 /// byte `strides` per axis) into `dst` in C order. Indices must be in bounds.
-fn gather(src: &[u8], base: usize, strides: &[i64], sel: &[AxisSel], item: usize, dst: &mut [u8]) {
+pub(crate) fn gather(
+    src: &[u8],
+    base: usize,
+    strides: &[i64],
+    sel: &[AxisSel],
+    item: usize,
+    dst: &mut [u8],
+) {
     // Trailing length-1 axes only move the start: a column `x[:, k]` is
     // then one strided run, not a run of one element per row.
     let mut base = base;
@@ -207,9 +245,19 @@ fn gather(src: &[u8], base: usize, strides: &[i64], sel: &[AxisSel], item: usize
             let o = off as usize;
             dst[pos..pos + run].copy_from_slice(&src[o..o + run]);
         } else {
-            for j in 0..inner.len as usize {
-                copy_item(&mut dst[pos + j * item..], &src[off as usize..], item);
-                off += inner_step;
+            let n = inner.len as usize;
+            let d = &mut dst[pos..pos + run];
+            match item {
+                8 => strided_run::<8>(d, src, off, inner_step, n),
+                4 => strided_run::<4>(d, src, off, inner_step, n),
+                2 => strided_run::<2>(d, src, off, inner_step, n),
+                1 => strided_run::<1>(d, src, off, inner_step, n),
+                _ => {
+                    for j in 0..n {
+                        copy_item(&mut d[j * item..], &src[off as usize..], item);
+                        off += inner_step;
+                    }
+                }
             }
         }
         pos += run;

@@ -5,7 +5,10 @@
 //!   every allocated chunk) is read once under the HDF5 lock; `read_chunk`
 //!   is then a positioned read plus a decode on the calling thread. The grid
 //!   is the dataset's chunk shape; edge chunks are stored full size and
-//!   trimmed here; unallocated chunks are the fill value.
+//!   trimmed here; unallocated chunks are the fill value. When no chunk is
+//!   filtered (and the data is in native byte order), the file is also
+//!   mapped, and a strided part of a chunk (`read_chunk_part`) is gathered
+//!   straight from the mapping instead of reading the whole chunk first.
 //! - `Contiguous`: the data's file offset is known; the grid is
 //!   [`ChunkGrid::auto`] at [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES);
 //!   chunks and strided selections are gathered from positioned reads.
@@ -23,6 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use hdf5::{Dataset, Hyperslab, Selection, SliceOrIndex};
+use memmap2::{Mmap, UncheckedAdvice};
 use ndarray::IxDyn;
 use ndstream_engine::{
     with_block, with_dtype, Attributes, AxisSel, Block, ChunkGrid, ChunkSource, DType, Error,
@@ -51,6 +55,10 @@ enum Storage {
         locs: Vec<Option<ChunkLoc>>,
         pipeline: Vec<Step>,
         file: File,
+        /// The file mapped read-only, when every chunk can be read from it
+        /// in place: no filters, native byte order, a numeric dtype, every
+        /// chunk inside the file.
+        map: Option<Mmap>,
     },
     Contiguous {
         /// File offset of element 0, `None` if storage was never allocated.
@@ -79,6 +87,10 @@ pub(crate) struct Hdf5Source {
 /// `HADDR_UNDEF`: the address of storage that does not exist.
 const UNDEF: u64 = u64::MAX;
 
+/// How far around a faulting page Linux maps a file's pages in at once
+/// (`fault_around_bytes`, 64 KiB by default).
+const FAULT_AROUND: usize = 64 << 10;
+
 /// Positioned reads gather strided runs in windows of this many bytes.
 const WINDOW: usize = 1 << 20;
 
@@ -100,14 +112,25 @@ impl Hdf5Source {
             (Some(chunk), hdf5::dataset::Layout::Chunked, Some(pipeline)) => {
                 let grid = ChunkGrid::regular(&meta.shape, chunk);
                 let locs = chunk_locations(&ds, &grid, chunk, name)?;
-                let chunk = chunk.iter().map(|&c| c as usize).collect();
+                let chunk: Vec<usize> = chunk.iter().map(|&c| c as usize).collect();
+                let file = raw()?;
+                let full = (chunk.iter().product::<usize>() * itemsize) as u64;
+                let mappable = pipeline.is_empty()
+                    && meta.dtype != DType::Bool
+                    && meta.big_endian == cfg!(target_endian = "big");
+                let map = if mappable {
+                    map_chunks(&file, &locs, full)
+                } else {
+                    None
+                };
                 (
                     grid,
                     Storage::Chunked {
                         chunk,
                         locs,
                         pipeline,
-                        file: raw()?,
+                        file,
+                        map,
                     },
                 )
             }
@@ -445,6 +468,24 @@ impl Hdf5Source {
     }
 }
 
+/// `file` mapped read-only, if every allocated chunk (`full` bytes each,
+/// unfiltered) lies inside it; `None` otherwise (the chunks are then read
+/// with positioned reads, which report a truncated file as an error).
+fn map_chunks(file: &File, locs: &[Option<ChunkLoc>], full: u64) -> Option<Mmap> {
+    let len = file.metadata().ok()?.len();
+    let inside = locs
+        .iter()
+        .flatten()
+        .all(|l| l.size == full && l.addr.checked_add(l.size).is_some_and(|end| end <= len));
+    if !inside || len == 0 || usize::try_from(len).is_err() {
+        return None;
+    }
+    // SAFETY: a read-only private map. Like the raw and .npy sources, this
+    // relies on nobody truncating a file while it is being read; every
+    // chunk was checked above to lie inside the file as it is now.
+    unsafe { Mmap::map(file) }.ok()
+}
+
 /// Reverse the axes of `b` whose selection step is negative.
 fn flip_negative(b: Block, sel: &[AxisSel]) -> Block {
     if sel.iter().all(|s| s.step > 0) {
@@ -545,6 +586,7 @@ impl ChunkSource for Hdf5Source {
                 locs,
                 pipeline,
                 file,
+                ..
             } => self.read_chunked(idx, chunk, locs, pipeline, file),
             Storage::Contiguous { offset, file } => {
                 let sel: Vec<AxisSel> = self
@@ -569,6 +611,66 @@ impl ChunkSource for Hdf5Source {
 
     fn supports_selection(&self) -> bool {
         matches!(self.storage, Storage::Contiguous { .. })
+    }
+
+    fn read_chunk_part(&self, idx: &[u64], part: &[AxisSel]) -> Option<Result<Block>> {
+        let Storage::Chunked {
+            chunk,
+            locs,
+            map: Some(map),
+            ..
+        } = &self.storage
+        else {
+            return None;
+        };
+        let shape = self.grid.chunk_shape(idx);
+        let inside = idx.len() == self.grid.ndim()
+            && part.len() == shape.len()
+            && idx.iter().zip(self.grid.grid_shape()).all(|(&i, n)| i < n)
+            && part
+                .iter()
+                .zip(&shape)
+                .all(|(s, &n)| s.len == 0 || s.bounds().end <= n);
+        let whole = part
+            .iter()
+            .zip(&shape)
+            .all(|(s, &n)| s.start == 0 && s.step == 1 && s.len == n);
+        if !inside || whole {
+            // A whole chunk is one positioned read; anything odd gets
+            // `read_chunk`'s errors.
+            return None;
+        }
+        let out: Vec<usize> = part.iter().map(|s| s.len as usize).collect();
+        let lin = self.grid.ravel(idx) as usize;
+        let Some(loc) = locs.get(lin).copied().flatten() else {
+            return Some(self.fill_block(&out));
+        };
+        let item = self.dtype.size();
+        // Byte strides of the stored chunk (always full size, C order).
+        let mut strides = vec![0i64; chunk.len()];
+        let mut acc = item as i64;
+        for d in (0..chunk.len()).rev() {
+            strides[d] = acc;
+            acc *= chunk[d] as i64;
+        }
+        let (base, size) = (loc.addr as usize, loc.size as usize);
+        let block = crate::raw::block_from_fill(self.dtype, &out, |dst| {
+            if !out.contains(&0) {
+                crate::raw::gather(map, base, &strides, part, item, dst);
+            }
+        });
+        // The chunk's pages leave this process's resident set (the page
+        // cache keeps them): a mapped file read through must not count as
+        // resident memory. A read fault maps up to FAULT_AROUND bytes of
+        // neighbouring pages too, so those go as well (or a neighbour read
+        // earlier would stay mapped). Another thread reading any of these
+        // pages faults them in again.
+        let lo = base.saturating_sub(FAULT_AROUND);
+        let hi = (base + size + FAULT_AROUND).min(map.len());
+        // SAFETY: the map is private and never written, so dropping its
+        // pages loses nothing; later reads see the file's contents.
+        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, lo, hi - lo) };
+        Some(block.ok_or_else(|| self.err(idx, "a mapped chunk has the wrong length")))
     }
 
     fn read_selection(&self, sel: &[AxisSel]) -> Result<Block> {

@@ -322,6 +322,94 @@ fn contiguous_grid_and_strided_selections() {
     ));
 }
 
+/// Strided parts of a chunk of `shape`: per axis every other element, the
+/// axis reversed, one middle element, or nothing (never the whole chunk).
+fn chunk_parts(shape: &[u64]) -> Vec<Vec<AxisSel>> {
+    let per_axis = |n: u64| {
+        vec![
+            AxisSel {
+                start: 0,
+                step: 2,
+                len: n.div_ceil(2),
+            },
+            AxisSel {
+                start: n - 1,
+                step: -1,
+                len: n,
+            },
+            AxisSel {
+                start: n / 2,
+                step: 1,
+                len: 1,
+            },
+            AxisSel {
+                start: 0,
+                step: 1,
+                len: 0,
+            },
+        ]
+    };
+    let mut parts: Vec<Vec<AxisSel>> = vec![Vec::new()];
+    for &n in shape {
+        parts = parts
+            .into_iter()
+            .flat_map(|p| {
+                per_axis(n).into_iter().map(move |s| {
+                    let mut q = p.clone();
+                    q.push(s);
+                    q
+                })
+            })
+            .collect();
+    }
+    parts
+}
+
+#[test]
+fn strided_parts_of_unfiltered_chunks_are_read_in_place() {
+    // Unfiltered chunks in native order (and a never-written one in /fill):
+    // a part comes straight from the mapped file and equals the part cut
+    // from the whole chunk; the whole chunk itself is left to `read_chunk`.
+    for ds in ["/ragged", "/f64", "/fill", "/i8", "/i64"] {
+        let src = open(ds);
+        let grid = src.grid().clone();
+        for c in 0..grid.num_chunks() {
+            let idx = grid.unravel(c);
+            let whole = src.read_chunk(&idx).unwrap();
+            let shape = grid.chunk_shape(&idx);
+            for part in chunk_parts(&shape) {
+                let all = part
+                    .iter()
+                    .zip(&shape)
+                    .all(|(s, &n)| s.start == 0 && s.step == 1 && s.len == n);
+                if all {
+                    // (a one-element axis's middle element is all of it)
+                    continue;
+                }
+                let got = src
+                    .read_chunk_part(&idx, &part)
+                    .unwrap_or_else(|| panic!("{ds}: chunk {idx:?} is not mapped"))
+                    .unwrap();
+                assert_eq!(
+                    got,
+                    select(&whole, &part),
+                    "{ds} chunk {idx:?} part {part:?}"
+                );
+            }
+            let all: Vec<AxisSel> = shape.iter().map(|&n| AxisSel::range(0..n)).collect();
+            assert!(src.read_chunk_part(&idx, &all).is_none(), "{ds} {idx:?}");
+        }
+    }
+    // Filtered, big-endian and bool chunks are decoded whole instead.
+    for ds in ["/gzip", "/be_i32", "/bool"] {
+        let src = open(ds);
+        let idx = vec![0u64; src.shape().len()];
+        let shape = src.grid().chunk_shape(&idx);
+        let part = chunk_parts(&shape).swap_remove(0);
+        assert!(src.read_chunk_part(&idx, &part).is_none(), "{ds}");
+    }
+}
+
 #[test]
 fn a_large_contiguous_dataset_streams_in_auto_chunks() {
     // A contiguous float32 vector of 3M elements (12 MB) splits into ~4 MiB blocks.
