@@ -12,9 +12,11 @@
 //! Partial writes (`set_partial_many`) are refused: ndstream writes whole
 //! chunks and whole shards only.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::byte_range::ByteRangeIterator;
@@ -28,6 +30,10 @@ use zarrs::storage::{
 pub(crate) struct AtomicFsStore {
     inner: FilesystemStore,
     counter: AtomicU64,
+    /// Directories this store has made or found (a chunk's directory is
+    /// checked once, not with a `mkdir` per chunk: `mkdir` locks its parent
+    /// directory even when the entry exists, and the writers contend).
+    dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl AtomicFsStore {
@@ -38,6 +44,7 @@ impl AtomicFsStore {
         Ok(AtomicFsStore {
             inner,
             counter: AtomicU64::new(0),
+            dirs: Mutex::new(HashSet::new()),
         })
     }
 }
@@ -66,7 +73,13 @@ impl WritableStorageTraits for AtomicFsStore {
         let dir = path
             .parent()
             .ok_or_else(|| StorageError::Other(format!("key {key} has no directory")))?;
-        std::fs::create_dir_all(dir)?;
+        let known = self.dirs.lock().is_ok_and(|d| d.contains(dir));
+        if !known {
+            std::fs::create_dir_all(dir)?;
+            if let Ok(mut d) = self.dirs.lock() {
+                d.insert(dir.to_path_buf());
+            }
+        }
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -77,7 +90,14 @@ impl WritableStorageTraits for AtomicFsStore {
             std::process::id()
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = match std::fs::File::create(&tmp) {
+                // A directory seen before and removed since: make it again.
+                Err(e) if known && e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dir)?;
+                    std::fs::File::create(&tmp)?
+                }
+                r => r?,
+            };
             f.write_all(&value)?;
             drop(f);
             std::fs::rename(&tmp, &path)
@@ -103,6 +123,10 @@ impl WritableStorageTraits for AtomicFsStore {
     }
 
     fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        // The prefix's directories go too: forget every directory seen.
+        if let Ok(mut d) = self.dirs.lock() {
+            d.clear();
+        }
         self.inner.erase_prefix(prefix)
     }
 
