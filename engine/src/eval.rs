@@ -214,6 +214,10 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                 return eval_val(x, sel, ctx)?
                     .with_cow(|b| elementwise::unary_cow(elementwise::UnaryOp::Square, b));
             }
+            // `x ** y` with an exponent array (not a scalar): powf on every
+            // element, even in a tile where `y` has one element.
+            let each_power =
+                *op == elementwise::BinaryOp::Pow && y.shape().iter().product::<u64>() > 1;
             let vx = eval_val(x, &broadcast_sel(sel, x.shape()), ctx)?;
             let vy = eval_val(y, &broadcast_sel(sel, y.shape()), ctx)?;
             // Length-1 output axes carry nothing: drop them so the kernel
@@ -235,9 +239,16 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                     b.into_shape(&s)
                 };
                 let (bx, by) = (squeeze(vx.into_block()), squeeze(vy.into_block()));
-                let out = elementwise::binary_owned(*op, bx, by)?;
+                let out = if each_power {
+                    elementwise::power_each_cow(Cow::Owned(bx), Cow::Owned(by))?
+                } else {
+                    elementwise::binary_owned(*op, bx, by)?
+                };
                 debug_assert_eq!(out.shape(), keep.as_slice());
                 return Ok(out.into_shape(&shape));
+            }
+            if each_power {
+                return vx.with_cow(|bx| vy.with_cow(|by| elementwise::power_each_cow(bx, by)));
             }
             vx.with_cow(|bx| vy.with_cow(|by| elementwise::binary_cow(*op, bx, by)))
         }

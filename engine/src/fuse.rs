@@ -10,9 +10,9 @@
 //! place: other ops, inputs that broadcast (read along the lanes with
 //! stride 0), and a node that is also used outside the chain (kept in the
 //! tile's memo for its other uses). One-element `full` inputs (the scalars
-//! of `4 * x`) become constants. A `**` with a non-constant exponent is a
-//! leaf, so the exponent fast paths see exactly what the whole-tile kernel
-//! sees.
+//! of `4 * x`) become constants. A `**` whose exponent is not a scalar
+//! constant is a leaf, so the exponent fast paths apply exactly where the
+//! whole-tile kernel applies them: to a scalar exponent only.
 //!
 //! Each node of the chain keeps the map from its axes to the output's (an
 //! index drops an axis, a new axis or a broadcast has none), so a leaf's
@@ -69,7 +69,8 @@ fn fusable(n: &Array, dtype: DType) -> bool {
             FusedOp::Binary(*op).supported()
                 && a.dtype() == dtype
                 && b.dtype() == dtype
-                && (*op != BinaryOp::Pow || matches!(b.op(), Op::Full { .. }))
+                && (*op != BinaryOp::Pow
+                    || matches!(b.op(), Op::Full { .. }) && b.shape().iter().product::<u64>() == 1)
         }
         Op::Clip { x, .. } => x.dtype() == dtype,
         _ => false,

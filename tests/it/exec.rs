@@ -451,3 +451,49 @@ fn a_fused_chain_folds_into_a_reduction_with_the_bits_of_its_blocks() {
         .to_f64_vec();
     assert_eq!(mean, held_mean);
 }
+
+#[test]
+fn a_power_with_an_exponent_array_is_powf_in_every_chunking() {
+    // `x ** y` with `y` an array, not a scalar: every element is
+    // powf(x, y), as NumPy's power of two arrays, whatever the chunking.
+    // With one-element chunks, a tile of `y` has one element, which used to
+    // take the scalar exponent's fast paths (`sqrt`, `x * x * x`, ...).
+    let xs = vec![-0.0f64, 1.1, 0.7, -0.0, 3.3, 1e-3, 2.9, 1.7];
+    let ys = vec![0.5f64, 3.0, 3.0, 0.5, 7.0, -2.0, 2.0, 3.0];
+    let want: Vec<f64> = xs.iter().zip(&ys).map(|(x, y)| x.powf(*y)).collect();
+    // The test can fail: sqrt(-0.0) is -0.0 where powf(-0.0, 0.5) is +0.0.
+    assert_ne!((-0.0f64).sqrt().to_bits(), want[0].to_bits());
+    let exec = Executor::builder().threads(2).build().unwrap();
+    for c in [1u64, 2, 3, 8] {
+        let arr = |v: &Vec<f64>| {
+            let a = ndarray::Array1::from(v.clone()).into_dyn();
+            Array::from_ndarray(a, Chunks::Shape(vec![c])).unwrap()
+        };
+        let (x, y) = (arr(&xs), arr(&ys));
+        for (what, e) in [
+            ("x ** y", x.binary(ndstream::BinaryOp::Pow, &y).unwrap()),
+            // Fused with further ops, and read through a slice.
+            (
+                "(x ** y)[::-1] * 1",
+                (&x.binary(ndstream::BinaryOp::Pow, &y)
+                    .unwrap()
+                    .index(&[IndexItem::slice(None, None, -1)])
+                    .unwrap()
+                    * 1.0),
+            ),
+        ] {
+            let got = exec.compute(&e).unwrap().to_f64_vec();
+            let mut w = want.clone();
+            if what.contains("::-1") {
+                w.reverse();
+            }
+            for (i, (g, w)) in got.iter().zip(&w).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "{what}, chunks of {c}, element {i}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}

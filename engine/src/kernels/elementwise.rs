@@ -356,6 +356,38 @@ pub(crate) fn binary_cow(op: BinaryOp, a: Cow<'_, Block>, b: Cow<'_, Block>) -> 
     })
 }
 
+/// `a ** b` for an exponent array that is not a scalar: `powf` on every
+/// float element, as NumPy's `power` does for two arrays. [`binary`] takes
+/// the scalar exponent's fast paths (`x * x` for `** 2`, `sqrt` for
+/// `** 0.5`, ...) whenever the exponent block has one element, which a tile
+/// of a larger exponent array can have too: the bits would then depend on
+/// the chunking. Integer powers have no fast paths and go to [`binary`].
+///
+/// # Errors
+/// As [`binary`].
+pub(crate) fn power_each_cow(a: Cow<'_, Block>, b: Cow<'_, Block>) -> Result<Block> {
+    let op = BinaryOp::Pow;
+    let (operand, _) = binary_dtypes(op, a.dtype(), b.dtype())?;
+    let (a, b) = (cast(a, operand), cast(b, operand));
+    match operand {
+        DType::F32 => {
+            let (x, y) = (
+                typed_cow::<f32>(op.name(), a)?,
+                typed_cow::<f32>(op.name(), b)?,
+            );
+            Ok(Block::from(map2_same(op.name(), x, y, f32::powf)?))
+        }
+        DType::F64 => {
+            let (x, y) = (
+                typed_cow::<f64>(op.name(), a)?,
+                typed_cow::<f64>(op.name(), b)?,
+            );
+            Ok(Block::from(map2_same(op.name(), x, y, f64::powf)?))
+        }
+        _ => binary_cow(op, a, b),
+    }
+}
+
 /// `where(cond, a, b)` with broadcasting of all three; `a` and `b` share a
 /// dtype (if they do not, both are cast to their promotion here).
 ///
