@@ -216,8 +216,7 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
             }
             // `x ** y` with an exponent array (not a scalar): powf on every
             // element, even in a tile where `y` has one element.
-            let each_power =
-                *op == elementwise::BinaryOp::Pow && y.shape().iter().product::<u64>() > 1;
+            let each_power = *op == elementwise::BinaryOp::Pow && y.size() > 1;
             let vx = eval_val(x, &broadcast_sel(sel, x.shape()), ctx)?;
             let vy = eval_val(y, &broadcast_sel(sel, y.shape()), ctx)?;
             // Length-1 output axes carry nothing: drop them so the kernel
@@ -502,10 +501,7 @@ fn gather_chunks(
             .collect();
         let part = local(&idx, &odo);
         let got = get(&idx, &part)?;
-        let p = match got {
-            Got::Part(b) => b,
-            Got::Whole(b) => extract(&b, &part),
-        };
+        let p = piece(&idx, &part, got);
         let pos: Vec<Range<usize>> = (0..counts.len())
             .map(|d| {
                 let r = &per_axis[d][odo[d]].1;

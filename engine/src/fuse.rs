@@ -69,8 +69,7 @@ fn fusable(n: &Array, dtype: DType) -> bool {
             FusedOp::Binary(*op).supported()
                 && a.dtype() == dtype
                 && b.dtype() == dtype
-                && (*op != BinaryOp::Pow
-                    || matches!(b.op(), Op::Full { .. }) && b.shape().iter().product::<u64>() == 1)
+                && (*op != BinaryOp::Pow || matches!(b.op(), Op::Full { .. }) && b.size() == 1)
         }
         Op::Clip { x, .. } => x.dtype() == dtype,
         _ => false,

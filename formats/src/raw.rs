@@ -150,27 +150,6 @@ pub(crate) fn block_from_fill(
     }
 }
 
-/// Copy one element of `item` bytes from the start of `src` to the start of
-/// `dst`: a fixed-size move for the usual sizes, not a `memcpy` call (a
-/// column of a C-order array is gathered element by element).
-#[inline(always)]
-fn copy_item(dst: &mut [u8], src: &[u8], item: usize) {
-    fn fixed<const N: usize>(dst: &mut [u8], src: &[u8]) {
-        let (d, s): (&mut [u8; N], &[u8; N]) = match (dst.first_chunk_mut(), src.first_chunk()) {
-            (Some(d), Some(s)) => (d, s),
-            _ => unreachable!("the selection lies inside the array"),
-        };
-        *d = *s;
-    }
-    match item {
-        8 => fixed::<8>(dst, src),
-        4 => fixed::<4>(dst, src),
-        2 => fixed::<2>(dst, src),
-        1 => fixed::<1>(dst, src),
-        n => dst[..n].copy_from_slice(&src[..n]),
-    }
-}
-
 /// Copy `dst.len() / N` elements of `N` bytes, `step` bytes apart from
 /// byte `off` of `src`, to `dst`: one fixed-size move each, with the bounds
 /// checked once for the whole run (a strided run such as `x[::2]` of a
@@ -252,9 +231,11 @@ pub(crate) fn gather(
                 4 => strided_run::<4>(d, src, off, inner_step, n),
                 2 => strided_run::<2>(d, src, off, inner_step, n),
                 1 => strided_run::<1>(d, src, off, inner_step, n),
+                // (every dtype is 1, 2, 4 or 8 bytes; any other size copies a slice)
                 _ => {
-                    for j in 0..n {
-                        copy_item(&mut d[j * item..], &src[off as usize..], item);
+                    for e in d.chunks_exact_mut(item) {
+                        let o = off as usize;
+                        e.copy_from_slice(&src[o..o + item]);
                         off += inner_step;
                     }
                 }
