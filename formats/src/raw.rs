@@ -22,14 +22,13 @@
 //! stay valid) and `Resume` never changes a file's size.
 
 use std::fs::{File, OpenOptions};
+use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Mmap, UncheckedAdvice};
 use ndarray::{ArrayD, IxDyn};
-use ndstream_engine::{
-    AxisSel, Block, BlockElement, ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result,
-};
+use ndstream_engine::{AxisSel, Block, ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result};
 
 use crate::path::{parse_typestr, RawSpec};
 use crate::spec::{ArrayInfo, SinkSpec, WriteMode};
@@ -84,70 +83,76 @@ pub(crate) fn marker_path(file: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Plain numeric element types: every bit pattern is a valid value.
-///
-/// # Safety
-/// Implement only for types with no invalid bit patterns and no padding.
-unsafe trait Pod: BlockElement + Default + Copy {}
-unsafe impl Pod for i8 {}
-unsafe impl Pod for i16 {}
-unsafe impl Pod for i32 {}
-unsafe impl Pod for i64 {}
-unsafe impl Pod for u8 {}
-unsafe impl Pod for u16 {}
-unsafe impl Pod for u32 {}
-unsafe impl Pod for u64 {}
-unsafe impl Pod for f32 {}
-unsafe impl Pod for f64 {}
-
-fn typed_block<T: Pod>(shape: &[usize], fill: impl FnOnce(&mut [u8])) -> Option<Block> {
-    let n: usize = shape.iter().product();
-    let mut v = vec![T::default(); n];
-    // SAFETY: T is Pod (no invalid bit patterns, no padding), so viewing the
-    // initialised vector as bytes and writing any bytes into it is sound.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(
-            v.as_mut_ptr() as *mut u8,
-            std::mem::size_of_val(v.as_slice()),
-        )
+/// The elements `sel` picks from `src` (element 0 at byte `base`, byte
+/// `strides` per axis) as a block of `dtype`, byte-swapped when `swap`.
+/// The block's buffer is written once by the gather, never zeroed first.
+/// `None` if a bool byte is neither 0 nor 1. Indices must be in bounds.
+pub(crate) fn gather_block(
+    dtype: DType,
+    src: &[u8],
+    base: usize,
+    strides: &[i64],
+    sel: &[AxisSel],
+    swap: bool,
+) -> Option<Block> {
+    let shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
+    let item = dtype.size();
+    if dtype == DType::Bool {
+        let n: usize = shape.iter().product();
+        let mut v: Vec<u8> = Vec::with_capacity(n);
+        gather(
+            src,
+            base,
+            strides,
+            sel,
+            item,
+            &mut v.spare_capacity_mut()[..n],
+        );
+        // SAFETY: `gather` wrote all `n` bytes (it checks the length).
+        unsafe { v.set_len(n) };
+        if v.iter().any(|&b| b > 1) {
+            return None;
+        }
+        let v: Vec<bool> = v.into_iter().map(|b| b == 1).collect();
+        return ArrayD::from_shape_vec(IxDyn(&shape), v)
+            .ok()
+            .map(Block::from);
+    }
+    // SAFETY: `gather` writes every byte of the buffer, whose length is the
+    // selection's element count times `item` (it checks that).
+    let block = unsafe {
+        Block::from_ne_fill_uninit(dtype, &shape, |dst| {
+            gather(src, base, strides, sel, item, dst);
+            if swap {
+                // SAFETY: the gather above initialised every byte.
+                swap_bytes(assume_init(dst), item);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        })
     };
-    fill(bytes);
-    ArrayD::from_shape_vec(IxDyn(shape), v)
-        .ok()
-        .map(T::into_block)
+    match block {
+        Ok(b) => Some(b),
+        Err(never) => match never {},
+    }
 }
 
-/// A block of `shape` whose native-endian bytes `fill` writes (in C order).
-/// `None` if a bool byte is neither 0 nor 1.
-pub(crate) fn block_from_fill(
-    dtype: DType,
-    shape: &[usize],
-    fill: impl FnOnce(&mut [u8]),
-) -> Option<Block> {
-    match dtype {
-        DType::Bool => {
-            let n: usize = shape.iter().product();
-            let mut v = vec![0u8; n];
-            fill(&mut v);
-            if v.iter().any(|&b| b > 1) {
-                return None;
-            }
-            let v: Vec<bool> = v.into_iter().map(|b| b == 1).collect();
-            ArrayD::from_shape_vec(IxDyn(shape), v)
-                .ok()
-                .map(Block::from)
-        }
-        DType::I8 => typed_block::<i8>(shape, fill),
-        DType::I16 => typed_block::<i16>(shape, fill),
-        DType::I32 => typed_block::<i32>(shape, fill),
-        DType::I64 => typed_block::<i64>(shape, fill),
-        DType::U8 => typed_block::<u8>(shape, fill),
-        DType::U16 => typed_block::<u16>(shape, fill),
-        DType::U32 => typed_block::<u32>(shape, fill),
-        DType::U64 => typed_block::<u64>(shape, fill),
-        DType::F32 => typed_block::<f32>(shape, fill),
-        DType::F64 => typed_block::<f64>(shape, fill),
-    }
+/// View bytes known to be initialised as plain bytes.
+///
+/// # Safety
+/// Every byte of `b` must have been written.
+unsafe fn assume_init(b: &mut [MaybeUninit<u8>]) -> &mut [u8] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the caller
+    // guarantees every byte is initialised.
+    unsafe { &mut *(b as *mut [MaybeUninit<u8>] as *mut [u8]) }
+}
+
+/// `copy_from_slice` into bytes that may be uninitialised.
+#[inline(always)]
+fn copy_bytes(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len(), "a copy between equal lengths");
+    // SAFETY: both are `src.len()` bytes long and cannot overlap (one is
+    // borrowed shared, the other exclusively).
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) }
 }
 
 /// Copy `dst.len() / N` elements of `N` bytes, `step` bytes apart from
@@ -155,7 +160,13 @@ pub(crate) fn block_from_fill(
 /// checked once for the whole run (a strided run such as `x[::2]` of a
 /// mapped chunk is a tight loop of loads and stores).
 #[inline(always)]
-fn strided_run<const N: usize>(dst: &mut [u8], src: &[u8], off: i64, step: i64, n: usize) {
+fn strided_run<const N: usize>(
+    dst: &mut [MaybeUninit<u8>],
+    src: &[u8],
+    off: i64,
+    step: i64,
+    n: usize,
+) {
     if n == 0 {
         return;
     }
@@ -165,7 +176,7 @@ fn strided_run<const N: usize>(dst: &mut [u8], src: &[u8], off: i64, step: i64, 
         inside(off) && inside(last) && dst.len() >= n * N,
         "a strided run lies inside the array"
     );
-    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr().cast::<u8>());
     for j in 0..n {
         // SAFETY: the run's first and last elements lie inside `src`
         // (checked above) and the others lie between them; `dst` holds
@@ -182,15 +193,23 @@ fn strided_run<const N: usize>(dst: &mut [u8], src: &[u8], off: i64, step: i64, 
 }
 
 /// Copy the elements `sel` picks from `src` (element 0 at byte `base`,
-/// byte `strides` per axis) into `dst` in C order. Indices must be in bounds.
+/// byte `strides` per axis) into `dst` in C order, writing every byte of
+/// `dst`, which must hold exactly the selection's elements. Indices must be
+/// in bounds.
 pub(crate) fn gather(
     src: &[u8],
     base: usize,
     strides: &[i64],
     sel: &[AxisSel],
     item: usize,
-    dst: &mut [u8],
+    dst: &mut [MaybeUninit<u8>],
 ) {
+    let count: u64 = sel.iter().map(|s| s.len).product();
+    assert_eq!(
+        dst.len() as u64,
+        count * item as u64,
+        "the gather's output holds exactly the selection"
+    );
     // Trailing length-1 axes only move the start: a column `x[:, k]` is
     // then one strided run, not a run of one element per row.
     let mut base = base;
@@ -201,7 +220,7 @@ pub(crate) fn gather(
     }
     let (sel, strides) = (&sel[..keep], &strides[..keep]);
     let Some((inner, outer)) = sel.split_last() else {
-        dst[..item].copy_from_slice(&src[base..base + item]);
+        copy_bytes(&mut dst[..item], &src[base..base + item]);
         return;
     };
     let d = outer.len();
@@ -222,7 +241,7 @@ pub(crate) fn gather(
                 .sum::<i64>();
         if contiguous && run != item {
             let o = off as usize;
-            dst[pos..pos + run].copy_from_slice(&src[o..o + run]);
+            copy_bytes(&mut dst[pos..pos + run], &src[o..o + run]);
         } else {
             let n = inner.len as usize;
             let d = &mut dst[pos..pos + run];
@@ -235,7 +254,7 @@ pub(crate) fn gather(
                 _ => {
                     for e in d.chunks_exact_mut(item) {
                         let o = off as usize;
-                        e.copy_from_slice(&src[o..o + item]);
+                        copy_bytes(e, &src[o..o + item]);
                         off += inner_step;
                     }
                 }
@@ -325,6 +344,43 @@ impl ContiguousSource {
     }
 }
 
+/// A read fault maps more than the page it touched: up to
+/// `fault_around_bytes` (64 KiB) of neighbouring pages, and since Linux
+/// 6.18 the whole large folio the page belongs to. The page cache's folios
+/// are at most this large (PMD size on x86-64 and arm64 with 4 KiB pages)
+/// and aligned to their size in the file, so a span widened to this
+/// alignment covers everything a read inside it can have mapped.
+const FAULT_SPAN: usize = 2 << 20;
+
+/// A mapped file at most this large keeps the pages it has read mapped: a
+/// small file read again and again (the particles of the Lennard-Jones
+/// workload, read once per tile row) would otherwise fault them in on every
+/// read, and holding all of it costs no more than this. Larger files drop
+/// each read's pages (see [`release_pages`]), so reading one through does
+/// not grow the resident set by the file's size.
+const KEEP_MAPPED_MAX: usize = 8 << 20;
+
+/// Drop the pages of `map[lo..hi]` from this process's resident set (the
+/// page cache keeps them): a mapped file read through must not count as
+/// resident memory, whatever the budget. The span is widened to
+/// [`FAULT_SPAN`] boundaries, as a fault inside it may have mapped pages up
+/// to there (left mapped, a neighbour read earlier would stay resident for
+/// good). Another thread reading any of these pages faults them in again.
+/// (The map starts at file offset 0, so map offsets align as file offsets.)
+pub(crate) fn release_pages(map: &Mmap, lo: usize, hi: usize) {
+    let lo = lo / FAULT_SPAN * FAULT_SPAN;
+    let hi = hi
+        .div_ceil(FAULT_SPAN)
+        .saturating_mul(FAULT_SPAN)
+        .min(map.len());
+    if lo < hi {
+        // SAFETY: every map of this crate is private and read-only, so
+        // dropping its pages loses nothing; later reads see the file's
+        // contents. (memmap2 rounds `lo` down to a page boundary.)
+        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, lo, hi - lo) };
+    }
+}
+
 pub(crate) fn open_err(name: &str, what: &str, e: std::io::Error) -> Error {
     Error::Open {
         path: name.to_string(),
@@ -392,22 +448,25 @@ impl ChunkSource for ContiguousSource {
                 ));
             }
         }
-        let out_shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
         let item = self.layout.dtype.size();
         let strides = self.layout.strides();
         let swap = self.layout.needs_swap();
         let base = self.layout.offset as usize;
         let map: &[u8] = self.map.as_deref().unwrap_or(&[]);
-        let empty = out_shape.contains(&0);
-        block_from_fill(self.layout.dtype, &out_shape, |dst| {
-            if !empty {
-                gather(map, base, &strides, sel, item, dst);
-                if swap {
-                    swap_bytes(dst, item);
+        let block = gather_block(self.layout.dtype, map, base, &strides, sel, swap);
+        if let Some(m) = &self.map {
+            if m.len() > KEEP_MAPPED_MAX && sel.iter().all(|s| s.len > 0) {
+                // The byte span the selection touched (strides are positive).
+                let (mut lo, mut hi) = (base, base + item);
+                for (s, &st) in sel.iter().zip(&strides) {
+                    let b = s.bounds();
+                    lo += b.start as usize * st as usize;
+                    hi += (b.end - 1) as usize * st as usize;
                 }
+                release_pages(m, lo, hi);
             }
-        })
-        .ok_or_else(|| {
+        }
+        block.ok_or_else(|| {
             Error::source(
                 &self.name,
                 &[],
@@ -792,8 +851,18 @@ mod tests {
                 len: 5,
             },
         ];
-        let mut out = vec![0u8; 2 * 2 * 5 * 2];
-        gather(&bytes, 0, &layout.strides(), &sel, 2, &mut out);
+        let n = 2 * 2 * 5 * 2;
+        let mut out: Vec<u8> = Vec::with_capacity(n);
+        gather(
+            &bytes,
+            0,
+            &layout.strides(),
+            &sel,
+            2,
+            &mut out.spare_capacity_mut()[..n],
+        );
+        // SAFETY: the gather wrote all `n` bytes.
+        unsafe { out.set_len(n) };
         let got: Vec<u16> = out
             .chunks_exact(2)
             .map(|c| u16::from_ne_bytes([c[0], c[1]]))
@@ -811,7 +880,12 @@ mod tests {
 
     #[test]
     fn bool_bytes_validated() {
-        assert!(block_from_fill(DType::Bool, &[2], |b| b.copy_from_slice(&[1, 0])).is_some());
-        assert!(block_from_fill(DType::Bool, &[2], |b| b.copy_from_slice(&[2, 0])).is_none());
+        let sel = [AxisSel::full(2)];
+        let ok = gather_block(DType::Bool, &[1, 0], 0, &[1], &sel, false);
+        assert_eq!(
+            ok,
+            Some(Block::from(ndarray::arr1(&[true, false]).into_dyn()))
+        );
+        assert!(gather_block(DType::Bool, &[2, 0], 0, &[1], &sel, false).is_none());
     }
 }

@@ -26,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use hdf5::{Dataset, Hyperslab, Selection, SliceOrIndex};
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::Mmap;
 use ndarray::IxDyn;
 use ndstream_engine::{
     with_block, with_dtype, Attributes, AxisSel, Block, ChunkGrid, ChunkSource, DType, Error,
@@ -86,10 +86,6 @@ pub(crate) struct Hdf5Source {
 
 /// `HADDR_UNDEF`: the address of storage that does not exist.
 const UNDEF: u64 = u64::MAX;
-
-/// How far around a faulting page Linux maps a file's pages in at once
-/// (`fault_around_bytes`, 64 KiB by default).
-const FAULT_AROUND: usize = 64 << 10;
 
 /// Positioned reads gather strided runs in windows of this many bytes.
 const WINDOW: usize = 1 << 20;
@@ -654,23 +650,9 @@ impl ChunkSource for Hdf5Source {
             acc *= chunk[d] as i64;
         }
         let (base, size) = (loc.addr as usize, loc.size as usize);
-        let block = crate::raw::block_from_fill(self.dtype, &out, |dst| {
-            if !out.contains(&0) {
-                crate::raw::gather(map, base, &strides, part, item, dst);
-            }
-        });
-        // The chunk's pages leave this process's resident set (the page
-        // cache keeps them): a mapped file read through must not count as
-        // resident memory. A read fault maps up to FAULT_AROUND bytes of
-        // neighbouring pages too, so those go as well (or a neighbour read
-        // earlier would stay mapped). Another thread reading any of these
-        // pages faults them in again.
-        let lo = base.saturating_sub(FAULT_AROUND);
-        let hi = (base + size + FAULT_AROUND).min(map.len());
-        // SAFETY: the map is private and never written, so dropping its
-        // pages loses nothing; later reads see the file's contents.
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, lo, hi - lo) };
-        Some(block.ok_or_else(|| self.err(idx, "a mapped chunk has the wrong length")))
+        let block = crate::raw::gather_block(self.dtype, map, base, &strides, part, false);
+        crate::raw::release_pages(map, base, base + size);
+        Some(block.ok_or_else(|| self.err(idx, "a bool element is neither 0 nor 1: corrupt data")))
     }
 
     fn read_selection(&self, sel: &[AxisSel]) -> Result<Block> {

@@ -4,7 +4,8 @@
 //! - `suite`: that suite for Zarr v2/v3/sharded, `.npy` and raw;
 //! - `fixtures`: reading what zarr-python and NumPy wrote;
 //! - `errors`: bad input of every kind, each a typed error and never a panic;
-//! - `interop`: what our sinks write, read back by zarr-python and NumPy.
+//! - `interop`: what our sinks write, read back by zarr-python and NumPy;
+//! - `mapped`: mapped sources and the resident set.
 
 // Test helpers outside #[test] fns unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -15,4 +16,5 @@ mod fixtures;
 #[cfg(feature = "hdf5")]
 mod hdf5;
 mod interop;
+mod mapped;
 mod suite;
