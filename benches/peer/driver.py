@@ -147,6 +147,11 @@ _last_bulk_removal = None  # time.time() of the last removal of BULK_FILES or mo
 _trash = None  # out/.trash once set up by init_trash()
 
 
+def _entries(path):
+    """Files and directories under path."""
+    return sum(len(fs) + len(ds) for _, ds, fs in os.walk(path))
+
+
 def _stamp_path():
     return os.path.join(os.path.dirname(_trash), ".last-bulk-removal")
 
@@ -175,7 +180,7 @@ def empty_trash():
     """Delete everything in the trash (a bulk removal if it held many files)."""
     if _trash is None or not os.path.isdir(_trash):
         return
-    files = sum(len(fs) + len(ds) for _, ds, fs in os.walk(_trash))
+    files = _entries(_trash)
     shutil.rmtree(_trash)
     os.makedirs(_trash, exist_ok=True)
     if files >= BULK_FILES:
@@ -186,7 +191,7 @@ def remove(path):
     """Get an earlier run's output out of the way: a directory of many files
     goes to the trash while the disk has room, anything else is deleted."""
     if os.path.isdir(path):
-        files = sum(len(fs) + len(ds) for _, ds, fs in os.walk(path))
+        files = _entries(path)
         if files >= BULK_FILES and _trash is not None:
             if shutil.disk_usage(_trash).free < TRASH_KEEPS_FREE:
                 empty_trash()

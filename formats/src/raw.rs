@@ -98,18 +98,7 @@ pub(crate) fn gather_block(
     let shape: Vec<usize> = sel.iter().map(|s| s.len as usize).collect();
     let item = dtype.size();
     if dtype == DType::Bool {
-        let n: usize = shape.iter().product();
-        let mut v: Vec<u8> = Vec::with_capacity(n);
-        gather(
-            src,
-            base,
-            strides,
-            sel,
-            item,
-            &mut v.spare_capacity_mut()[..n],
-        );
-        // SAFETY: `gather` wrote all `n` bytes (it checks the length).
-        unsafe { v.set_len(n) };
+        let v = gather_to_vec(src, base, strides, sel, item);
         if v.iter().any(|&b| b > 1) {
             return None;
         }
@@ -134,6 +123,29 @@ pub(crate) fn gather_block(
         Ok(b) => Some(b),
         Err(never) => match never {},
     }
+}
+
+/// [`gather`] into a new vector of the selection's bytes.
+fn gather_to_vec(
+    src: &[u8],
+    base: usize,
+    strides: &[i64],
+    sel: &[AxisSel],
+    item: usize,
+) -> Vec<u8> {
+    let n = sel.iter().map(|s| s.len as usize).product::<usize>() * item;
+    let mut v: Vec<u8> = Vec::with_capacity(n);
+    gather(
+        src,
+        base,
+        strides,
+        sel,
+        item,
+        &mut v.spare_capacity_mut()[..n],
+    );
+    // SAFETY: `gather` wrote all `n` bytes (it checks the length).
+    unsafe { v.set_len(n) };
+    v
 }
 
 /// View bytes known to be initialised as plain bytes.
@@ -370,19 +382,23 @@ const FAULT_SPAN: usize = 2 << 20;
 /// A mapped file at most this large keeps the pages it has read mapped: a
 /// small file read again and again (the particles of the Lennard-Jones
 /// workload, read once per tile row) would otherwise fault them in on every
-/// read, and holding all of it costs no more than this. Larger files drop
-/// each read's pages (see [`release_pages`]), so reading one through does
-/// not grow the resident set by the file's size.
+/// read, and holding all of it costs no more than this. Larger files (raw,
+/// `.npy` and HDF5 alike) drop each read's pages (see [`release_pages`]),
+/// so reading one through does not grow the resident set by its size.
 const KEEP_MAPPED_MAX: usize = 8 << 20;
 
 /// Drop the pages of `map[lo..hi]` from this process's resident set (the
-/// page cache keeps them): a mapped file read through must not count as
-/// resident memory, whatever the budget. The span is widened to
+/// page cache keeps them) if the map is over [`KEEP_MAPPED_MAX`]: a mapped
+/// file read through must not count as resident memory, whatever the
+/// budget. The span is widened to
 /// [`FAULT_SPAN`] boundaries, as a fault inside it may have mapped pages up
 /// to there (left mapped, a neighbour read earlier would stay resident for
 /// good). Another thread reading any of these pages faults them in again.
 /// (The map starts at file offset 0, so map offsets align as file offsets.)
 pub(crate) fn release_pages(map: &Mmap, lo: usize, hi: usize) {
+    if map.len() <= KEEP_MAPPED_MAX {
+        return;
+    }
     let lo = lo / FAULT_SPAN * FAULT_SPAN;
     let hi = hi
         .div_ceil(FAULT_SPAN)
@@ -470,7 +486,7 @@ impl ChunkSource for ContiguousSource {
         let map: &[u8] = self.map.as_deref().unwrap_or(&[]);
         let block = gather_block(self.layout.dtype, map, base, &strides, sel, swap);
         if let Some(m) = &self.map {
-            if m.len() > KEEP_MAPPED_MAX && sel.iter().all(|s| s.len > 0) {
+            if sel.iter().all(|s| s.len > 0) {
                 // The byte span the selection touched (strides are positive).
                 let (mut lo, mut hi) = (base, base + item);
                 for (s, &st) in sel.iter().zip(&strides) {
@@ -866,18 +882,7 @@ mod tests {
                 len: 5,
             },
         ];
-        let n = 2 * 2 * 5 * 2;
-        let mut out: Vec<u8> = Vec::with_capacity(n);
-        gather(
-            &bytes,
-            0,
-            &layout.strides(),
-            &sel,
-            2,
-            &mut out.spare_capacity_mut()[..n],
-        );
-        // SAFETY: the gather wrote all `n` bytes.
-        unsafe { out.set_len(n) };
+        let out = gather_to_vec(&bytes, 0, &layout.strides(), &sel, 2);
         let got: Vec<u16> = out
             .chunks_exact(2)
             .map(|c| u16::from_ne_bytes([c[0], c[1]]))
@@ -906,18 +911,7 @@ mod tests {
                     step,
                     len: n,
                 }];
-                let mut got: Vec<u8> = Vec::with_capacity(n as usize * item);
-                let len = n as usize * item;
-                gather(
-                    &src,
-                    0,
-                    &[item as i64],
-                    &sel,
-                    item,
-                    &mut got.spare_capacity_mut()[..len],
-                );
-                // SAFETY: the gather wrote all `len` bytes.
-                unsafe { got.set_len(len) };
+                let got = gather_to_vec(&src, 0, &[item as i64], &sel, item);
                 let want: Vec<u8> = (0..n)
                     .flat_map(|j| {
                         let e = sel[0].index(j) as usize * item;
