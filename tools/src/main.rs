@@ -8,15 +8,7 @@
 //! expressions, missing files, shapes), 1 for runtime failures (reads,
 //! writes), 130 when interrupted with Ctrl-C.
 
-mod cli;
-mod cmd;
-mod config;
-mod demo;
-mod expr;
-mod format;
-mod plot;
-mod session;
-mod stress;
+use ndstream_cli::{cli, cmd, config, demo, expr, plot, stress};
 
 use std::process::ExitCode;
 
