@@ -173,10 +173,17 @@ pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
 /// Stream an array into a new store at `path` (Zarr, HDF5, `.npy`, raw),
 /// chunk by chunk, in bounded memory.
 ///
+/// The output is refused, before anything is opened for writing, when it
+/// is, holds or lies inside a store that `a` reads
+/// ([`formats::check_output`]), whatever the write mode.
+///
 /// # Errors
-/// An existing output without overwrite/resume, plan/budget errors, and
-/// any read or write failure (the output is then left marked incomplete).
+/// [`Error::OutputIsInput`]; an existing output without overwrite/resume,
+/// plan/budget errors, and any read or write failure (the output is then
+/// left marked incomplete).
 pub fn store(exec: &Executor, a: &Array, path: &str, opts: &StoreOptions) -> Result<StoreReport> {
+    let inputs: Vec<String> = a.sources().iter().map(|s| s.name().to_string()).collect();
+    ndstream_formats::check_output(path, &inputs)?;
     let sink: Arc<dyn ChunkSink> = ndstream_formats::create_sink(path, &sink_spec(a, opts))?;
     exec.store(a, sink.as_ref())
 }

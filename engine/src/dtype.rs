@@ -70,6 +70,37 @@ impl DType {
         }
     }
 
+    /// Bytes of an array of `shape` with this dtype, checked: no array may
+    /// hold more than `i64::MAX` bytes (NumPy's limit, `intp`), so every
+    /// product of a sub-shape of a valid array fits a `u64` (and an `i64`).
+    ///
+    /// ```
+    /// use ndstream_engine::DType;
+    /// assert_eq!(DType::F64.nbytes_of(&[2, 3]).unwrap(), 48);
+    /// assert_eq!(DType::F64.nbytes_of(&[0, 1 << 62]).unwrap(), 0);
+    /// assert!(DType::F64.nbytes_of(&[1 << 32, 1 << 32]).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ArrayTooLarge`](crate::Error::ArrayTooLarge) when the size overflows.
+    pub fn nbytes_of(self, shape: &[u64]) -> crate::Result<u64> {
+        let too_large = || crate::Error::ArrayTooLarge {
+            shape: shape.to_vec(),
+            dtype: self,
+        };
+        if shape.contains(&0) {
+            return Ok(0);
+        }
+        let elems = shape
+            .iter()
+            .try_fold(1u64, |acc, &n| acc.checked_mul(n))
+            .ok_or_else(too_large)?;
+        elems
+            .checked_mul(self.size() as u64)
+            .filter(|&b| b <= i64::MAX as u64)
+            .ok_or_else(too_large)
+    }
+
     /// The kind (bool, unsigned, signed, float).
     pub const fn kind(self) -> Kind {
         match self {

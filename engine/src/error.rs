@@ -112,6 +112,25 @@ pub enum Error {
 
     /// An operation that needs a known length got an array of unknown length
     /// (the result of a boolean mask).
+    /// An array whose byte size does not fit in `i64` (NumPy's limit):
+    /// no store or memory could hold it, and sizes of it would overflow.
+    #[error("an array of shape {shape:?} and dtype {dtype} would hold more than 2^63 bytes; no array can be that large")]
+    ArrayTooLarge { shape: Vec<u64>, dtype: DType },
+
+    /// The output of a write names (or contains, or lies inside) one of its
+    /// inputs: writing would destroy the data being read. Refused before
+    /// anything is opened for writing.
+    #[error("{output}: the output would overwrite the input {input}; write to a different path (nothing was changed)")]
+    OutputIsInput { output: String, input: String },
+
+    /// An expression nested deeper than the engine evaluates.
+    #[error("the expression is nested {depth} levels deep, more than the {limit} ndstream evaluates; compute or store an intermediate result")]
+    TooDeep { depth: usize, limit: usize },
+
+    /// The operating system refused a thread (its stack).
+    #[error("cannot start a worker thread: {message}")]
+    ThreadStart { message: String },
+
     #[error("{op}: the array has an unknown length (it is the result of a boolean mask); reduce it or compute it first")]
     UnknownLength { op: &'static str },
 }

@@ -29,7 +29,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::bounded;
 
-use crate::array::{Array, Op};
+use crate::array::{Array, Op, EVAL_STACK_BYTES, MAX_DEPTH};
 use crate::block::Block;
 use crate::budget::{Budget, Reservation};
 use crate::cache::ChunkCache;
@@ -286,6 +286,10 @@ impl Executor {
     /// # Errors
     /// As [`compute`](Executor::compute).
     pub fn compute_many(&self, arrays: &[Array]) -> Result<Vec<Block>> {
+        on_deep_stack(arrays, || self.compute_many_here(arrays))
+    }
+
+    fn compute_many_here(&self, arrays: &[Array]) -> Result<Vec<Block>> {
         self.start();
         let roots: Vec<Array> = arrays.iter().map(plan::rewrite).collect();
         let reuse = plan::Reuse::of(&roots);
@@ -375,6 +379,10 @@ impl Executor {
     /// sink failures (naming the chunk); cancellation (the store is left
     /// incomplete and resumable).
     pub fn store(&self, a: &Array, sink: &dyn ChunkSink) -> Result<StoreReport> {
+        on_deep_stack(std::slice::from_ref(a), || self.store_here(a, sink))
+    }
+
+    fn store_here(&self, a: &Array, sink: &dyn ChunkSink) -> Result<StoreReport> {
         self.start();
         if !a.known_len() {
             return Err(Error::UnknownLength { op: "store" });
@@ -774,7 +782,10 @@ impl Executor {
             for _ in 0..threads {
                 let tx = tx.clone();
                 let (work, claim, claim_cv, fail, ctx) = (&work, &claim, &claim_cv, &fail, &ctx);
-                s.spawn(move || loop {
+                let worker = std::thread::Builder::new()
+                    .name("ndstream-worker".into())
+                    .stack_size(EVAL_STACK_BYTES);
+                let spawned = worker.spawn_scoped(s, move || loop {
                     let n = {
                         let mut g = claim.lock().unwrap_or_else(|p| p.into_inner());
                         loop {
@@ -814,6 +825,12 @@ impl Executor {
                         }
                     }
                 });
+                if let Err(e) = spawned {
+                    fail(Error::ThreadStart {
+                        message: e.to_string(),
+                    });
+                    break;
+                }
             }
             drop(tx);
             // Merge strictly in order.
@@ -923,3 +940,34 @@ fn tiles_per_task(outs: u64, tiles: u64) -> u64 {
         .clamp(1, tiles.max(1));
     tiles.max(1).div_ceil(splits)
 }
+
+/// Run `f` (a whole job: planning, then the workers) on the calling thread,
+/// or, for an expression deeper than a caller's stack is sure to hold, on
+/// a scoped thread with a stack sized for [`MAX_DEPTH`]. Deeper expressions
+/// are refused before anything runs.
+fn on_deep_stack<T: Send>(arrays: &[Array], f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let depth = arrays.iter().map(Array::depth).max().unwrap_or(0);
+    if depth > MAX_DEPTH {
+        return Err(Error::TooDeep {
+            depth,
+            limit: MAX_DEPTH,
+        });
+    }
+    if depth <= SHALLOW_DEPTH {
+        return f();
+    }
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("ndstream-plan".into())
+            .stack_size(EVAL_STACK_BYTES)
+            .spawn_scoped(s, f)
+            .map_err(|e| Error::ThreadStart {
+                message: e.to_string(),
+            })?;
+        h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Expressions up to this deep are planned on the caller's thread (any
+/// thread's stack holds them); deeper ones on a thread of their own.
+const SHALLOW_DEPTH: usize = 200;

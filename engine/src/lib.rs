@@ -34,7 +34,7 @@ pub use array::{
     arange, concatenate, full, linspace, ones, stack, where_, zeros, Array, Chunks, IndexItem, Op,
     Scalar, SelItem,
 };
-pub use array::{map_blocks, Operand};
+pub use array::{map_blocks, Operand, EVAL_STACK_BYTES, MAX_DEPTH};
 pub use exec::{
     compute, default_memory, peak_rss, CancelHandle, Executor, ExecutorBuilder, Progress,
     ProgressFn, StoreReport,

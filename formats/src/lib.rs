@@ -9,7 +9,9 @@
 //!   `file.npy`, `file.bin?dtype=<f4&shape=100,200`), see [`path`];
 //! - [`open_source`] / [`open_many`]: read an array (or every array a glob matches);
 //! - [`create_sink`]: write one, as a [`SinkSpec`] describes;
-//! - [`info`]: describe an array or a group.
+//! - [`info`]: describe an array or a group;
+//! - [`check_output`]: refuse a write whose output is, holds or lies
+//!   inside one of its inputs (see [`identity`]).
 //!
 //! Every sink marks its store incomplete until `finish`, refuses to
 //! replace an existing store unless told to ([`WriteMode`]), and can resume
@@ -17,6 +19,7 @@
 
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
+pub mod identity;
 pub mod path;
 pub mod spec;
 
@@ -25,7 +28,8 @@ mod open;
 mod raw;
 mod zarr;
 
-pub use open::{create_sink, info, open_many, open_source};
+pub use identity::{check_output, check_output_file};
+pub use open::{create_sink, info, is_pattern, open_many, open_source};
 pub use path::{parse_location, Location, RawSpec};
 pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};
 

@@ -54,7 +54,7 @@ pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
 
 /// Split a pattern into its file part (globbed) and the rest (`:/dset`,
 /// `/array` after `.zarr`, `?query`), which is appended to every match.
-fn split_pattern(pattern: &str) -> (String, String) {
+pub(crate) fn split_pattern(pattern: &str) -> (String, String) {
     if let Some((file, query)) = split_raw(pattern) {
         let file = file.display().to_string();
         return match query {
@@ -78,13 +78,35 @@ fn split_pattern(pattern: &str) -> (String, String) {
     }
 }
 
+/// True if `path` is a glob pattern: its file part (before `:/dataset`,
+/// after-`.zarr` array paths and a raw `?query`) has `*`, `?` or `[` and
+/// does not exist as it is written. An existing path is always taken
+/// literally, so `datetime64[10ms].zarr` opens that store.
+///
+/// ```
+/// use ndstream_formats::is_pattern;
+/// assert!(is_pattern("data/*.h5:/x"));
+/// assert!(is_pattern("p?.npy"));
+/// assert!(!is_pattern("x.bin?dtype=<f4&shape=3"));
+/// assert!(is_pattern("x*.bin?dtype=<f4&shape=3"));
+/// assert!(!is_pattern("a.zarr/x"));
+/// ```
+pub fn is_pattern(path: &str) -> bool {
+    let (file, _) = split_pattern(path);
+    file.contains(['*', '?', '[']) && std::fs::symlink_metadata(&file).is_err()
+}
+
 /// Open every store a glob pattern on the file part names, sorted by path:
 /// `data/*.hdf5:/t2m`, `runs/*.zarr`, `runs/*.zarr/x`, `parts/p?.npy`.
+/// A path that exists as written is opened literally (see [`is_pattern`]).
 ///
 /// # Errors
 /// [`Error::Open`] for a malformed pattern, a pattern that matches nothing,
 /// or any match that cannot be opened.
 pub fn open_many(pattern: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
+    if !is_pattern(pattern) {
+        return Ok(vec![open_source(pattern)?]);
+    }
     let (file_pat, rest) = split_pattern(pattern);
     let paths = glob::glob(&file_pat)
         .map_err(|e| Error::open(pattern, format!("bad glob pattern: {e}")))?;

@@ -61,6 +61,40 @@ const RAW_EXTS: [&str; 3] = ["bin", "raw", "dat"];
 /// # Errors
 /// [`Error::Open`] for a path of no known format or a malformed raw spec.
 pub fn parse_location(path: &str) -> Result<Location> {
+    let loc = parse_unchecked(path)?;
+    match &loc {
+        Location::Zarr { array, .. } => check_inner(path, "array path", array)?,
+        Location::Hdf5 { dataset, .. } => check_inner(path, "dataset path", dataset)?,
+        Location::Npy(_) | Location::Raw { .. } => {}
+    }
+    Ok(loc)
+}
+
+/// A path inside a store (a Zarr array path, an HDF5 dataset path) must
+/// stay inside it: no `.` or `..` components, no NUL or backslash, so that
+/// joining it to the store's directory can never name anything outside.
+fn check_inner(path: &str, what: &str, inner: &str) -> Result<()> {
+    for part in inner.split('/') {
+        if part == "." || part == ".." {
+            return Err(Error::open(
+                path,
+                format!(
+                    "the {what} `{inner}` has a `{part}` component; a path inside a store must \
+                     stay inside it (name the store itself instead)"
+                ),
+            ));
+        }
+        if part.contains(['\0', '\\']) {
+            return Err(Error::open(
+                path,
+                format!("the {what} `{inner}` contains a NUL or backslash character"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_unchecked(path: &str) -> Result<Location> {
     if let Some(loc) = split_hdf5(path) {
         return Ok(loc);
     }
@@ -378,6 +412,24 @@ mod tests {
                 assert_eq!(l, le || dt.size() == 1, "{s}");
             }
         }
+    }
+
+    #[test]
+    fn inner_paths_stay_inside() {
+        for bad in [
+            "out.zarr/../../../escaped",
+            "grp.zarr/a/../../other.zarr",
+            "grp.zarr/./x",
+            "f.h5:/a/../b",
+            "f.h5:..",
+        ] {
+            let e = parse_location(bad).unwrap_err();
+            assert!(e.to_string().contains("stay inside"), "{bad}: {e}");
+        }
+        // `..` before the store is the user's choice of directory.
+        assert!(parse_location("../data/x.zarr/a").is_ok());
+        assert!(parse_location("../data/f.h5:/g/x").is_ok());
+        assert!(parse_location("a..b.zarr/x..y").is_ok());
     }
 
     #[test]

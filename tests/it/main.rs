@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod edge;
 mod exec;
 mod memory;
 mod oracle;

@@ -48,7 +48,26 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 ndstream::Error::Source { .. }
                 | ndstream::Error::Sink { .. }
                 | ndstream::Error::Kernel { .. }
-                | ndstream::Error::WorkerPanic { .. } => 1,
+                | ndstream::Error::WorkerPanic { .. }
+                | ndstream::Error::ThreadStart { .. } => 1,
+                // Opening fails for a bad path or file (the user's input:
+                // 2) or because the system failed (no space, no permission,
+                // an I/O error: 1).
+                ndstream::Error::Open { cause: Some(c), .. } => {
+                    match c.downcast_ref::<std::io::Error>().map(|e| e.kind()) {
+                        Some(
+                            std::io::ErrorKind::NotFound
+                            | std::io::ErrorKind::AlreadyExists
+                            | std::io::ErrorKind::InvalidInput
+                            | std::io::ErrorKind::InvalidData
+                            | std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::NotADirectory
+                            | std::io::ErrorKind::IsADirectory,
+                        )
+                        | None => 2,
+                        Some(_) => 1,
+                    }
+                }
                 _ => 2,
             };
         }

@@ -15,6 +15,8 @@ use clap::{Args, ValueEnum};
 use ndstream::formats::{Codec, WriteMode};
 use ndstream::{parse_bytes, random, stack, store, Array, Executor, StoreOptions};
 
+use crate::config::usage;
+
 /// Fixed allowance above the budget for RSS: code, stacks, allocator slack.
 pub const RSS_OVERHEAD: u64 = 96 << 20;
 
@@ -62,11 +64,19 @@ fn generated(bytes: u64, seed: u64) -> Result<Array> {
 }
 
 pub fn run(args: &StressArgs, quiet: bool) -> Result<()> {
-    let input = parse_bytes(&args.input_size).context("--input-size")?;
-    let memory = parse_bytes(&args.memory).context("--memory")?;
+    let input = parse_bytes(&args.input_size).map_err(|e| usage(format!("--input-size: {e}")))?;
+    if input == 0 {
+        return Err(usage("--input-size: must be positive"));
+    }
+    let memory = parse_bytes(&args.memory).map_err(|e| usage(format!("--memory: {e}")))?;
+    if memory == 0 {
+        return Err(usage("--memory: the budget must be positive"));
+    }
     let mut b = Executor::builder().memory(memory);
-    if let Some(t) = args.threads {
-        b = b.threads(t);
+    match args.threads {
+        Some(0) => return Err(usage("--threads: must be at least 1")),
+        Some(t) => b = b.threads(t),
+        None => {}
     }
     let exec = b.build()?;
     let tmp;

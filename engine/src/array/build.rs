@@ -151,6 +151,47 @@ fn normalize_axis(op: &'static str, axis: isize, ndim: usize) -> Result<usize> {
     Ok(a as usize)
 }
 
+/// A reduction with nothing to reduce (a zero-length reduced axis) or
+/// nothing to produce (an empty output), as NumPy defines it: the identity
+/// (`sum` 0, `prod` 1, `any` false, `all` true), NaN for the means and
+/// moments, and an error for the reductions without identity (`max`,
+/// `argmax`, …) unless the output itself is empty.
+fn empty_reduction(op: ReduceOp, shape: Vec<u64>, dtype: DType, grid: ChunkGrid) -> Result<Array> {
+    use ReduceOp::*;
+    let value = if shape.contains(&0) {
+        0.0
+    } else {
+        match op {
+            Sum | NanSum | CountNonzero | Any => 0.0,
+            Prod | All => 1.0,
+            Mean | NanMean | Var { .. } | Std { .. } | NanVar { .. } | NanStd { .. } => f64::NAN,
+            Min | Max | NanMin | NanMax => {
+                let name = match op {
+                    Min => "minimum",
+                    Max => "maximum",
+                    NanMin => "fmin",
+                    _ => "fmax",
+                };
+                return Err(Error::invalid(
+                    "reduce",
+                    "axis",
+                    format!("zero-size array to reduction operation {name} which has no identity"),
+                ));
+            }
+            ArgMin | ArgMax => {
+                let name = if op == ArgMin { "argmin" } else { "argmax" };
+                return Err(Error::invalid(
+                    "reduce",
+                    "axis",
+                    format!("attempt to get {name} of an empty sequence"),
+                ));
+            }
+            TopK { .. } | ArgTopK { .. } => 0.0,
+        }
+    };
+    Ok(Array::new(Op::Full { value }, shape, dtype, grid))
+}
+
 fn broadcast_shapes(op: &'static str, a: &[u64], b: &[u64]) -> Result<Vec<u64>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
@@ -495,6 +536,13 @@ impl Array {
                 ChunkGrid::from_axes(axes_g),
             ));
         }
+        if ax.is_empty() {
+            // A 0-d array, or `axis=()`: each output element reduces exactly
+            // one input element. Reduce a new trailing axis of length 1, so
+            // the one reduction path serves (var 0, argmax 0, nansum(nan) 0).
+            let y = self.index(&[IndexItem::Ellipsis, IndexItem::NewAxis])?;
+            return y.reduce(op, Some(&[-1]), false);
+        }
         let mut shape = Vec::new();
         let mut gaxes = Vec::new();
         for d in 0..ndim {
@@ -508,6 +556,10 @@ impl Array {
                 gaxes.push(self.grid().axes()[d].clone());
             }
         }
+        let grid = ChunkGrid::from_axes(gaxes);
+        if ax.iter().any(|&d| self.shape()[d] == 0) || shape.contains(&0) {
+            return empty_reduction(op, shape, dtype, grid);
+        }
         Ok(Array::new(
             Op::Reduce {
                 op,
@@ -517,7 +569,7 @@ impl Array {
             },
             shape,
             dtype,
-            ChunkGrid::from_axes(gaxes),
+            grid,
         ))
     }
 
@@ -795,6 +847,8 @@ fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
     let (a, b) = (&xs[0], &xs[1]);
     let (operand, result) = binary_dtypes(op, a.dtype(), b.dtype())?;
     let shape = broadcast_shapes("elementwise", a.shape(), b.shape())?;
+    operand.nbytes_of(&shape)?;
+    result.nbytes_of(&shape)?;
     let (a, b) = (a.astype(operand), b.astype(operand));
     let grid = broadcast_grid(&shape, &[&a, &b]);
     Ok(remask(
@@ -854,6 +908,7 @@ pub fn where_(cond: &Array, a: impl Into<Operand>, b: impl Into<Operand>) -> Res
     let (c, a, b) = (xs[0].clone(), xs[1].astype(dt), xs[2].astype(dt));
     let s1 = broadcast_shapes("where", c.shape(), a.shape())?;
     let shape = broadcast_shapes("where", &s1, b.shape())?;
+    dt.nbytes_of(&shape)?;
     let grid = broadcast_grid(&shape, &[&c, &a, &b]);
     Ok(remask(
         Array::new(Op::Where { cond: c, a, b }, shape, dt, grid),
@@ -966,6 +1021,7 @@ pub fn stack(xs: &[Array], axis: isize) -> Result<Array> {
     let axis = normalize_axis("stack", axis, first.ndim() + 1)?;
     let mut shape = first.shape().to_vec();
     shape.insert(axis, xs.len() as u64);
+    first.dtype().nbytes_of(&shape)?;
     let mut gaxes = first.grid().axes().to_vec();
     gaxes.insert(axis, AxisChunks::regular(xs.len() as u64, 1));
     Ok(Array::new(
@@ -997,7 +1053,11 @@ pub fn concatenate(xs: &[Array], axis: isize) -> Result<Array> {
     let axis = normalize_axis("concatenate", axis, first.ndim())?;
     check_same("concatenate", xs, Some(axis))?;
     let mut shape = first.shape().to_vec();
-    shape[axis] = xs.iter().map(|x| x.shape()[axis]).sum();
+    shape[axis] = xs
+        .iter()
+        .try_fold(0u64, |acc, x| acc.checked_add(x.shape()[axis]))
+        .unwrap_or(u64::MAX);
+    first.dtype().nbytes_of(&shape)?;
     let mut gaxes = first.grid().axes().to_vec();
     let sizes: Vec<u64> = xs
         .iter()

@@ -52,8 +52,10 @@ impl Chunks {
     /// The grid these chunks give an array of `shape` and `dtype`.
     ///
     /// # Errors
-    /// A rank mismatch, or explicit sizes that do not add up to the shape.
+    /// A rank mismatch, explicit sizes that do not add up to the shape, or a
+    /// shape too large for any array ([`Error::ArrayTooLarge`]).
     pub fn resolve(&self, shape: &[u64], dtype: DType) -> Result<ChunkGrid> {
+        dtype.nbytes_of(shape)?;
         match self {
             Chunks::Auto => Ok(ChunkGrid::auto(shape, dtype.size(), AUTO_CHUNK_BYTES)),
             Chunks::TargetBytes(b) => Ok(ChunkGrid::auto(shape, dtype.size(), (*b).max(1))),

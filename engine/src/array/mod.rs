@@ -151,7 +151,21 @@ pub struct Node {
     pub(crate) dtype: DType,
     pub(crate) grid: ChunkGrid,
     pub(crate) id: u64,
+    /// Nodes on the longest path from here down to a leaf (1 for a leaf).
+    pub(crate) depth: usize,
 }
+
+/// The deepest expression [`Executor`](crate::Executor) evaluates. Passes
+/// over the graph recurse once per level; worker threads get a stack sized
+/// for this depth ([`EVAL_STACK_BYTES`]), and a deeper expression is refused
+/// with [`Error::TooDeep`](crate::Error::TooDeep) before anything runs.
+/// `x = x + 1` repeated ten thousand times is well inside it.
+pub const MAX_DEPTH: usize = 20_000;
+
+/// Stack for a thread that evaluates or plans expressions up to
+/// [`MAX_DEPTH`] deep (reserved address space; only the pages a deep
+/// expression touches become resident).
+pub const EVAL_STACK_BYTES: usize = 1 << 30;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -174,13 +188,21 @@ pub struct Array(pub(crate) Arc<Node>);
 impl Array {
     pub(crate) fn new(op: Op, shape: Vec<u64>, dtype: DType, grid: ChunkGrid) -> Array {
         debug_assert_eq!(grid.shape(), shape, "grid and shape disagree");
+        let depth = 1 + op_inputs(&op).iter().map(|x| x.depth()).max().unwrap_or(0);
         Array(Arc::new(Node {
             op,
             shape,
             dtype,
             grid,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            depth,
         }))
+    }
+
+    /// Nodes on the longest path from this one down to a leaf (a source,
+    /// constant or in-memory array has depth 1).
+    pub fn depth(&self) -> usize {
+        self.0.depth
     }
 
     /// The shape. For the 1-D result of a boolean mask, the length is an
@@ -232,32 +254,102 @@ impl Array {
 
     /// The direct inputs of this node.
     pub fn inputs(&self) -> Vec<&Array> {
-        match &self.0.op {
-            Op::Source { .. }
-            | Op::Memory { .. }
-            | Op::Random { .. }
-            | Op::Full { .. }
-            | Op::Arange { .. } => vec![],
-            Op::Unary { x, .. }
-            | Op::Clip { x, .. }
-            | Op::Cast { x }
-            | Op::Reduce { x, .. }
-            | Op::Select { x, .. }
-            | Op::Transpose { x, .. }
-            | Op::Tri { x, .. }
-            | Op::Rechunk { x } => vec![x],
-            Op::Binary { a, b, .. } => vec![a, b],
-            Op::Where { cond, a, b } => vec![cond, a, b],
-            Op::Masked { x, mask } => vec![x, mask],
-            Op::Stack { xs, .. } | Op::Concat { xs, .. } | Op::MapBlocks { xs, .. } => {
-                xs.iter().collect()
+        op_inputs(&self.0.op)
+    }
+
+    /// The storage sources this expression reads, each once, in the order
+    /// a depth-first walk meets them. The walk is iterative, so any depth
+    /// of expression is fine.
+    ///
+    /// ```
+    /// use ndstream_engine::{zeros, Chunks, DType};
+    /// let x = zeros(&[3], DType::F64, Chunks::Auto).unwrap();
+    /// assert!((&x + 1.0).sources().is_empty()); // nothing stored
+    /// ```
+    pub fn sources(&self) -> Vec<Arc<dyn ChunkSource>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(a) = stack.pop() {
+            if !seen.insert(a.id()) {
+                continue;
             }
+            if let Op::Source { src } = a.op() {
+                out.push(src.clone());
+            }
+            stack.extend(a.inputs().into_iter().rev());
         }
+        out
     }
 
     /// True if both handles point at the same node.
     pub fn same_node(&self, other: &Array) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Dropping a long chain (`x = x + 1` ten thousand times) would otherwise
+/// recurse once per node; instead the inputs this node owns alone are
+/// taken apart on a heap stack.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut stack = take_inputs(&mut self.op);
+        while let Some(a) = stack.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(a.0) {
+                stack.extend(take_inputs(&mut node.op));
+            }
+        }
+    }
+}
+
+/// Move a node's inputs out of its operation, leaving a leaf behind.
+fn take_inputs(op: &mut Op) -> Vec<Array> {
+    if op_inputs(op).is_empty() {
+        return Vec::new();
+    }
+    match std::mem::replace(op, Op::Full { value: 0.0 }) {
+        Op::Source { .. }
+        | Op::Memory { .. }
+        | Op::Random { .. }
+        | Op::Full { .. }
+        | Op::Arange { .. } => vec![],
+        Op::Unary { x, .. }
+        | Op::Clip { x, .. }
+        | Op::Cast { x }
+        | Op::Reduce { x, .. }
+        | Op::Select { x, .. }
+        | Op::Transpose { x, .. }
+        | Op::Tri { x, .. }
+        | Op::Rechunk { x } => vec![x],
+        Op::Binary { a, b, .. } => vec![a, b],
+        Op::Where { cond, a, b } => vec![cond, a, b],
+        Op::Masked { x, mask } => vec![x, mask],
+        Op::Stack { xs, .. } | Op::Concat { xs, .. } | Op::MapBlocks { xs, .. } => xs,
+    }
+}
+
+/// The direct inputs of a node's operation.
+fn op_inputs(op: &Op) -> Vec<&Array> {
+    match op {
+        Op::Source { .. }
+        | Op::Memory { .. }
+        | Op::Random { .. }
+        | Op::Full { .. }
+        | Op::Arange { .. } => vec![],
+        Op::Unary { x, .. }
+        | Op::Clip { x, .. }
+        | Op::Cast { x }
+        | Op::Reduce { x, .. }
+        | Op::Select { x, .. }
+        | Op::Transpose { x, .. }
+        | Op::Tri { x, .. }
+        | Op::Rechunk { x } => vec![x],
+        Op::Binary { a, b, .. } => vec![a, b],
+        Op::Where { cond, a, b } => vec![cond, a, b],
+        Op::Masked { x, mask } => vec![x, mask],
+        Op::Stack { xs, .. } | Op::Concat { xs, .. } | Op::MapBlocks { xs, .. } => {
+            xs.iter().collect()
+        }
     }
 }
 

@@ -613,14 +613,11 @@ fn chunks_arg(a: &mut Args, idx: usize, ndim: usize) -> Result<Chunks, ExprError
     }
 }
 
-/// True if a path has glob characters in its file part (a raw file's
-/// `?dtype=...` query does not count).
+/// True if a path is a glob pattern: glob characters in its file part (a
+/// raw file's `?dtype=...` query does not count) and no file or directory
+/// of that literal name (see [`ndstream::formats::is_pattern`]).
 pub fn is_glob(path: &str) -> bool {
-    let file = match path.find("?dtype=").or_else(|| path.find("?shape=")) {
-        Some(i) => &path[..i],
-        None => path,
-    };
-    file.contains(['*', '?', '['])
+    ndstream::formats::is_pattern(path)
 }
 
 /// A list of arrays, or a glob pattern opened in sorted order.

@@ -83,7 +83,56 @@ pub fn plot_array(
         cmap,
         max_size,
     });
-    img.save_with_format(path, image::ImageFormat::Png)
+    write_png(&img, path, a)
+}
+
+/// Write `img` to `path` as a PNG, safely: refused when `path` is (or lies
+/// inside) a store that `a` reads, or an existing file that is not a PNG
+/// (a plot never replaces data); written to a temporary file beside it and
+/// renamed over it only when complete, so a failure leaves `path` as it was.
+///
+/// # Errors
+/// The refusals above (exit 2); I/O failures writing the image (exit 1).
+pub fn write_png(img: &image::RgbaImage, path: &std::path::Path, a: &Array) -> anyhow::Result<()> {
+    let inputs: Vec<String> = a.sources().iter().map(|s| s.name().to_string()).collect();
+    ndstream::formats::check_output_file(path, &inputs)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mut magic = [0u8; 8];
+        let is_png = meta.is_file()
+            && std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
+            && magic == *b"\x89PNG\r\n\x1a\n";
+        if !is_png {
+            return Err(usage(format!(
+                "{} exists and is not a PNG image; a plot replaces only an earlier plot (choose another -o)",
+                path.display()
+            )));
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ndstream-plot-")
+        .suffix(".png.tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    img.write_to(
+        &mut std::io::BufWriter::new(tmp.as_file_mut()),
+        image::ImageFormat::Png,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        // A temporary file is private (0600); a plot is an ordinary file.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -153,8 +202,7 @@ pub fn run(args: &PlotArgs, quiet: bool) -> anyhow::Result<()> {
         cmap: args.cmap,
         max_size: args.max_size as usize,
     });
-    img.save_with_format(&args.output, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    write_png(&img, &args.output, &a)?;
     if !quiet {
         eprintln!(
             "wrote {} ({}x{} pixels; data {rows}x{cols}, stride {s}; colour range [{}, {}])",
