@@ -237,6 +237,21 @@ fn shapes_and_flags_give_clear_errors_and_exit_codes() {
         let (code, _, err) = ndstream(flags, d);
         assert_eq!(code, 2, "{flags:?}: {err}");
     }
+    // Metadata that declares an impossible chunk: refused, not a panic.
+    ok(&["eval", "ones((4, 6))", "-o", "big.zarr"], d);
+    let meta = d.join("big.zarr/zarr.json");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["chunk_grid"]["configuration"]["chunk_shape"] = serde_json::json!([1u64 << 40, 1u64 << 40]);
+    std::fs::write(&meta, v.to_string()).unwrap();
+    for args in [
+        &["eval", "open('big.zarr').sum()"][..],
+        &["info", "big.zarr"][..],
+    ] {
+        let (code, _, err) = ndstream(args, d);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("2^63 bytes"), "{args:?}: {err}");
+    }
     // A long chain of assignments, as a script's loop builds it.
     let mut prog = String::from("x = ones(3, chunks=2); ");
     prog.push_str(&"x = x + 1; ".repeat(3000));

@@ -53,11 +53,35 @@ fn read_json(path: &Path) -> Result<Option<Value>, String> {
     }
 }
 
+/// Refuse declared sizes no array can have: a shape, chunk (or shard) or
+/// inner chunk of more than `i64::MAX` bytes. Such metadata would make
+/// every size computed from it overflow; a large but possible chunk is
+/// left to the plan, which refuses it against the memory budget.
+fn check_sizes(a: ArrayMeta) -> Result<ArrayMeta, String> {
+    for (what, shape) in [
+        ("shape", Some(&a.shape)),
+        ("chunk shape", Some(&a.chunks)),
+        ("inner chunk shape", a.inner.as_ref()),
+    ] {
+        if let Some(shape) = shape {
+            a.dtype.nbytes_of(shape).map_err(|_| {
+                format!(
+                    "the declared {what} {shape:?} of {} would hold more than 2^63 bytes",
+                    a.dtype
+                )
+            })?;
+        }
+    }
+    Ok(a)
+}
+
 /// Read the node at `dir`: `Ok(None)` if it has no Zarr metadata.
 pub(crate) fn read_node(dir: &Path) -> Result<Option<Node>, String> {
     if let Some(v) = read_json(&dir.join("zarr.json"))? {
         return match v.get("node_type").and_then(Value::as_str) {
-            Some("array") => parse_v3(&v).map(|a| Some(Node::Array(a))),
+            Some("array") => parse_v3(&v)
+                .and_then(check_sizes)
+                .map(|a| Some(Node::Array(a))),
             Some("group") => Ok(Some(Node::Group {
                 version: ZarrVersion::V3,
                 attributes: attrs_of(v.get("attributes")),
@@ -69,7 +93,7 @@ pub(crate) fn read_node(dir: &Path) -> Result<Option<Node>, String> {
     }
     let attributes = attrs_of(read_json(&dir.join(".zattrs"))?.as_ref());
     if let Some(v) = read_json(&dir.join(".zarray"))? {
-        let mut a = parse_v2(&v)?;
+        let mut a = check_sizes(parse_v2(&v)?)?;
         a.attributes = attributes;
         return Ok(Some(Node::Array(a)));
     }
