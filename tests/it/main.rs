@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod corpus;
 mod edge;
 mod exec;
 mod memory;

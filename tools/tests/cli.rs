@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
+#[path = "cli/corpus.rs"]
+mod corpus;
+#[path = "../../formats/tests/it/sha256.rs"]
+mod sha256;
+
 fn ndstream() -> Command {
     let mut c = Command::cargo_bin("ndstream").unwrap_or_else(|e| panic!("{e}"));
     c.arg("--quiet");

@@ -104,19 +104,50 @@ pub fn info(file: &Path, dataset: Option<&str>, name: &str) -> Result<StoreInfo>
 
 /// Every dataset below `g` whose dtype ndstream reads, depth first.
 fn collect_datasets(g: &hdf5::Group, file: &Path, out: &mut Vec<ArrayInfo>) {
-    if let Ok(dsets) = g.datasets() {
-        for ds in dsets {
-            let path = format!("{}:{}", file.display(), ds.name());
-            if let Ok(info) = array_info(&ds, file, &path) {
-                out.push(info);
+    let m = members(g);
+    for ds in m.datasets {
+        let path = format!("{}:{}", file.display(), ds.name());
+        if let Ok(info) = array_info(&ds, file, &path) {
+            out.push(info);
+        }
+    }
+    for sub in m.groups {
+        collect_datasets(&sub, file, out);
+    }
+}
+
+/// What one group holds directly.
+struct Members {
+    datasets: Vec<Dataset>,
+    /// Full paths of datasets this HDF5 cannot open (e.g. written by a newer HDF5).
+    unopened: Vec<String>,
+    groups: Vec<hdf5::Group>,
+}
+
+/// The members of `g`, each opened on its own: hdf5-metno's
+/// `Group::datasets()` fails as a whole when one dataset does not open,
+/// which would hide all its siblings.
+fn members(g: &hdf5::Group) -> Members {
+    let mut m = Members {
+        datasets: Vec::new(),
+        unopened: Vec::new(),
+        groups: Vec::new(),
+    };
+    for name in g.member_names().unwrap_or_default() {
+        match g.loc_type_by_name(&name) {
+            Ok(hdf5::LocationType::Dataset) => match g.dataset(&name) {
+                Ok(ds) => m.datasets.push(ds),
+                Err(_) => m.unopened.push(normalize(&format!("{}/{name}", g.name()))),
+            },
+            Ok(hdf5::LocationType::Group) => {
+                if let Ok(sub) = g.group(&name) {
+                    m.groups.push(sub);
+                }
             }
+            _ => {}
         }
     }
-    if let Ok(groups) = g.groups() {
-        for sub in groups {
-            collect_datasets(&sub, file, out);
-        }
-    }
+    m
 }
 
 /// [`ArrayInfo`] of one open dataset.
@@ -145,7 +176,7 @@ fn array_info(ds: &Dataset, file: &Path, name: &str) -> Result<ArrayInfo> {
 }
 
 /// A filter in words, as `info` shows it.
-fn filter_word(f: &Filter) -> String {
+pub(crate) fn filter_word(f: &Filter) -> String {
     match f {
         Filter::Deflate(level) => format!("gzip({level})"),
         Filter::Shuffle => "shuffle".to_string(),
@@ -154,8 +185,11 @@ fn filter_word(f: &Filter) -> String {
         Filter::NBit => "nbit".to_string(),
         Filter::ScaleOffset(_) => "scaleoffset".to_string(),
         Filter::User(id, _) => match *id {
+            307 => "bzip2".to_string(),
             32000 => "lzf".to_string(),
             32001 => "blosc".to_string(),
+            32004 => "lz4".to_string(),
+            32008 => "bitshuffle".to_string(),
             32015 => "zstd".to_string(),
             id => format!("filter({id})"),
         },
@@ -336,15 +370,39 @@ pub(crate) fn open_file(file: &Path, name: &str) -> Result<hdf5::File> {
             format!("{} is a directory, not an HDF5 file", file.display()),
         ));
     }
-    let f = hdf5::sync::sync(|| open_read_only(file)).map_err(|e| {
-        h5_open_err(
+    let f = hdf5::sync::sync(|| open_read_only(file)).map_err(|e| match netcdf3_kind(file) {
+        Some(kind) => Error::open(
+            name,
+            format!(
+                "{} is a netCDF-3 file ({kind}), not HDF5: ndstream reads netCDF-4 files only",
+                file.display()
+            ),
+        ),
+        None => h5_open_err(
             name,
             &format!("cannot open {} as an HDF5 file", file.display()),
             e,
-        )
+        ),
     })?;
     cloexec(&f);
     Ok(f)
+}
+
+/// The netCDF-3 variant of a file, from its first four bytes (`CDF` and a
+/// version byte), or `None` if it is not netCDF-3.
+fn netcdf3_kind(file: &Path) -> Option<&'static str> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(file)
+        .ok()?
+        .read_exact(&mut magic)
+        .ok()?;
+    match magic {
+        [b'C', b'D', b'F', 1] => Some("classic format"),
+        [b'C', b'D', b'F', 2] => Some("64-bit offset format"),
+        [b'C', b'D', b'F', 5] => Some("CDF-5, 64-bit data format"),
+        _ => None,
+    }
 }
 
 /// `H5Fopen` read-only, without HDF5's `flock` where this HDF5 can say so.
@@ -452,8 +510,21 @@ pub(crate) fn open_dataset(f: &hdf5::File, path: &str, file: &Path, name: &str) 
                 )),
             };
         }
-        if let Ok(ds) = f.dataset(path) {
-            return Ok(ds);
+        match f.dataset(path) {
+            Ok(ds) => return Ok(ds),
+            Err(e) if matches!(f.loc_type_by_name(path), Ok(hdf5::LocationType::Dataset)) => {
+                let (a, b, c) = hdf5::library_version();
+                return Err(h5_open_err(
+                    name,
+                    &format!(
+                        "{} holds dataset {path}, but HDF5 {a}.{b}.{c} cannot open it \
+                         (a newer HDF5 may have written it in a format this one does not read)",
+                        file.display()
+                    ),
+                    e,
+                ));
+            }
+            Err(_) => {}
         }
         if f.group(path).is_ok() {
             return Err(Error::open(
@@ -489,15 +560,13 @@ fn short_list(names: &[String]) -> String {
     s
 }
 
-/// Full paths of every dataset below `g`.
+/// Full paths of every dataset below `g` (those that do not open too).
 fn list_datasets(g: &hdf5::Group, out: &mut Vec<String>) {
-    if let Ok(d) = g.datasets() {
-        out.extend(d.iter().map(|d| d.name()));
-    }
-    if let Ok(gs) = g.groups() {
-        for sub in gs {
-            list_datasets(&sub, out);
-        }
+    let m = members(g);
+    out.extend(m.datasets.iter().map(|d| d.name()));
+    out.extend(m.unopened);
+    for sub in m.groups {
+        list_datasets(&sub, out);
     }
 }
 

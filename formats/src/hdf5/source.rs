@@ -34,7 +34,7 @@ use ndstream_engine::{
 };
 
 use super::codec::{self, Step};
-use super::{attrs, normalize, open_dataset, open_file, Meta};
+use super::{attrs, filter_word, normalize, open_dataset, open_file, Meta};
 use crate::DEFAULT_TARGET_CHUNK_BYTES;
 
 /// Where one allocated chunk lives in the file.
@@ -84,6 +84,31 @@ pub(crate) struct Hdf5Source {
     storage: Storage,
 }
 
+/// Refuse a dataset whose filters libhdf5 cannot decode here (a plugin
+/// filter such as lzf, blosc or zstd with no plugin installed): every chunk
+/// read would fail, so say at open which filter is missing.
+fn refuse_missing_filters(meta: &Meta, ds: &Dataset, name: &str) -> Result<()> {
+    let missing: Vec<String> = hdf5::sync::sync(|| {
+        meta.filters
+            .iter()
+            .filter(|f| !f.decode_enabled())
+            .map(|f| format!("{} (filter id {})", filter_word(f), f.id()))
+            .collect()
+    });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::open(
+        name,
+        format!(
+            "dataset {} is compressed with {}, which this HDF5 library cannot decode; \
+             make the filter's plugin available (HDF5_PLUGIN_PATH) or rewrite the data without it",
+            ds.name(),
+            missing.join(" and ")
+        ),
+    ))
+}
+
 /// `HADDR_UNDEF`: the address of storage that does not exist.
 const UNDEF: u64 = u64::MAX;
 
@@ -130,10 +155,13 @@ impl Hdf5Source {
                     },
                 )
             }
-            (Some(chunk), _, _) => (
-                ChunkGrid::regular(&meta.shape, chunk),
-                Storage::Library { ds },
-            ),
+            (Some(chunk), _, _) => {
+                refuse_missing_filters(&meta, &ds, name)?;
+                (
+                    ChunkGrid::regular(&meta.shape, chunk),
+                    Storage::Library { ds },
+                )
+            }
             (None, hdf5::dataset::Layout::Contiguous, _) if !has_external(&ds) => {
                 let offset = hdf5::sync::sync(|| ds.offset());
                 let grid = ChunkGrid::auto(&meta.shape, itemsize, DEFAULT_TARGET_CHUNK_BYTES);

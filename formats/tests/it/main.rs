@@ -3,6 +3,8 @@
 //! - `conformance`: the suite every format's sink and source pass (HDF5 too);
 //! - `suite`: that suite for Zarr v2/v3/sharded, `.npy` and raw;
 //! - `fixtures`: reading what zarr-python and NumPy wrote;
+//! - `corpus`: the real-file corpus (h5py, netCDF4, h5netcdf, xarray,
+//!   zarr-python files), read and compared with what they read, or refused;
 //! - `errors`: bad input of every kind, each a typed error and never a panic;
 //! - `interop`: what our sinks write, read back by zarr-python and NumPy;
 //! - `mapped`: mapped sources and the resident set.
@@ -11,10 +13,12 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod conformance;
+mod corpus;
 mod errors;
 mod fixtures;
 #[cfg(feature = "hdf5")]
 mod hdf5;
 mod interop;
 mod mapped;
+mod sha256;
 mod suite;
