@@ -23,9 +23,11 @@ pub mod identity;
 pub mod path;
 pub mod spec;
 
+mod lock;
 mod npy;
 mod open;
 mod raw;
+mod swap;
 mod zarr;
 
 pub use identity::{check_output, check_output_file};

@@ -6,8 +6,9 @@
 //! string and object dtypes are refused with [`Error::Open`]. Writing emits
 //! a C-order, little-endian file with a 1.0 header (2.0 when the header
 //! does not fit 1.0's 16-bit length), padded to 64 bytes as NumPy does.
-//! The write protocol, the incomplete marker and resume (which rewrites
-//! every chunk) are [`crate::raw::ContiguousSink`]'s.
+//! The write protocol, the incomplete marker, the lock, `Overwrite` by a
+//! temporary renamed into place and resume (which rewrites every chunk)
+//! are [`crate::raw::ContiguousSink`]'s.
 
 use std::io::Read;
 use std::path::Path;

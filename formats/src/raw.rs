@@ -14,22 +14,35 @@
 //!   sidecar `<file>.ndstream-incomplete` exists; `finish` syncs the file and
 //!   removes it. A chunk's runs are not written atomically, so `Resume`
 //!   rewrites every chunk (`is_done` is always false): the result is
-//!   complete and correct once the resumed run finishes.
+//!   complete and correct once the resumed run finishes, however the
+//!   previous run ended (an error, a full disk, `SIGKILL`).
+//!
+//! Lifecycle (see [`crate::lock`] and [`crate::swap`]): the sink holds an
+//! exclusive `flock` on the file it writes, taken before it decides
+//! anything, so a second writer is refused ("in use by another process").
+//! `Overwrite` of an existing file writes a locked temporary beside it
+//! (`.<name>.ndstream-new-<pid>-<n>`) and renames it over the file at
+//! `finish`: until then the old file is untouched and readable, a failed
+//! write removes the temporary, and a killed one leaves it for the next
+//! overwrite to remove. Nothing else is written outside the named file but
+//! the sidecar marker.
 //!
 //! Invariant of the memory map: nobody truncates a file while a source has
 //! it mapped (reads past the end of a mapped file fault). ndstream never
-//! does: `Overwrite` removes and recreates files (a new inode, old maps
-//! stay valid) and `Resume` never changes a file's size.
+//! does: `Overwrite` renames a new file over the old one (a new inode, old
+//! maps stay valid) and `Resume` never changes a file's size.
 
 use std::fs::{File, OpenOptions};
 use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use memmap2::{Mmap, UncheckedAdvice};
 use ndarray::{ArrayD, IxDyn};
 use ndstream_engine::{AxisSel, Block, ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result};
 
+use crate::lock::{LockKind, OutputLock};
 use crate::path::{parse_typestr, RawSpec};
 use crate::spec::{ArrayInfo, SinkSpec, WriteMode};
 use crate::DEFAULT_TARGET_CHUNK_BYTES;
@@ -513,10 +526,28 @@ pub(crate) struct ContiguousSink {
     name: String,
     layout: Layout,
     grid: ChunkGrid,
-    file: File,
+    /// The file being written, locked: the output itself, or under
+    /// `Overwrite` its temporary.
+    file: OutputLock,
+    /// The output's lock while a temporary replaces it (`Overwrite`);
+    /// released by `finish`.
+    target: Mutex<Option<OutputLock>>,
+    /// `Overwrite`: the temporary and the output it replaces at `finish`.
+    swap: Mutex<Option<(PathBuf, PathBuf)>>,
     marker: PathBuf,
     /// fsync before the marker goes (see [`SinkSpec::sync`]).
     sync: bool,
+}
+
+/// An [`Error::Sink`] for an I/O failure of the output outside any chunk
+/// (creating it, the header, the final rename): a runtime failure, not bad input.
+pub(crate) fn io_err(name: &str, what: &str, e: std::io::Error) -> Error {
+    Error::Sink {
+        sink_name: name.to_string(),
+        what: what.to_string(),
+        message: e.to_string(),
+        cause: Some(Box::new(e)),
+    }
 }
 
 /// Check a spec's chunking against its shape and build the grid.
@@ -542,6 +573,13 @@ pub(crate) fn spec_grid(name: &str, spec: &SinkSpec) -> Result<ChunkGrid> {
 impl ContiguousSink {
     /// Create (or per `mode` replace or resume) `file` with `header` before the
     /// elements. `matches` checks an existing file on resume.
+    ///
+    /// An existing file is locked first (a writer holding it makes this an
+    /// "in use" error). `Create` refuses it; `Resume` writes into it in
+    /// place, behind the incomplete marker; `Overwrite` writes a locked
+    /// temporary beside it and renames that over it at `finish`, so the
+    /// old file stays whole and readable until then. A new file is created
+    /// exclusively (`O_EXCL`) after its marker, then locked.
     pub fn create(
         name: &str,
         file: &Path,
@@ -557,58 +595,120 @@ impl ContiguousSink {
             .and_then(|n| n.checked_add(layout.offset))
             .ok_or_else(|| Error::open(name, format!("shape {:?} is too large", layout.shape)))?;
         let marker = marker_path(file);
-        let exists = file.exists();
-        if exists && file.is_dir() {
+        if file.is_dir() {
             return Err(Error::open(name, "is a directory"));
         }
-        let resume = exists && spec.mode == WriteMode::Resume;
-        match spec.mode {
-            WriteMode::Create if exists => {
+        let exists = std::fs::symlink_metadata(file).is_ok();
+        // Lock an existing file before deciding anything (opened for writing
+        // when it is to be resumed, since that descriptor then writes).
+        let target = if exists {
+            let lock = if spec.mode == WriteMode::Resume {
+                OutputLock::take_writable(file, LockKind::Exclusive)
+            } else {
+                OutputLock::take(file, LockKind::Exclusive)
+            };
+            Some(lock.map_err(|e| e.into_error(name))?)
+        } else {
+            None
+        };
+        if target.is_some() {
+            // Under the output's lock: what a killed writer left goes.
+            crate::swap::clean_stale(file);
+        }
+        let (f, target, swap, fresh) = match (target, spec.mode) {
+            (Some(_), WriteMode::Create) => {
                 return Err(Error::open(
                     name,
                     "already exists; overwrite it or resume the write explicitly",
                 ))
             }
-            WriteMode::Overwrite if exists => std::fs::remove_file(file)
-                .map_err(|e| open_err(name, "cannot remove the existing file", e))?,
-            WriteMode::Resume if exists => {
+            (Some(t), WriteMode::Resume) => {
                 matches(file).map_err(|m| Error::open(name, format!("cannot resume: {m}")))?;
+                write_marker(name, &marker)?;
+                (t, None, None, false)
             }
-            _ => {}
-        }
-        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| open_err(name, "cannot create the directory", e))?;
-        }
-        std::fs::write(
-            &marker,
-            b"being written by ndstream; removed when the write finishes\n",
-        )
-        .map_err(|e| open_err(name, "cannot create the incomplete marker", e))?;
-        let f = if resume {
-            OpenOptions::new().read(true).write(true).open(file)
-        } else {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(file)
-        }
-        .map_err(|e| open_err(name, "cannot open the file for writing", e))?;
-        if !resume {
-            f.write_all_at(header, 0)
-                .map_err(|e| open_err(name, "cannot write the header", e))?;
-            f.set_len(total)
-                .map_err(|e| open_err(name, "cannot size the file", e))?;
-        }
-        Ok(ContiguousSink {
+            (Some(t), WriteMode::Overwrite) => {
+                let tmp = crate::swap::temp_sibling(file);
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .map_err(|e| io_err(name, "creating the temporary file", e))?;
+                let lock = match OutputLock::on(f, &tmp, LockKind::Exclusive) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e.into_error(name));
+                    }
+                };
+                (lock, Some(t), Some((tmp, file.to_path_buf())), true)
+            }
+            (None, _) => {
+                if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| io_err(name, "creating the directory", e))?;
+                }
+                write_marker(name, &marker)?;
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(file)
+                    .map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            crate::lock::in_use(name, file)
+                        } else {
+                            io_err(name, "creating the file", e)
+                        }
+                    })?;
+                let lock =
+                    OutputLock::on(f, file, LockKind::Exclusive).map_err(|e| e.into_error(name))?;
+                crate::swap::clean_stale(file);
+                (lock, None, None, true)
+            }
+        };
+        let sink = ContiguousSink {
             name: name.to_string(),
             layout,
             grid,
             file: f,
+            target: Mutex::new(target),
+            swap: Mutex::new(swap),
             marker,
             sync: spec.sync,
-        })
+        };
+        if fresh {
+            // On error the sink drops, and with it any temporary.
+            sink.file
+                .file()
+                .write_all_at(header, 0)
+                .map_err(|e| io_err(name, "writing the header", e))?;
+            sink.file
+                .file()
+                .set_len(total)
+                .map_err(|e| io_err(name, "sizing the file", e))?;
+        }
+        Ok(sink)
+    }
+}
+
+/// Write the sidecar marking `file` as being written.
+fn write_marker(name: &str, marker: &Path) -> Result<()> {
+    std::fs::write(
+        marker,
+        b"being written by ndstream; removed when the write finishes\n",
+    )
+    .map_err(|e| io_err(name, "writing the incomplete marker", e))
+}
+
+impl Drop for ContiguousSink {
+    /// A sink dropped before `finish` removes its temporary: the output it
+    /// was to replace stays as it was.
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.swap.get_mut().ok().and_then(Option::take) {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 
@@ -685,6 +785,7 @@ impl ChunkSink for ContiguousSink {
             }
             let off = self.layout.offset + elem * item as u64;
             self.file
+                .file()
                 .write_all_at(&bytes[r * run..(r + 1) * run], off)
                 .map_err(io)?;
             for d in (0..k).rev() {
@@ -701,24 +802,41 @@ impl ChunkSink for ContiguousSink {
         self.grid.max_chunk_elems() * self.layout.dtype.size() as u64
     }
     fn finish(&self) -> Result<()> {
+        let mut swap = self.swap.lock().unwrap_or_else(|p| p.into_inner());
         if self.sync {
-            self.file.sync_data().map_err(|e| Error::Sink {
-                sink_name: self.name.clone(),
-                what: "the final sync".into(),
-                message: e.to_string(),
-                cause: Some(Box::new(e)),
-            })?;
+            self.file
+                .file()
+                .sync_data()
+                .map_err(|e| io_err(&self.name, "the final sync", e))?;
         }
+        if let Some((tmp, target)) = swap.take() {
+            if let Err(e) = crate::swap::replace_file(&tmp, &target) {
+                let what = format!("the rename of {} over it", tmp.display());
+                // Dropping the sink then removes the temporary.
+                *swap = Some((tmp, target));
+                return Err(io_err(&self.name, &what, e));
+            }
+            if self.sync {
+                crate::swap::sync_parent(&target)
+                    .map_err(|e| io_err(&self.name, "the final sync", e))?;
+            }
+        }
+        // After a swap the marker is the old file's, if it was incomplete.
         match std::fs::remove_file(&self.marker) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Sink {
-                sink_name: self.name.clone(),
-                what: "the incomplete marker".into(),
-                message: format!("cannot remove {}: {e}", self.marker.display()),
-                cause: Some(Box::new(e)),
-            }),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(io_err(
+                    &self.name,
+                    &format!("the incomplete marker {}", self.marker.display()),
+                    e,
+                ))
+            }
         }
+        // Complete: the next writer may have it.
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let _ = self.file.file().unlock();
+        Ok(())
     }
 }
 

@@ -9,6 +9,9 @@
 //! Completeness: a sink writes `.ndstream-incomplete` into the array
 //! directory before anything else and removes it in `finish`; [`info`]
 //! reports arrays holding the marker as incomplete (they still read).
+//! Sources read through a store pinned to the directory they opened, so a
+//! concurrent overwrite never mixes two arrays into one read; listings
+//! skip the temporaries of overwrites in progress.
 
 mod meta;
 mod sink;
@@ -85,24 +88,38 @@ pub(crate) fn open_array(name: &str, root: &Path, array: &str) -> Result<Array<A
     })
 }
 
-/// Open the array at `root/array` as a chunk source.
+/// Open the array at `root/array` as a chunk source, pinned to the
+/// directory the path names now (see [`store`]): a writer swapping a new
+/// array in meanwhile never mixes its chunks into this reader's.
 pub(crate) fn open_source(name: &str, root: &Path, array: &str) -> Result<Arc<dyn ChunkSource>> {
-    let meta = match node(name, root, array)? {
-        Node::Array(m) => m,
-        Node::Group { .. } => {
+    let not_array = || {
+        Error::open(
+            name,
+            "is a Zarr group, not an array (name an array inside it, e.g. store.zarr/x)",
+        )
+    };
+    if let Node::Group { .. } = node(name, root, array)? {
+        return Err(not_array());
+    }
+    let dir = root.join(array);
+    let store = AtomicFsStore::pinned(&dir).map_err(|m| Error::open(name, m))?;
+    // The metadata of the pinned tree (the path may have changed since `node`).
+    let meta = match meta::read_node(store.base()).map_err(|m| Error::open(name, m))? {
+        Some(Node::Array(m)) => m,
+        Some(Node::Group { .. }) => return Err(not_array()),
+        None => {
             return Err(Error::open(
                 name,
-                "is a Zarr group, not an array (name an array inside it, e.g. store.zarr/x)",
+                "the array was removed while being opened",
             ))
         }
     };
-    let zarr = open_array(name, root, array)?;
-    Ok(Arc::new(source::ZarrSource::new(
-        name,
-        root.join(array),
-        zarr,
-        meta,
-    )))
+    let zarr = Array::open(Arc::new(store), "/").map_err(|e| Error::Open {
+        path: name.to_string(),
+        message: format!("zarrs cannot open the array: {e}"),
+        cause: Some(Box::new(e)),
+    })?;
+    Ok(Arc::new(source::ZarrSource::new(name, dir, zarr, meta)))
 }
 
 /// Create the array `root/array` for `spec`.
@@ -162,6 +179,8 @@ fn collect_arrays(name: &str, dir: &Path, prefix: &str, out: &mut Vec<ArrayInfo>
         .flatten()
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        // A new array being written beside the one it will replace.
+        .filter(|n| !crate::swap::is_temporary_name(n))
         .collect();
     subdirs.sort();
     for sub in subdirs {

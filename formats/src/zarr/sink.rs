@@ -1,25 +1,47 @@
 //! [`ZarrSink`]: a new Zarr v2/v3 array written chunk by chunk through zarrs.
 //!
 //! Protocol:
-//! 1. `create` settles the write mode: `Create` refuses an existing path
-//!    (untouched); `Overwrite` removes it (only if it is a Zarr node or an
-//!    empty directory, never an unrelated directory); `Resume` reopens an
-//!    existing array whose metadata matches the spec (shape, dtype, chunks,
-//!    shards, codecs, version) and otherwise refuses.
-//! 2. The marker file `.ndstream-incomplete` is written into the array
-//!    directory *before* the metadata, so no array ever looks complete
+//! 1. `create` locks before it looks (see [`crate::lock`]): a shared `flock`
+//!    on the store root and each group down to the array, an exclusive one
+//!    on the array's directory (made if missing). A second writer of the
+//!    array, or of a group or store holding it, fails with "in use by
+//!    another process" and changes nothing. No component between the root
+//!    and the array may be a symbolic link.
+//! 2. It then settles the write mode: `Create` refuses an existing array
+//!    (untouched); `Resume` reopens an existing array whose metadata
+//!    matches the spec (shape, dtype, chunks, shards, codecs, version) and
+//!    otherwise refuses, and refuses a store with a symbolic link anywhere
+//!    inside the array (a resumed write must not follow it out of the
+//!    store), removing the chunk temporaries a killed writer left;
+//!    `Overwrite` (only of a Zarr node or an empty directory, never an
+//!    unrelated directory) writes the new array into a locked sibling
+//!    directory (`.<name>.ndstream-new-<pid>-<n>`) and leaves the old one
+//!    alone until `finish` swaps it in ([`crate::swap::replace_dir`]: one
+//!    atomic `renameat2(RENAME_EXCHANGE)` on Linux, then the old tree is
+//!    removed). Readers see the old array or the new one, never a mixture
+//!    (see [`super::store`] for readers that span the swap). Inside a group
+//!    (`grp.zarr/x`) only the array's directory is swapped. A sink dropped
+//!    before `finish` removes its temporary; a killed one leaves it for the
+//!    next writer of the array to remove.
+//! 3. The marker file `.ndstream-incomplete` is written into the directory
+//!    being written *before* the metadata, so no array ever looks complete
 //!    before `finish` removes the marker.
-//! 3. Each `write_chunk` pads an edge chunk to the full chunk shape with the
+//! 4. Each `write_chunk` pads an edge chunk to the full chunk shape with the
 //!    fill value (zarrs requires it), encodes on the calling thread (codec
 //!    concurrency 1) and stores it through [`AtomicFsStore`] (a temporary
 //!    file renamed over the key). Every chunk is stored, even one equal to
-//!    the fill value, so "file exists and decodes" means "written" on resume.
-//! 4. Sharded arrays (`spec.shards`): the sink's grid is the shard grid; the
+//!    the fill value, so "a regular file that exists and decodes" means
+//!    "written" on resume, however the previous run ended (an error such
+//!    as a full disk, or `SIGKILL` at any moment). Errors name the chunk and
+//!    the store; failures outside chunks are [`Error::Sink`] too.
+//! 5. Sharded arrays (`spec.shards`): the sink's grid is the shard grid; the
 //!    executor delivers a whole shard, which zarrs splits into inner chunks
 //!    and encodes as one file. `memory_per_chunk` reports the padded copy
 //!    plus the encoded output.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ndarray::{ArrayD, CowArray, IxDyn, SliceInfoElem};
 use ndstream_engine::{
@@ -29,8 +51,8 @@ use zarrs::array::{Array, ArrayBytes, CodecOptions, Element};
 
 use super::meta::{self, ArrayMeta, Node};
 use super::store::AtomicFsStore;
-use super::{codec_options, open_array, zarrs_node_path, INCOMPLETE_MARKER};
-use crate::raw::open_err;
+use super::{codec_options, open_array, INCOMPLETE_MARKER};
+use crate::lock::{LockKind, OutputLock};
 use crate::spec::{Codec, SinkSpec, WriteMode};
 
 /// A Zarr array being written.
@@ -55,6 +77,118 @@ pub(crate) struct ZarrSink {
     /// Bytes of one such zstd context at this level and chunk size
     /// (measured at creation), counted in [`ChunkSink::memory_per_chunk`].
     zstd_context_bytes: u64,
+    /// `Overwrite`: the temporary being written and the array it replaces.
+    swap: SwapGuard,
+    /// Shared locks on the store root and the groups above the array, and
+    /// exclusive ones on the array (and its temporary); released by
+    /// `finish` or on drop.
+    locks: Mutex<Vec<OutputLock>>,
+}
+
+/// The temporary of an `Overwrite` and its target: swapped in by `finish`,
+/// removed if the sink is dropped unfinished (the old array stays).
+#[derive(Debug)]
+struct SwapGuard(Mutex<Option<(PathBuf, PathBuf)>>);
+
+impl Drop for SwapGuard {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.0.get_mut().ok().and_then(Option::take) {
+            crate::swap::remove_any(&tmp);
+        }
+    }
+}
+
+/// An [`Error::Sink`] for an I/O failure outside any chunk (a runtime
+/// failure: exit status 1 in the CLI).
+fn io_err(name: &str, what: &str, e: std::io::Error) -> Error {
+    crate::raw::io_err(name, what, e)
+}
+
+/// Write the incomplete marker into the array directory `dir`, replacing
+/// whatever entry has the name (never writing through a link).
+fn write_marker(name: &str, dir: &Path) -> Result<()> {
+    let marker = dir.join(INCOMPLETE_MARKER);
+    if std::fs::symlink_metadata(&marker).is_ok() {
+        std::fs::remove_file(&marker)
+            .map_err(|e| io_err(name, "replacing the incomplete marker", e))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .and_then(|mut f| {
+            f.write_all(b"being written by ndstream; removed when the write finishes\n")
+        })
+        .map_err(|e| io_err(name, "writing the incomplete marker", e))
+}
+
+/// Refuse a store whose groups between `root` and the array include a
+/// symbolic link: writing through it would write outside the store.
+fn no_links_inside(name: &str, root: &Path, array: &str) -> Result<()> {
+    let mut p = root.to_path_buf();
+    for part in array.split('/').filter(|p| !p.is_empty()) {
+        p.push(part);
+        if let Ok(m) = std::fs::symlink_metadata(&p) {
+            if m.file_type().is_symlink() {
+                return Err(Error::open(
+                    name,
+                    format!(
+                        "{} is a symbolic link inside the store; refusing to write through it",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lock the store for writing the array `array`: shared locks on the root
+/// and every group down to the array's parent, then an exclusive one on
+/// the array's directory (which exists). See [`crate::lock`].
+fn lock_array(name: &str, root: &Path, array: &str) -> Result<Vec<OutputLock>> {
+    let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
+    let mut locks = Vec::with_capacity(parts.len() + 1);
+    let mut p = root.to_path_buf();
+    for part in &parts {
+        locks.push(OutputLock::take(&p, LockKind::Shared).map_err(|e| e.into_error(name))?);
+        p.push(part);
+    }
+    locks.push(OutputLock::take(&p, LockKind::Exclusive).map_err(|e| e.into_error(name))?);
+    Ok(locks)
+}
+
+/// Before resuming into `dir`: refuse any symbolic link inside the array
+/// (a resumed write would follow it out of the store, and `is_done` would
+/// trust what it points at), and remove the chunk temporaries a killed
+/// writer left (we hold the array's lock, so none is live).
+fn tidy_for_resume(name: &str, dir: &Path) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| io_err(name, "listing the array for resume", e))?;
+        for e in entries {
+            let e = e.map_err(|e| io_err(name, "listing the array for resume", e))?;
+            let t = e
+                .file_type()
+                .map_err(|e| io_err(name, "listing the array for resume", e))?;
+            let path = e.path();
+            if t.is_symlink() {
+                return Err(Error::open(
+                    name,
+                    format!(
+                        "cannot resume: {} is a symbolic link inside the store (overwrite the store instead)",
+                        path.display()
+                    ),
+                ));
+            } else if t.is_dir() {
+                stack.push(path);
+            } else if AtomicFsStore::is_temporary(&e.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for ZarrSink {
@@ -93,6 +227,18 @@ fn is_empty_dir(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// True if `dir` holds only ndstream's incomplete marker and value
+/// temporaries (no metadata, no chunks).
+fn only_marker(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            e.file_type().is_ok_and(|t| t.is_file())
+                && (n == INCOMPLETE_MARKER || AtomicFsStore::is_temporary(&n))
+        })
+    })
+}
+
 /// Make sure `root` and the groups between it and the array exist as groups.
 fn ensure_groups(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Result<()> {
     let mut dir = root.to_path_buf();
@@ -105,7 +251,7 @@ fn ensure_groups(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Resul
             break; // the array itself
         }
         std::fs::create_dir_all(&dir)
-            .map_err(|e| open_err(name, "cannot create the group directory", e))?;
+            .map_err(|e| io_err(name, "creating the group directory", e))?;
         match meta::read_node(&dir) {
             Ok(Some(Node::Group { version, .. })) if version != spec.zarr_version => {
                 return Err(Error::open(
@@ -121,7 +267,7 @@ fn ensure_groups(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Resul
             Ok(None) => {
                 let (file, json) = meta::group_metadata(spec.zarr_version);
                 std::fs::write(dir.join(file), json.to_string())
-                    .map_err(|e| open_err(name, "cannot write group metadata", e))?;
+                    .map_err(|e| io_err(name, "writing the group metadata", e))?;
             }
             Ok(Some(Node::Array(_))) => {
                 return Err(Error::open(
@@ -151,13 +297,22 @@ impl ZarrSink {
         check_spec(name, spec)?;
         let dir = root.join(array);
         let want = meta::meta_of_spec(spec).map_err(|m| Error::open(name, m))?;
-        let exists = dir.exists() && !is_empty_dir(&dir);
+        no_links_inside(name, root, array)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| io_err(name, "creating the array directory", e))?;
+        let locks = lock_array(name, root, array)?;
+        // Under the array's lock: what a killed writer left beside it goes.
+        crate::swap::clean_stale(&dir);
+        // A directory holding nothing but our marker (a write that failed
+        // before its metadata, say on a full disk) is a store not begun.
+        let exists = !is_empty_dir(&dir) && !only_marker(&dir);
         let existing = if exists {
             meta::read_node(&dir).map_err(|m| Error::open(name, m))?
         } else {
             None
         };
         let mut resume = false;
+        let mut swap = None;
         if exists {
             match spec.mode {
                 WriteMode::Create => {
@@ -170,7 +325,7 @@ impl ZarrSink {
                             "exists and is not a Zarr array or group; refusing to delete it",
                         ));
                     }
-                    std::fs::remove_dir_all(&dir).map_err(|e| open_err(name, "cannot remove the existing store", e))?;
+                    swap = Some(crate::swap::temp_sibling(&dir));
                 }
                 WriteMode::Resume => match &existing {
                     Some(Node::Array(have)) if same_layout(have, &want) => resume = true,
@@ -190,25 +345,45 @@ impl ZarrSink {
         if !resume {
             ensure_groups(name, root, array, spec)?;
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| open_err(name, "cannot create the array directory", e))?;
-        std::fs::write(
-            dir.join(INCOMPLETE_MARKER),
-            b"being written by ndstream; removed when the write finishes\n",
-        )
-        .map_err(|e| open_err(name, "cannot write the incomplete marker", e))?;
+        let mut sink_locks = locks;
+        let write_dir = match &swap {
+            Some(tmp) => {
+                std::fs::create_dir(tmp)
+                    .map_err(|e| io_err(name, "creating the temporary directory", e))?;
+                match OutputLock::take(tmp, LockKind::Exclusive) {
+                    Ok(l) => sink_locks.push(l),
+                    Err(e) => {
+                        crate::swap::remove_any(tmp);
+                        return Err(e.into_error(name));
+                    }
+                }
+                tmp.clone()
+            }
+            None => dir.clone(),
+        };
+        // From here on a failure drops the guard, which removes the temporary.
+        let guard = SwapGuard(Mutex::new(swap.map(|tmp| (tmp, dir.clone()))));
+        if resume {
+            tidy_for_resume(name, &dir)?;
+        }
+        write_marker(name, &write_dir)?;
         let array_handle = if resume {
-            open_array(name, root, array)?
+            open_array(name, &dir, "")?
         } else {
-            let store =
-                std::sync::Arc::new(AtomicFsStore::new(root).map_err(|m| Error::open(name, m))?);
+            let store = std::sync::Arc::new(
+                AtomicFsStore::new(&write_dir).map_err(|m| Error::open(name, m))?,
+            );
             let json = meta::build_metadata(spec);
             let metadata: zarrs::array::ArrayMetadata = serde_json::from_value(json)
                 .map_err(|e| Error::open(name, format!("cannot build Zarr metadata: {e}")))?;
-            let a = Array::new_with_metadata(store, &zarrs_node_path(array), metadata)
+            let a = Array::new_with_metadata(store, "/", metadata)
                 .map_err(|e| Error::open(name, format!("cannot create the Zarr array: {e}")))?;
-            a.store_metadata()
-                .map_err(|e| Error::open(name, format!("cannot write the Zarr metadata: {e}")))?;
+            a.store_metadata().map_err(|e| Error::Sink {
+                sink_name: name.to_string(),
+                what: "the Zarr metadata".into(),
+                message: format!("{e} (store {})", write_dir.display()),
+                cause: Some(Box::new(e)),
+            })?;
             a
         };
         let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
@@ -222,14 +397,16 @@ impl ZarrSink {
             Some(level) => {
                 let chunk_bytes = chunk_shape.iter().product::<u64>() * spec.dtype.size() as u64;
                 zstd_context_size(level, chunk_bytes as usize)
-                    .map_err(|e| open_err(name, "cannot set up zstd", e))?
+                    .map_err(|e| io_err(name, "setting up zstd", e))?
             }
             None => 0,
         };
         Ok(ZarrSink {
             name: name.to_string(),
-            dir,
+            dir: write_dir,
             array: array_handle,
+            swap: guard,
+            locks: Mutex::new(sink_locks),
             dtype: spec.dtype,
             shape: spec.shape.clone(),
             grid: ChunkGrid::regular(&spec.shape, &chunk_shape),
@@ -392,7 +569,14 @@ impl ChunkSink for ZarrSink {
         }
     }
     fn is_done(&self, idx: &[u64]) -> bool {
-        // Present and decodable: a torn or empty file fails to decode.
+        // A regular file inside the store (never a link: resume refused
+        // those, and this checks again), present and decodable: a torn or
+        // empty file fails to decode.
+        let key = self.array.chunk_key(idx);
+        let file = self.dir.join(key.as_str());
+        if !std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_file()) {
+            return false;
+        }
         matches!(
             self.array
                 .retrieve_chunk_if_exists_opt::<ArrayBytes<'static>>(idx, &self.options),
@@ -406,24 +590,30 @@ impl ChunkSink for ZarrSink {
             + self.zstd_context_bytes
     }
     fn finish(&self) -> Result<()> {
+        let mut swap = self.swap.0.lock().unwrap_or_else(|p| p.into_inner());
         if self.sync {
-            sync_tree(&self.dir).map_err(|e| Error::Sink {
-                sink_name: self.name.clone(),
-                what: "the final sync".into(),
-                message: e.to_string(),
-                cause: Some(Box::new(e)),
-            })?;
+            sync_tree(&self.dir).map_err(|e| io_err(&self.name, "the final sync", e))?;
         }
         match std::fs::remove_file(self.dir.join(INCOMPLETE_MARKER)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Sink {
-                sink_name: self.name.clone(),
-                what: "the incomplete marker".into(),
-                message: e.to_string(),
-                cause: Some(Box::new(e)),
-            }),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&self.name, "the incomplete marker", e)),
         }
+        if let Some((tmp, target)) = swap.take() {
+            // The temporary is complete: swap it in (the old tree goes).
+            if let Err(e) = crate::swap::replace_dir(&tmp, &target) {
+                let what = format!("the swap of {} into place", tmp.display());
+                *swap = Some((tmp, target));
+                return Err(io_err(&self.name, &what, e));
+            }
+            if self.sync {
+                crate::swap::sync_parent(&target)
+                    .map_err(|e| io_err(&self.name, "the final sync", e))?;
+            }
+        }
+        // Complete: the next writer may have it.
+        self.locks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
     }
 }
 
