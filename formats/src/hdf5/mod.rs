@@ -20,6 +20,7 @@
 
 mod attrs;
 mod codec;
+mod lifecycle;
 mod sink;
 mod source;
 

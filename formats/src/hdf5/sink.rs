@@ -11,27 +11,43 @@
 //! written) and workers write their chunk's rows straight into the file at
 //! the data offset with positioned writes, with no HDF5 call at all.
 //!
-//! Lifecycle: creation sets the attribute [`INCOMPLETE_ATTR`]; `finish`
-//! removes it, flushes and closes the file. A dataset left with the
-//! attribute is an interrupted write: `Resume` reopens it (shape, dtype,
-//! chunks and filters must match) and `is_done` reports the chunks already
-//! stored that decode (for contiguous datasets, which cannot tell, every chunk
-//! if the dataset had been finished and none otherwise). Data is written in
-//! native byte order.
+//! Lifecycle (see [`super::lifecycle`] for how the dataset is created,
+//! locked, replaced and put in place): creation sets the attribute
+//! [`INCOMPLETE_ATTR`]; `finish` removes it, flushes and closes the file
+//! (and swaps a replacement in). While writing, the file is flushed every
+//! [`FLUSH_CHUNKS`] chunks or [`FLUSH_BYTES`] bytes, so the chunk index
+//! on disk keeps up with the data. A dataset left with the attribute is an
+//! interrupted write (an error, a full disk, `SIGKILL` at any moment):
+//! `Resume` reopens it (shape, dtype, chunks and filters must match) and
+//! `is_done` reports the chunks the on-disk index lists whose stored
+//! bytes read back and decode (gzip chunks inflate, with their checksum;
+//! unfiltered ones have the full size). The index is the record of what
+//! is done: an entry reaches the disk only after its chunk's data was
+//! written, and the fixed-array index's entries never move, so an entry
+//! that survived a kill points at a whole chunk. Contiguous datasets
+//! cannot tell, so every chunk is done if the dataset had been finished
+//! and none otherwise. A sink dropped unfinished flushes what it wrote (a
+//! dataset written in place stays, marked incomplete) or removes its
+//! temporary dataset or file. Data is written in native byte order.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 
-use hdf5::dataset::{AllocTime, FillTime};
-use hdf5::filters::Filter;
-use hdf5::{Dataset, Extent, SimpleExtents};
-use ndstream_engine::{with_dtype, Block, ChunkGrid, ChunkSink, DType, Error, Result};
+use hdf5::Dataset;
+use ndstream_engine::{Block, ChunkGrid, ChunkSink, DType, Error, Result};
 
 use super::codec::{self, Step};
-use super::{attrs, h5_open_err, map_dtype, normalize, Meta, INCOMPLETE_ATTR};
-use crate::spec::{Codec, SinkSpec, WriteMode};
+use super::lifecycle::{self, is_contiguous, Opened, Swap};
+use super::{normalize, INCOMPLETE_ATTR};
+use crate::spec::{Codec, SinkSpec};
+
+/// Flush the file (making the chunk index of the chunks written so far
+/// durable, so a killed write resumes from there) after this many chunks...
+const FLUSH_CHUNKS: u64 = 64;
+/// ...or this many bytes of chunks, whichever comes first.
+const FLUSH_BYTES: u64 = 64 << 20;
 
 /// A chunked HDF5 dataset being written.
 #[derive(Debug)]
@@ -43,8 +59,8 @@ pub(crate) struct Hdf5Sink {
     chunk: Vec<usize>,
     pipeline: Vec<Step>,
     level: u32,
-    /// Open until `finish`.
-    handles: Mutex<Option<(hdf5::File, Dataset)>>,
+    /// Open until `finish`, with how `finish` puts the dataset in place.
+    handles: Mutex<Option<Handles>>,
     /// For `is_done`: reads chunks back without HDF5.
     reader: File,
     /// Set for a contiguous dataset: where its data starts, and a handle to write it.
@@ -53,6 +69,18 @@ pub(crate) struct Hdf5Sink {
     was_complete: bool,
     /// fsync the file after closing it (see [`SinkSpec::sync`]).
     sync: bool,
+}
+
+/// The open file and dataset of a sink, and what `finish` does with them.
+#[derive(Debug)]
+struct Handles {
+    file: hdf5::File,
+    ds: Dataset,
+    swap: Swap,
+    /// Chunks and bytes written since the last flush.
+    unflushed: (u64, u64),
+    /// The file's `flock`s (see [`lifecycle`]), released after it is closed.
+    locks: Vec<crate::lock::OutputLock>,
 }
 
 /// Direct writes into a contiguous dataset's storage.
@@ -79,13 +107,34 @@ impl Hdf5Sink {
                 format!("name the dataset to create, as {}:/name", file.display()),
             ));
         }
-        let (f, ds, was_complete) =
-            hdf5::sync::sync(|| open_for_write(file, &path, name, spec, &pipeline, level))?;
+        let Opened {
+            locks,
+            file: f,
+            ds,
+            was_complete,
+            swap,
+            on_disk,
+        } = hdf5::sync::sync(|| {
+            lifecycle::open_for_write(file, &path, name, spec, &pipeline, level)
+        })?;
+        let handles = Handles {
+            file: f,
+            ds,
+            swap,
+            unflushed: (0, 0),
+            locks,
+        };
+        // From here a failure drops `handles`, undoing any temporary.
+        let handles = AbandonOnDrop(Some(handles));
+        let file = on_disk.as_path();
         let os_err =
-            |e: std::io::Error| Error::open(name, format!("cannot open {}: {e}", file.display()));
+            |e: std::io::Error| crate::raw::io_err(name, &format!("opening {}", file.display()), e);
         let reader = File::open(file).map_err(os_err)?;
         let contiguous = if is_contiguous(spec) {
-            let base = hdf5::sync::sync(|| ds.offset());
+            let base = handles
+                .0
+                .as_ref()
+                .and_then(|h| hdf5::sync::sync(|| h.ds.offset()));
             let elems: u64 = spec.shape.iter().product();
             if base.is_none() && elems > 0 {
                 return Err(Error::open(
@@ -106,10 +155,13 @@ impl Hdf5Sink {
             shape: spec.shape.clone(),
             dtype: spec.dtype,
             grid: ChunkGrid::regular(&spec.shape, &spec.chunks),
-            chunk: spec.chunks.iter().map(|&c| c as usize).collect(),
+            chunk: lifecycle::stored_chunk(spec)
+                .iter()
+                .map(|&c| c as usize)
+                .collect(),
             pipeline,
             level,
-            handles: Mutex::new(Some((f, ds))),
+            handles: Mutex::new(handles.take()),
             reader,
             contiguous,
             was_complete,
@@ -182,8 +234,93 @@ impl Hdf5Sink {
     /// Run `f` on the open dataset, under the HDF5 lock.
     fn with_ds<R>(&self, f: impl FnOnce(&Dataset) -> R) -> Option<R> {
         let guard = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, ds) = guard.as_ref()?;
-        Some(hdf5::sync::sync(|| f(ds)))
+        let h = guard.as_ref()?;
+        Some(hdf5::sync::sync(|| f(&h.ds)))
+    }
+
+    /// Write one encoded chunk at `offset` (element coordinates), and flush
+    /// the file every [`FLUSH_CHUNKS`] chunks or [`FLUSH_BYTES`] bytes.
+    fn write_encoded(&self, idx: &[u64], offset: &[u64], encoded: &[u8]) -> Result<()> {
+        let mut guard = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(h) = guard.as_mut() else {
+            return Err(self.err(idx, "the sink was already finished"));
+        };
+        hdf5::sync::sync(|| {
+            // SAFETY: under the HDF5 lock; `offset` has one entry per dataset
+            // dimension and `encoded` is a live buffer of the given length.
+            let rc = unsafe {
+                hdf5_sys::h5d::H5Dwrite_chunk(
+                    h.ds.id(),
+                    hdf5_sys::h5p::H5P_DEFAULT,
+                    0,
+                    offset.as_ptr(),
+                    encoded.len(),
+                    encoded.as_ptr().cast(),
+                )
+            };
+            hdf5::h5check(rc).map_err(|e| {
+                self.err(
+                    idx,
+                    format!(
+                        "HDF5 could not write the chunk: {}",
+                        lifecycle::h5_detail(&e)
+                    ),
+                )
+            })?;
+            h.unflushed.0 += 1;
+            h.unflushed.1 += encoded.len() as u64;
+            if h.unflushed.0 >= FLUSH_CHUNKS || h.unflushed.1 >= FLUSH_BYTES {
+                h.file.flush().map_err(|e| {
+                    self.err(
+                        idx,
+                        format!(
+                            "cannot flush the HDF5 file after it: {}",
+                            lifecycle::h5_detail(&e)
+                        ),
+                    )
+                })?;
+                h.unflushed = (0, 0);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Handles being set up: abandoned (temporaries undone) if setup fails.
+struct AbandonOnDrop(Option<Handles>);
+
+impl AbandonOnDrop {
+    fn take(mut self) -> Option<Handles> {
+        self.0.take()
+    }
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            hdf5::sync::sync(|| lifecycle::abandon(h.file, h.ds, h.swap));
+            drop(h.locks);
+        }
+    }
+}
+
+impl Drop for Hdf5Sink {
+    /// An unfinished sink: a dataset written in place stays marked
+    /// incomplete (flushed, so what was written is kept for a resume); a
+    /// temporary dataset or file is removed, leaving the old one.
+    fn drop(&mut self) {
+        let h = self
+            .handles
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = h {
+            hdf5::sync::sync(|| {
+                let _ = h.file.flush();
+                lifecycle::abandon(h.file, h.ds, h.swap);
+            });
+            drop(h.locks);
+        }
     }
 }
 
@@ -236,204 +373,6 @@ fn check_spec(name: &str, spec: &SinkSpec) -> Result<(Vec<Step>, u32)> {
         ],
         level,
     ))
-}
-
-/// True if the dataset is stored contiguous (asked for, or 0-d: HDF5 cannot chunk those).
-fn is_contiguous(spec: &SinkSpec) -> bool {
-    spec.contiguous || spec.shape.is_empty()
-}
-
-/// Open or create the file and the dataset as `spec.mode` says (under the
-/// lock); also whether a resumed dataset had been finished.
-fn open_for_write(
-    file: &Path,
-    path: &str,
-    name: &str,
-    spec: &SinkSpec,
-    pipeline: &[Step],
-    level: u32,
-) -> Result<(hdf5::File, Dataset, bool)> {
-    let exists = file.exists();
-    let f = if !exists {
-        super::retry_locked(|| hdf5::File::create_excl(file))
-            .map_err(|e| h5_open_err(name, &format!("cannot create {}", file.display()), e))?
-    } else {
-        match spec.mode {
-            WriteMode::Create => {
-                let ro = super::open_read_only(file).map_err(|e| {
-                    h5_open_err(
-                        name,
-                        &format!("{} exists and cannot be opened as HDF5", file.display()),
-                        e,
-                    )
-                })?;
-                super::cloexec(&ro);
-                if ro.dataset(path).is_ok() || ro.group(path).is_ok() {
-                    return Err(Error::open(
-                        name,
-                        format!(
-                            "{path} already exists in {}; overwrite or resume it explicitly",
-                            file.display()
-                        ),
-                    ));
-                }
-                drop(ro);
-                super::retry_locked(|| hdf5::File::open_rw(file))
-                    .map_err(|e| h5_open_err(name, "cannot open the file for writing", e))?
-            }
-            WriteMode::Overwrite => match super::retry_locked(|| hdf5::File::open_rw(file)) {
-                Ok(f) => {
-                    if f.dataset(path).is_ok() || f.group(path).is_ok() {
-                        f.unlink(path)
-                            .map_err(|e| h5_open_err(name, &format!("cannot delete {path}"), e))?;
-                    }
-                    f
-                }
-                // Not an HDF5 file (or a damaged one): replace it.
-                Err(_) => super::retry_locked(|| hdf5::File::create(file)).map_err(|e| {
-                    h5_open_err(name, &format!("cannot recreate {}", file.display()), e)
-                })?,
-            },
-            WriteMode::Resume => {
-                let f = super::retry_locked(|| hdf5::File::open_rw(file)).map_err(|e| {
-                    h5_open_err(
-                        name,
-                        &format!(
-                            "{} exists and cannot be opened as HDF5 for writing",
-                            file.display()
-                        ),
-                        e,
-                    )
-                })?;
-                super::cloexec(&f);
-                if let Ok(ds) = f.dataset(path) {
-                    check_resumable(&ds, name, spec, pipeline)?;
-                    let was_complete = ds.attr(INCOMPLETE_ATTR).is_err();
-                    if was_complete {
-                        mark_incomplete(&ds, name)?;
-                    }
-                    attrs::write_attrs(&ds, &spec.attributes).map_err(|m| Error::open(name, m))?;
-                    return Ok((f, ds, was_complete));
-                }
-                f
-            }
-        }
-    };
-    super::cloexec(&f);
-    let ds = create_dataset(&f, path, name, spec, level, !pipeline.is_empty())?;
-    mark_incomplete(&ds, name)?;
-    attrs::write_attrs(&ds, &spec.attributes).map_err(|m| Error::open(name, m))?;
-    Ok((f, ds, false))
-}
-
-fn mark_incomplete(ds: &Dataset, name: &str) -> Result<()> {
-    ds.new_attr::<u8>()
-        .create(INCOMPLETE_ATTR)
-        .and_then(|a| a.write_scalar(&1u8))
-        .map_err(|e| h5_open_err(name, "cannot mark the dataset incomplete", e))
-}
-
-fn create_dataset(
-    f: &hdf5::File,
-    path: &str,
-    name: &str,
-    spec: &SinkSpec,
-    level: u32,
-    gzip: bool,
-) -> Result<Dataset> {
-    let dt = with_dtype!(spec.dtype, T => hdf5::Datatype::from_type::<T>())
-        .map_err(|e| h5_open_err(name, "cannot make the HDF5 type", e))?;
-    // HDF5 refuses chunks longer than a fixed dimension: make such axes extendible.
-    let extents = SimpleExtents::from_vec(
-        spec.shape
-            .iter()
-            .zip(&spec.chunks)
-            .map(|(&n, &c)| {
-                if c > n {
-                    Extent::resizable(n as usize)
-                } else {
-                    Extent::fixed(n as usize)
-                }
-            })
-            .collect(),
-    );
-    let chunk: Vec<usize> = spec.chunks.iter().map(|&c| c as usize).collect();
-    if is_contiguous(spec) {
-        // Allocate the storage now so its offset is known, and write no fill
-        // (workers write every byte).
-        let shape: Vec<usize> = spec.shape.iter().map(|&n| n as usize).collect();
-        return f
-            .new_dataset_builder()
-            .create_intermediate_group(true)
-            .alloc_time(Some(AllocTime::Early))
-            .fill_time(FillTime::Never)
-            .empty_as(&dt)
-            .shape(shape)
-            .create(path)
-            .map_err(|e| h5_open_err(name, &format!("cannot create dataset {path}"), e));
-    }
-    let mut b = f
-        .new_dataset_builder()
-        .chunk(chunk)
-        .create_intermediate_group(true);
-    if gzip {
-        b = b.set_filters(&[Filter::Shuffle, Filter::Deflate(level as u8)]);
-    }
-    b.empty_as(&dt)
-        .shape(extents)
-        .create(path)
-        .map_err(|e| h5_open_err(name, &format!("cannot create dataset {path}"), e))
-}
-
-/// A dataset can be resumed if its shape, dtype, chunks and filters are the spec's.
-fn check_resumable(ds: &Dataset, name: &str, spec: &SinkSpec, pipeline: &[Step]) -> Result<()> {
-    let meta = Meta::read(ds, name)?;
-    let dt = ds
-        .dtype()
-        .map_err(|e| h5_open_err(name, "cannot read the dataset's type", e))?;
-    let native = map_dtype(&dt)
-        .map(|(_, be)| be == cfg!(target_endian = "big"))
-        .unwrap_or(false);
-    let mut why = Vec::new();
-    if meta.shape != spec.shape {
-        why.push(format!("shape {:?} (spec {:?})", meta.shape, spec.shape));
-    }
-    if meta.dtype != spec.dtype || !native {
-        why.push(format!(
-            "dtype {}{} (spec {})",
-            meta.dtype,
-            if native { "" } else { " non-native byte order" },
-            spec.dtype
-        ));
-    }
-    if is_contiguous(spec) {
-        if meta.chunk.is_some() {
-            why.push(format!("chunks {:?} (spec: contiguous)", meta.chunk));
-        }
-    } else if meta.chunk.as_deref() != Some(spec.chunks.as_slice()) {
-        why.push(format!("chunks {:?} (spec {:?})", meta.chunk, spec.chunks));
-    }
-    if meta.pipeline().as_deref() != Some(pipeline) {
-        let has: Vec<&str> = meta
-            .pipeline()
-            .unwrap_or_default()
-            .iter()
-            .map(Step::word)
-            .collect();
-        why.push(format!(
-            "filters [{}] (spec {:?})",
-            has.join(", "),
-            spec.codec
-        ));
-    }
-    if why.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::open(
-            name,
-            format!("cannot resume {}: it has {}", ds.name(), why.join(", ")),
-        ))
-    }
 }
 
 impl ChunkSink for Hdf5Sink {
@@ -512,28 +451,7 @@ impl ChunkSink for Hdf5Sink {
             .zip(&self.chunk)
             .map(|(&i, &c)| i * c as u64)
             .collect();
-        let rc = self.with_ds(|ds| {
-            // SAFETY: under the HDF5 lock; `offset` has one entry per dataset
-            // dimension and `encoded` is a live buffer of the given length.
-            unsafe {
-                hdf5_sys::h5d::H5Dwrite_chunk(
-                    ds.id(),
-                    hdf5_sys::h5p::H5P_DEFAULT,
-                    0,
-                    offset.as_ptr(),
-                    encoded.len(),
-                    encoded.as_ptr().cast(),
-                )
-            }
-        });
-        match rc {
-            None => Err(self.err(idx, "the sink was already finished")),
-            Some(rc) if rc < 0 => Err(self.err(
-                idx,
-                "HDF5 could not write the chunk (H5Dwrite_chunk failed)",
-            )),
-            Some(_) => Ok(()),
-        }
+        self.write_encoded(idx, &offset, &encoded)
     }
 
     fn is_done(&self, idx: &[u64]) -> bool {
@@ -590,12 +508,14 @@ impl ChunkSink for Hdf5Sink {
 
     fn finish(&self) -> Result<()> {
         let mut guard = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((f, ds)) = guard.take() else {
+        let Some(h) = guard.as_ref() else {
             return Ok(());
         };
+        // Complete: clear the mark and flush (on error the handles stay, and
+        // dropping the sink undoes any temporary).
         hdf5::sync::sync(|| {
-            if ds.attr(INCOMPLETE_ATTR).is_ok() {
-                ds.delete_attr(INCOMPLETE_ATTR).map_err(|e| {
+            if h.ds.attr(INCOMPLETE_ATTR).is_ok() {
+                h.ds.delete_attr(INCOMPLETE_ATTR).map_err(|e| {
                     Error::sink(
                         &self.name,
                         "finish",
@@ -603,16 +523,26 @@ impl ChunkSink for Hdf5Sink {
                     )
                 })?;
             }
-            f.flush()
-                .map_err(|e| Error::sink(&self.name, "finish", format!("cannot flush: {e}")))?;
-            drop(ds);
-            f.close()
-                .map_err(|e| Error::sink(&self.name, "finish", format!("cannot close: {e}")))
+            lifecycle::flush(&h.file, &self.name, "finish")
         })?;
         if self.sync {
             // Any descriptor of the file flushes all of its data.
             self.reader
                 .sync_all()
+                .map_err(|e| Error::sink(&self.name, "finish", format!("cannot sync: {e}")))?;
+        }
+        let Some(h) = guard.take() else {
+            return Ok(());
+        };
+        let target = match &h.swap {
+            Swap::File { target, .. } => Some(target.clone()),
+            _ => None,
+        };
+        let placed = hdf5::sync::sync(|| lifecycle::put_in_place(h.file, h.ds, h.swap, &self.name));
+        drop(h.locks);
+        placed?;
+        if let (true, Some(target)) = (self.sync, target) {
+            crate::swap::sync_parent(&target)
                 .map_err(|e| Error::sink(&self.name, "finish", format!("cannot sync: {e}")))?;
         }
         Ok(())

@@ -804,15 +804,20 @@ fn sink_refusals() {
         open_source(&loc(&file, "/grp/y")).unwrap().shape(),
         &[10, 10]
     );
-    // Not HDF5: create refuses, overwrite replaces the file.
+    // Not HDF5 (a netCDF-3 file, say): every mode refuses, and the file is
+    // never truncated or replaced (it may hold data ndstream cannot see).
     let junk = dir.path().join("junk.h5");
     std::fs::write(&junk, b"not hdf5").unwrap();
     let m = sink_open_err(&loc(&junk, "/x"), &spec);
     assert!(m.contains("HDF5"), "{m}");
     assert_eq!(std::fs::read(&junk).unwrap(), b"not hdf5");
+    for mode in [WriteMode::Overwrite, WriteMode::Resume] {
+        over.mode = mode;
+        let m = sink_open_err(&loc(&junk, "/x"), &over);
+        assert!(m.contains("not an HDF5 file"), "{m}");
+        assert_eq!(std::fs::read(&junk).unwrap(), b"not hdf5");
+    }
     over.mode = WriteMode::Overwrite;
-    write_all(&loc(&junk, "/x"), &over);
-    assert_eq!(open_source(&loc(&junk, "/x")).unwrap().shape(), &[4]);
     // A wrong block is a sink error, not a panic.
     let sink = create_sink(&loc(&file, "/z"), &spec).unwrap();
     let bad = Block::zeros(DType::I16, &[3, 3]);

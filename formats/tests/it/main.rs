@@ -6,6 +6,8 @@
 //! - `corpus`: the real-file corpus (h5py, netCDF4, h5netcdf, xarray,
 //!   zarr-python files), read and compared with what they read, or refused;
 //! - `errors`: bad input of every kind, each a typed error and never a panic;
+//! - `faults`: overwrites, second writers, a full disk, readers during a
+//!   swap and links inside stores, checked against snapshots of the tree;
 //! - `interop`: what our sinks write, read back by zarr-python and NumPy;
 //! - `mapped`: mapped sources and the resident set.
 
@@ -15,6 +17,7 @@
 pub mod conformance;
 mod corpus;
 mod errors;
+mod faults;
 mod fixtures;
 #[cfg(feature = "hdf5")]
 mod hdf5;
