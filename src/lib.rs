@@ -22,7 +22,28 @@
 //! formats ([`formats`]) implement its `ChunkSource`/`ChunkSink` traits.
 //! This crate joins the two: [`open`], [`open_many`], [`store`].
 
-pub use ndstream_engine::*;
+pub use ndstream_engine::{
+    arange, concatenate, full, linspace, map_blocks, ones, stack, where_, zeros, Array, Chunks,
+    IndexItem, IntoIndexItem, IntoSlice, Op, Operand, Scalar, SelItem,
+};
+pub use ndstream_engine::{
+    compute, default_memory, peak_rss, Budget, CancelHandle, Executor, ExecutorBuilder, Job,
+    PhysicalPlan, Progress, ProgressFn, Reservation, StoreReport, Strategy, TaskSpec,
+};
+pub use ndstream_engine::{human_bytes, parse_bytes, Error, Result, EVAL_STACK_BYTES, MAX_DEPTH};
+pub use ndstream_engine::{s, with_block};
+pub use ndstream_engine::{
+    Attributes, Axis, AxisChunks, AxisSel, ChunkGrid, ChunkIndex, ChunkSink, ChunkSource, Selection,
+};
+pub use ndstream_engine::{
+    BinaryOp, Block, BlockElement, DType, Distribution, Element, Kind, ReduceOp, ReduceParam,
+    UnaryOp,
+};
+
+/// The engine itself, for what this crate does not re-export: the kernels
+/// (`engine::kernels`), the counter-based generators (`engine::random`),
+/// the modules behind the types above.
+pub use ndstream_engine as engine;
 
 /// Storage formats: Zarr v2/v3, HDF5, `.npy`, raw binary.
 pub mod formats {
@@ -175,7 +196,9 @@ pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
 ///
 /// The output is refused, before anything is opened for writing, when it
 /// is, holds or lies inside a store that `a` reads
-/// ([`formats::check_output`]), whatever the write mode.
+/// ([`formats::check_output`]), whatever the write mode; and a plan the
+/// budget cannot hold is refused before the output is created
+/// ([`Executor::plan_store`]).
 ///
 /// # Errors
 /// [`Error::OutputIsInput`]; an existing output without overwrite/resume,
@@ -184,6 +207,11 @@ pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
 pub fn store(exec: &Executor, a: &Array, path: &str, opts: &StoreOptions) -> Result<StoreReport> {
     let inputs: Vec<String> = a.sources().iter().map(|s| s.name().to_string()).collect();
     ndstream_formats::check_output(path, &inputs)?;
-    let sink: Arc<dyn ChunkSink> = ndstream_formats::create_sink(path, &sink_spec(a, opts))?;
+    let spec = sink_spec(a, opts);
+    // The whole plan is checked against the budget before the sink exists:
+    // a refused store creates nothing and reads nothing.
+    let (grid, sink_bytes) = ndstream_formats::sink_needs(path, &spec)?;
+    exec.plan_store(a, &grid, sink_bytes)?;
+    let sink: Arc<dyn ChunkSink> = ndstream_formats::create_sink(path, &spec)?;
     exec.store(a, sink.as_ref())
 }

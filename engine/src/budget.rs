@@ -279,7 +279,10 @@ impl Drop for Reservation {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Lock `m`, ignoring poisoning: a panic inside a job is caught and
+/// reported as that job's error, and what these locks guard (counters, a
+/// slot, a job's turn) is valid at any point a holder could stop.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

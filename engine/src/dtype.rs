@@ -37,6 +37,7 @@ pub enum DType {
 
 /// The kind of a dtype, as NumPy's `dtype.kind` groups them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Kind {
     Bool,
     Unsigned,

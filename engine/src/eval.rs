@@ -52,6 +52,28 @@ pub(crate) struct EvalCtx<'a> {
     /// nodes whose blocks are kept for their other uses in the same tile.
     pub reuse: &'a Reuse,
     pub cancel: &'a AtomicBool,
+    /// The tiling of each reduction the job evaluates inside its tasks.
+    pub setups: &'a Setups,
+}
+
+/// The [`ReduceSetup`] of each reduction node a job meets, worked out the
+/// first time a task needs it and shared by every later task (a setup
+/// walks the reduction's input and estimates its tiles: a fact of the
+/// plan, not of the task).
+#[derive(Debug, Default)]
+pub(crate) struct Setups(std::sync::Mutex<HashMap<u64, Arc<ReduceSetup>>>);
+
+impl Setups {
+    /// The setup of the Reduce node `node`.
+    fn of(&self, node: &Array) -> Option<Arc<ReduceSetup>> {
+        let mut m = crate::budget::lock(&self.0);
+        if let Some(s) = m.get(&node.id()) {
+            return Some(Arc::clone(s));
+        }
+        let s = Arc::new(ReduceSetup::of(node)?);
+        m.insert(node.id(), Arc::clone(&s));
+        Some(s)
+    }
 }
 
 /// Blocks of shared nodes kept for their other uses, one map per open
@@ -918,11 +940,9 @@ impl ReduceSetup {
                 }
             }
         }
-        use reduce::ReduceOp::*;
-        setup.groupable = matches!(op, Sum | NanSum | Mean | NanMean)
+        setup.groupable = reduce::folds_rows(*op, data.dtype())
             && !setup.masked
             && !setup.topk
-            && data.dtype().is_float()
             && axes.len() < data.ndim();
         Some(setup)
     }
@@ -1092,15 +1112,7 @@ pub(crate) fn fold_tiles(
     // richest state it can.
     let dtype = base.input_dtype();
     let mut order: Vec<usize> = (0..setups.len()).collect();
-    order.sort_by_key(|&j| {
-        use reduce::ReduceOp::*;
-        match setups[j].op {
-            Var { .. } | Std { .. } | NanVar { .. } | NanStd { .. } => 0,
-            Mean | NanMean => 1,
-            Sum | NanSum => 2,
-            _ => 3,
-        }
-    });
+    order.sort_by_key(|&j| reduce::lead_rank(setups[j].op));
     let mut leader: Vec<Option<usize>> = vec![None; setups.len()];
     let mut folders: Vec<usize> = Vec::new();
     for j in order {
@@ -1285,14 +1297,49 @@ impl ReduceSetup {
     }
 }
 
+/// Reduction tasks wanted at least (when there are enough chunk tiles):
+/// work for every worker, and a constant, so the fold never depends on the
+/// thread count.
+pub(crate) const MIN_REDUCE_TASKS: u64 = 64;
+
+/// Chunk tiles folded into one partial: all of an output chunk's when
+/// there are [`MIN_REDUCE_TASKS`] output chunks, else runs of them, cut so
+/// that there are about that many runs. A function of the reduction's
+/// shape and chunks alone: every strategy folds each run into a fresh
+/// partial and merges the runs' partials left to right, so the bits never
+/// depend on the thread count, the budget or the strategy. Folding runs on
+/// the workers keeps the in-order merge on the calling thread short (W3a:
+/// 72 merges, not 2232).
+pub(crate) fn tiles_per_task(outs: u64, tiles: u64) -> u64 {
+    let splits = MIN_REDUCE_TASKS
+        .div_ceil(outs.max(1))
+        .clamp(1, tiles.max(1));
+    tiles.max(1).div_ceil(splits)
+}
+
 fn eval_reduce(node: &Array, out_sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
     #[allow(clippy::expect_used)]
-    let setup = ReduceSetup::of(node).expect("a reduce node");
+    let setup = ctx.setups.of(node).expect("a reduce node");
     let in_sel = setup.in_sel(out_sel);
-    let mut acc = [None];
-    let setups = std::slice::from_ref(&setup);
-    fold_tiles(setups, &mut acc, &in_sel, 0..setup.num_chunk_tiles(), ctx)?;
-    let [acc] = acc;
+    let setups = std::slice::from_ref(setup.as_ref());
+    // The runs of tiles the reduce strategy gives its tasks, each folded
+    // afresh and merged in order: the same association, the same bits.
+    let tiles = setup.num_chunk_tiles();
+    let run = tiles_per_task(node.grid().num_chunks(), tiles);
+    let mut acc: Option<reduce::Partial> = None;
+    let mut start = 0;
+    while start < tiles {
+        let end = (start + run).min(tiles);
+        let mut part = [None];
+        fold_tiles(setups, &mut part, &in_sel, start..end, ctx)?;
+        if let [Some(p)] = part {
+            match acc.as_mut() {
+                None => acc = Some(p),
+                Some(a) => reduce::merge(setup.op, a, p)?,
+            }
+        }
+        start = end;
+    }
     let acc = match acc {
         Some(a) => a,
         None => setup.empty_partial(&in_sel)?,
@@ -1309,7 +1356,7 @@ pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
             if src.supports_selection() {
                 out
             } else {
-                2 * out + src.grid().max_chunk_elems() * a.dtype().size() as u64
+                (2 * out).saturating_add(src.chunk_read_bytes())
             }
         }
         Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => out,

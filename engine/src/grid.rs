@@ -39,6 +39,7 @@ pub struct Axis(pub usize);
 
 /// How one axis is split into chunks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AxisChunks {
     /// Chunks of `size` elements; the last may be shorter.
     Regular { size: u64, len: u64 },

@@ -28,17 +28,20 @@ mod cache;
 mod eval;
 pub mod exec;
 mod fuse;
+pub mod physical;
 mod plan;
+mod runner;
 
 pub use array::{
     arange, concatenate, full, linspace, ones, stack, where_, zeros, Array, Chunks, IndexItem, Op,
     Scalar, SelItem,
 };
-pub use array::{map_blocks, Operand, EVAL_STACK_BYTES, MAX_DEPTH};
+pub use array::{map_blocks, IntoIndexItem, IntoSlice, Operand, EVAL_STACK_BYTES, MAX_DEPTH};
 pub use exec::{
     compute, default_memory, peak_rss, CancelHandle, Executor, ExecutorBuilder, Progress,
     ProgressFn, StoreReport,
 };
 pub use kernels::elementwise::{BinaryOp, UnaryOp};
-pub use kernels::reduce::ReduceOp;
+pub use kernels::reduce::{ReduceOp, ReduceParam};
+pub use physical::{Job, PhysicalPlan, Strategy, TaskSpec};
 pub use random::Distribution;

@@ -41,6 +41,17 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::Source`] naming the chunk, for I/O failures and corrupt data.
     fn read_chunk(&self, idx: &[u64]) -> Result<Block>;
+    /// Bytes reading one chunk may hold at once besides the chunk itself
+    /// being decoded: by default the grid's largest chunk. A format whose
+    /// stored chunks can be larger than the grid's (a Zarr or HDF5 chunk
+    /// declared larger than the array, which decodes whole) reports the
+    /// stored size, so that a plan pays for it in its budget, and a
+    /// chunk no budget can hold is refused before it is read.
+    fn chunk_read_bytes(&self) -> u64 {
+        self.grid()
+            .max_chunk_elems()
+            .saturating_mul(self.dtype().size() as u64)
+    }
     /// True if any strided selection can be read directly, about as cheaply
     /// as the chunks that hold it (memory-mapped or contiguous storage).
     fn supports_selection(&self) -> bool {
@@ -76,6 +87,16 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
     /// User attributes stored with the array.
     fn attributes(&self) -> Attributes {
         Attributes::new()
+    }
+    /// Where this source can be opened again, by another thread, process
+    /// or machine that sees the same files: a location string, independent
+    /// of this process's working directory, that the formats' opener
+    /// (`ndstream::open`) reads as the same array. A task that reads this
+    /// source can thus be described by its locator instead of this
+    /// process's open handle. `None` (the default) for a source that lives
+    /// only in this process.
+    fn locator(&self) -> Option<String> {
+        None
     }
 }
 

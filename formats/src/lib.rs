@@ -17,12 +17,15 @@
 //! replace an existing store unless told to ([`WriteMode`]), and can resume
 //! an interrupted write. No zarrs or hdf5 type appears in this API.
 
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
 pub mod identity;
 pub mod path;
 pub mod spec;
 
+mod contiguous;
 mod lock;
 mod npy;
 mod open;
@@ -31,7 +34,7 @@ mod swap;
 mod zarr;
 
 pub use identity::{check_output, check_output_file};
-pub use open::{create_sink, info, is_pattern, open_many, open_source};
+pub use open::{create_sink, info, is_pattern, open_many, open_source, sink_needs};
 pub use path::{parse_location, Location, RawSpec};
 pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};
 

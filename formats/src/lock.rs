@@ -134,18 +134,33 @@ pub(crate) fn is_locked(path: &Path) -> bool {
     matches!(lock_file(&f, LockKind::Exclusive), Ok(false))
 }
 
-/// `flock` without waiting: `Ok(true)` locked (or no `flock` here),
-/// `Ok(false)` held elsewhere.
+/// How long a lock held elsewhere is waited for before it counts as "in
+/// use": a process that forks (any `Command::spawn`, in this process or a
+/// host program) shares every open descriptor, and so every `flock`, with
+/// its child until the child execs or exits, a few milliseconds. A writer
+/// holds its lock far longer than this.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `flock` without blocking for long: `Ok(true)` locked (or no `flock`
+/// here), `Ok(false)` still held elsewhere after [`LOCK_GRACE`].
 fn lock_file(file: &File, kind: LockKind) -> std::io::Result<bool> {
-    let r = match kind {
-        LockKind::Shared => file.try_lock_shared(),
-        LockKind::Exclusive => file.try_lock(),
-    };
-    match r {
-        Ok(()) => Ok(true),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-        Err(std::fs::TryLockError::Error(e)) if unsupported(&e) => Ok(true),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        let r = match kind {
+            LockKind::Shared => file.try_lock_shared(),
+            LockKind::Exclusive => file.try_lock(),
+        };
+        match r {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_GRACE => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) if unsupported(&e) => return Ok(true),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
     }
 }
 

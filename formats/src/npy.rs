@@ -8,15 +8,15 @@
 //! does not fit 1.0's 16-bit length), padded to 64 bytes as NumPy does.
 //! The write protocol, the incomplete marker, the lock, `Overwrite` by a
 //! temporary renamed into place and resume (which rewrites every chunk)
-//! are [`crate::raw::ContiguousSink`]'s.
+//! are [`crate::contiguous::ContiguousSink`]'s.
 
 use std::io::Read;
 use std::path::Path;
 
 use ndstream_engine::{DType, Error, Result};
 
+use crate::contiguous::{contiguous_info, open_err, ContiguousSink, ContiguousSource, Layout};
 use crate::path::{parse_typestr, typestr};
-use crate::raw::{contiguous_info, open_err, ContiguousSink, ContiguousSource, Layout};
 use crate::spec::{ArrayInfo, SinkSpec};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -177,7 +177,9 @@ pub(crate) fn header_bytes(dtype: DType, shape: &[u64], little_endian: bool) -> 
 /// Open a `.npy` file as a memory-mapped source.
 pub(crate) fn open_source(name: &str, file: &Path) -> Result<ContiguousSource> {
     let layout = read_header(name, file)?;
-    ContiguousSource::open(name, file, layout)
+    let mut src = ContiguousSource::open(name, file, layout)?;
+    src.locator = crate::Location::Npy(file.to_path_buf()).to_locator();
+    Ok(src)
 }
 
 /// Create a `.npy` file for `spec` (C order, little-endian).

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ndstream_engine::{ChunkSink, ChunkSource, Error, Result};
+use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, Error, Result};
 
 use crate::path::{parse_location, split_raw, Location};
 use crate::spec::{SinkSpec, StoreInfo};
@@ -154,6 +154,48 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
         Location::Raw { file, .. } => Ok(Arc::new(raw::create_sink(path, &file, None, spec)?)),
         #[cfg(feature = "hdf5")]
         Location::Hdf5 { file, dataset } => crate::hdf5::create_sink(&file, &dataset, path, spec),
+        #[cfg(not(feature = "hdf5"))]
+        Location::Hdf5 { .. } => Err(no_hdf5(path)),
+    }
+}
+
+/// What writing `spec` at `path` needs, known before anything is opened or
+/// created: the grid of the units the sink is written in (chunks, or Zarr
+/// shards) and the sink's own bytes per unit on top of the unit's data
+/// (encode buffers, a codec context), as the created sink's
+/// [`ChunkSink::grid`] and [`ChunkSink::memory_per_chunk`] will report
+/// them. A caller checks its plan against these
+/// (`Executor::plan_store`) before [`create_sink`], so that a plan the
+/// budget refuses leaves nothing behind.
+///
+/// # Errors
+/// The spec errors [`create_sink`] would give (chunks that do not fit the
+/// shape, a codec the format cannot write, a bad path).
+pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+    if spec.shape.len() != spec.chunks.len() {
+        return Err(Error::open(
+            path,
+            format!(
+                "chunks {:?} do not match the rank of shape {:?}",
+                spec.chunks, spec.shape
+            ),
+        ));
+    }
+    let contiguous = |path: &str| -> Result<(ChunkGrid, u64)> {
+        let grid = crate::contiguous::spec_grid(path, spec)?;
+        let bytes = grid
+            .max_chunk_elems()
+            .saturating_mul(spec.dtype.size() as u64);
+        Ok((grid, bytes))
+    };
+    if split_raw(path).is_some() {
+        return contiguous(path);
+    }
+    match parse_location(path)? {
+        Location::Zarr { .. } => zarr::sink_needs(path, spec),
+        Location::Npy(_) | Location::Raw { .. } => contiguous(path),
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5 { .. } => crate::hdf5::sink_needs(path, spec),
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
     }

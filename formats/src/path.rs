@@ -18,6 +18,7 @@ use ndstream_engine::{DType, Error, Result};
 
 /// Where a store lives and which format reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Location {
     /// An HDF5 file and the dataset (or group) inside it; `dataset` is empty
     /// when the path names only the file.
@@ -39,6 +40,86 @@ pub struct RawSpec {
     pub little_endian: bool,
     /// Bytes to skip before the first element.
     pub offset: u64,
+}
+
+impl Location {
+    /// This location as a string that [`parse_location`] reads back as the
+    /// same location, with the file or store made absolute (symbolic links
+    /// resolved where it exists): what another thread, process or machine
+    /// with the same file system opens to read the same array, whatever its
+    /// working directory. `None` if no such string exists (a path that is
+    /// not UTF-8, or one the parser would read as something else).
+    ///
+    /// ```
+    /// use ndstream_formats::{parse_location, Location};
+    /// let loc = parse_location("x.bin?dtype=>i2&shape=3,4&offset=16").unwrap();
+    /// let again = loc.to_locator().unwrap();
+    /// assert!(again.starts_with('/') && again.ends_with("x.bin?dtype=>i2&shape=3,4&offset=16"));
+    /// let Location::Raw { file, .. } = parse_location(&again).unwrap() else { panic!() };
+    /// assert!(file.is_absolute());
+    /// ```
+    pub fn to_locator(&self) -> Option<String> {
+        let abs = |p: &Path| -> Option<String> {
+            let p = std::fs::canonicalize(p)
+                .or_else(|_| std::path::absolute(p))
+                .ok()?;
+            p.to_str().map(str::to_string)
+        };
+        let (text, canonical) = match self {
+            Location::Hdf5 { file, dataset } => {
+                let f = abs(file)?;
+                let text = if dataset.is_empty() {
+                    f.clone()
+                } else {
+                    format!("{f}:{dataset}")
+                };
+                (
+                    text,
+                    Location::Hdf5 {
+                        file: PathBuf::from(f),
+                        dataset: dataset.clone(),
+                    },
+                )
+            }
+            Location::Zarr { root, array } => {
+                let r = abs(root)?;
+                let text = if array.is_empty() {
+                    r.clone()
+                } else {
+                    format!("{r}/{array}")
+                };
+                (
+                    text,
+                    Location::Zarr {
+                        root: PathBuf::from(r),
+                        array: array.clone(),
+                    },
+                )
+            }
+            Location::Npy(file) => {
+                let f = abs(file)?;
+                (f.clone(), Location::Npy(PathBuf::from(f)))
+            }
+            Location::Raw { file, spec } => {
+                let f = abs(file)?;
+                let shape: Vec<String> = spec.shape.iter().map(u64::to_string).collect();
+                let text = format!(
+                    "{f}?dtype={}&shape={}&offset={}",
+                    typestr(spec.dtype, spec.little_endian),
+                    shape.join(","),
+                    spec.offset
+                );
+                (
+                    text,
+                    Location::Raw {
+                        file: PathBuf::from(f),
+                        spec: spec.clone(),
+                    },
+                )
+            }
+        };
+        (parse_location(&text).ok()? == canonical).then_some(text)
+    }
 }
 
 const HDF5_EXTS: [&str; 4] = ["h5", "hdf5", "nc", "he5"];
@@ -309,7 +390,8 @@ pub(crate) fn parse_typestr(s: &str) -> std::result::Result<(DType, bool), Strin
             "dtype `{s}`: `|` (no byte order) is only for 1-byte types; use < or >"
         ));
     }
-    Ok((dt, order != '>'))
+    // A 1-byte type has no byte order: `>u1` and `|u1` are the same type.
+    Ok((dt, order != '>' || dt.size() == 1))
 }
 
 /// The type string of a dtype in a byte order (`<f4`, `>i2`, `|u1`).

@@ -7,6 +7,7 @@ use ndstream_engine::{Attributes, DType, Error, Result};
 
 /// Compression for a new store.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Codec {
     /// No compression.
     None,
@@ -80,6 +81,7 @@ impl std::str::FromStr for Codec {
 
 /// What to do when the output already exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WriteMode {
     /// Refuse, leaving the existing store untouched.
     #[default]
@@ -92,6 +94,7 @@ pub enum WriteMode {
 
 /// Zarr format version for new Zarr stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ZarrVersion {
     V2,
     #[default]

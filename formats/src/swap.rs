@@ -144,6 +144,25 @@ pub(crate) fn replace_file(new: &Path, target: &Path) -> std::io::Result<()> {
     std::fs::rename(new, target)
 }
 
+/// Give the prepared file `new` the name `target`, which must not exist:
+/// one atomic step (`renameat2(RENAME_NOREPLACE)`, or where the file
+/// system lacks it a hard link and the removal of `new`), so `target`
+/// never names a file that is still being prepared.
+///
+/// # Errors
+/// `AlreadyExists` if `target` exists (another writer placed it first);
+/// any other failure of the rename or link. `new` is left for the caller.
+pub(crate) fn place_file(new: &Path, target: &Path) -> std::io::Result<()> {
+    match rename2(new, target, RENAME_NOREPLACE) {
+        Err(e) if exchange_unsupported(&e) => {
+            std::fs::hard_link(new, target)?;
+            let _ = std::fs::remove_file(new);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// fsync the directory holding `path`, so a rename into it is durable.
 pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
     let dir = match path.parent() {
@@ -154,7 +173,23 @@ pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
+const RENAME_NOREPLACE: u32 = libc::RENAME_NOREPLACE;
+#[cfg(not(target_os = "linux"))]
+const RENAME_NOREPLACE: u32 = 1;
+
+#[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    rename2(a, b, libc::RENAME_EXCHANGE)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// `renameat2(a, b, flags)`.
+#[cfg(target_os = "linux")]
+fn rename2(a: &Path, b: &Path, flags: u32) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| {
         std::ffi::CString::new(p.as_os_str().as_bytes())
@@ -169,7 +204,7 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
             a.as_ptr(),
             libc::AT_FDCWD,
             b.as_ptr(),
-            libc::RENAME_EXCHANGE,
+            flags,
         )
     };
     if rc == 0 {
@@ -180,11 +215,11 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+fn rename2(_: &Path, _: &Path, _: u32) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
-/// Errors of `renameat2(RENAME_EXCHANGE)` that mean "not here" rather
+/// Errors of `renameat2` with a flag that mean "not here" rather
 /// than "failed": an old kernel or a file system without the flag.
 fn exchange_unsupported(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::Unsupported
@@ -211,6 +246,22 @@ mod tests {
         assert!(!new.exists());
         assert!(!target.join("c/old").exists());
         assert_eq!(std::fs::read(target.join("c/new")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_placed_file_never_replaces_one() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("x.npy");
+        let new = temp_sibling(&target);
+        std::fs::write(&new, b"first").unwrap();
+        place_file(&new, &target).unwrap();
+        assert!(!new.exists());
+        let second = temp_sibling(&target);
+        std::fs::write(&second, b"second").unwrap();
+        let e = place_file(&second, &target).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&target).unwrap(), b"first");
+        assert_eq!(std::fs::read(&second).unwrap(), b"second");
     }
 
     #[test]

@@ -208,3 +208,43 @@ fn long_chains_evaluate_and_drop_without_overflowing_the_stack() {
     let e = exec(2).compute(&y).unwrap_err();
     assert!(matches!(e, Error::TooDeep { .. }), "{e}");
 }
+
+/// A stored chunk declared far larger than its array decodes whole: the
+/// plan pays for the declared size, and a budget that cannot hold it
+/// refuses before the chunk is read (instead of decoding 100 MB outside
+/// the budget). A 100 MB Zarr chunk under an array of 10 elements.
+#[test]
+fn a_stored_chunk_larger_than_its_array_is_paid_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big-chunk.zarr").display().to_string();
+    let n = 12_500_000u64;
+    let roomy = Executor::builder()
+        .memory(1 << 30)
+        .threads(1)
+        .build()
+        .unwrap();
+    let big = zeros(&[n], DType::F64, Chunks::Shape(vec![n])).unwrap();
+    let opts = ndstream::StoreOptions {
+        codec: Some(ndstream::formats::Codec::Zstd { level: 1 }),
+        ..Default::default()
+    };
+    ndstream::store(&roomy, &big, &path, &opts).unwrap();
+    // Declare a 10-element array over the stored 12,500,000-element chunk.
+    let meta = dir.path().join("big-chunk.zarr/zarr.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    m["shape"] = serde_json::json!([10]);
+    std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
+    let x = ndstream::open(&path).unwrap();
+    assert_eq!(x.shape(), &[10]);
+    let small = Executor::builder()
+        .memory(16 << 20)
+        .threads(1)
+        .build()
+        .unwrap();
+    let err = small.compute(&x.sum(None).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::BudgetTooSmall { .. }), "{err}");
+    assert!(err.to_string().contains("big-chunk.zarr"), "{err}");
+    // A budget that holds the chunk reads it, and gets the right answer.
+    let s = roomy.compute(&x.sum(None).unwrap()).unwrap();
+    assert_eq!(s.to_f64_vec(), vec![0.0]);
+}

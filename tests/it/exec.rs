@@ -48,6 +48,164 @@ fn identical_bits_for_any_thread_count() {
     }
 }
 
+/// The strategy (a task per output chunk, or tiles split across tasks and
+/// merged) and the order in which partials are associated are fixed by the
+/// plan, never by the thread count or the budget: every reduction along
+/// every axis, with few and with many output chunks, gives the same bits
+/// for 1, 2, 8 and 64 threads and for a large and a small budget.
+#[test]
+fn identical_bits_along_each_axis_for_any_thread_count_and_budget() {
+    use ndstream::ReduceOp::*;
+    let ops = [
+        Sum,
+        Mean,
+        Prod,
+        NanProd,
+        Var { ddof: 0 },
+        Std { ddof: 1 },
+        NanVar { ddof: 1 },
+        ArgMax,
+        TopK { k: 3 },
+    ];
+    // Few output chunks (9 along axis 1 of a (17, 23) grid) and many (100
+    // along axis 1 of (300, 2)), with many tiles to fold in each.
+    for (chunks, seed) in [([17u64, 23u64], 7u64), ([300, 2], 8), ([3, 200], 9)] {
+        let x = ndstream::random::uniform(0.5, 1.5, &[300, 200], chunks, seed).unwrap();
+        for op in ops {
+            for axis in [0isize, 1] {
+                let keep = matches!(op, TopK { .. });
+                let p = x.reduce(op, Some(&[axis]), keep).unwrap();
+                let mut first: Option<(Vec<u8>, String)> = None;
+                for (threads, memory) in [
+                    (1, 1u64 << 30),
+                    (2, 1 << 30),
+                    (8, 1 << 30),
+                    (64, 1 << 30),
+                    (1, 3 << 20),
+                    (8, 3 << 20),
+                ] {
+                    let exec = Executor::builder()
+                        .memory(memory)
+                        .threads(threads)
+                        .build()
+                        .unwrap();
+                    let bits = exec.compute(&p).unwrap().to_ne_bytes();
+                    let run = format!("{threads} threads, {} MiB", memory >> 20);
+                    match &first {
+                        None => first = Some((bits, run)),
+                        Some((f, r)) => assert!(
+                            f == &bits,
+                            "{op:?} along axis {axis} of chunks {chunks:?}: {run} differs from {r}"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Jobs started from several threads on one shared executor each get the
+/// bits they get alone, under a budget that holds one job at a time (they
+/// run one after another; before, they shared the budget's free memory, the
+/// cache evictor slot and the cancel flag, and were refused or stalled).
+#[test]
+fn concurrent_jobs_on_one_executor_get_their_own_results() {
+    let x = ndstream::random::uniform(0.5, 1.5, &[2000, 1200], [250, 300], 11).unwrap();
+    let jobs: Vec<Array> = vec![
+        (&x - &x.mean(Some(0)).unwrap()).std(None, 0).unwrap(),
+        x.var(Some(1), 1).unwrap(),
+        (&x * &x).sum(Some(0)).unwrap(),
+        x.index(&ndstream::s![..;3, 1..;2])
+            .unwrap()
+            .max(Some(1))
+            .unwrap(),
+    ];
+    // Room for the hungriest job and a half: two at once do not fit.
+    let probe = Executor::builder()
+        .memory(1 << 30)
+        .threads(2)
+        .build()
+        .unwrap();
+    let least = jobs
+        .iter()
+        .map(|j| probe.plan(std::slice::from_ref(j)).unwrap().least_bytes())
+        .max()
+        .unwrap();
+    let memory = least * 3 / 2;
+    let alone: Vec<Vec<u8>> = jobs
+        .iter()
+        .map(|j| {
+            let exec = Executor::builder()
+                .memory(memory)
+                .threads(2)
+                .build()
+                .unwrap();
+            exec.compute(j).unwrap().to_ne_bytes()
+        })
+        .collect();
+    let shared = Executor::builder()
+        .memory(memory)
+        .threads(2)
+        .build()
+        .unwrap();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..8)
+            .flat_map(|round| jobs.iter().enumerate().map(move |(i, j)| (round, i, j)))
+            .map(|(round, i, j)| {
+                let shared = &shared;
+                (round, i, scope.spawn(move || shared.compute(j)))
+            })
+            .collect();
+        for (round, i, run) in runs {
+            let got = run.join().unwrap();
+            let got = got.unwrap_or_else(|e| panic!("job {i} of round {round} failed: {e}"));
+            assert!(
+                got.to_ne_bytes() == alone[i],
+                "job {i} of round {round}: other bits than alone"
+            );
+        }
+    });
+    assert!(shared.budget().peak() <= memory);
+}
+
+/// A plan names every stored array it reads with a locator that opens the
+/// same array from anywhere; generated arrays need none, and a source that
+/// lives only in this process says so.
+#[test]
+fn a_plan_lists_its_inputs_and_how_to_reopen_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Executor::builder()
+        .memory(64 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    let x = ndstream::random::uniform(0.0, 1.0, &[40, 30], [10, 10], 3).unwrap();
+    let opts = ndstream::StoreOptions::default();
+    let npy = dir.path().join("a.npy").display().to_string();
+    let zarr = dir.path().join("g.zarr/b").display().to_string();
+    ndstream::store(&exec, &x, &npy, &opts).unwrap();
+    ndstream::store(&exec, &(&x * 2.0), &zarr, &opts).unwrap();
+    let (a, b) = (
+        ndstream::open(&npy).unwrap(),
+        ndstream::open(&zarr).unwrap(),
+    );
+    let mem = Array::from_source(Arc::new(PatternSource::new(&[40, 30], &[10, 10])));
+    let y = (&(&a + &b) - &x.mean(Some(0)).unwrap()).sum(None).unwrap();
+    let plan = exec
+        .plan(&[y.clone(), (&y + &mem.sum(None).unwrap())])
+        .unwrap();
+    let inputs = plan.inputs();
+    assert_eq!(inputs.len(), 3, "{inputs:?}");
+    assert_eq!(inputs[0], (npy.clone(), Some(npy.clone())));
+    assert_eq!(inputs[1], (zarr.clone(), Some(zarr.clone())));
+    assert_eq!(inputs[2].1, None);
+    // Reopened through its locator, an input computes the same bits.
+    let again = ndstream::open(inputs[1].1.as_ref().unwrap()).unwrap();
+    let want = exec.compute(&b).unwrap().to_ne_bytes();
+    assert!(exec.compute(&again).unwrap().to_ne_bytes() == want);
+    assert!(plan.to_string().contains(&format!("reads {npy}")), "{plan}");
+}
+
 #[test]
 fn thin_tiles_of_a_stack_fold_together_with_the_same_bits_and_values() {
     // Nine (150, 130) days stacked: the reduction over time folds chunk
@@ -139,6 +297,81 @@ fn a_chunk_larger_than_the_budget_is_refused_before_reading() {
         "says what to change: {msg}"
     );
     assert_eq!(src.reads.load(Ordering::Relaxed), 0, "nothing was read");
+}
+
+/// A store the budget cannot hold is refused before the output exists and
+/// before anything is read, also when a reduction would be staged ahead
+/// of the main job (the staged mean fits; the main job's chunk does not),
+/// for every output format.
+#[test]
+fn a_refused_store_creates_nothing_and_reads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outputs = vec!["o.zarr", "g.zarr/x", "o.npy"];
+    if cfg!(feature = "hdf5") {
+        outputs.push("o.h5:/x");
+    }
+    for out in outputs {
+        let src = Arc::new(PatternSource::new(&[2000, 1000], &[100, 1000]));
+        let x = Array::from_source(src.clone());
+        // x - mean(x, axis=0): the mean (8 KB) is staged ahead.
+        let a = &x - &x.mean(Some(0)).unwrap();
+        let exec = Executor::builder()
+            .memory(8 << 20)
+            .threads(2)
+            .build()
+            .unwrap();
+        let opts = ndstream::StoreOptions {
+            chunks: Some(vec![2000, 1000]),
+            ..Default::default()
+        };
+        let path = dir.path().join(out).display().to_string();
+        let err = ndstream::store(&exec, &a, &path, &opts).unwrap_err();
+        assert!(matches!(err, Error::BudgetTooSmall { .. }), "{out}: {err}");
+        assert!(err.to_string().contains("budget"), "{out}: {err}");
+        assert_eq!(src.reads.load(Ordering::Relaxed), 0, "{out}: nothing read");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{out}: {left:?} left behind");
+        // The same store fits a larger budget and then runs (the refusal
+        // was not a side effect: no "already exists").
+        let exec = Executor::builder()
+            .memory(1 << 30)
+            .threads(2)
+            .build()
+            .unwrap();
+        ndstream::store(&exec, &a, &path, &opts).unwrap();
+        assert!(src.reads.load(Ordering::Relaxed) > 0);
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap();
+            } else {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+}
+
+/// The same for compute(): a staged reduction does not run when the main
+/// job it feeds is refused.
+#[test]
+fn a_refused_compute_reads_nothing_even_with_a_staged_reduction() {
+    let src = Arc::new(PatternSource::new(&[4000, 1000], &[100, 1000]));
+    let x = Array::from_source(src.clone());
+    let a = (&x - &x.mean(Some(0)).unwrap())
+        .rechunk(Chunks::Shape(vec![4000, 1000]))
+        .unwrap();
+    let exec = Executor::builder()
+        .memory(24 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    let err = exec.compute(&a.sum(Some(1)).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::BudgetTooSmall { .. }), "{err}");
+    assert_eq!(src.reads.load(Ordering::Relaxed), 0, "nothing read");
+    // The refusal names the expression as written, the mean included (not
+    // the placeholder that stands for its result while planning).
+    let text = err.to_string();
+    assert!(text.contains("mean(") && !text.contains("full("), "{text}");
 }
 
 #[test]

@@ -5,5 +5,6 @@ mod common;
 mod corpus;
 mod edge;
 mod exec;
+mod fuzz;
 mod memory;
 mod oracle;

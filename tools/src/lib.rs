@@ -9,6 +9,8 @@ pub mod config;
 pub mod demo;
 pub mod expr;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod plot;
 pub mod session;
 pub mod stress;

@@ -155,6 +155,75 @@ fn eval_prints_like_numpy_and_lists_in_one_pass() {
     assert_eq!(lines[0].parse::<f64>().ok(), Some(sum));
 }
 
+/// `tan` is a function of the language because it is a row of the op
+/// table; NumPy prints `np.tan(np.linspace(0, 1, 5))` (and its float32
+/// version) exactly so.
+#[test]
+fn tan_prints_like_numpy() {
+    let d = tmp();
+    let p = d.path();
+    assert_eq!(
+        ok(&["eval", "tan(linspace(0, 1, 5))"], p),
+        "[0.         0.25534192 0.54630249 0.93159646 1.55740772]\n"
+    );
+    assert_eq!(
+        ok(&["eval", "tan(linspace(0, 1, 5).astype('f4'))"], p),
+        "[0.         0.25534192 0.5463025  0.93159646 1.5574077 ]\n"
+    );
+    // NumPy names the op tables give the language, with their aliases.
+    assert_eq!(ok(&["eval", "remainder(-7, 2)"], p), "1\n");
+    assert_eq!(ok(&["eval", "mod(-7, 2)"], p), "1\n");
+}
+
+/// `nanprod` is a function and a method of the language because it is a
+/// row of the library's reduction table; NumPy (2.4) prints each of these
+/// exactly so: NaN counts as 1 (all-NaN and empty give 1), integers give
+/// int64, float32 stays float32.
+#[test]
+fn nanprod_prints_like_numpy() {
+    let d = tmp();
+    let p = d.path();
+    let y = "y = where(arange(6) % 4 == 1, nan, linspace(0.5, 3, 6))";
+    let eval = |e: &str| ok(&["eval", &format!("{y}; {e}")], p);
+    assert_eq!(eval("y"), "[0.5 nan 1.5 2.  2.5 nan]\n");
+    assert_eq!(eval("nanprod(y)"), "3.75\n");
+    assert_eq!(
+        eval("nanprod(stack([y, y * 2]), axis=1)"),
+        "[ 3.75 60.  ]\n"
+    );
+    assert_eq!(
+        eval("stack([y, y * 2]).nanprod(axis=0)"),
+        "[ 0.5  1.   4.5  8.  12.5  1. ]\n"
+    );
+    assert_eq!(
+        eval("nanprod(stack([y, y]).astype('f4'), axis=0)"),
+        "[0.25 1.   2.25 4.   6.25 1.  ]\n"
+    );
+    assert_eq!(eval("nanprod(y.astype('f4')).dtype"), "float32\n");
+    assert_eq!(eval("nanprod(full((2, 2), nan), axis=1)"), "[1. 1.]\n");
+    assert_eq!(eval("nanprod(zeros((0, 3)), axis=0)"), "[1. 1. 1.]\n");
+    assert_eq!(eval("nanprod(arange(1, 6, dtype='i4'))"), "120\n");
+    assert_eq!(eval("nanprod(arange(1, 6, dtype='i4')).dtype"), "int64\n");
+}
+
+/// Scalar arithmetic is the array kernels' arithmetic: `//` and `%` of
+/// floats agree with Python (and with the same expression on an array).
+#[test]
+fn scalar_floor_division_and_modulo_agree_with_python() {
+    let d = tmp();
+    let p = d.path();
+    // Python: 7.0 // 0.1 == 69.0 and 7.0 % 0.1 == 0.09999999999999962.
+    assert_eq!(ok(&["eval", "7.0 // 0.1"], p), "69.0\n");
+    assert_eq!(ok(&["eval", "7.0 % 0.1"], p), "0.09999999999999962\n");
+    assert_eq!(ok(&["eval", "-7.5 // 2"], p), "-4.0\n");
+    assert_eq!(ok(&["eval", "-7.5 % 2"], p), "0.5\n");
+    assert_eq!(ok(&["eval", "2.0 ** -1"], p), "0.5\n");
+    assert_eq!(
+        ok(&["eval", "(full((), 7.0) // 0.1).compute()"], p),
+        "69.0\n"
+    );
+}
+
 #[test]
 fn convert_refuses_an_existing_output_and_leaves_it_untouched() {
     let d = tmp();

@@ -258,3 +258,26 @@ fn shapes_and_flags_give_clear_errors_and_exit_codes() {
     prog.push_str("x.sum()");
     assert_eq!(ok(&["eval", &prog], d).trim(), "9003.0");
 }
+
+/// The `expr` fuzz target's corpus and crashers (`fuzz/corpus/expr`,
+/// `fuzz/regressions/expr`), replayed through its entry point: programs
+/// the fuzzer found, each parsed, evaluated, computed when small and
+/// printed, none may panic.
+#[test]
+fn the_expr_fuzz_corpus_replays_without_a_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut inputs = Vec::new();
+    for dir in ["corpus/expr", "regressions/expr"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
+            inputs.extend(rd.map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(!inputs.is_empty(), "no corpus for the expr fuzz target");
+    inputs.sort();
+    for p in inputs {
+        let data = std::fs::read(&p).unwrap();
+        if std::panic::catch_unwind(|| ndstream_cli::fuzz::expr(&data)).is_err() {
+            panic!("the fuzz input {} of expr panics", p.display());
+        }
+    }
+}

@@ -7,17 +7,20 @@
 
 use std::sync::Arc;
 
-use super::{Array, BlockFn, Op, SelItem};
+use super::{Array, BlockFn, IndexItem, Op};
 use crate::block::Block;
 use crate::dtype::{DType, Kind};
 use crate::error::{Error, Result};
-use crate::grid::{AxisChunks, AxisSel, ChunkGrid};
-use crate::kernels::elementwise::{binary_dtypes, unary_dtype, BinaryOp, UnaryOp};
-use crate::kernels::reduce::{result_dtype, ReduceOp};
+use crate::grid::{AxisChunks, ChunkGrid};
+use crate::kernels::elementwise::{
+    binary_dtypes, binary_table, unary_dtype, unary_table, BinaryOp, UnaryOp,
+};
+use crate::kernels::reduce::{empty_value, result_dtype, ReduceOp};
 
 /// A Python-style scalar operand: *weak* in NumPy's promotion (NEP 50), so
 /// `f32_array * 2.0` stays f32.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Scalar {
     Bool(bool),
     Int(i64),
@@ -58,91 +61,6 @@ impl From<bool> for Scalar {
     }
 }
 
-/// One item of a NumPy-style index expression (`x[1:, ::2, None, ..., 3]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IndexItem {
-    /// `start:stop:step`; `None` bounds default as in NumPy; `step != 0`.
-    Slice {
-        start: Option<i64>,
-        stop: Option<i64>,
-        step: i64,
-    },
-    /// An integer index (negative counts from the end); drops the axis.
-    Index(i64),
-    /// `None` / `np.newaxis`: a new axis of length 1.
-    NewAxis,
-    /// `...`: as many full slices as needed.
-    Ellipsis,
-}
-
-impl IndexItem {
-    /// The full slice `:`.
-    pub const FULL: IndexItem = IndexItem::Slice {
-        start: None,
-        stop: None,
-        step: 1,
-    };
-
-    /// `start:stop:step` with every part given.
-    pub fn slice(start: Option<i64>, stop: Option<i64>, step: i64) -> IndexItem {
-        IndexItem::Slice { start, stop, step }
-    }
-}
-
-/// The strided run NumPy's slice `start:stop:step` selects on an axis of length `n`.
-pub(crate) fn normalize_slice(
-    start: Option<i64>,
-    stop: Option<i64>,
-    step: i64,
-    n: u64,
-) -> Result<AxisSel> {
-    if step == 0 {
-        return Err(Error::invalid("index", "step", "slice step cannot be zero"));
-    }
-    let n = n as i64;
-    let fix = |v: i64| if v < 0 { v + n } else { v };
-    if step > 0 {
-        let s = start.map(fix).unwrap_or(0).clamp(0, n);
-        let e = stop.map(fix).unwrap_or(n).clamp(0, n);
-        let len = if e > s { (e - s + step - 1) / step } else { 0 };
-        Ok(AxisSel {
-            start: s as u64,
-            step,
-            len: len as u64,
-        })
-    } else {
-        let s = start.map(fix).unwrap_or(n - 1).clamp(-1, n - 1);
-        let e = stop.map(fix).unwrap_or(-1).clamp(-1, n - 1);
-        let len = if s > e {
-            (s - e + (-step) - 1) / (-step)
-        } else {
-            0
-        };
-        Ok(AxisSel {
-            start: s.max(0) as u64,
-            step,
-            len: len as u64,
-        })
-    }
-}
-
-/// The chunking of a strided selection of an axis: one output chunk per
-/// input chunk the selection touches, in output order.
-pub(crate) fn select_axis_chunks(input: &AxisChunks, sel: &AxisSel) -> AxisChunks {
-    if sel.len == 0 {
-        return AxisChunks::regular(0, 1);
-    }
-    let mut parts: Vec<(u64, u64)> = Vec::new();
-    for c in input.chunks_overlapping(&sel.bounds()) {
-        let r = sel.intersect(&input.range(c));
-        if r.end > r.start {
-            parts.push((r.start, r.end - r.start));
-        }
-    }
-    parts.sort_unstable();
-    AxisChunks::from_sizes(&parts.iter().map(|p| p.1).collect::<Vec<_>>())
-}
-
 fn normalize_axis(op: &'static str, axis: isize, ndim: usize) -> Result<usize> {
     let a = if axis < 0 { axis + ndim as isize } else { axis };
     if a < 0 || a >= ndim as isize {
@@ -155,39 +73,19 @@ fn normalize_axis(op: &'static str, axis: isize, ndim: usize) -> Result<usize> {
 /// nothing to produce (an empty output), as NumPy defines it: the identity
 /// (`sum` 0, `prod` 1, `any` false, `all` true), NaN for the means and
 /// moments, and an error for the reductions without identity (`max`,
-/// `argmax`, …) unless the output itself is empty.
-fn empty_reduction(op: ReduceOp, shape: Vec<u64>, dtype: DType, grid: ChunkGrid) -> Result<Array> {
-    use ReduceOp::*;
+/// `argmax`, …) unless the output itself is empty. The reduction's family
+/// decides ([`empty_value`]).
+fn empty_reduction(
+    op: ReduceOp,
+    input: DType,
+    shape: Vec<u64>,
+    dtype: DType,
+    grid: ChunkGrid,
+) -> Result<Array> {
     let value = if shape.contains(&0) {
         0.0
     } else {
-        match op {
-            Sum | NanSum | CountNonzero | Any => 0.0,
-            Prod | All => 1.0,
-            Mean | NanMean | Var { .. } | Std { .. } | NanVar { .. } | NanStd { .. } => f64::NAN,
-            Min | Max | NanMin | NanMax => {
-                let name = match op {
-                    Min => "minimum",
-                    Max => "maximum",
-                    NanMin => "fmin",
-                    _ => "fmax",
-                };
-                return Err(Error::invalid(
-                    "reduce",
-                    "axis",
-                    format!("zero-size array to reduction operation {name} which has no identity"),
-                ));
-            }
-            ArgMin | ArgMax => {
-                let name = if op == ArgMin { "argmin" } else { "argmax" };
-                return Err(Error::invalid(
-                    "reduce",
-                    "axis",
-                    format!("attempt to get {name} of an empty sequence"),
-                ));
-            }
-            TopK { .. } | ArgTopK { .. } => 0.0,
-        }
+        empty_value(op, input)?
     };
     Ok(Array::new(Op::Full { value }, shape, dtype, grid))
 }
@@ -321,7 +219,7 @@ fn remask(x: Array, mask: Option<Array>) -> Array {
     }
 }
 
-fn masked_node(x: Array, mask: Array) -> Array {
+pub(super) fn masked_node(x: Array, mask: Array) -> Array {
     let n = x.size();
     let chunk = x.grid().max_chunk_elems().max(1);
     let dtype = x.dtype();
@@ -558,7 +456,7 @@ impl Array {
         }
         let grid = ChunkGrid::from_axes(gaxes);
         if ax.iter().any(|&d| self.shape()[d] == 0) || shape.contains(&0) {
-            return empty_reduction(op, shape, dtype, grid);
+            return empty_reduction(op, self.dtype(), shape, dtype, grid);
         }
         Ok(Array::new(
             Op::Reduce {
@@ -569,208 +467,6 @@ impl Array {
             },
             shape,
             dtype,
-            grid,
-        ))
-    }
-
-    /// NumPy-style indexing: slices (any non-zero step, negative bounds),
-    /// integer indices, new axes and one ellipsis.
-    ///
-    /// ```
-    /// use ndstream_engine::{arange, Chunks, DType, IndexItem};
-    /// let x = arange(0.0, 10.0, 1.0, DType::I64, Chunks::from(&[3][..])).unwrap();
-    /// let y = x.index(&[IndexItem::slice(Some(-2), None, -3)]).unwrap();
-    /// assert_eq!(y.compute().unwrap().to_f64_vec(), vec![8.0, 5.0, 2.0]);
-    /// ```
-    ///
-    /// # Errors
-    /// Too many indices, an index out of bounds, a zero step, two ellipses.
-    pub fn index(&self, items: &[IndexItem]) -> Result<Array> {
-        if !self.known_len() {
-            return Err(Error::UnknownLength { op: "index" });
-        }
-        let ndim = self.ndim();
-        let consuming = items
-            .iter()
-            .filter(|i| matches!(i, IndexItem::Slice { .. } | IndexItem::Index(_)))
-            .count();
-        let ellipses = items
-            .iter()
-            .filter(|i| matches!(i, IndexItem::Ellipsis))
-            .count();
-        if ellipses > 1 {
-            return Err(Error::invalid(
-                "index",
-                "index",
-                "an index can only have one ellipsis ('...')",
-            ));
-        }
-        if consuming > ndim {
-            return Err(Error::invalid(
-                "index",
-                "index",
-                format!(
-                    "too many indices: array is {ndim}-dimensional, but {consuming} were indexed"
-                ),
-            ));
-        }
-        let mut expanded: Vec<IndexItem> = Vec::new();
-        for it in items {
-            if let IndexItem::Ellipsis = it {
-                expanded.extend(std::iter::repeat_n(IndexItem::FULL, ndim - consuming));
-            } else {
-                expanded.push(*it);
-            }
-        }
-        if ellipses == 0 {
-            expanded.extend(std::iter::repeat_n(IndexItem::FULL, ndim - consuming));
-        }
-        let mut sel_items = Vec::new();
-        let mut axis = 0;
-        for it in expanded {
-            match it {
-                IndexItem::NewAxis => sel_items.push(SelItem::New),
-                IndexItem::Slice { start, stop, step } => {
-                    let sel = normalize_slice(start, stop, step, self.shape()[axis])?;
-                    sel_items.push(SelItem::Keep { axis, sel });
-                    axis += 1;
-                }
-                IndexItem::Index(i) => {
-                    let n = self.shape()[axis];
-                    let j = if i < 0 { i + n as i64 } else { i };
-                    if j < 0 || j >= n as i64 {
-                        return Err(Error::IndexOutOfBounds {
-                            index: i,
-                            axis,
-                            size: n,
-                        });
-                    }
-                    sel_items.push(SelItem::Drop {
-                        axis,
-                        index: j as u64,
-                    });
-                    axis += 1;
-                }
-                IndexItem::Ellipsis => {}
-            }
-        }
-        Ok(select(self, sel_items))
-    }
-
-    /// The elements where `mask` is true, flattened in C order, like NumPy's
-    /// `x[mask]`. The result has an unknown length: reduce it (`.sum()`),
-    /// apply elementwise math to it, or compute it.
-    ///
-    /// # Errors
-    /// A mask that is not bool or not the same shape as the array.
-    pub fn mask(&self, mask: &Array) -> Result<Array> {
-        if mask.dtype() != DType::Bool {
-            return Err(Error::UnsupportedDType {
-                op: "boolean mask",
-                dtype: mask.dtype(),
-            });
-        }
-        if mask.shape() != self.shape() || !self.known_len() || !mask.known_len() {
-            return Err(Error::Shape {
-                op: "boolean mask",
-                left: self.shape().to_vec(),
-                right: mask.shape().to_vec(),
-            });
-        }
-        Ok(masked_node(self.clone(), mask.clone()))
-    }
-
-    /// Permute the axes (reverse them when `None`), like NumPy's `transpose`.
-    ///
-    /// # Errors
-    /// A permutation that is not one of `0..ndim`.
-    pub fn transpose(&self, perm: Option<&[usize]>) -> Result<Array> {
-        let ndim = self.ndim();
-        let perm: Vec<usize> = match perm {
-            None => (0..ndim).rev().collect(),
-            Some(p) => p.to_vec(),
-        };
-        let mut seen = vec![false; ndim];
-        if perm.len() != ndim
-            || perm
-                .iter()
-                .any(|&p| p >= ndim || std::mem::replace(&mut seen[p], true))
-        {
-            return Err(Error::invalid(
-                "transpose",
-                "axes",
-                format!("{perm:?} is not a permutation of {ndim} axes"),
-            ));
-        }
-        let shape = perm.iter().map(|&p| self.shape()[p]).collect();
-        let grid = ChunkGrid::from_axes(
-            perm.iter()
-                .map(|&p| self.grid().axes()[p].clone())
-                .collect(),
-        );
-        Ok(Array::new(
-            Op::Transpose {
-                x: self.clone(),
-                perm,
-            },
-            shape,
-            self.dtype(),
-            grid,
-        ))
-    }
-
-    /// The upper triangle of the last two axes (elements with `j - i >= k` kept, others zero).
-    ///
-    /// # Errors
-    /// Arrays with fewer than two dimensions.
-    pub fn triu(&self, k: i64) -> Result<Array> {
-        self.tri(k, true)
-    }
-
-    /// The lower triangle of the last two axes (elements with `j - i <= k` kept, others zero).
-    ///
-    /// # Errors
-    /// Arrays with fewer than two dimensions.
-    pub fn tril(&self, k: i64) -> Result<Array> {
-        self.tri(k, false)
-    }
-
-    fn tri(&self, k: i64, upper: bool) -> Result<Array> {
-        if self.ndim() < 2 {
-            return Err(Error::invalid(
-                "triu/tril",
-                "x",
-                "needs at least two dimensions",
-            ));
-        }
-        Ok(Array::new(
-            Op::Tri {
-                x: self.clone(),
-                k,
-                upper,
-            },
-            self.shape().to_vec(),
-            self.dtype(),
-            self.grid().clone(),
-        ))
-    }
-
-    /// The same data with a new chunk grid.
-    ///
-    /// # Errors
-    /// Chunks that do not fit the shape.
-    pub fn rechunk(&self, chunks: super::Chunks) -> Result<Array> {
-        if !self.known_len() {
-            return Err(Error::UnknownLength { op: "rechunk" });
-        }
-        let grid = chunks.resolve(self.shape(), self.dtype())?;
-        if &grid == self.grid() {
-            return Ok(self.clone());
-        }
-        Ok(Array::new(
-            Op::Rechunk { x: self.clone() },
-            self.shape().to_vec(),
-            self.dtype(),
             grid,
         ))
     }
@@ -914,92 +610,6 @@ pub fn where_(cond: &Array, a: impl Into<Operand>, b: impl Into<Operand>) -> Res
         Array::new(Op::Where { cond: c, a, b }, shape, dt, grid),
         mask,
     ))
-}
-
-/// A Select node, merging with a Select below it so chains of slices stay one node.
-fn select(x: &Array, items: Vec<SelItem>) -> Array {
-    if items
-        .iter()
-        .enumerate()
-        .all(|(i, it)| matches!(it, SelItem::Keep { axis, sel } if *axis == i && sel.start == 0 && sel.step == 1 && sel.len == x.shape()[i]))
-        && items.len() == x.ndim()
-    {
-        return x.clone();
-    }
-    if let Op::Select {
-        x: inner,
-        items: inner_items,
-    } = &x.0.op
-    {
-        // Output axis j of `inner_items` (non-Drop items in order) feeds our input axis j.
-        let outs: Vec<&SelItem> = inner_items
-            .iter()
-            .filter(|i| !matches!(i, SelItem::Drop { .. }))
-            .collect();
-        let mut merged: Vec<SelItem> = inner_items
-            .iter()
-            .filter(|i| matches!(i, SelItem::Drop { .. }))
-            .cloned()
-            .collect();
-        let mut new_items = Vec::new();
-        for it in &items {
-            match it {
-                SelItem::New => new_items.push(SelItem::New),
-                SelItem::Keep { axis, sel } => match outs[*axis] {
-                    SelItem::Keep {
-                        axis: ia,
-                        sel: isel,
-                    } => new_items.push(SelItem::Keep {
-                        axis: *ia,
-                        sel: isel.compose(sel),
-                    }),
-                    SelItem::New => new_items.push(SelItem::New),
-                    SelItem::Drop { .. } => unreachable!("filtered"),
-                },
-                SelItem::Drop { axis, index } => match outs[*axis] {
-                    SelItem::Keep {
-                        axis: ia,
-                        sel: isel,
-                    } => merged.push(SelItem::Drop {
-                        axis: *ia,
-                        index: isel.index(*index),
-                    }),
-                    SelItem::New => {}
-                    SelItem::Drop { .. } => unreachable!("filtered"),
-                },
-            }
-        }
-        merged.extend(new_items);
-        return select_node(inner, merged);
-    }
-    select_node(x, items)
-}
-
-fn select_node(x: &Array, items: Vec<SelItem>) -> Array {
-    let mut shape = Vec::new();
-    let mut axes = Vec::new();
-    for it in &items {
-        match it {
-            SelItem::Keep { axis, sel } => {
-                shape.push(sel.len);
-                axes.push(select_axis_chunks(&x.grid().axes()[*axis], sel));
-            }
-            SelItem::New => {
-                shape.push(1);
-                axes.push(AxisChunks::regular(1, 1));
-            }
-            SelItem::Drop { .. } => {}
-        }
-    }
-    Array::new(
-        Op::Select {
-            x: x.clone(),
-            items,
-        },
-        shape,
-        x.dtype(),
-        ChunkGrid::from_axes(axes),
-    )
 }
 
 /// Join arrays of the same shape and dtype along a new axis, like NumPy's `stack`.
@@ -1157,6 +767,8 @@ reductions! {
     nanmin => ReduceOp::NanMin;
     /// Maximum ignoring NaNs.
     nanmax => ReduceOp::NanMax;
+    /// Product treating NaNs as 1 (NumPy's `nanprod`).
+    nanprod => ReduceOp::NanProd;
 }
 
 impl Array {
@@ -1217,89 +829,63 @@ impl Array {
     }
 }
 
-macro_rules! unaries {
-    ($($(#[$doc:meta])* $name:ident => $op:ident;)*) => {
+/// One `Array` method per unary op table row with a `method` name.
+macro_rules! unary_methods {
+    ($(
+        $(#[$doc:meta])*
+        $v:ident = $name:literal, aliases [$($alias:literal),*], method [$($m:ident)?],
+        rule $rule:ident, fused $fz:ident,
+        float [$($ff:expr)?], int [$($fi:expr)?], bool [$($fb:expr)?];
+    )*) => {
+        $(unary_method!([$(#[$doc])*] $v [$($m)?]);)*
+    };
+}
+
+macro_rules! unary_method {
+    ([$($doc:tt)*] $v:ident []) => {};
+    ([$($doc:tt)*] $v:ident [$m:ident]) => {
         impl Array {
-            $(
-                $(#[$doc])*
-                ///
-                /// # Errors
-                /// A dtype the operation does not take.
-                pub fn $name(&self) -> Result<Array> {
-                    self.unary(UnaryOp::$op)
-                }
-            )*
+            $($doc)*
+            ///
+            /// # Errors
+            /// A dtype the operation does not take.
+            pub fn $m(&self) -> Result<Array> {
+                self.unary(UnaryOp::$v)
+            }
         }
     };
 }
 
-unaries! {
-    /// Square root.
-    sqrt => Sqrt;
-    /// `e**x`.
-    exp => Exp;
-    /// Natural logarithm.
-    log => Log;
-    /// `log(1 + x)`, accurate for small x.
-    log1p => Log1p;
-    /// Sine.
-    sin => Sin;
-    /// Cosine.
-    cos => Cos;
-    /// Hyperbolic tangent.
-    tanh => Tanh;
-    /// Absolute value.
-    abs => Abs;
-    /// True where NaN.
-    isnan => IsNan;
-    /// True where finite.
-    isfinite => IsFinite;
-    /// Logical (bool) or bitwise (int) not.
-    logical_not => Not;
+/// One `Array` method per binary op table row with a `method` name.
+macro_rules! binary_methods {
+    ($(
+        $(#[$doc:meta])*
+        $v:ident = $name:literal, aliases [$($alias:literal),*], method [$($m:ident)?],
+        rule $rule:ident, fused $fz:ident, tile [$($tile:path)?],
+        float [$($ff:expr)?], int [$($fi:expr)?], bool [$($fb:expr)?];
+    )*) => {
+        $(binary_method!([$(#[$doc])*] $v [$($m)?]);)*
+    };
 }
 
-macro_rules! comparisons {
-    ($($(#[$doc:meta])* $name:ident => $op:ident;)*) => {
+macro_rules! binary_method {
+    ([$($doc:tt)*] $v:ident []) => {};
+    ([$($doc:tt)*] $v:ident [$m:ident]) => {
         impl Array {
-            $(
-                $(#[$doc])*
-                ///
-                /// # Errors
-                /// Shapes that do not broadcast.
-                pub fn $name(&self, other: impl Into<Operand>) -> Result<Array> {
-                    self.apply(BinaryOp::$op, other)
-                }
-            )*
+            $($doc)*
+            ///
+            /// # Errors
+            /// Shapes that do not broadcast, or a dtype the operation does
+            /// not take.
+            pub fn $m(&self, other: impl Into<Operand>) -> Result<Array> {
+                self.apply(BinaryOp::$v, other)
+            }
         }
     };
 }
 
-comparisons! {
-    /// `self < other`.
-    lt => Lt;
-    /// `self <= other`.
-    le => Le;
-    /// `self > other`.
-    gt => Gt;
-    /// `self >= other`.
-    ge => Ge;
-    /// `self == other`.
-    eq_elem => Eq;
-    /// `self != other`.
-    ne_elem => Ne;
-    /// `self ** other`.
-    pow => Pow;
-    /// Elementwise maximum (NaN propagates).
-    maximum => Maximum;
-    /// Elementwise minimum (NaN propagates).
-    minimum => Minimum;
-    /// Logical and (bool) or bitwise and (ints).
-    logical_and => And;
-    /// Logical or (bool) or bitwise or (ints).
-    logical_or => Or;
-    /// Floor division (Python's `//`).
-    floor_div => FloorDiv;
-}
+unary_table!(unary_methods);
+binary_table!(binary_methods);
 
 macro_rules! operator {
     ($trait:ident, $method:ident, $op:ident) => {
@@ -1368,21 +954,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numpy_slices() {
-        let s = normalize_slice(None, None, -1, 5).unwrap();
-        assert_eq!((s.start, s.step, s.len), (4, -1, 5));
-        let s = normalize_slice(Some(-2), None, 1, 5).unwrap();
-        assert_eq!((s.start, s.len), (3, 2));
-        let s = normalize_slice(Some(10), Some(20), 1, 5).unwrap();
-        assert_eq!(s.len, 0);
-        let s = normalize_slice(None, Some(0), -2, 5).unwrap();
-        assert_eq!((s.start, s.len), (4, 2)); // 4, 2
-        let s = normalize_slice(None, None, 100, 20000).unwrap();
-        assert_eq!(s.len, 200);
-        assert!(normalize_slice(None, None, 0, 5).is_err());
-    }
-
-    #[test]
     fn broadcast_rules() {
         assert_eq!(
             broadcast_shapes("t", &[7, 1, 3], &[1, 7, 3]).unwrap(),
@@ -1390,22 +961,5 @@ mod tests {
         );
         assert_eq!(broadcast_shapes("t", &[3], &[]).unwrap(), vec![3]);
         assert!(broadcast_shapes("t", &[2, 3], &[3, 2]).is_err());
-    }
-
-    #[test]
-    fn strided_selection_chunks() {
-        let ax = AxisChunks::regular(10, 4); // 0..4, 4..8, 8..10
-        let s = AxisSel {
-            start: 1,
-            step: 3,
-            len: 3,
-        }; // 1, 4, 7
-        assert_eq!(select_axis_chunks(&ax, &s).sizes(), vec![1, 2]);
-        let s = AxisSel {
-            start: 9,
-            step: -4,
-            len: 3,
-        }; // 9, 5, 1
-        assert_eq!(select_axis_chunks(&ax, &s).sizes(), vec![1, 1, 1]);
     }
 }

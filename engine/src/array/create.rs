@@ -18,6 +18,7 @@ pub const AUTO_CHUNK_BYTES: u64 = 8 << 20;
 
 /// How to chunk a new array.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Chunks {
     /// About [`AUTO_CHUNK_BYTES`] per chunk, as square as possible.
     #[default]

@@ -81,14 +81,9 @@ fn expr_depth(a: &Array, depth: usize) -> String {
         Op::Clip { x, lo, hi } => format!("clip({}, {lo:?}, {hi:?})", e(x)),
         Op::Cast { x } => format!("{}.astype({})", e(x), a.dtype()),
         Op::Reduce { op, x, axes, .. } => {
-            let name = format!("{op:?}").to_lowercase();
-            let name = name
-                .split([' ', '{'])
-                .next()
-                .unwrap_or("reduce")
-                .to_string();
             format!(
-                "{name}({}, axis={})",
+                "{}({}, axis={})",
+                op.name(),
                 e(x),
                 tuple(&axes.iter().map(|&v| v as u64).collect::<Vec<_>>(), false)
             )

@@ -6,20 +6,23 @@
 //! when the graph is run by an [`Executor`](crate::Executor).
 //!
 //! The node kinds are a closed set ([`Op`]); the methods that build them
-//! live in `build.rs` (elementwise, reductions, indexing, combining) and
+//! live in `build.rs` (elementwise, reductions, combining), `index.rs`
+//! (indexing, masks, transposes, rechunking) and
 //! `create.rs` (sources, constants, random arrays). Evaluation of a node
 //! over a strided selection is in [`crate::eval`].
 
 mod build;
 mod create;
 mod display;
+mod index;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use build::{concatenate, map_blocks, stack, where_, IndexItem, Operand, Scalar};
+pub use build::{concatenate, map_blocks, stack, where_, Operand, Scalar};
 pub use create::{arange, full, linspace, ones, zeros, Chunks};
+pub use index::{IndexItem, IntoIndexItem, IntoSlice};
 
 use crate::block::Block;
 use crate::dtype::DType;
@@ -47,6 +50,7 @@ pub enum SelItem {
 
 /// The operation a node performs. A closed set: every pass matches it exhaustively.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Op {
     /// Chunks from storage.
     Source {

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use ndarray::{ArrayD, IxDyn};
 
 use super::elementwise::{
-    float_divmod, nan_max, nan_min, next_lane, widest, BinaryOp, Float, UnaryOp,
+    binary_table, float_divmod, nan_max, nan_min, next_lane, unary_table, widest, BinaryOp, Float,
+    UnaryOp,
 };
 use crate::block::Block;
 use crate::dtype::DType;
@@ -52,13 +53,11 @@ pub(crate) enum FusedOp {
 
 impl FusedOp {
     /// True for the ops a chain can run: float-valued ops that keep their
-    /// operand's float dtype.
+    /// operand's float dtype (the op table's `fused` column).
     pub(crate) fn supported(self) -> bool {
         match self {
-            FusedOp::Unary(op) => !matches!(op, UnaryOp::Not | UnaryOp::IsNan | UnaryOp::IsFinite),
-            FusedOp::Binary(op) => {
-                !op.is_comparison() && !matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
-            }
+            FusedOp::Unary(op) => op.fusable(),
+            FusedOp::Binary(op) => op.fusable(),
             FusedOp::Clip { .. } => true,
         }
     }
@@ -836,41 +835,8 @@ enum Read {
 #[inline(always)]
 fn exec<'a, T: Float>(step: Step<T>, d: &mut [T], arg: impl Fn(Arg<T>) -> Src<'a, T>) {
     match step {
-        Step::Unary(op, x) => {
-            let x = arg(x);
-            match op {
-                UnaryOp::Neg => un(d, x, |v| -v),
-                UnaryOp::Abs => un(d, x, T::abs),
-                UnaryOp::Sqrt => un(d, x, T::sqrt),
-                UnaryOp::Exp => un(d, x, T::exp),
-                UnaryOp::Log => un(d, x, T::ln),
-                UnaryOp::Log1p => un(d, x, T::ln_1p),
-                UnaryOp::Sin => un(d, x, T::sin),
-                UnaryOp::Cos => un(d, x, T::cos),
-                UnaryOp::Tanh => un(d, x, T::tanh),
-                UnaryOp::Square => un(d, x, |v| v * v),
-                UnaryOp::Floor => un(d, x, T::floor),
-                UnaryOp::Ceil => un(d, x, T::ceil),
-                UnaryOp::Not | UnaryOp::IsNan | UnaryOp::IsFinite => {
-                    unreachable!("a chain holds float-valued ops only")
-                }
-            }
-        }
-        Step::Binary(op, a, b) => {
-            let (a, b) = (arg(a), arg(b));
-            match op {
-                BinaryOp::Add => bin(d, a, b, |p, q| p + q),
-                BinaryOp::Sub => bin(d, a, b, |p, q| p - q),
-                BinaryOp::Mul => bin(d, a, b, |p, q| p * q),
-                BinaryOp::Div => bin(d, a, b, |p, q| p / q),
-                BinaryOp::FloorDiv => bin(d, a, b, |p, q| float_divmod(p, q).0),
-                BinaryOp::Rem => bin(d, a, b, |p, q| float_divmod(p, q).1),
-                BinaryOp::Pow => bin(d, a, b, T::powf),
-                BinaryOp::Maximum => bin(d, a, b, nan_max),
-                BinaryOp::Minimum => bin(d, a, b, nan_min),
-                _ => unreachable!("a chain holds float-valued ops only"),
-            }
-        }
+        Step::Unary(op, x) => exec_unary(op, d, arg(x)),
+        Step::Binary(op, a, b) => exec_binary(op, d, arg(a), arg(b)),
         Step::Pow(x, e) => {
             let x = arg(x);
             match e {
@@ -895,6 +861,57 @@ fn exec<'a, T: Float>(step: Step<T>, d: &mut [T], arg: impl Fn(Arg<T>) -> Src<'a
         }
     }
 }
+
+/// A fusable row's whole arm, or `unreachable!` for the others (a chain
+/// holds only the ops whose `fused` column is `yes`; [`FusedOp::supported`]).
+macro_rules! fused_arm {
+    (yes, $($e:tt)*) => {
+        $($e)*
+    };
+    (no, $($e:tt)*) => {
+        unreachable!("a chain holds fusable ops only")
+    };
+}
+
+/// The strip loops of the fusable ops, from the op tables' float column:
+/// the same scalar functions as the whole-tile kernels.
+macro_rules! fused_unary {
+    ($(
+        $(#[$doc:meta])*
+        $v:ident = $name:literal, aliases [$($alias:literal),*], method [$($m:ident)?],
+        rule $rule:ident, fused $fz:ident,
+        float [$($ff:expr)?], int [$($fi:expr)?], bool [$($fb:expr)?];
+    )*) => {
+        /// One unary op over one strip into `d`.
+        #[inline(always)]
+        fn exec_unary<T: Float>(op: UnaryOp, d: &mut [T], x: Src<'_, T>) {
+            match op {
+                $(UnaryOp::$v => fused_arm!($fz, un(d, x, $($ff)?)),)*
+            }
+        }
+    };
+}
+
+macro_rules! fused_binary {
+    ($(
+        $(#[$doc:meta])*
+        $v:ident = $name:literal, aliases [$($alias:literal),*], method [$($m:ident)?],
+        rule $rule:ident, fused $fz:ident, tile [$($tile:path)?],
+        float [$($ff:expr)?], int [$($fi:expr)?], bool [$($fb:expr)?];
+    )*) => {
+        /// One binary op over one strip into `d` (`power` with an array
+        /// exponent: a constant exponent is a [`Step::Pow`]).
+        #[inline(always)]
+        fn exec_binary<T: Float>(op: BinaryOp, d: &mut [T], a: Src<'_, T>, b: Src<'_, T>) {
+            match op {
+                $(BinaryOp::$v => fused_arm!($fz, bin(d, a, b, $($ff)?)),)*
+            }
+        }
+    };
+}
+
+unary_table!(fused_unary);
+binary_table!(fused_binary);
 
 #[inline(always)]
 fn un<T: Copy>(d: &mut [T], x: Src<'_, T>, f: impl Fn(T) -> T) {
@@ -947,27 +964,25 @@ mod tests {
         seed: u64,
     }
 
-    const UNARY: [UnaryOp; 9] = [
-        UnaryOp::Neg,
-        UnaryOp::Abs,
-        UnaryOp::Sqrt,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Square,
-        UnaryOp::Floor,
-        UnaryOp::Tanh,
-        UnaryOp::Sin,
-    ];
-    const BINARY: [BinaryOp; 8] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::FloorDiv,
-        BinaryOp::Rem,
-        BinaryOp::Maximum,
-        BinaryOp::Minimum,
-    ];
+    /// The fusable unary ops other than `power` (from the op table).
+    fn unary_ops() -> Vec<UnaryOp> {
+        UnaryOp::ALL
+            .iter()
+            .copied()
+            .filter(|o| o.fusable())
+            .collect()
+    }
+
+    /// The fusable binary ops other than `power`, which gets its constant
+    /// exponents below.
+    fn binary_ops() -> Vec<BinaryOp> {
+        BinaryOp::ALL
+            .iter()
+            .copied()
+            .filter(|&o| o.fusable() && o != BinaryOp::Pow)
+            .collect()
+    }
+
     const EXPONENTS: [f64; 9] = [2.0, 3.0, 0.5, -1.0, 1.0, 0.0, 4.0, -2.0, 1.7];
 
     fn case() -> impl Strategy<Value = Case> {
@@ -986,6 +1001,7 @@ mod tests {
             any::<u64>(),
         )
             .prop_map(|(out, masks, ops, f32, seed)| {
+                let (unary, binary) = (unary_ops(), binary_ops());
                 let leaves: Vec<Vec<usize>> = masks
                     .iter()
                     .map(|&m| {
@@ -1015,7 +1031,7 @@ mod tests {
                     };
                     let op = match kind % 4 {
                         0 => (
-                            FusedOp::Unary(UNARY[p as usize % UNARY.len()]),
+                            FusedOp::Unary(unary[p as usize % unary.len()]),
                             vec![pick(a)],
                         ),
                         1 => (
@@ -1030,7 +1046,7 @@ mod tests {
                             vec![pick(a)],
                         ),
                         _ => (
-                            FusedOp::Binary(BINARY[p as usize % BINARY.len()]),
+                            FusedOp::Binary(binary[p as usize % binary.len()]),
                             vec![pick(a), pick(b)],
                         ),
                     };

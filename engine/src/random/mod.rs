@@ -59,6 +59,7 @@ use hash::{fmix, unit53, Key, GAMMA};
 
 /// A distribution of random values (all generated as `f64`).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Distribution {
     /// Gaussian with mean `loc` and standard deviation `scale`.
     Normal { loc: f64, scale: f64 },

@@ -395,7 +395,7 @@ fn create_new_file(
 ) -> Result<Opened> {
     if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
-            .map_err(|e| crate::raw::io_err(name, "creating the directory", e))?;
+            .map_err(|e| crate::contiguous::io_err(name, "creating the directory", e))?;
     }
     let temp = crate::swap::temp_sibling(file);
     let f = h5_open(&temp, true).map_err(|e| open_failed(name, &temp, "cannot create", e))?;
@@ -412,7 +412,7 @@ fn create_new_file(
                     if e.kind() == std::io::ErrorKind::AlreadyExists {
                         crate::lock::in_use(name, file)
                     } else {
-                        crate::raw::io_err(name, "naming the new file", e)
+                        crate::contiguous::io_err(name, "naming the new file", e)
                     }
                 })
                 .map(|()| ds)
@@ -663,7 +663,7 @@ pub(super) fn put_in_place(f: hdf5::File, ds: Dataset, swap: Swap, name: &str) -
             f.close().map_err(|e| fin("cannot close", e))?;
             std::fs::rename(&temp, &target).map_err(|e| {
                 let _ = std::fs::remove_file(&temp);
-                crate::raw::io_err(name, "the rename of the new file over the old", e)
+                crate::contiguous::io_err(name, "the rename of the new file over the old", e)
             })
         }
     }

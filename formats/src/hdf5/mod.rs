@@ -31,11 +31,11 @@ use hdf5::datatype::ByteOrder;
 use hdf5::filters::Filter;
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::Dataset;
-use ndstream_engine::{ChunkSink, ChunkSource, DType, Error, Result};
+use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result};
 
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 
-pub(crate) use codec::Step;
+pub(crate) use codec::{decode as codec_decode, encode as codec_encode, Step};
 
 /// The attribute a sink sets at creation and removes in `finish`.
 pub(crate) const INCOMPLETE_ATTR: &str = "_ndstream_incomplete";
@@ -55,7 +55,13 @@ pub(crate) const PRIVATE_PREFIX: &str = "_ndstream_";
 /// [`Error::Open`] for a missing file or dataset, a file that is not HDF5,
 /// or a dtype other than integers, floats and bool.
 pub fn open_source(file: &Path, dataset: &str, name: &str) -> Result<Arc<dyn ChunkSource>> {
-    Ok(Arc::new(source::Hdf5Source::open(file, dataset, name)?))
+    let mut src = source::Hdf5Source::open(file, dataset, name)?;
+    src.locator = crate::Location::Hdf5 {
+        file: file.to_path_buf(),
+        dataset: src.path.clone(),
+    }
+    .to_locator();
+    Ok(Arc::new(src))
 }
 
 /// Create (or resume, or overwrite) dataset `dataset` in `file` as `spec` describes.
@@ -73,6 +79,16 @@ pub fn create_sink(
     spec: &SinkSpec,
 ) -> Result<Arc<dyn ChunkSink>> {
     Ok(Arc::new(sink::Hdf5Sink::create(file, dataset, name, spec)?))
+}
+
+/// The write grid and the sink's own bytes per chunk for `spec` (see
+/// [`crate::sink_needs`]), before anything is opened.
+///
+/// # Errors
+/// What [`create_sink`] refuses in the spec itself (shards, codecs HDF5
+/// here cannot write, chunks that do not fit the shape).
+pub fn sink_needs(name: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+    sink::needs(name, spec)
 }
 
 /// Describe a dataset, or every dataset in a file or group (recursively).

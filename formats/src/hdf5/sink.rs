@@ -127,8 +127,9 @@ impl Hdf5Sink {
         // From here a failure drops `handles`, undoing any temporary.
         let handles = AbandonOnDrop(Some(handles));
         let file = on_disk.as_path();
-        let os_err =
-            |e: std::io::Error| crate::raw::io_err(name, &format!("opening {}", file.display()), e);
+        let os_err = |e: std::io::Error| {
+            crate::contiguous::io_err(name, &format!("opening {}", file.display()), e)
+        };
         let reader = File::open(file).map_err(os_err)?;
         let contiguous = if is_contiguous(spec) {
             let base = handles
@@ -325,6 +326,32 @@ impl Drop for Hdf5Sink {
 }
 
 /// The filter pipeline and deflate level for the spec, or why HDF5 cannot store it.
+/// A sink's own bytes per chunk: the native-byte copy (plus padding), and
+/// for a filter pipeline the shuffled and compressed buffers.
+fn bytes_per_chunk(chunk_bytes: u64, contiguous: bool, pipeline: &[Step]) -> u64 {
+    let copies = if contiguous {
+        1
+    } else if pipeline.is_empty() {
+        2
+    } else {
+        4
+    };
+    chunk_bytes.saturating_mul(copies)
+}
+
+/// The write grid and the sink's own bytes per chunk that [`super::create_sink`]
+/// would give `spec`, known before anything is opened.
+pub(crate) fn needs(name: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+    let (pipeline, _) = check_spec(name, spec)?;
+    let chunk_bytes = lifecycle::stored_chunk(spec)
+        .iter()
+        .fold(spec.dtype.size() as u64, |acc, &c| acc.saturating_mul(c));
+    Ok((
+        ChunkGrid::regular(&spec.shape, &spec.chunks),
+        bytes_per_chunk(chunk_bytes, is_contiguous(spec), &pipeline),
+    ))
+}
+
 fn check_spec(name: &str, spec: &SinkSpec) -> Result<(Vec<Step>, u32)> {
     if spec.chunks.len() != spec.shape.len() || spec.chunks.contains(&0) {
         return Err(Error::open(
@@ -495,15 +522,11 @@ impl ChunkSink for Hdf5Sink {
     }
 
     fn memory_per_chunk(&self) -> u64 {
-        // The native-byte copy (plus padding), and for gzip the shuffled and compressed buffers.
-        let copies = if self.contiguous.is_some() {
-            1
-        } else if self.pipeline.is_empty() {
-            2
-        } else {
-            4
-        };
-        (self.chunk_bytes() * copies) as u64
+        bytes_per_chunk(
+            self.chunk_bytes() as u64,
+            self.contiguous.is_some(),
+            &self.pipeline,
+        )
     }
 
     fn finish(&self) -> Result<()> {

@@ -82,6 +82,10 @@ pub(crate) struct Hdf5Source {
     fill: Vec<u8>,
     attrs: Attributes,
     storage: Storage,
+    /// The dataset's path in the file (the one found when none was named).
+    pub(crate) path: String,
+    /// Where the array can be opened again (see `ChunkSource::locator`).
+    pub(crate) locator: Option<String>,
 }
 
 /// Refuse a dataset whose filters libhdf5 cannot decode here (a plugin
@@ -120,6 +124,7 @@ impl Hdf5Source {
     pub(crate) fn open(file: &Path, dataset: &str, name: &str) -> Result<Hdf5Source> {
         let f = open_file(file, name)?;
         let ds = open_dataset(&f, &normalize(dataset), file, name)?;
+        let path = ds.name();
         let meta = Meta::read(&ds, name)?;
         let attrs = hdf5::sync::sync(|| attrs::read_attrs(&ds));
         let itemsize = meta.dtype.size();
@@ -193,6 +198,8 @@ impl Hdf5Source {
             fill: meta.fill,
             attrs,
             storage,
+            path,
+            locator: None,
         })
     }
 
@@ -574,6 +581,10 @@ fn chunk_locations(
 }
 
 impl ChunkSource for Hdf5Source {
+    fn locator(&self) -> Option<String> {
+        self.locator.clone()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -588,6 +599,22 @@ impl ChunkSource for Hdf5Source {
 
     fn grid(&self) -> &ChunkGrid {
         &self.grid
+    }
+
+    fn chunk_read_bytes(&self) -> u64 {
+        match &self.storage {
+            // A stored chunk decodes whole, also where it is declared
+            // larger than the dataset.
+            Storage::Chunked { chunk, .. } => {
+                chunk.iter().fold(self.dtype.size() as u64, |acc, &c| {
+                    acc.saturating_mul(c as u64)
+                })
+            }
+            _ => self
+                .grid
+                .max_chunk_elems()
+                .saturating_mul(self.dtype.size() as u64),
+        }
     }
 
     fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
@@ -678,8 +705,8 @@ impl ChunkSource for Hdf5Source {
             acc *= chunk[d] as i64;
         }
         let (base, size) = (loc.addr as usize, loc.size as usize);
-        let block = crate::raw::gather_block(self.dtype, map, base, &strides, part, false);
-        crate::raw::release_pages(map, base, base + size);
+        let block = crate::contiguous::gather_block(self.dtype, map, base, &strides, part, false);
+        crate::contiguous::release_pages(map, base, base + size);
         Some(block.ok_or_else(|| self.err(idx, "a bool element is neither 0 nor 1: corrupt data")))
     }
 

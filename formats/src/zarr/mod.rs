@@ -21,7 +21,7 @@ mod store;
 use std::path::Path;
 use std::sync::Arc;
 
-use ndstream_engine::{ChunkSink, ChunkSource, Error, Result};
+use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, Error, Result};
 use zarrs::array::{Array, CodecOptions};
 
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo, ZarrVersion};
@@ -119,7 +119,19 @@ pub(crate) fn open_source(name: &str, root: &Path, array: &str) -> Result<Arc<dy
         message: format!("zarrs cannot open the array: {e}"),
         cause: Some(Box::new(e)),
     })?;
-    Ok(Arc::new(source::ZarrSource::new(name, dir, zarr, meta)))
+    let mut src = source::ZarrSource::new(name, dir, zarr, meta);
+    src.locator = crate::Location::Zarr {
+        root: root.to_path_buf(),
+        array: array.to_string(),
+    }
+    .to_locator();
+    Ok(Arc::new(src))
+}
+
+/// The write grid and the sink's own bytes per write unit for `spec` (see
+/// [`crate::open::sink_needs`]).
+pub(crate) fn sink_needs(name: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+    sink::needs(name, spec)
 }
 
 /// Create the array `root/array` for `spec`.
@@ -175,7 +187,7 @@ fn array_info(path: String, dir: &Path, m: ArrayMeta) -> ArrayInfo {
 /// Arrays below the group directory `dir` (recursively, sorted by path).
 fn collect_arrays(name: &str, dir: &Path, prefix: &str, out: &mut Vec<ArrayInfo>) -> Result<()> {
     let mut subdirs: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| crate::raw::open_err(name, "cannot list the group", e))?
+        .map_err(|e| crate::contiguous::open_err(name, "cannot list the group", e))?
         .flatten()
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -101,7 +101,7 @@ impl Drop for SwapGuard {
 /// An [`Error::Sink`] for an I/O failure outside any chunk (a runtime
 /// failure: exit status 1 in the CLI).
 fn io_err(name: &str, what: &str, e: std::io::Error) -> Error {
-    crate::raw::io_err(name, what, e)
+    crate::contiguous::io_err(name, what, e)
 }
 
 /// Write the incomplete marker into the array directory `dir`, replacing
@@ -201,7 +201,7 @@ impl std::fmt::Debug for ZarrSink {
 }
 
 fn check_spec(name: &str, spec: &SinkSpec) -> Result<()> {
-    crate::raw::spec_grid(name, spec)?;
+    crate::contiguous::spec_grid(name, spec)?;
     if let Some(shards) = &spec.shards {
         if spec.zarr_version == crate::spec::ZarrVersion::V2 {
             return Err(Error::open(name, "sharding needs Zarr v3"));
@@ -386,21 +386,11 @@ impl ZarrSink {
             })?;
             a
         };
-        let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
-        let direct_zstd = match spec.codec {
-            Codec::Zstd { level } if spec.shards.is_none() && cfg!(target_endian = "little") => {
-                Some(level)
-            }
-            _ => None,
-        };
-        let zstd_context_bytes = match direct_zstd {
-            Some(level) => {
-                let chunk_bytes = chunk_shape.iter().product::<u64>() * spec.dtype.size() as u64;
-                zstd_context_size(level, chunk_bytes as usize)
-                    .map_err(|e| io_err(name, "setting up zstd", e))?
-            }
-            None => 0,
-        };
+        let WriteUnit {
+            chunk_shape,
+            direct_zstd,
+            zstd_context_bytes,
+        } = WriteUnit::of(name, spec)?;
         Ok(ZarrSink {
             name: name.to_string(),
             dir: write_dir,
@@ -584,10 +574,7 @@ impl ChunkSink for ZarrSink {
         )
     }
     fn memory_per_chunk(&self) -> u64 {
-        // The padded copy plus the encoded output (at most about as large),
-        // and the zstd context of the writing thread.
-        2 * self.chunk_shape.iter().product::<u64>() * self.dtype.size() as u64
-            + self.zstd_context_bytes
+        unit_bytes(&self.chunk_shape, self.dtype, self.zstd_context_bytes)
     }
     fn finish(&self) -> Result<()> {
         let mut swap = self.swap.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -620,6 +607,72 @@ impl ChunkSink for ZarrSink {
 /// The bytes a zstd context holds after compressing one `chunk_bytes` chunk
 /// at `level` (zstd sizes its tables to the input, so this is measured on a
 /// zeroed chunk rather than estimated for unbounded input).
+/// What a sink writes in: chunks, or shards when sharded; and whether
+/// chunks are zstd-compressed directly (not through zarrs' codec chain).
+struct WriteUnit {
+    chunk_shape: Vec<u64>,
+    direct_zstd: Option<i32>,
+    zstd_context_bytes: u64,
+}
+
+impl WriteUnit {
+    fn of(name: &str, spec: &SinkSpec) -> Result<WriteUnit> {
+        let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
+        let direct_zstd = match spec.codec {
+            Codec::Zstd { level } if spec.shards.is_none() && cfg!(target_endian = "little") => {
+                Some(level)
+            }
+            _ => None,
+        };
+        let zstd_context_bytes = match direct_zstd {
+            Some(level) => {
+                let chunk_bytes = chunk_shape
+                    .iter()
+                    .fold(spec.dtype.size() as u64, |acc, &c| acc.saturating_mul(c));
+                let chunk_bytes = usize::try_from(chunk_bytes).map_err(|_| {
+                    Error::open(name, format!("a chunk of {chunk_bytes} bytes is too large"))
+                })?;
+                zstd_context_size(level, chunk_bytes)
+                    .map_err(|e| io_err(name, "setting up zstd", e))?
+            }
+            None => 0,
+        };
+        Ok(WriteUnit {
+            chunk_shape,
+            direct_zstd,
+            zstd_context_bytes,
+        })
+    }
+}
+
+/// A sink's own bytes per write unit: the padded copy plus the encoded
+/// output (at most about as large), and the zstd context of the writing
+/// thread.
+fn unit_bytes(unit: &[u64], dtype: DType, zstd_context_bytes: u64) -> u64 {
+    unit.iter()
+        .fold(2 * dtype.size() as u64, |acc, &c| acc.saturating_mul(c))
+        .saturating_add(zstd_context_bytes)
+}
+
+/// The write grid and the sink's own bytes per write unit that
+/// [`ZarrSink::create`] would give `spec`, known before anything is opened.
+pub(crate) fn needs(name: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+    if spec.chunks.len() != spec.shape.len() || spec.chunks.contains(&0) {
+        return Err(Error::open(
+            name,
+            format!(
+                "chunks {:?} do not fit shape {:?} (one positive size per axis)",
+                spec.chunks, spec.shape
+            ),
+        ));
+    }
+    let unit = WriteUnit::of(name, spec)?;
+    Ok((
+        ChunkGrid::regular(&spec.shape, &unit.chunk_shape),
+        unit_bytes(&unit.chunk_shape, spec.dtype, unit.zstd_context_bytes),
+    ))
+}
+
 fn zstd_context_size(level: i32, chunk_bytes: usize) -> std::io::Result<u64> {
     let mut c = zstd::bulk::Compressor::new(level)?;
     c.include_checksum(false)?;

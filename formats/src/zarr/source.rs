@@ -38,6 +38,8 @@ pub(crate) struct ZarrSource {
     grid: ChunkGrid,
     shard_cache: Option<ArrayShardedReadableExtCache>,
     options: CodecOptions,
+    /// Where the array can be opened again (see `ChunkSource::locator`).
+    pub(crate) locator: Option<String>,
 }
 
 impl std::fmt::Debug for ZarrSource {
@@ -72,6 +74,7 @@ impl ZarrSource {
             grid,
             shard_cache,
             options: codec_options(),
+            locator: None,
         }
     }
 
@@ -140,6 +143,10 @@ impl ZarrSource {
 }
 
 impl ChunkSource for ZarrSource {
+    fn locator(&self) -> Option<String> {
+        self.locator.clone()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -151,6 +158,16 @@ impl ChunkSource for ZarrSource {
     }
     fn grid(&self) -> &ChunkGrid {
         &self.grid
+    }
+    fn chunk_read_bytes(&self) -> u64 {
+        // A chunk decodes whole, at its declared shape, even where the
+        // array is smaller (the grid's chunk is clipped to the array).
+        let stored = self.meta.inner.as_ref().unwrap_or(&self.meta.chunks);
+        stored
+            .iter()
+            .fold(self.meta.dtype.size() as u64, |acc, &c| {
+                acc.saturating_mul(c)
+            })
     }
     fn read_chunk(&self, idx: &[u64]) -> Result<Block> {
         self.grid

@@ -282,6 +282,35 @@ fn check_reads(path: &str, spec: &SinkSpec, data: &Block, f: &Format) {
             assert_eq!(attrs.get(k), Some(v), "{}: attribute {k} of {path}", f.name);
         }
     }
+    check_locator(path, src.as_ref(), f);
+}
+
+/// The source's locator is absolute and opens the same array again.
+fn check_locator(path: &str, src: &dyn ndstream_engine::ChunkSource, f: &Format) {
+    let loc = src
+        .locator()
+        .unwrap_or_else(|| panic!("{}: {path} has no locator", f.name));
+    assert!(loc.starts_with('/'), "{}: locator {loc} of {path}", f.name);
+    let again = open_source(&loc).unwrap_or_else(|e| panic!("{}: open {loc}: {e}", f.name));
+    assert_eq!(again.shape(), src.shape(), "{}: {loc}", f.name);
+    assert_eq!(again.dtype(), src.dtype(), "{}: {loc}", f.name);
+    assert_eq!(again.grid(), src.grid(), "{}: {loc}", f.name);
+    assert_eq!(again.locator().as_deref(), Some(loc.as_str()), "{}", f.name);
+    let chunks = all_chunks(src.grid());
+    for idx in [chunks.first(), chunks.last()].into_iter().flatten() {
+        assert!(
+            again.read_chunk(idx).unwrap() == src.read_chunk(idx).unwrap(),
+            "{}: chunk {idx:?} through {loc}",
+            f.name
+        );
+    }
+}
+
+/// `path` (absolute) relative to the working directory.
+fn relative_to_cwd(path: &str) -> String {
+    let cwd = std::env::current_dir().unwrap();
+    let ups = cwd.components().count() - 1;
+    format!("{}{}", "../".repeat(ups), path.trim_start_matches('/'))
 }
 
 fn info_of(path: &str, f: &Format) -> ndstream_formats::ArrayInfo {
@@ -304,6 +333,15 @@ pub fn check_sink_then_source(dir: &Path, stem: &str, spec: &SinkSpec, f: &Forma
         .unwrap_or_else(|e| panic!("{}: finish {path}: {e}", f.name));
     drop(sink);
     check_reads(path, spec, &data, f);
+    // Opened through a relative path, the store's locator is absolute.
+    let rel = relative_to_cwd(path);
+    let src = open_source(&rel).unwrap_or_else(|e| panic!("{}: open {rel}: {e}", f.name));
+    assert!(
+        src.locator().is_some() && src.locator() == open_source(path).unwrap().locator(),
+        "{}: {rel}",
+        f.name
+    );
+    check_locator(&rel, src.as_ref(), f);
 
     let i = info_of(path, f);
     assert_eq!(i.shape, spec.shape, "{}: info shape", f.name);

@@ -8,76 +8,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndstream::{Array, Chunks, DType, ReduceOp, UnaryOp};
+use ndstream::{Array, BinaryOp, Chunks, DType, ReduceOp, ReduceParam, UnaryOp};
 
 use super::error::{ExprError, Span};
-use super::eval::{binary, lib_err};
+use super::eval::{binary, lib_err, syntax_op};
 use super::value::{
     as_array, as_axes, as_bool, as_chunks, as_dtype, as_f64, as_int, as_operand, as_seq, as_shape,
     as_str, Args, Value,
 };
 
-const REDUCTIONS: [&str; 22] = [
-    "sum",
-    "prod",
-    "mean",
-    "var",
-    "std",
-    "min",
-    "max",
-    "amin",
-    "amax",
-    "argmin",
-    "argmax",
-    "any",
-    "all",
-    "count_nonzero",
-    "nansum",
-    "nanmean",
-    "nanvar",
-    "nanstd",
-    "nanmin",
-    "nanmax",
-    "topk",
-    "argtopk",
-];
-
-const UNARIES: [&str; 17] = [
-    "sqrt",
-    "exp",
-    "log",
-    "log1p",
-    "sin",
-    "cos",
-    "tanh",
-    "abs",
-    "absolute",
-    "isnan",
-    "isfinite",
-    "square",
-    "floor",
-    "ceil",
-    "negative",
-    "logical_not",
-    "invert",
-];
-
-const BINARIES: [&str; 12] = [
-    "add",
-    "subtract",
-    "multiply",
-    "divide",
-    "true_divide",
-    "floor_divide",
-    "mod",
-    "power",
-    "maximum",
-    "minimum",
-    "logical_and",
-    "logical_or",
-];
-
-const OTHERS: [&str; 21] = [
+const OTHERS: [&str; 20] = [
     "open",
     "stack",
     "concatenate",
@@ -98,22 +38,43 @@ const OTHERS: [&str; 21] = [
     "rechunk",
     "array",
     "asarray",
-    "logical_xor",
 ];
 
 const METHOD_ONLY: [&str; 4] = ["compute", "persist", "copy", "astype"];
 
+/// The names of the elementwise functions: every op of the library's op
+/// tables under its NumPy name and its aliases (`sqrt`, `absolute`, `abs`,
+/// `add`, `mod`, ...).
+pub fn elementwise_names() -> impl Iterator<Item = &'static str> {
+    let unary = UnaryOp::ALL
+        .iter()
+        .flat_map(|op| std::iter::once(op.name()).chain(op.aliases().iter().copied()));
+    let binary = BinaryOp::ALL
+        .iter()
+        .flat_map(|op| std::iter::once(op.name()).chain(op.aliases().iter().copied()));
+    unary.chain(binary)
+}
+
+/// The names of the reductions: every row of the library's reduction
+/// table under its NumPy name and its aliases (`sum`, `nanprod`, `amin`,
+/// `topk`, ...).
+pub fn reduction_names() -> impl Iterator<Item = &'static str> {
+    ReduceOp::ALL
+        .iter()
+        .flat_map(|op| std::iter::once(op.name()).chain(op.aliases().iter().copied()))
+}
+
 /// True if `name` is a function of the language (for "did you mean to call it" hints).
 pub fn is_function(name: &str) -> bool {
-    REDUCTIONS.contains(&name)
-        || UNARIES.contains(&name)
-        || BINARIES.contains(&name)
+    ReduceOp::from_name(name).is_some()
+        || UnaryOp::from_name(name).is_some()
+        || BinaryOp::from_name(name).is_some()
         || OTHERS.contains(&name)
 }
 
 /// True if `name` is an array method.
 pub fn is_method(name: &str) -> bool {
-    REDUCTIONS.contains(&name)
+    ReduceOp::from_name(name).is_some()
         || METHOD_ONLY.contains(&name)
         || matches!(name, "rechunk" | "transpose" | "clip")
 }
@@ -127,39 +88,34 @@ pub fn call(name: &str, mut a: Args) -> Result<Value, ExprError> {
     if let Some(r) = name.strip_prefix("random.") {
         return random(r, a);
     }
-    if REDUCTIONS.contains(&name) {
-        return reduction(name, a);
+    if let Some(op) = ReduceOp::from_name(name) {
+        return reduction(name, op, a);
     }
-    if let Some(op) = unary_op(name) {
+    if let Some(op) = UnaryOp::from_name(name) {
         let (x, xs) = a.req(0, "x")?;
         a.finish()?;
         return Ok(Value::Array(
             as_array(&x, xs)?.unary(op).map_err(lib_err(span))?,
         ));
     }
-    if let Some(op) = binary_syntax_op(name) {
-        let (x, _) = a.req(0, "x1")?;
-        let (y, _) = a.req(1, "x2")?;
+    if let Some(op) = BinaryOp::from_name(name) {
+        let (x, xs) = a.req(0, "x1")?;
+        let (y, ys) = a.req(1, "x2")?;
         a.finish()?;
-        return binary(op, x, y, span);
+        // Ops with an operator (`add` is `+`) evaluate as the operator
+        // does, scalars included; the others (`maximum`, `minimum`) take
+        // the array side first.
+        if let Some(bop) = syntax_op(op) {
+            return binary(bop, x, y, span);
+        }
+        let (xa, y) = match (&x, &y) {
+            (Value::Array(_), _) => (as_array(&x, xs)?, as_operand(&y, ys)?),
+            (_, Value::Array(_)) => (as_array(&y, ys)?, as_operand(&x, xs)?),
+            _ => (as_array(&x, xs)?, as_operand(&y, ys)?),
+        };
+        return Ok(Value::Array(xa.apply(op, y).map_err(lib_err(span))?));
     }
     match name {
-        "maximum" | "minimum" | "logical_xor" => {
-            let (x, xs) = a.req(0, "x1")?;
-            let (y, ys) = a.req(1, "x2")?;
-            a.finish()?;
-            let op = match name {
-                "maximum" => ndstream::BinaryOp::Maximum,
-                "minimum" => ndstream::BinaryOp::Minimum,
-                _ => ndstream::BinaryOp::Xor,
-            };
-            let (xa, y) = match (&x, &y) {
-                (Value::Array(_), _) => (as_array(&x, xs)?, as_operand(&y, ys)?),
-                (_, Value::Array(_)) => (as_array(&y, ys)?, as_operand(&x, xs)?),
-                _ => (as_array(&x, xs)?, as_operand(&y, ys)?),
-            };
-            Ok(Value::Array(xa.apply(op, y).map_err(lib_err(span))?))
-        }
         "open" => {
             let (p, ps) = a.req(0, "path")?;
             let chunks = a.some(1, "chunks")?;
@@ -411,12 +367,19 @@ pub fn method(name: &str, mut a: Args) -> Result<Value, ExprError> {
     }
 }
 
-/// A reduction, function or method form.
-fn reduction(name: &str, mut a: Args) -> Result<Value, ExprError> {
+/// A reduction (`op`, called `name`), function or method form. The
+/// parameter of `var`/`std`/... (`ddof`, after `axis`) or of
+/// `topk`/`argtopk` (`k`, before `axis`, which defaults to the last) comes
+/// from the reduction table.
+fn reduction(name: &str, op: ReduceOp, mut a: Args) -> Result<Value, ExprError> {
     let span = a.span;
     let (x, xs) = a.req(0, "a")?;
     let x = as_array(&x, xs)?;
-    if name == "topk" || name == "argtopk" {
+    let with = |op: ReduceOp, v: i64| {
+        op.with_param(v)
+            .ok_or_else(|| ExprError::eval(format!("{name}: parameter {v} out of range"), span))
+    };
+    if op.param() == Some(ReduceParam::K) {
         let (k, ks) = a.req(1, "k")?;
         let k = as_int(&k, ks)?;
         let axis = match a.opt(2, "axis")? {
@@ -424,20 +387,16 @@ fn reduction(name: &str, mut a: Args) -> Result<Value, ExprError> {
             None => -1,
         };
         a.finish()?;
-        let r = if name == "topk" {
-            x.topk(k, axis)
-        } else {
-            x.argtopk(k, axis)
-        };
+        let r = x.reduce(with(op, k)?, Some(&[axis]), true);
         return Ok(Value::Array(r.map_err(lib_err(span))?));
     }
     let axes = match a.opt(1, "axis")? {
         Some((v, s)) => as_axes(&v, s)?,
         None => None,
     };
-    let takes_ddof = matches!(name, "var" | "std" | "nanvar" | "nanstd");
-    let ddof = if takes_ddof {
-        match a.opt(2, "ddof")? {
+    let takes_ddof = op.param() == Some(ReduceParam::Ddof);
+    let op = if takes_ddof {
+        let ddof = match a.opt(2, "ddof")? {
             Some((v, s)) => {
                 let d = as_int(&v, s)?;
                 u32::try_from(d).map_err(|_| {
@@ -445,35 +404,16 @@ fn reduction(name: &str, mut a: Args) -> Result<Value, ExprError> {
                 })?
             }
             None => 0,
-        }
+        };
+        with(op, i64::from(ddof))?
     } else {
-        0
+        op
     };
     let keepdims = match a.opt(if takes_ddof { 3 } else { 2 }, "keepdims")? {
         Some((v, s)) => as_bool(&v, s)?,
         None => false,
     };
     a.finish()?;
-    let op = match name {
-        "sum" => ReduceOp::Sum,
-        "prod" => ReduceOp::Prod,
-        "mean" => ReduceOp::Mean,
-        "var" => ReduceOp::Var { ddof },
-        "std" => ReduceOp::Std { ddof },
-        "min" | "amin" => ReduceOp::Min,
-        "max" | "amax" => ReduceOp::Max,
-        "argmin" => ReduceOp::ArgMin,
-        "argmax" => ReduceOp::ArgMax,
-        "any" => ReduceOp::Any,
-        "all" => ReduceOp::All,
-        "count_nonzero" => ReduceOp::CountNonzero,
-        "nansum" => ReduceOp::NanSum,
-        "nanmean" => ReduceOp::NanMean,
-        "nanvar" => ReduceOp::NanVar { ddof },
-        "nanstd" => ReduceOp::NanStd { ddof },
-        "nanmin" => ReduceOp::NanMin,
-        _ => ReduceOp::NanMax,
-    };
     if matches!(op, ReduceOp::ArgMin | ReduceOp::ArgMax)
         && axes.as_ref().is_some_and(|v| v.len() > 1)
     {
@@ -554,43 +494,6 @@ fn random(name: &str, mut a: Args) -> Result<Value, ExprError> {
     }))
 }
 
-fn unary_op(name: &str) -> Option<UnaryOp> {
-    Some(match name {
-        "sqrt" => UnaryOp::Sqrt,
-        "exp" => UnaryOp::Exp,
-        "log" => UnaryOp::Log,
-        "log1p" => UnaryOp::Log1p,
-        "sin" => UnaryOp::Sin,
-        "cos" => UnaryOp::Cos,
-        "tanh" => UnaryOp::Tanh,
-        "abs" | "absolute" => UnaryOp::Abs,
-        "isnan" => UnaryOp::IsNan,
-        "isfinite" => UnaryOp::IsFinite,
-        "square" => UnaryOp::Square,
-        "floor" => UnaryOp::Floor,
-        "ceil" => UnaryOp::Ceil,
-        "negative" => UnaryOp::Neg,
-        "logical_not" | "invert" => UnaryOp::Not,
-        _ => return None,
-    })
-}
-
-fn binary_syntax_op(name: &str) -> Option<super::ast::BinOp> {
-    use super::ast::BinOp;
-    Some(match name {
-        "add" => BinOp::Add,
-        "subtract" => BinOp::Sub,
-        "multiply" => BinOp::Mul,
-        "divide" | "true_divide" => BinOp::Div,
-        "floor_divide" => BinOp::FloorDiv,
-        "mod" => BinOp::Mod,
-        "power" => BinOp::Pow,
-        "logical_and" => BinOp::BitAnd,
-        "logical_or" => BinOp::BitOr,
-        _ => return None,
-    })
-}
-
 fn natural_dtype(v: &Value) -> DType {
     match v {
         Value::Int(_) => DType::I64,
@@ -649,11 +552,9 @@ mod tests {
 
     #[test]
     fn every_listed_name_dispatches() {
-        for n in REDUCTIONS
-            .iter()
-            .chain(&UNARIES)
-            .chain(&BINARIES)
-            .chain(&OTHERS)
+        for n in reduction_names()
+            .chain(elementwise_names())
+            .chain(OTHERS.iter().copied())
         {
             assert!(is_function(n));
             let a = Args::new(n.to_string(), Span::default(), vec![], vec![]);

@@ -300,6 +300,33 @@ fn unary(op: UnOp, v: Value, span: Span) -> Result<Value, ExprError> {
     }
 }
 
+/// Every syntax operator, for [`syntax_op`].
+const BIN_OPS: [BinOp; 16] = [
+    BinOp::Add,
+    BinOp::Sub,
+    BinOp::Mul,
+    BinOp::Div,
+    BinOp::FloorDiv,
+    BinOp::Mod,
+    BinOp::Pow,
+    BinOp::BitAnd,
+    BinOp::BitOr,
+    BinOp::BitXor,
+    BinOp::Eq,
+    BinOp::Ne,
+    BinOp::Lt,
+    BinOp::Le,
+    BinOp::Gt,
+    BinOp::Ge,
+];
+
+/// The syntax operator of a library operator (`+` for `add`), or `None`
+/// for the ops written only as functions (`maximum`, `minimum`): the
+/// inverse of [`binary_op`].
+pub fn syntax_op(op: BinaryOp) -> Option<BinOp> {
+    BIN_OPS.into_iter().find(|&b| binary_op(b) == op)
+}
+
 /// The library's operator for a syntax operator.
 pub fn binary_op(op: BinOp) -> BinaryOp {
     match op {
@@ -429,20 +456,25 @@ fn scalar_binary(op: BinOp, a: &Value, b: &Value, span: Span) -> Result<Value, E
         super::value::as_f64(b, span)?,
     );
     Ok(match op {
-        BinOp::Add => Value::Float(x + y),
-        BinOp::Sub => Value::Float(x - y),
-        BinOp::Mul => Value::Float(x * y),
-        BinOp::Div => Value::Float(x / y),
-        BinOp::FloorDiv => Value::Float((x / y).floor()),
-        BinOp::Mod => {
-            let r = x % y;
-            Value::Float(if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
-                r + y
-            } else {
-                r
-            })
+        // Arithmetic runs through the array kernels themselves (0-d float64
+        // blocks), so a scalar expression and the same operation on an
+        // array can never disagree (`7.0 // 0.1` is 69.0 in both).
+        BinOp::Add
+        | BinOp::Sub
+        | BinOp::Mul
+        | BinOp::Div
+        | BinOp::FloorDiv
+        | BinOp::Mod
+        | BinOp::Pow => {
+            let zero_d = |v: f64| ndstream::Block::from(ndarray::arr0(v).into_dyn());
+            let r = ndstream::engine::kernels::elementwise::binary(
+                binary_op(op),
+                &zero_d(x),
+                &zero_d(y),
+            )
+            .map_err(lib_err(span))?;
+            Value::Float(r.to_f64_vec().first().copied().unwrap_or(f64::NAN))
         }
-        BinOp::Pow => Value::Float(x.powf(y)),
         BinOp::Eq => Value::Bool(x == y),
         BinOp::Ne => Value::Bool(x != y),
         BinOp::Lt => Value::Bool(x < y),

@@ -16,22 +16,72 @@
 //! - **Accuracy.** Float sums run in f64 with compensation (see
 //!   [`layout`]): pairwise blocks Neumaier-combined for contiguous runs,
 //!   Neumaier per element for row accumulation, compensated merges. f32
-//!   input is summed in f64 and cast once at the end. Integer sums and
-//!   products wrap in i64/u64 as NumPy's do; integer means sum exactly in
-//!   i128. Variance: each tile by the corrected two-pass formula, tiles
-//!   combined with Chan et al.'s parallel formula over `(count, sum, M2)`.
-//! - **NaN.** As NumPy: `Sum`/`Mean`/`Var`/`Min`/`Max` propagate NaN, the
-//!   `Nan*` ops ignore it (all-NaN gives NaN, `NanSum` gives 0), `ArgMin`/
-//!   `ArgMax` return the first NaN's index.
+//!   input is summed in f64 and cast once at the end. Float products run
+//!   in f64 too. Integer sums and products wrap in i64/u64 as NumPy's do;
+//!   integer means sum exactly in i128. Variance: each tile by the
+//!   corrected two-pass formula, tiles combined with Chan et al.'s parallel
+//!   formula over `(count, sum, M2)`.
+//! - **NaN.** As NumPy: `Sum`/`Prod`/`Mean`/`Var`/`Min`/`Max` propagate
+//!   NaN, the `Nan*` ops ignore it (all-NaN gives NaN, `NanSum` gives 0,
+//!   `NanProd` 1), `ArgMin`/`ArgMax` return the first NaN's index.
 //! - **Indexes.** `ArgMin`/`ArgMax` return global indexes: along the reduced
 //!   axis, or the C-order flat index over the reduced axes of the full input
 //!   (all axes: NumPy's `argmax(axis=None)`). Ties go to the lower index.
 //!   Under a mask the index is the position in the masked 1-D array, which
 //!   needs every tile to be a contiguous C-order range of the input.
+//!
+//! # One family per module
+//!
+//! Every reduction is one row of the reduction table in this file
+//! (`reduce_ops!`): its [`ReduceOp`] variant (with its parameter, `ddof`
+//! or `k`, if any), its NumPy name and aliases, and its *family*. A family
+//! is the reductions that share a running state, and it is one module
+//! implementing the [`Reduction`](family::Reduction) trait (`family.rs`):
+//! the state type, the state of a tile, folding a tile (or whole rows of
+//! many tiles, or of fused chains) straight into a running state where it
+//! can, `merge`, `finalize`, the result dtype, the state's size and its
+//! byte encoding.
+//!
+//! | module        | reductions                                                             |
+//! |---------------|------------------------------------------------------------------------|
+//! | `sums.rs`     | `sum`, `prod`, `mean`, `nansum`, `nanprod`, `nanmean`, `count_nonzero` |
+//! | `moments.rs`  | `var`, `std`, `nanvar`, `nanstd`                                       |
+//! | `extremes.rs` | `min`, `max`, `nanmin`, `nanmax`                                       |
+//! | `arg.rs`      | `argmin`, `argmax`                                                     |
+//! | `boolean.rs`  | `any`, `all`                                                           |
+//! | `topk.rs`     | `topk`, `argtopk`                                                      |
+//!
+//! The public functions here ([`partial`], [`accumulate`], [`merge`],
+//! [`finalize`], ...) check their arguments and dispatch once per tile to
+//! the op's family (`with_family!`); the family's code is generic over the
+//! element type, so every loop over elements is monomorphised. The walk of
+//! a tile and the summation primitives are shared (`layout.rs`), as are
+//! the per-tile kernels (`tile.rs`, `simd.rs`). A [`Partial`] can be
+//! written to bytes and read back ([`Partial::to_bytes`],
+//! [`Partial::from_bytes`], `wire.rs`): the header is common, the state is
+//! each family's encoding.
+//!
+//! # Adding a reduction
+//!
+//! One row in `reduce_ops!` (name, aliases, family) and the op's arms in
+//! its family's module (or a new family: a module implementing
+//! `Reduction`, a variant in `families!` and an arm in `with_family!`).
+//! The name makes it a function and a method of the CLI's expression
+//! language; an `Array` method is one row of `reductions!` in
+//! `array/build.rs`. Tests: closed forms and NaN cases in `tests.rs` (its
+//! oracle covers every op in `ReduceOp::ALL`, and the byte round trip runs
+//! every op), a row in `tests/it/oracle.rs` `reductions_over_axis_sets`,
+//! and a CLI check in `tools/tests/cli.rs` against what NumPy prints.
 
+mod arg;
+mod boolean;
+mod extremes;
+mod family;
 mod layout;
+mod moments;
 #[cfg(target_arch = "x86_64")]
 mod simd;
+mod sums;
 mod tile;
 mod topk;
 
@@ -40,59 +90,231 @@ mod tests;
 
 use ndarray::ArrayD;
 
-use self::layout::{neumaier, resolve, Num, Plan};
-use self::tile::Moments;
-use self::topk::Candidates;
+use self::family::{Reduction, Tile};
+use self::layout::Plan;
 use super::elementwise::Float;
 use super::fused::{Prepared, Ready};
-use crate::block::{Block, BlockElement};
-use crate::dtype::{DType, Kind};
+use crate::block::Block;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
-/// A reduction.
+/// The default value of a reduction parameter in [`ReduceOp::ALL`] and
+/// [`ReduceOp::from_name`].
+macro_rules! param_default {
+    (ddof) => {
+        0
+    };
+    (k) => {
+        1
+    };
+}
+
+/// The [`ReduceParam`] of a parameter name (none for a row without one).
+macro_rules! param_kind {
+    () => {
+        None
+    };
+    (ddof) => {
+        Some(ReduceParam::Ddof)
+    };
+    (k) => {
+        Some(ReduceParam::K)
+    };
+}
+
+/// The enum and its table-driven methods, from the reduction table.
+macro_rules! define_reduce_ops {
+    ($(
+        $(#[$doc:meta])*
+        $v:ident $({ $(#[$pdoc:meta])* $p:ident: $pt:ty })? = $name:literal,
+            aliases [$($alias:literal),*], family $fam:ident;
+    )*) => {
+        /// A reduction, one per row of the reduction table (see the
+        /// [module docs](self)).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ReduceOp {
+            $($(#[$doc])* $v $({ $(#[$pdoc])* $p: $pt })?,)*
+        }
+
+        impl ReduceOp {
+            /// Every reduction once, a parameter at its default (`ddof` 0,
+            /// `k` 1).
+            pub const ALL: &'static [ReduceOp] =
+                &[$(ReduceOp::$v $({ $p: param_default!($p) })?),*];
+
+            /// The NumPy name (`sum`, `nanprod`, `count_nonzero`, ...; Dask's
+            /// `topk`/`argtopk`).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ReduceOp::$v { .. } => $name,)*
+                }
+            }
+
+            /// Other names NumPy also accepts for the reduction (`amin` for
+            /// `min`).
+            pub const fn aliases(self) -> &'static [&'static str] {
+                match self {
+                    $(ReduceOp::$v { .. } => &[$($alias),*],)*
+                }
+            }
+
+            /// The parameter the reduction takes besides its axes, if any.
+            pub const fn param(self) -> Option<ReduceParam> {
+                match self {
+                    $(ReduceOp::$v { .. } => param_kind!($($p)?),)*
+                }
+            }
+
+            /// The value of the parameter ([`param`](ReduceOp::param)); 0
+            /// for a reduction without one.
+            pub fn param_value(self) -> i64 {
+                match self {
+                    $(ReduceOp::$v $({ $p })? => 0 $(+ i64::from($p))?,)*
+                }
+            }
+
+            /// The same reduction with its parameter set to `value`; `None`
+            /// if it takes none or `value` does not fit (a negative `ddof`).
+            #[allow(clippy::useless_conversion)]
+            pub fn with_param(self, value: i64) -> Option<ReduceOp> {
+                match self {
+                    $(ReduceOp::$v { .. } => {
+                        None $(.or(<$pt>::try_from(value).ok().map(|$p| ReduceOp::$v { $p })))?
+                    })*
+                }
+            }
+
+            /// The family whose module implements the reduction.
+            pub(crate) const fn family(self) -> Family {
+                match self {
+                    $(ReduceOp::$v { .. } => Family::$fam,)*
+                }
+            }
+        }
+    };
+}
+
+/// The reduction table. Each row:
+///
+/// ```text
+/// /// doc (the variant's)
+/// Variant [{ /// doc
+///            param: type }] = "numpy_name", aliases ["alias", ..], family Family;
+/// ```
+///
+/// A parameter is `ddof: u32` or `k: i64` (see [`ReduceParam`]).
+macro_rules! reduce_ops {
+    () => {
+        define_reduce_ops! {
+            /// Sum (`np.sum`): bool and integers in int64/uint64, wrapping;
+            /// floats in f64 with compensation, cast to the input's dtype.
+            Sum = "sum", aliases [], family Sums;
+            /// Product (`np.prod`): bool and integers in int64/uint64,
+            /// wrapping; floats in f64.
+            Prod = "prod", aliases [], family Sums;
+            /// Arithmetic mean (`np.mean`), accumulated in f64 (integers
+            /// exactly).
+            Mean = "mean", aliases [], family Sums;
+            /// Variance (`np.var`).
+            Var {
+                /// Delta degrees of freedom: the divisor is `n - ddof`.
+                ddof: u32
+            } = "var", aliases [], family Moments;
+            /// Standard deviation (`np.std`).
+            Std {
+                /// Delta degrees of freedom: the divisor is `n - ddof`.
+                ddof: u32
+            } = "std", aliases [], family Moments;
+            /// Minimum (`np.min`), NaN if any element is NaN.
+            Min = "min", aliases ["amin"], family Extremes;
+            /// Maximum (`np.max`), NaN if any element is NaN.
+            Max = "max", aliases ["amax"], family Extremes;
+            /// Index of the first minimum (`np.argmin`), or of the first NaN.
+            ArgMin = "argmin", aliases [], family Arg;
+            /// Index of the first maximum (`np.argmax`), or of the first NaN.
+            ArgMax = "argmax", aliases [], family Arg;
+            /// True if any element is nonzero (`np.any`).
+            Any = "any", aliases [], family Boolean;
+            /// True if every element is nonzero (`np.all`).
+            All = "all", aliases [], family Boolean;
+            /// Number of nonzero elements (`np.count_nonzero`), as int64.
+            CountNonzero = "count_nonzero", aliases [], family Sums;
+            /// Sum treating NaN as 0 (`np.nansum`).
+            NanSum = "nansum", aliases [], family Sums;
+            /// Product treating NaN as 1 (`np.nanprod`); integers as `Prod`.
+            NanProd = "nanprod", aliases [], family Sums;
+            /// Mean of the non-NaN elements (`np.nanmean`).
+            NanMean = "nanmean", aliases [], family Sums;
+            /// Variance of the non-NaN elements (`np.nanvar`).
+            NanVar {
+                /// Delta degrees of freedom: the divisor is `n - ddof`.
+                ddof: u32
+            } = "nanvar", aliases [], family Moments;
+            /// Standard deviation of the non-NaN elements (`np.nanstd`).
+            NanStd {
+                /// Delta degrees of freedom: the divisor is `n - ddof`.
+                ddof: u32
+            } = "nanstd", aliases [], family Moments;
+            /// Minimum ignoring NaN (`np.nanmin`; all-NaN gives NaN).
+            NanMin = "nanmin", aliases [], family Extremes;
+            /// Maximum ignoring NaN (`np.nanmax`; all-NaN gives NaN).
+            NanMax = "nanmax", aliases [], family Extremes;
+            /// Largest `k` (k > 0, descending) or smallest `-k` (k < 0,
+            /// ascending) along one axis, as Dask's `topk`.
+            TopK {
+                /// How many values, and which end (see the variant).
+                k: i64
+            } = "topk", aliases [], family TopK;
+            /// Indices of what `TopK` returns (Dask's `argtopk`).
+            ArgTopK {
+                /// As `TopK`'s.
+                k: i64
+            } = "argtopk", aliases [], family TopK;
+        }
+    };
+}
+
+reduce_ops!();
+
+/// The parameter a reduction takes besides its axes ([`ReduceOp::param`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReduceOp {
-    Sum,
-    Prod,
-    Mean,
-    Var {
-        ddof: u32,
-    },
-    Std {
-        ddof: u32,
-    },
-    Min,
-    Max,
-    ArgMin,
-    ArgMax,
-    Any,
-    All,
-    CountNonzero,
-    NanSum,
-    NanMean,
-    NanVar {
-        ddof: u32,
-    },
-    NanStd {
-        ddof: u32,
-    },
-    NanMin,
-    NanMax,
-    /// Largest `k` (k > 0, descending) or smallest `-k` (k < 0, ascending) along one axis.
-    TopK {
-        k: i64,
-    },
-    /// Indices of what `TopK` returns.
-    ArgTopK {
-        k: i64,
-    },
+#[non_exhaustive]
+pub enum ReduceParam {
+    /// Delta degrees of freedom (`var`, `std`, `nanvar`, `nanstd`), a
+    /// non-negative integer.
+    Ddof,
+    /// How many values to keep (`topk`, `argtopk`), nonzero; negative keeps
+    /// the smallest.
+    K,
+}
+
+impl ReduceOp {
+    /// The reduction called `name` (a NumPy name or alias), its parameter
+    /// at its default (set it with [`with_param`](ReduceOp::with_param)).
+    ///
+    /// ```
+    /// use ndstream_engine::ReduceOp;
+    /// assert_eq!(ReduceOp::from_name("nanprod"), Some(ReduceOp::NanProd));
+    /// assert_eq!(ReduceOp::from_name("amax"), Some(ReduceOp::Max));
+    /// let std = ReduceOp::from_name("std").and_then(|op| op.with_param(1));
+    /// assert_eq!(std, Some(ReduceOp::Std { ddof: 1 }));
+    /// assert_eq!(ReduceOp::from_name("median"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<ReduceOp> {
+        ReduceOp::ALL
+            .iter()
+            .copied()
+            .find(|op| op.name() == name || op.aliases().contains(&name))
+    }
 }
 
 /// The running state of a reduction over part of its input.
 ///
 /// Opaque: made by [`partial`], combined by [`merge`], consumed by
-/// [`finalize`]. It holds one accumulator per kept element (for `TopK`, up
-/// to `|k|` candidates per kept element).
+/// [`finalize`], written and read by [`to_bytes`](Partial::to_bytes) and
+/// [`from_bytes`](Partial::from_bytes). It holds one accumulator per kept
+/// element (for `TopK`, up to `|k|` candidates per kept element).
 #[derive(Clone, Debug)]
 pub struct Partial {
     op: ReduceOp,
@@ -102,58 +324,108 @@ pub struct Partial {
     state: State,
 }
 
-/// One accumulator per kept element, C order over the kept shape.
-#[derive(Clone, Debug)]
-enum State {
-    /// Wrapping sums/products of bool and signed ints.
-    I64(Vec<i64>),
-    /// Wrapping sums/products of unsigned ints; nonzero counts.
-    U64(Vec<u64>),
-    /// Compensated float sums.
-    FSum {
-        s: Vec<f64>,
-        c: Vec<f64>,
-    },
-    /// Float products.
-    FProd(Vec<f64>),
-    /// Float means: count and compensated sum.
-    FMean {
-        n: Vec<u64>,
-        s: Vec<f64>,
-        c: Vec<f64>,
-        /// A count every element has beyond `n`: tiles with no NaN rule
-        /// add the same count to all, so [`accumulate`] adds it here once
-        /// instead of to each element.
-        every: u64,
-    },
-    /// Bool/integer means: count and exact sum.
-    IMean {
-        n: Vec<u64>,
-        s: Vec<i128>,
-    },
-    /// Variance family.
-    Moments(Moments),
-    /// Min/max family: the NaN-ignoring extreme (1-D block of the input
-    /// dtype), elements seen, any NaN seen, any non-NaN seen.
-    Extreme {
-        v: Block,
-        n: Vec<u64>,
-        nan: Vec<bool>,
-        valid: Vec<bool>,
-    },
-    /// Arg-extremes: best value (1-D block), its global index (-1: none), whether it
-    /// is a NaN, elements seen, and under a mask the flat input range covered.
-    Arg {
-        v: Block,
-        idx: Vec<i64>,
-        nan: Vec<bool>,
-        n: Vec<u64>,
-        span: Option<(u64, u64)>,
-    },
-    /// Any / All.
-    Bools(Vec<bool>),
-    TopK(Candidates),
+/// Moving a family's state in and out of a [`Partial`]'s [`State`].
+trait Stored: Reduction {
+    /// The family's state as a partial's.
+    fn wrap(s: Self::State) -> State;
+    /// The family's state, if `s` is one.
+    fn unwrap(s: State) -> Option<Self::State>;
+    /// [`unwrap`](Stored::unwrap) in place.
+    fn unwrap_mut(s: &mut State) -> Option<&mut Self::State>;
 }
+
+/// The families: [`Family`], the [`State`] enum with one variant per
+/// family, and the plumbing between them.
+macro_rules! families {
+    ($($fam:ident => $ty:ty,)*) => {
+        /// The family of a reduction: which module implements it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum Family {
+            $($fam,)*
+        }
+
+        /// A partial's running state: its family's, one accumulator per kept
+        /// element in C order over the kept shape.
+        #[derive(Clone, Debug)]
+        enum State {
+            $($fam(<$ty as Reduction>::State),)*
+        }
+
+        $(impl Stored for $ty {
+            fn wrap(s: Self::State) -> State {
+                State::$fam(s)
+            }
+
+            fn unwrap(s: State) -> Option<Self::State> {
+                match s {
+                    State::$fam(s) => Some(s),
+                    _ => None,
+                }
+            }
+
+            fn unwrap_mut(s: &mut State) -> Option<&mut Self::State> {
+                match s {
+                    State::$fam(s) => Some(s),
+                    _ => None,
+                }
+            }
+        })*
+
+        impl State {
+            /// The state in its family's byte encoding.
+            fn encode(&self, w: &mut wire::Writer) {
+                match self {
+                    $(State::$fam(s) => <$ty as Reduction>::encode(s, w),)*
+                }
+            }
+        }
+    };
+}
+
+families! {
+    Sums => sums::Sums,
+    Moments => moments::Moments,
+    Extremes => extremes::Extremes,
+    Arg => arg::Arg,
+    Boolean => boolean::Boolean,
+    TopK => topk::TopK,
+}
+
+/// `$body` with `$R` the type implementing `$op`'s family: the one
+/// dispatch on the op, once per call (so once per tile).
+macro_rules! with_family {
+    ($op:expr, $R:ident => $body:expr) => {
+        match $op.family() {
+            Family::Sums => {
+                type $R = sums::Sums;
+                $body
+            }
+            Family::Moments => {
+                type $R = moments::Moments;
+                $body
+            }
+            Family::Extremes => {
+                type $R = extremes::Extremes;
+                $body
+            }
+            Family::Arg => {
+                type $R = arg::Arg;
+                $body
+            }
+            Family::Boolean => {
+                type $R = boolean::Boolean;
+                $body
+            }
+            Family::TopK => {
+                type $R = topk::TopK;
+                $body
+            }
+        }
+    };
+}
+
+// After `with_family!`, which it uses.
+mod wire;
 
 /// The result dtype of `op` on `input`, by NumPy's rules.
 ///
@@ -167,41 +439,30 @@ enum State {
 /// # Errors
 /// None today: every reduction is defined for every dtype.
 pub fn result_dtype(op: ReduceOp, input: DType) -> Result<DType> {
-    use ReduceOp::*;
-    Ok(match op {
-        Sum | Prod | NanSum => match input.kind() {
-            Kind::Bool | Kind::Signed => DType::I64,
-            Kind::Unsigned => DType::U64,
-            Kind::Float => input,
-        },
-        Mean | Var { .. } | Std { .. } | NanMean | NanVar { .. } | NanStd { .. } => {
-            input.true_divide()
-        }
-        Min | Max | NanMin | NanMax | TopK { .. } => input,
-        ArgMin | ArgMax | ArgTopK { .. } | CountNonzero => DType::I64,
-        Any | All => DType::Bool,
-    })
+    Ok(with_family!(op, R => R::result_dtype(op, input)))
 }
 
 /// Bytes of partial state per output element (for `TopK`/`ArgTopK`: per
 /// candidate kept).
 pub fn partial_bytes_per_elem(op: ReduceOp, input: DType) -> usize {
-    use ReduceOp::*;
-    let float = input.is_float();
-    match op {
-        Sum | NanSum if float => 16,
-        Sum | NanSum | Prod | CountNonzero => 8,
-        Mean | NanMean => 24,
-        Var { .. } | Std { .. } | NanVar { .. } | NanStd { .. } => 40,
-        Min | Max | NanMin | NanMax => input.size() + 10,
-        ArgMin | ArgMax => input.size() + 17,
-        Any | All => 1,
-        TopK { .. } | ArgTopK { .. } => Candidates::bytes_per_candidate(input.size()),
-    }
+    with_family!(op, R => R::bytes_per_elem(op, input))
 }
 
 fn bad(reason: impl Into<String>) -> Error {
     Error::invalid("reduce", "partial", reason)
+}
+
+/// `op` handed to a family it is not of (a dispatch bug).
+fn foreign(op: ReduceOp) -> Error {
+    bad(format!("{} is not a reduction of this family", op.name()))
+}
+
+fn mismatch() -> Error {
+    Error::invalid(
+        "reduce",
+        "partial",
+        "merging partials of different reductions, dtypes or shapes",
+    )
 }
 
 /// The partial of one tile.
@@ -259,37 +520,24 @@ pub fn partial(
             return Err(bad("a masked reduction must reduce every axis"));
         }
     }
-    if let ReduceOp::TopK { k } | ReduceOp::ArgTopK { k } = op {
-        if axes.len() != 1 || k == 0 {
-            return Err(Error::invalid(
-                "topk",
-                "k",
-                format!("topk needs exactly one axis and k != 0 (got axes {axes:?}, k={k})"),
-            ));
-        }
-        if mask.is_some() {
-            return Err(Error::UnknownLength { op: "topk" });
-        }
-        let state = crate::with_block!(block, a, T => Candidates::tile::<T>(a, axes[0], k, origin[axes[0]]));
-        let kept = (0..nd)
-            .filter(|d| !axes.contains(d))
-            .map(|d| shape[d])
-            .collect();
-        return Ok(Partial {
-            op,
-            input: block.dtype(),
-            kept,
-            state: State::TopK(state),
-        });
-    }
-    crate::with_block!(block, a, T => tile_partial::<T>(op, a, axes, mask, origin, full_shape))
+    let state = with_family!(op, R => crate::with_block!(block, a, T => {
+        let t = Tile { a, axes, mask, origin, full_shape };
+        R::wrap(R::tile::<T>(op, &t)?)
+    }));
+    Ok(Partial {
+        op,
+        input: block.dtype(),
+        kept: kept_shape(shape, axes),
+        state,
+    })
 }
 
 /// Fold one more tile into `acc` (which the first tile starts): the same
 /// as `merge(op, acc, partial(...))` up to rounding, but compensated sums
 /// and means add the tile's elements straight into the running sums, with
-/// no tile partial to fill and merge. Every other reduction merges a tile
-/// partial.
+/// no tile partial to fill and merge (the family's
+/// [`add_tile`](family::Reduction::add_tile)). Every other reduction merges
+/// a tile partial.
 ///
 /// # Errors
 /// As [`partial`] and [`merge`].
@@ -302,74 +550,43 @@ pub fn accumulate(
     origin: &[u64],
     full_shape: &[u64],
 ) -> Result<()> {
-    use ReduceOp::*;
     let Some(acc) = acc.as_mut() else {
         *acc = Some(partial(op, block, axes, mask, origin, full_shape)?);
         return Ok(());
     };
     let shape = block.shape();
     let sorted = axes.windows(2).all(|w| w[0] < w[1]) && axes.iter().all(|&d| d < shape.len());
-    // A full reduction (nothing kept) merges tile partials, as the
-    // moments do, so its sums can be read off a variance's (see
-    // [`derives_from`]); the kept elements of an axis reduction take the
-    // tile's elements straight into their running sums.
-    let direct = mask.is_none()
-        && axes.len() < shape.len()
+    let fits = mask.is_none()
         && sorted
         && acc.op == op
         && acc.input == block.dtype()
-        && block.dtype().is_float()
-        && matches!(op, Sum | NanSum | Mean | NanMean)
-        && acc.kept.iter().copied().eq((0..shape.len())
-            .filter(|d| !axes.contains(d))
-            .map(|d| shape[d]));
-    if !direct {
-        return merge(op, acc, partial(op, block, axes, mask, origin, full_shape)?);
-    }
-    fn add<T: Num>(op: ReduceOp, state: &mut State, a: &ArrayD<T>, axes: &[usize]) -> Result<()> {
-        let standard = a.as_standard_layout();
-        let xs = standard
-            .as_slice()
-            .ok_or_else(|| bad("tile is not contiguous"))?;
-        let plan = Plan::new(a.shape(), axes);
-        let skip = matches!(op, ReduceOp::NanSum | ReduceOp::NanMean);
-        let (s, c) = match state {
-            State::FSum { s, c } => (s, c),
-            State::FMean { n, s, c, every } => {
-                if skip {
-                    let valid = tile::count_valid(xs, &plan);
-                    n.iter_mut().zip(valid).for_each(|(n, v)| *n += v);
-                } else {
-                    *every += plan.red_n as u64;
-                }
-                (s, c)
-            }
-            _ => return Err(mismatch()),
-        };
-        if skip {
-            tile::fsum_into::<T, true>(xs, &plan, s, c);
-        } else {
-            tile::fsum_into::<T, false>(xs, &plan, s, c);
+        && acc.kept == kept_shape(shape, axes);
+    if fits {
+        let added = with_family!(op, R => {
+            let state = R::unwrap_mut(&mut acc.state).ok_or_else(mismatch)?;
+            crate::with_block!(block, a, T => {
+                let t = Tile { a, axes, mask, origin, full_shape };
+                R::add_tile::<T>(op, state, &t)?
+            })
+        });
+        if added {
+            return Ok(());
         }
-        Ok(())
     }
-    match block {
-        Block::F32(a) => add(op, &mut acc.state, a, axes),
-        Block::F64(a) => add(op, &mut acc.state, a, axes),
-        _ => merge(op, acc, partial(op, block, axes, mask, origin, full_shape)?),
-    }
+    merge(op, acc, partial(op, block, axes, mask, origin, full_shape)?)
 }
 
 /// [`accumulate`] of several tiles in turn, `blocks[0]` first (`origins[i]`
 /// is where `blocks[i]` starts in the input). The result has the same bits.
 ///
-/// Compensated sums and means of float tiles whose reduced axes all lie
-/// outside their kept ones (the `(1, 500, 500)` days of a stack reduced
-/// over axis 0: each tile is rows of all the kept elements) go through the
-/// tiles' rows together, strip by strip of kept elements, so running sums
-/// larger than the cache are read and written once for all the tiles
-/// instead of once per tile. Each element still adds its values in the
-/// same order. Everything else is [`accumulate`] per tile.
+/// Where the family folds whole rows ([`folds_rows`]: compensated sums and
+/// means of float tiles) and the tiles' reduced axes all lie outside their
+/// kept ones (the `(1, 500, 500)` days of a stack reduced over axis 0: each
+/// tile is rows of all the kept elements), the tiles' rows go through
+/// together, strip by strip of kept elements, so running sums larger than
+/// the cache are read and written once for all the tiles instead of once
+/// per tile. Each element still adds its values in the same order.
+/// Everything else is [`accumulate`] per tile.
 ///
 /// # Errors
 /// As [`accumulate`].
@@ -381,8 +598,7 @@ pub fn accumulate_many(
     origins: &[Vec<u64>],
     full_shape: &[u64],
 ) -> Result<()> {
-    use ReduceOp::*;
-    let rows_of = |b: &Block| -> Option<Plan> {
+    let rows_of = |b: &Block| -> bool {
         let shape = b.shape();
         let sorted = axes.windows(2).all(|w| w[0] < w[1]) && axes.iter().all(|&d| d < shape.len());
         let contiguous = match b {
@@ -390,21 +606,16 @@ pub fn accumulate_many(
             Block::F64(a) => a.is_standard_layout(),
             _ => false,
         };
-        if !sorted || !contiguous || axes.len() >= shape.len() {
-            return None;
-        }
-        let plan = Plan::new(shape, axes);
-        plan.whole_rows().then_some(plan)
+        sorted && contiguous && axes.len() < shape.len() && Plan::new(shape, axes).whole_rows()
     };
     let first = blocks
         .first()
         .map(|b| (b.dtype(), kept_shape(b.shape(), axes)));
     let together = blocks.len() > 1
-        && matches!(op, Sum | NanSum | Mean | NanMean)
-        && matches!(first, Some((DType::F32 | DType::F64, _)))
-        && blocks.iter().all(|b| {
-            Some((b.dtype(), kept_shape(b.shape(), axes))) == first && rows_of(b).is_some()
-        })
+        && first.as_ref().is_some_and(|(d, _)| folds_rows(op, *d))
+        && blocks
+            .iter()
+            .all(|b| Some((b.dtype(), kept_shape(b.shape(), axes))) == first && rows_of(b))
         && acc
             .as_ref()
             .is_none_or(|a| a.op == op && Some((a.input, a.kept.clone())) == first);
@@ -416,89 +627,65 @@ pub fn accumulate_many(
     }
     let (dtype, kept) = first.unwrap_or((DType::F64, vec![]));
     let kept_n: usize = kept.iter().product::<usize>().max(1);
-    let rows: u64 = blocks.iter().map(|b| (b.len() / kept_n) as u64).sum();
-    let (s, c, n) = together_sums(op, acc, dtype, kept, rows)?;
-    let skip = matches!(op, NanSum | NanMean);
-    fn go<T: Num>(
-        blocks: &[&Block],
+    fn rows<'a, T: layout::Num>(
+        blocks: &[&'a Block],
         kept_n: usize,
-        skip: bool,
-        s: &mut [f64],
-        c: &mut [f64],
-        n: Option<&mut [u64]>,
-        view: impl Fn(&Block) -> Option<&[T]>,
-    ) -> Result<()> {
+        view: impl Fn(&'a Block) -> Option<&'a [T]>,
+    ) -> Result<Vec<&'a [T]>> {
         let mut rows: Vec<&[T]> = Vec::new();
         for b in blocks {
             let xs = view(b).ok_or_else(|| bad("tile is not contiguous"))?;
             rows.extend(xs.chunks_exact(kept_n));
         }
-        if skip {
-            tile::fsum_rows_into::<T, true, _>(rows.as_slice(), s, c, n);
-        } else {
-            tile::fsum_rows_into::<T, false, _>(rows.as_slice(), s, c, n);
+        Ok(rows)
+    }
+    with_family!(op, R => {
+        let state = row_state::<R>(op, acc, dtype, kept)?;
+        match dtype {
+            DType::F32 => {
+                let rows = rows::<f32>(blocks, kept_n, |b| match b {
+                    Block::F32(a) => a.as_slice(),
+                    _ => None,
+                })?;
+                R::add_rows::<f32, _>(op, state, rows.as_slice())
+            }
+            _ => {
+                let rows = rows::<f64>(blocks, kept_n, |b| match b {
+                    Block::F64(a) => a.as_slice(),
+                    _ => None,
+                })?;
+                R::add_rows::<f64, _>(op, state, rows.as_slice())
+            }
         }
-        Ok(())
-    }
-    match dtype {
-        DType::F32 => go::<f32>(blocks, kept_n, skip, s, c, n, |b| match b {
-            Block::F32(a) => a.as_slice(),
-            _ => None,
-        }),
-        _ => go::<f64>(blocks, kept_n, skip, s, c, n, |b| match b {
-            Block::F64(a) => a.as_slice(),
-            _ => None,
-        }),
-    }
+    })
 }
 
-/// Running sums, their compensations, and non-NaN counts (NaN-ignoring
-/// means only).
-type Sums<'a> = (&'a mut [f64], &'a mut [f64], Option<&'a mut [u64]>);
-
-/// The running sums of a sum or mean folded over whole rows (see
-/// [`accumulate_many`]), set up on first use; `rows` more rows are about
-/// to be added.
-fn together_sums(
+/// The state whole rows are folded into (see [`accumulate_many`]): `acc`'s,
+/// or, for a fold that starts here, the family's empty one.
+fn row_state<R: Stored>(
     op: ReduceOp,
     acc: &mut Option<Partial>,
-    dtype: DType,
+    input: DType,
     kept: Vec<usize>,
-    rows: u64,
-) -> Result<Sums<'_>> {
-    use ReduceOp::*;
-    let kept_n: usize = kept.iter().product();
-    let acc = acc.get_or_insert_with(|| Partial {
-        op,
-        input: dtype,
-        kept,
-        state: if matches!(op, Sum | NanSum) {
-            State::FSum {
-                s: vec![0.0; kept_n],
-                c: vec![0.0; kept_n],
-            }
-        } else {
-            State::FMean {
-                n: vec![0; kept_n],
-                s: vec![0.0; kept_n],
-                c: vec![0.0; kept_n],
-                every: 0,
-            }
-        },
-    });
-    let skip = matches!(op, NanSum | NanMean);
-    match &mut acc.state {
-        State::FSum { s, c } => Ok((s, c, None)),
-        State::FMean { n, s, c, every } => {
-            if skip {
-                Ok((s, c, Some(n.as_mut_slice())))
-            } else {
-                *every += rows;
-                Ok((s, c, None))
-            }
-        }
-        _ => Err(mismatch()),
+) -> Result<&mut R::State> {
+    if acc.is_none() {
+        let kept_n: usize = kept.iter().product();
+        *acc = Some(Partial {
+            op,
+            input,
+            kept,
+            state: R::wrap(R::empty(op, input, kept_n)?),
+        });
     }
+    acc.as_mut()
+        .and_then(|a| R::unwrap_mut(&mut a.state))
+        .ok_or_else(mismatch)
+}
+
+/// Whether [`accumulate_many`] and [`accumulate_chains`] fold whole rows
+/// of `op` on `input` tiles together (compensated float sums and means).
+pub(crate) fn folds_rows(op: ReduceOp, input: DType) -> bool {
+    with_family!(op, R => R::folds_rows(op, input))
 }
 
 /// [`accumulate_many`] of tiles that are fused elementwise chains, never
@@ -515,7 +702,6 @@ pub(crate) fn accumulate_chains(
     tiles: &[&Prepared],
     axes: &[usize],
 ) -> Result<bool> {
-    use ReduceOp::*;
     let dtype = match tiles.first() {
         Some(Prepared::F32(_)) => DType::F32,
         Some(Prepared::F64(_)) => DType::F64,
@@ -529,7 +715,7 @@ pub(crate) fn accumulate_chains(
             && Plan::new(shape, axes).whole_rows()
     };
     let together = tiles.len() > 1
-        && matches!(op, Sum | NanSum | Mean | NanMean)
+        && folds_rows(op, dtype)
         && tiles.iter().all(|t| {
             (if dtype == DType::F32 {
                 t.as_f32().is_some()
@@ -545,21 +731,8 @@ pub(crate) fn accumulate_chains(
         return Ok(false);
     }
     let kept_n: usize = kept.iter().product::<usize>().max(1);
-    let rows: u64 = tiles
-        .iter()
-        .map(|t| (t.shape().iter().product::<usize>() / kept_n) as u64)
-        .sum();
-    let (s, c, n) = together_sums(op, acc, dtype, kept, rows)?;
-    let skip = matches!(op, NanSum | NanMean);
-    fn go<T: Num + Float>(
-        readies: Vec<&Ready<T>>,
-        kept_n: usize,
-        skip: bool,
-        s: &mut [f64],
-        c: &mut [f64],
-        n: Option<&mut [u64]>,
-    ) {
-        let rows = ChainRows {
+    fn rows<T: Float>(readies: Vec<&Ready<T>>, kept_n: usize) -> ChainRows<'_, T> {
+        ChainRows {
             rows: readies
                 .into_iter()
                 .flat_map(|r| {
@@ -567,31 +740,21 @@ pub(crate) fn accumulate_chains(
                     (0..count).map(move |i| (r, i * kept_n))
                 })
                 .collect(),
-        };
-        if skip {
-            tile::fsum_rows_into::<T, true, _>(&rows, s, c, n);
-        } else {
-            tile::fsum_rows_into::<T, false, _>(&rows, s, c, n);
         }
     }
-    match dtype {
-        DType::F32 => go(
-            tiles.iter().filter_map(|t| t.as_f32()).collect(),
-            kept_n,
-            skip,
-            s,
-            c,
-            n,
-        ),
-        _ => go(
-            tiles.iter().filter_map(|t| t.as_f64()).collect(),
-            kept_n,
-            skip,
-            s,
-            c,
-            n,
-        ),
-    }
+    with_family!(op, R => {
+        let state = row_state::<R>(op, acc, dtype, kept)?;
+        match dtype {
+            DType::F32 => {
+                let rows = rows(tiles.iter().filter_map(|t| t.as_f32()).collect(), kept_n);
+                R::add_rows::<f32, _>(op, state, &rows)
+            }
+            _ => {
+                let rows = rows(tiles.iter().filter_map(|t| t.as_f64()).collect(), kept_n);
+                R::add_rows::<f64, _>(op, state, &rows)
+            }
+        }
+    })?;
     Ok(true)
 }
 
@@ -628,24 +791,15 @@ fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
 /// in a full reduction, where sums and means merge tile partials as the
 /// moments do, both are the sum and count the moments keep.
 pub fn derives_from(op: ReduceOp, leader: ReduceOp, input: DType, full: bool) -> bool {
-    use ReduceOp::*;
-    if op == leader {
-        return true;
-    }
-    if !input.is_float() {
-        return false;
-    }
-    match leader {
-        Var { .. } | Std { .. } => {
-            matches!(op, Var { .. } | Std { .. }) || (full && matches!(op, Sum | Mean))
-        }
-        NanVar { .. } | NanStd { .. } => {
-            matches!(op, NanVar { .. } | NanStd { .. }) || (full && matches!(op, NanSum | NanMean))
-        }
-        Mean => op == Sum,
-        NanMean => op == NanSum,
-        _ => false,
-    }
+    op == leader || with_family!(op, R => R::derives_from(op, leader, input, full))
+}
+
+/// The order in which reductions of one input over the same axes are
+/// looked at as leaders for the others (lowest first): the richest state
+/// first, so that each reduction follows the richest state it can derive
+/// from (variances, then means, then sums, then the rest).
+pub(crate) fn lead_rank(op: ReduceOp) -> u8 {
+    with_family!(op, R => R::lead_rank(op))
 }
 
 /// The partial `op` would have folded from the tiles `leader` folded, bit
@@ -667,7 +821,6 @@ pub fn derives_from(op: ReduceOp, leader: ReduceOp, input: DType, full: bool) ->
 /// # Errors
 /// When `op` cannot be derived from `leader`'s state.
 pub fn derive(op: ReduceOp, leader: &Partial) -> Result<Partial> {
-    use ReduceOp::*;
     if op == leader.op {
         return Ok(leader.clone());
     }
@@ -675,253 +828,14 @@ pub fn derive(op: ReduceOp, leader: &Partial) -> Result<Partial> {
     if !derives_from(op, leader.op, leader.input, full) {
         return Err(mismatch());
     }
-    let state = match (&leader.state, op) {
-        (State::Moments(m), Var { .. } | Std { .. } | NanVar { .. } | NanStd { .. }) => {
-            State::Moments(m.clone())
-        }
-        (State::Moments(m), Sum | NanSum) => State::FSum {
-            s: m.s.clone(),
-            c: m.c.clone(),
-        },
-        (State::Moments(m), Mean | NanMean) => State::FMean {
-            n: m.n.clone(),
-            s: m.s.clone(),
-            c: m.c.clone(),
-            every: 0,
-        },
-        (State::FMean { s, c, .. }, Sum | NanSum) => State::FSum {
-            s: s.clone(),
-            c: c.clone(),
-        },
-        _ => return Err(mismatch()),
-    };
+    let state =
+        with_family!(op, R => R::derive(op, &leader.state).map(R::wrap)).ok_or_else(mismatch)?;
     Ok(Partial {
         op,
         input: leader.input,
         kept: leader.kept.clone(),
         state,
     })
-}
-
-/// [`partial`] for one element type, arguments validated.
-fn tile_partial<T: Num>(
-    op: ReduceOp,
-    a: &ArrayD<T>,
-    axes: &[usize],
-    mask: Option<&ArrayD<bool>>,
-    origin: &[u64],
-    full_shape: &[u64],
-) -> Result<Partial> {
-    let shape = a.shape();
-    let kept: Vec<usize> = (0..shape.len())
-        .filter(|d| !axes.contains(d))
-        .map(|d| shape[d])
-        .collect();
-    let standard;
-    let compact: Vec<T>;
-    let (xs, plan, span): (&[T], Plan, Option<(u64, u64)>) = match mask {
-        Some(m) => {
-            // All axes reduced: the selected elements in C order form one run.
-            compact = a
-                .iter()
-                .zip(m.iter())
-                .filter(|(_, &m)| m)
-                .map(|(&x, _)| x)
-                .collect();
-            let span = if matches!(op, ReduceOp::ArgMin | ReduceOp::ArgMax) {
-                Some(flat_span(shape, origin, full_shape)?)
-            } else {
-                None
-            };
-            (&compact, Plan::new(&[compact.len()], &[0]), span)
-        }
-        None => {
-            standard = a.as_standard_layout();
-            let xs = standard
-                .as_slice()
-                .ok_or_else(|| bad("tile is not contiguous"))?;
-            (xs, Plan::new(shape, axes), None)
-        }
-    };
-    let state = tile_state(op, xs, &plan)?;
-    let state = match state {
-        State::Arg {
-            v, mut idx, nan, n, ..
-        } => {
-            if span.is_none() {
-                // Tile-local reduced index -> global index over the reduced
-                // axes of the full input (monotone, so "first" is kept).
-                for i in idx.iter_mut().filter(|i| **i >= 0) {
-                    *i = global_index(*i as u64, shape, axes, origin, full_shape) as i64;
-                }
-            }
-            State::Arg {
-                v,
-                idx,
-                nan,
-                n,
-                span,
-            }
-        }
-        s => s,
-    };
-    Ok(Partial {
-        op,
-        input: T::DTYPE,
-        kept,
-        state,
-    })
-}
-
-/// The state of a tile `xs` walked by `plan` (not TopK).
-fn tile_state<T: Num>(op: ReduceOp, xs: &[T], plan: &Plan) -> Result<State> {
-    use ReduceOp::*;
-    let float = T::DTYPE.is_float();
-    let unsigned = T::DTYPE.kind() == Kind::Unsigned;
-    let block = |v: Vec<T>| T::into_block(ndarray::Array1::from(v).into_dyn());
-    let seen = || vec![plan.red_n as u64; plan.kept_n];
-    Ok(match op {
-        Sum | NanSum if float => {
-            let (s, c) = if op == Sum {
-                tile::fsum::<T, false>(xs, plan)
-            } else {
-                tile::fsum::<T, true>(xs, plan)
-            };
-            State::FSum { s, c }
-        }
-        Sum | NanSum if unsigned => State::U64(tile::fold(xs, plan, 0u64, |a, x| {
-            a.wrapping_add(x.to_u64())
-        })),
-        Sum | NanSum => State::I64(tile::fold(xs, plan, 0i64, |a, x| {
-            a.wrapping_add(x.to_i64())
-        })),
-        Prod if float => State::FProd(tile::fold(xs, plan, 1.0f64, |a, x| a * x.to_f64())),
-        Prod if unsigned => State::U64(tile::fold(xs, plan, 1u64, |a, x| {
-            a.wrapping_mul(x.to_u64())
-        })),
-        Prod => State::I64(tile::fold(xs, plan, 1i64, |a, x| {
-            a.wrapping_mul(x.to_i64())
-        })),
-        Mean if float => {
-            let (s, c) = tile::fsum::<T, false>(xs, plan);
-            State::FMean {
-                n: seen(),
-                s,
-                c,
-                every: 0,
-            }
-        }
-        NanMean if float => {
-            let (s, c) = tile::fsum::<T, true>(xs, plan);
-            State::FMean {
-                n: tile::count_valid(xs, plan),
-                s,
-                c,
-                every: 0,
-            }
-        }
-        Mean | NanMean => State::IMean {
-            n: seen(),
-            s: tile::int_sum(xs, plan),
-        },
-        Var { .. } | Std { .. } => State::Moments(tile::moments::<T, false>(xs, plan, seen())),
-        NanVar { .. } | NanStd { .. } => State::Moments(tile::moments::<T, true>(
-            xs,
-            plan,
-            tile::count_valid(xs, plan),
-        )),
-        Min | NanMin | Max | NanMax => {
-            let (v, nan, valid) = if matches!(op, Max | NanMax) {
-                tile::extreme::<T, true>(xs, plan)
-            } else {
-                tile::extreme::<T, false>(xs, plan)
-            };
-            State::Extreme {
-                v: block(v),
-                n: seen(),
-                nan,
-                valid,
-            }
-        }
-        ArgMin | ArgMax => {
-            let (v, idx, nan) = if op == ArgMax {
-                tile::arg::<T, true>(xs, plan)
-            } else {
-                tile::arg::<T, false>(xs, plan)
-            };
-            State::Arg {
-                v: block(v),
-                idx,
-                nan,
-                n: seen(),
-                span: None,
-            }
-        }
-        Any => State::Bools(tile::fold(xs, plan, false, |a, x| a | tile::nonzero(x))),
-        All => State::Bools(tile::fold(xs, plan, true, |a, x| a & tile::nonzero(x))),
-        CountNonzero => State::U64(tile::fold(xs, plan, 0u64, |a, x| {
-            a + u64::from(tile::nonzero(x))
-        })),
-        TopK { .. } | ArgTopK { .. } => {
-            return Err(bad("topk partials are made from lanes, not a tile walk"))
-        }
-    })
-}
-
-/// The global C-order flat index over the reduced axes of `full_shape` of
-/// the tile-local reduced flat index `local`.
-fn global_index(
-    local: u64,
-    tile_shape: &[usize],
-    axes: &[usize],
-    origin: &[u64],
-    full_shape: &[u64],
-) -> u64 {
-    if let [d] = axes {
-        return origin[*d] + local;
-    }
-    let mut coord = vec![0u64; axes.len()];
-    let mut rem = local;
-    for (k, &d) in axes.iter().enumerate().rev() {
-        let n = tile_shape[d].max(1) as u64;
-        coord[k] = rem % n;
-        rem /= n;
-    }
-    axes.iter()
-        .zip(&coord)
-        .fold(0u64, |g, (&d, &c)| g * full_shape[d] + origin[d] + c)
-}
-
-/// The flat C-order range of the full input a tile covers, when it is one.
-fn flat_span(shape: &[usize], origin: &[u64], full_shape: &[u64]) -> Result<(u64, u64)> {
-    let start = origin
-        .iter()
-        .zip(full_shape)
-        .fold(0u64, |f, (&o, &n)| f * n + o);
-    let len: u64 = shape.iter().map(|&n| n as u64).product();
-    if len > 0 {
-        let first = shape.iter().position(|&n| n != 1).unwrap_or(shape.len());
-        let contiguous = (first + 1..shape.len()).all(|d| shape[d] as u64 == full_shape[d]);
-        if !contiguous {
-            return Err(Error::invalid(
-                "argmin/argmax",
-                "mask",
-                format!(
-                    "an index into a boolean-masked array needs tiles that are contiguous in C order; \
-                     tile {shape:?} at {origin:?} of {full_shape:?} is not (compute the masked array first)"
-                ),
-            ));
-        }
-    }
-    Ok((start, start + len))
-}
-
-fn mismatch() -> Error {
-    Error::invalid(
-        "reduce",
-        "partial",
-        "merging partials of different reductions, dtypes or shapes",
-    )
 }
 
 /// Fold `next` (which follows `acc` in input order) into `acc`.
@@ -933,193 +847,10 @@ pub fn merge(op: ReduceOp, acc: &mut Partial, next: Partial) -> Result<()> {
     if acc.op != op || next.op != op || acc.input != next.input || acc.kept != next.kept {
         return Err(mismatch());
     }
-    match (&mut acc.state, next.state) {
-        (State::I64(a), State::I64(b)) => {
-            let f = if op == ReduceOp::Prod {
-                i64::wrapping_mul
-            } else {
-                i64::wrapping_add
-            };
-            a.iter_mut().zip(b).for_each(|(a, b)| *a = f(*a, b));
-        }
-        (State::U64(a), State::U64(b)) => {
-            let f = if op == ReduceOp::Prod {
-                u64::wrapping_mul
-            } else {
-                u64::wrapping_add
-            };
-            a.iter_mut().zip(b).for_each(|(a, b)| *a = f(*a, b));
-        }
-        (State::FSum { s, c }, State::FSum { s: s2, c: c2 }) => merge_sums(s, c, &s2, &c2),
-        (State::FProd(a), State::FProd(b)) => a.iter_mut().zip(b).for_each(|(a, b)| *a *= b),
-        (
-            State::FMean { n, s, c, every },
-            State::FMean {
-                n: n2,
-                s: s2,
-                c: c2,
-                every: e2,
-            },
-        ) => {
-            merge_sums(s, c, &s2, &c2);
-            *every += e2;
-            n.iter_mut().zip(n2).for_each(|(a, b)| *a += b);
-        }
-        (State::IMean { n, s }, State::IMean { n: n2, s: s2 }) => {
-            s.iter_mut().zip(s2).for_each(|(a, b)| *a += b);
-            n.iter_mut().zip(n2).for_each(|(a, b)| *a += b);
-        }
-        (State::Moments(a), State::Moments(b)) => merge_moments(a, &b),
-        (
-            State::Extreme { v, n, nan, valid },
-            State::Extreme {
-                v: v2,
-                n: n2,
-                nan: nan2,
-                valid: valid2,
-            },
-        ) => {
-            let max = matches!(op, ReduceOp::Max | ReduceOp::NanMax);
-            crate::with_block!(v, a, T => {
-                let b = T::from_block(v2).map_err(|_| mismatch())?;
-                for (x, &y) in a.iter_mut().zip(b.iter()) {
-                    if beats(max, y, *x) {
-                        *x = y;
-                    }
-                }
-            });
-            n.iter_mut().zip(n2).for_each(|(a, b)| *a += b);
-            nan.iter_mut().zip(nan2).for_each(|(a, b)| *a |= b);
-            valid.iter_mut().zip(valid2).for_each(|(a, b)| *a |= b);
-        }
-        (
-            State::Arg {
-                v,
-                idx,
-                nan,
-                n,
-                span,
-            },
-            State::Arg {
-                v: v2,
-                idx: mut idx2,
-                nan: nan2,
-                n: n2,
-                span: span2,
-            },
-        ) => {
-            match (*span, span2) {
-                (None, None) => {}
-                (Some((s0, e0)), Some((s1, e1))) if e0 == s1 => {
-                    // Masked: next's positions follow everything in acc.
-                    for (i, &c) in idx2.iter_mut().zip(n.iter()) {
-                        if *i >= 0 {
-                            *i += c as i64;
-                        }
-                    }
-                    *span = Some((s0, e1));
-                }
-                _ => {
-                    return Err(Error::invalid(
-                        "argmin/argmax",
-                        "mask",
-                        "masked partials must be merged in input order over contiguous ranges",
-                    ))
-                }
-            }
-            let max = op == ReduceOp::ArgMax;
-            crate::with_block!(v, a, T => {
-                let b = T::from_block(v2).map_err(|_| mismatch())?;
-                for (j, (x, &y)) in a.iter_mut().zip(b.iter()).enumerate() {
-                    let (i, i2) = (idx[j], idx2[j]);
-                    let take = if i2 < 0 {
-                        false
-                    } else if i < 0 {
-                        true
-                    } else {
-                        match (nan[j], nan2[j]) {
-                            (true, true) => i2 < i,
-                            (true, false) => false,
-                            (false, true) => true,
-                            (false, false) => {
-                                let better = beats(max, y, *x);
-                                better || (y == *x && i2 < i)
-                            }
-                        }
-                    };
-                    if take {
-                        *x = y;
-                        idx[j] = i2;
-                        nan[j] = nan2[j];
-                    }
-                }
-            });
-            n.iter_mut().zip(n2).for_each(|(a, b)| *a += b);
-        }
-        (State::Bools(a), State::Bools(b)) => {
-            if op == ReduceOp::All {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a &= b);
-            } else {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a |= b);
-            }
-        }
-        (State::TopK(a), State::TopK(b)) => a.merge(b)?,
-        _ => return Err(mismatch()),
-    }
-    Ok(())
-}
-
-/// `y` is strictly better than `x` (larger when `max`, else smaller).
-#[inline]
-fn beats<T: PartialOrd>(max: bool, y: T, x: T) -> bool {
-    if max {
-        y > x
-    } else {
-        y < x
-    }
-}
-
-fn merge_sums(s: &mut [f64], c: &mut [f64], s2: &[f64], c2: &[f64]) {
-    for ((s, c), (&s2, &c2)) in s.iter_mut().zip(c.iter_mut()).zip(s2.iter().zip(c2)) {
-        neumaier(s, c, s2);
-        *c += c2;
-    }
-}
-
-/// `(s + c) / n` as a double-double `hi + lo`.
-fn mean_dd(s: f64, c: f64, n: f64) -> (f64, f64) {
-    let q = s / n;
-    // The division's remainder, exact by FMA.
-    let r = (-q).mul_add(n, s) + c;
-    (q, r / n)
-}
-
-/// Chan, Golub & LeVeque's pairwise update of `(n, sum, M2)`.
-fn merge_moments(a: &mut Moments, b: &Moments) {
-    for j in 0..a.n.len() {
-        let (na, nb) = (a.n[j], b.n[j]);
-        if nb == 0 {
-            continue;
-        }
-        if na == 0 {
-            (a.n[j], a.s[j], a.c[j], a.m2[j], a.m2c[j]) = (nb, b.s[j], b.c[j], b.m2[j], b.m2c[j]);
-            continue;
-        }
-        let (fa, fb) = (na as f64, nb as f64);
-        let n = fa + fb;
-        // The means as double-doubles: their difference is then exact to
-        // ~1 ulp of the difference, even when the means are huge compared
-        // to the spread (1e8 + U(0, 1)).
-        let (qa, la) = mean_dd(a.s[j], a.c[j], fa);
-        let (qb, lb) = mean_dd(b.s[j], b.c[j], fb);
-        let delta = (qb - qa) + (lb - la);
-        neumaier(&mut a.m2[j], &mut a.m2c[j], b.m2[j]);
-        neumaier(&mut a.m2[j], &mut a.m2c[j], delta * delta * (fa * fb / n));
-        a.m2c[j] += b.m2c[j];
-        neumaier(&mut a.s[j], &mut a.c[j], b.s[j]);
-        a.c[j] += b.c[j];
-        a.n[j] = na + nb;
-    }
+    with_family!(op, R => match (R::unwrap_mut(&mut acc.state), R::unwrap(next.state)) {
+        (Some(a), Some(b)) => R::merge(op, a, b),
+        _ => Err(mismatch()),
+    })
 }
 
 /// The final result, shaped as the kept shape (for `TopK`/`ArgTopK`: the
@@ -1129,109 +860,45 @@ fn merge_moments(a: &mut Moments, b: &Moments) {
 /// `Min`/`Max`/`NanMin`/`NanMax`/`ArgMin`/`ArgMax` of an empty reduction;
 /// `TopK`/`ArgTopK` that saw fewer than `|k|` elements.
 pub fn finalize(op: ReduceOp, p: Partial) -> Result<Block> {
-    use ReduceOp::*;
-    let out = result_dtype(op, p.input)?;
-    let kept = p.kept;
-    let shaped = |b: Block| -> Result<Block> {
-        if b.len() != kept.iter().product::<usize>() {
-            return Err(bad("partial state does not match its kept shape"));
-        }
-        Ok(b.into_shape(&kept))
-    };
-    let floats = |v: Vec<f64>| -> Result<Block> {
-        let b = Block::from(ndarray::Array1::from(v).into_dyn());
-        shaped(b.astype(out))
-    };
-    match p.state {
-        State::I64(v) => shaped(Block::from(ndarray::Array1::from(v).into_dyn())),
-        State::U64(v) if op == CountNonzero => shaped(Block::from(
-            ndarray::Array1::from(v.into_iter().map(|x| x as i64).collect::<Vec<_>>()).into_dyn(),
-        )),
-        State::U64(v) => shaped(Block::from(ndarray::Array1::from(v).into_dyn())),
-        State::FSum { s, c } => floats(s.iter().zip(&c).map(|(&s, &c)| resolve(s, c)).collect()),
-        State::FProd(v) => floats(v),
-        State::FMean { n, s, c, every } => floats(
-            n.iter()
-                .zip(s.iter().zip(&c))
-                .map(|(&n, (&s, &c))| resolve(s, c) / (n + every) as f64)
-                .collect(),
-        ),
-        State::IMean { n, s } => floats(
-            n.iter()
-                .zip(&s)
-                .map(|(&n, &s)| {
-                    if n == 0 {
-                        f64::NAN
-                    } else {
-                        s as f64 / n as f64
-                    }
-                })
-                .collect(),
-        ),
-        State::Moments(m) => {
-            let ddof = match op {
-                Var { ddof } | Std { ddof } | NanVar { ddof } | NanStd { ddof } => ddof,
-                _ => 0,
-            };
-            let sqrt = matches!(op, Std { .. } | NanStd { .. });
-            floats(
-                (0..m.n.len())
-                    .map(|j| {
-                        let dof = m.n[j] as f64 - f64::from(ddof);
-                        let var = if dof <= 0.0 {
-                            f64::NAN
-                        } else {
-                            // Rounding can leave a tiny negative M2; NaN stays NaN.
-                            let m2 = resolve(m.m2[j], m.m2c[j]);
-                            (if m2 < 0.0 { 0.0 } else { m2 }) / dof
-                        };
-                        if sqrt {
-                            var.sqrt()
-                        } else {
-                            var
-                        }
-                    })
-                    .collect(),
-            )
-        }
-        State::Extreme { v, n, nan, valid } => {
-            if n.contains(&0) {
-                let name = match op {
-                    Min => "minimum",
-                    Max => "maximum",
-                    NanMin => "fmin",
-                    _ => "fmax",
-                };
-                return Err(Error::invalid(
-                    "reduce",
-                    "axis",
-                    format!("zero-size array to reduction operation {name} which has no identity"),
-                ));
-            }
-            let ignore_nan = matches!(op, NanMin | NanMax);
-            let b = crate::with_block!(v, a, T => {
-                let mut a = a;
-                for (j, x) in a.iter_mut().enumerate() {
-                    if (!ignore_nan && nan[j]) || !valid[j] {
-                        *x = <T as crate::dtype::Element>::from_f64(f64::NAN);
-                    }
-                }
-                T::into_block(a)
-            });
-            shaped(b)
-        }
-        State::Arg { idx, n, .. } => {
-            if n.contains(&0) {
-                let name = if op == ArgMin { "argmin" } else { "argmax" };
-                return Err(Error::invalid(
-                    "reduce",
-                    "axis",
-                    format!("attempt to get {name} of an empty sequence"),
-                ));
-            }
-            shaped(Block::from(ndarray::Array1::from(idx).into_dyn()))
-        }
-        State::Bools(v) => shaped(Block::from(ndarray::Array1::from(v).into_dyn())),
-        State::TopK(t) => t.finish(&kept, matches!(op, ArgTopK { .. })),
+    let Partial {
+        input, kept, state, ..
+    } = p;
+    with_family!(op, R => match R::unwrap(state) {
+        Some(s) => R::finalize(op, input, s, &kept),
+        None => Err(mismatch()),
+    })
+}
+
+/// What `op` gives over no elements of dtype `input`, as NumPy defines it:
+/// the identity (`sum` 0, `prod` and `nanprod` 1, `any` false, `all`
+/// true), NaN for the means and moments. The finalized partial of an empty
+/// tile, so each family's own rules decide it.
+///
+/// # Errors
+/// The reductions without identity (`min`, `argmax`, ..., NumPy's error
+/// messages).
+pub(crate) fn empty_value(op: ReduceOp, input: DType) -> Result<f64> {
+    let empty = Block::zeros(input, &[0]);
+    let p = partial(op, &empty, &[0], None, &[0], &[0])?;
+    let v = finalize(op, p)?.to_f64_vec();
+    Ok(match v.first() {
+        // One NaN for all (0/0 has the sign bit set).
+        Some(x) if x.is_nan() => f64::NAN,
+        Some(&x) => x,
+        None => 0.0,
+    })
+}
+
+/// The state's values (a 1-D block) shaped as `kept`.
+fn shaped(b: Block, kept: &[usize]) -> Result<Block> {
+    if b.len() != kept.iter().product::<usize>() {
+        return Err(bad("partial state does not match its kept shape"));
     }
+    Ok(b.into_shape(kept))
+}
+
+/// f64 results cast to the result dtype `out` and shaped as `kept`.
+fn floats(v: Vec<f64>, out: DType, kept: &[usize]) -> Result<Block> {
+    let b = Block::from(ndarray::Array1::from(v).into_dyn());
+    shaped(b.astype(out), kept)
 }

@@ -171,6 +171,7 @@ fn oracle(op: ReduceOp, lane: &[(f64, i64)]) -> Option<f64> {
         Sum => xs.iter().sum(),
         NanSum => valid.iter().sum(),
         Prod => xs.iter().product(),
+        NanProd => valid.iter().product(),
         Mean => mean(&xs),
         NanMean => mean(&valid),
         Var { ddof } => var(&xs, ddof),
@@ -243,9 +244,10 @@ fn check(op: ReduceOp, b: &Block, axes: &[usize]) {
     }
 }
 
-const OPS: [ReduceOp; 20] = [
+const OPS: [ReduceOp; 21] = [
     ReduceOp::Sum,
     ReduceOp::Prod,
+    ReduceOp::NanProd,
     ReduceOp::Mean,
     ReduceOp::Var { ddof: 0 },
     ReduceOp::Std { ddof: 1 },
@@ -274,13 +276,28 @@ fn every_op_dtype_and_axis_set_matches_the_oracle() {
         let b = data(dtype, &[3, 4, 5], 7);
         for op in OPS {
             // Products of 60 values overflow i64 differently than f64; checked below.
-            if op == ReduceOp::Prod && !dtype.is_float() {
+            if matches!(op, ReduceOp::Prod | ReduceOp::NanProd) && !dtype.is_float() {
                 continue;
             }
             for axes in AXES {
                 check(op, &b, axes);
             }
         }
+    }
+}
+
+/// The oracle test covers every reduction of the table (TopK has its own).
+#[test]
+fn every_op_of_the_table_is_in_the_oracle_test() {
+    for &op in ReduceOp::ALL {
+        if matches!(op, ReduceOp::TopK { .. } | ReduceOp::ArgTopK { .. }) {
+            continue;
+        }
+        assert!(
+            OPS.iter().any(|o| o.name() == op.name()),
+            "{} is missing from OPS",
+            op.name()
+        );
     }
 }
 
@@ -589,13 +606,13 @@ fn float_sums_are_accurate() {
         let b64 = b32.clone().astype(DType::F64);
         // The f32 mean before the cast matches the exact mean to ~1e-15.
         let p = partial(ReduceOp::Mean, &b32, &[0], None, &[0], &[n as u64]).unwrap();
-        let State::FMean {
+        let State::Sums(sums::Acc::FMean {
             n: c, s, c: comp, ..
-        } = &p.state
+        }) = &p.state
         else {
             panic!("state")
         };
-        let mean = resolve(s[0], comp[0]) / c[0] as f64;
+        let mean = layout::resolve(s[0], comp[0]) / c[0] as f64;
         assert!(((mean - exact / n as f64) / mean).abs() < 1e-15);
         for piece in [0, 4096, 99_999] {
             // f64 input: the accumulation itself.
@@ -754,12 +771,12 @@ fn result_dtypes_and_sizes() {
 /// even where the finalized value does not).
 fn state_bits(p: &Partial) -> Vec<(u64, u64, u64)> {
     match &p.state {
-        State::FSum { s, c } => s
+        State::Sums(sums::Acc::FSum { s, c }) => s
             .iter()
             .zip(c)
             .map(|(s, c)| (s.to_bits(), c.to_bits(), 0))
             .collect(),
-        State::FMean { n, s, c, every } => s
+        State::Sums(sums::Acc::FMean { n, s, c, every }) => s
             .iter()
             .zip(c)
             .zip(n)
@@ -836,4 +853,343 @@ fn folding_tiles_together_keeps_the_bits_of_one_by_one() {
             }
         }
     }
+}
+
+/// `np.nanprod`: NaN counts as 1 (all-NaN and empty give 1), integers and
+/// bool as `prod`, the dtypes of `prod`. The values are dyadic, so every
+/// product is exact whatever the tiling; the expected values are NumPy's.
+#[test]
+fn nanprod_treats_nan_as_one_along_each_axis() {
+    let nan = f64::NAN;
+    #[rustfmt::skip]
+    let v = vec![
+        1.5, nan, 2.0, -1.0,   nan, nan, nan, nan,   0.5, 4.0, nan, 3.0,
+        -2.0, 0.25, nan, 8.0,  1.0, nan, -0.5, 2.0,  nan, 10.0, 0.125, nan,
+    ];
+    let a = ArrayD::from_shape_vec(IxDyn(&[2, 3, 4]), v).unwrap();
+    #[rustfmt::skip]
+    let cases: [(&[usize], Vec<f64>); 5] = [
+        (&[0], vec![-3.0, 0.25, 2.0, -8.0, 1.0, 1.0, -0.5, 2.0, 0.5, 40.0, 0.125, 3.0]),
+        (&[1], vec![0.75, 4.0, 2.0, -3.0, -2.0, 2.5, -0.0625, 16.0]),
+        (&[2], vec![-3.0, 1.0, 6.0, -4.0, -1.0, 1.25]),
+        (&[0, 1, 2], vec![-90.0]),
+        (&[0, 2], vec![12.0, -1.0, 7.5]),
+    ];
+    for dtype in [DType::F64, DType::F32] {
+        let b = Block::from(a.clone()).astype(dtype);
+        for (axes, want) in &cases {
+            for piece in [0, 2, 1] {
+                let got = run(ReduceOp::NanProd, &b, axes, None, piece).unwrap();
+                assert_eq!(got.dtype(), dtype);
+                assert_eq!(
+                    got.to_f64_vec(),
+                    *want,
+                    "{dtype} axes {axes:?} piece {piece}"
+                );
+            }
+            // Prod propagates the NaNs nanprod skips.
+            let p = run(ReduceOp::Prod, &b, axes, None, 1).unwrap().to_f64_vec();
+            assert!(p.iter().any(|x| x.is_nan()), "{axes:?}");
+        }
+    }
+    let one = |v: Vec<f64>| {
+        let b = Block::from(ndarray::Array1::from(v).into_dyn());
+        run(ReduceOp::NanProd, &b, &[0], None, 1)
+            .unwrap()
+            .to_f64_vec()[0]
+    };
+    assert_eq!(one(vec![nan, nan]), 1.0);
+    assert_eq!(one(vec![]), 1.0);
+    // inf * 0 is NaN before any NaN is skipped, as in NumPy.
+    assert!(one(vec![f64::INFINITY, 0.0, nan]).is_nan());
+    assert_eq!(empty_value(ReduceOp::NanProd, DType::F32).unwrap(), 1.0);
+    assert_eq!(empty_value(ReduceOp::NanProd, DType::U8).unwrap(), 1.0);
+    // Integers: prod's wrapping int64/uint64; bool: int64.
+    let i = Block::from(
+        ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![3i32, -7, 100_000, 100_000]).unwrap(),
+    );
+    let got = run(ReduceOp::NanProd, &i, &[0], None, 1).unwrap();
+    assert_eq!(
+        got,
+        Block::from(ndarray::arr1(&[300_000i64, -700_000]).into_dyn())
+    );
+    let w = Block::from(ndarray::arr1(&[i64::MAX, 3, -5]).into_dyn());
+    assert_eq!(
+        run(ReduceOp::NanProd, &w, &[0], None, 1).unwrap(),
+        run(ReduceOp::Prod, &w, &[0], None, 1).unwrap()
+    );
+    let u = Block::from(ndarray::arr1(&[200u8, 3]).into_dyn());
+    assert_eq!(
+        run(ReduceOp::NanProd, &u, &[0], None, 2).unwrap(),
+        Block::from(ndarray::arr0(600u64).into_dyn())
+    );
+    for (input, out) in [
+        (DType::Bool, DType::I64),
+        (DType::I8, DType::I64),
+        (DType::U16, DType::U64),
+        (DType::F32, DType::F32),
+        (DType::F64, DType::F64),
+    ] {
+        assert_eq!(result_dtype(ReduceOp::NanProd, input).unwrap(), out);
+        assert_eq!(
+            result_dtype(ReduceOp::NanProd, input).unwrap(),
+            result_dtype(ReduceOp::Prod, input).unwrap()
+        );
+    }
+    assert_eq!(ReduceOp::from_name("nanprod"), Some(ReduceOp::NanProd));
+    assert_eq!(ReduceOp::NanProd.name(), "nanprod");
+}
+
+/// Names and parameters come from the table: every op is found by its
+/// name and aliases, and parameters round-trip.
+#[test]
+fn names_and_parameters_come_from_the_table() {
+    for &op in ReduceOp::ALL {
+        assert_eq!(ReduceOp::from_name(op.name()), Some(op));
+        for a in op.aliases() {
+            assert_eq!(ReduceOp::from_name(a), Some(op));
+        }
+        match op.param() {
+            None => {
+                assert_eq!(op.param_value(), 0);
+                assert_eq!(op.with_param(3), None);
+            }
+            Some(ReduceParam::Ddof) => {
+                assert_eq!(op.with_param(3).map(|o| o.param_value()), Some(3));
+                assert_eq!(op.with_param(-1), None);
+            }
+            Some(ReduceParam::K) => {
+                assert_eq!(op.with_param(-4).map(|o| o.param_value()), Some(-4));
+            }
+        }
+    }
+    let names: std::collections::HashSet<&str> = ReduceOp::ALL.iter().map(|o| o.name()).collect();
+    assert_eq!(names.len(), ReduceOp::ALL.len(), "names are distinct");
+    assert_eq!(ReduceOp::from_name("amin"), Some(ReduceOp::Min));
+    assert_eq!(
+        ReduceOp::from_name("nanvar").and_then(|o| o.with_param(2)),
+        Some(ReduceOp::NanVar { ddof: 2 })
+    );
+    assert_eq!(
+        ReduceOp::from_name("argtopk").and_then(|o| o.with_param(-2)),
+        Some(ReduceOp::ArgTopK { k: -2 })
+    );
+    assert_eq!(ReduceOp::from_name("median"), None);
+}
+
+/// Every op with every parameter variant the tests use.
+fn wire_ops() -> Vec<ReduceOp> {
+    let mut ops: Vec<ReduceOp> = OPS.to_vec();
+    ops.extend([
+        ReduceOp::TopK { k: 2 },
+        ReduceOp::TopK { k: -3 },
+        ReduceOp::ArgTopK { k: 1 },
+        ReduceOp::ArgTopK { k: -2 },
+    ]);
+    ops
+}
+
+/// `finalize(fold(partials))` as [`run`] folds them, each partial sent
+/// through bytes first when `wire`.
+fn run_wire(op: ReduceOp, b: &Block, axes: &[usize], piece: usize, wire: bool) -> Result<Block> {
+    let full: Vec<u64> = b.shape().iter().map(|&n| n as u64).collect();
+    let through = |p: Partial| -> Partial {
+        if !wire {
+            return p;
+        }
+        let bytes = p.to_bytes();
+        let q = Partial::from_bytes(&bytes).unwrap();
+        assert_eq!(q.to_bytes(), bytes, "{op:?}: the encoding is canonical");
+        q
+    };
+    let mut acc: Option<Partial> = None;
+    for (i, (o, s)) in tiles(b.shape(), axes, piece).into_iter().enumerate() {
+        let t = crate::with_block!(b, a, T => Block::from(cut(a, &o, &s)));
+        let origin: Vec<u64> = o.iter().map(|&x| x as u64).collect();
+        match acc.as_mut() {
+            // Every other tile's partial is shipped, and so is the running
+            // accumulator it is merged into.
+            Some(a) if i % 2 == 1 => {
+                let next = through(partial(op, &t, axes, None, &origin, &full)?);
+                merge(op, a, next)?;
+                *a = through(a.clone());
+            }
+            _ => accumulate(op, &mut acc, &t, axes, None, &origin, &full)?,
+        }
+    }
+    let acc = match acc {
+        Some(a) => a,
+        None => through(partial(op, b, axes, None, &vec![0; full.len()], &full)?),
+    };
+    finalize(op, through(acc))
+}
+
+/// A partial through bytes and back merges and finalizes to the bits it
+/// would have: every op, dtype, several axis sets and tilings, derived
+/// partials and masked arg-reductions.
+#[test]
+fn partials_round_trip_through_bytes_with_the_same_bits() {
+    let dtypes = [
+        DType::Bool,
+        DType::I8,
+        DType::U16,
+        DType::I32,
+        DType::U64,
+        DType::F32,
+        DType::F64,
+    ];
+    for dtype in dtypes {
+        let mut b = data(dtype, &[3, 4, 5], 21);
+        if dtype.is_float() {
+            let mut v = b.to_f64_vec();
+            v.iter_mut().step_by(7).for_each(|x| *x = f64::NAN);
+            b = Block::from(ArrayD::from_shape_vec(IxDyn(&[3, 4, 5]), v).unwrap()).astype(dtype);
+        }
+        for op in wire_ops() {
+            let topk = matches!(op, ReduceOp::TopK { .. } | ReduceOp::ArgTopK { .. });
+            for axes in AXES {
+                if topk && axes.len() != 1 {
+                    continue;
+                }
+                for piece in [0, 2] {
+                    let plain = run_wire(op, &b, axes, piece, false);
+                    let wired = run_wire(op, &b, axes, piece, true);
+                    let ctx = format!("{op:?} {dtype} {axes:?} {piece}");
+                    match (plain, wired) {
+                        (Ok(x), Ok(y)) => {
+                            assert_eq!(x.dtype(), y.dtype(), "{ctx}");
+                            assert_eq!(x.shape(), y.shape(), "{ctx}");
+                            assert_eq!(x.to_ne_bytes(), y.to_ne_bytes(), "{ctx}");
+                        }
+                        (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string(), "{ctx}"),
+                        (x, y) => panic!("{ctx}: {x:?} vs {y:?}"),
+                    }
+                }
+            }
+        }
+    }
+    // Derived partials (a sum read off a variance's moments) and masked
+    // arg-reductions (which carry the range they cover).
+    let b = data(DType::F64, &[4, 6], 3);
+    let var = partial(
+        ReduceOp::Var { ddof: 0 },
+        &b,
+        &[0, 1],
+        None,
+        &[0, 0],
+        &[4, 6],
+    )
+    .unwrap();
+    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Std { ddof: 1 }] {
+        let d = derive(op, &var).unwrap();
+        let back = Partial::from_bytes(&d.to_bytes()).unwrap();
+        assert_eq!(
+            finalize(op, d).unwrap().to_ne_bytes(),
+            finalize(op, back).unwrap().to_ne_bytes(),
+            "{op:?}"
+        );
+    }
+    let m = ArrayD::from_shape_fn(IxDyn(&[4, 6]), |ix| (ix[0] * 7 + ix[1] * 3) % 4 != 0);
+    for op in [ReduceOp::ArgMin, ReduceOp::ArgMax, ReduceOp::NanProd] {
+        let fold = |wire: bool| {
+            let mut acc: Option<Partial> = None;
+            for r in 0..4 {
+                let t = crate::with_block!(&b, a, T => Block::from(cut(a, &[r, 0], &[1, 6])));
+                let mm = cut(&m, &[r, 0], &[1, 6]);
+                let mut p = partial(op, &t, &[0, 1], Some(&mm), &[r as u64, 0], &[4, 6]).unwrap();
+                if wire {
+                    p = Partial::from_bytes(&p.to_bytes()).unwrap();
+                }
+                match acc.as_mut() {
+                    None => acc = Some(p),
+                    Some(a) => merge(op, a, p).unwrap(),
+                }
+            }
+            finalize(op, acc.unwrap()).unwrap().to_ne_bytes()
+        };
+        assert_eq!(fold(false), fold(true), "masked {op:?}");
+    }
+}
+
+/// `from_bytes` never panics: every truncation and a few thousand
+/// mutations of real encodings are an error or a partial that merges and
+/// finalizes (to something or an error) without panicking; garbage and
+/// other versions are refused.
+#[test]
+fn from_bytes_refuses_garbage_without_panicking() {
+    let mut samples: Vec<Vec<u8>> = Vec::new();
+    for dtype in [DType::Bool, DType::I16, DType::U64, DType::F32, DType::F64] {
+        let b = data(dtype, &[3, 4], 5);
+        for op in wire_ops() {
+            if let Ok(p) = partial(op, &b, &[1], None, &[0, 0], &[3, 4]) {
+                samples.push(p.to_bytes());
+            }
+        }
+    }
+    let b = data(DType::F64, &[2, 3], 5);
+    let m = ArrayD::from_elem(IxDyn(&[2, 3]), true);
+    let p = partial(ReduceOp::ArgMax, &b, &[0, 1], Some(&m), &[0, 0], &[2, 3]).unwrap();
+    samples.push(p.to_bytes());
+    let exercise = |bytes: &[u8]| {
+        if let Ok(p) = Partial::from_bytes(bytes) {
+            let op = p.op;
+            let mut q = p.clone();
+            let _ = merge(op, &mut q, p.clone());
+            let _ = finalize(op, q);
+            let _ = finalize(op, p);
+        }
+    };
+    let mut r = Lcg(77);
+    for s in &samples {
+        assert!(Partial::from_bytes(s).is_ok());
+        for len in 0..s.len() {
+            assert!(
+                Partial::from_bytes(&s[..len]).is_err(),
+                "truncated to {len}"
+            );
+        }
+        let mut longer = s.clone();
+        longer.push(0);
+        assert!(Partial::from_bytes(&longer).is_err(), "a trailing byte");
+        for pos in 0..s.len() {
+            for v in [0u8, 1, 2, 0x7f, 0x80, 0xff] {
+                let mut t = s.clone();
+                t[pos] = v;
+                exercise(&t);
+            }
+        }
+        for _ in 0..200 {
+            let mut t = s.clone();
+            for _ in 0..1 + (r.next() * 4.0) as usize {
+                let pos = (r.next() * t.len() as f64) as usize;
+                t[pos] = (r.next() * 256.0) as u8;
+            }
+            exercise(&t);
+        }
+    }
+    assert!(Partial::from_bytes(b"").is_err());
+    assert!(Partial::from_bytes(b"not a partial at all").is_err());
+    let mut v2 = samples[0].clone();
+    v2[4] = 2;
+    let e = Partial::from_bytes(&v2).unwrap_err().to_string();
+    assert!(e.contains("version 2"), "{e}");
+    // A huge kept shape or parameter is refused before anything is allocated.
+    let mut huge = b"NDRP\x01\x03sum".to_vec();
+    huge.extend(0i64.to_le_bytes());
+    huge.push(10);
+    huge.extend(2u32.to_le_bytes());
+    huge.extend(u64::MAX.to_le_bytes());
+    huge.extend(0u64.to_le_bytes());
+    huge.push(2);
+    assert!(Partial::from_bytes(&huge).is_err());
+    let mut big = b"NDRP\x01\x03sum".to_vec();
+    big.extend(0i64.to_le_bytes());
+    big.push(10);
+    big.extend(1u32.to_le_bytes());
+    big.extend((1u64 << 40).to_le_bytes());
+    big.push(2);
+    assert!(Partial::from_bytes(&big).is_err());
+    let mut ddof = b"NDRP\x01\x03var".to_vec();
+    ddof.extend((-1i64).to_le_bytes());
+    assert!(Partial::from_bytes(&ddof).is_err());
 }

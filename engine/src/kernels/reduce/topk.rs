@@ -7,14 +7,127 @@
 //! index first. The order is total (indexes are unique), so which selection
 //! algorithm runs never changes the result, and merging two sorted candidate
 //! lists is exact.
+//!
+//! The family ([`TopK`]) takes exactly one reduced axis and no mask; its
+//! result keeps the axis, with `|k|` elements.
 
 use std::cmp::Ordering;
 
 use ndarray::{ArrayD, Axis, IxDyn};
 
+use super::family::{Reduction, Tile};
 use super::layout::Num;
+use super::wire::{inconsistent, Reader, Writer};
+use super::{foreign, ReduceOp};
 use crate::block::{Block, BlockElement};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
+
+/// The family (see the module docs); its state is [`Candidates`].
+#[derive(Debug)]
+pub(super) struct TopK;
+
+/// `k` of a TopK op.
+fn k_of(op: ReduceOp) -> Result<i64> {
+    match op {
+        ReduceOp::TopK { k } | ReduceOp::ArgTopK { k } => Ok(k),
+        _ => Err(foreign(op)),
+    }
+}
+
+impl Reduction for TopK {
+    type State = Candidates;
+
+    fn result_dtype(op: ReduceOp, input: DType) -> DType {
+        if matches!(op, ReduceOp::ArgTopK { .. }) {
+            DType::I64
+        } else {
+            input
+        }
+    }
+
+    fn bytes_per_elem(_op: ReduceOp, input: DType) -> usize {
+        Candidates::bytes_per_candidate(input.size())
+    }
+
+    fn tile<T: Num>(op: ReduceOp, t: &Tile<'_, T>) -> Result<Candidates> {
+        let k = k_of(op)?;
+        if t.axes.len() != 1 || k == 0 {
+            return Err(Error::invalid(
+                "topk",
+                "k",
+                format!(
+                    "topk needs exactly one axis and k != 0 (got axes {:?}, k={k})",
+                    t.axes
+                ),
+            ));
+        }
+        if t.mask.is_some() {
+            return Err(Error::UnknownLength { op: "topk" });
+        }
+        let axis = t.axes[0];
+        Ok(Candidates::tile::<T>(t.a, axis, k, t.origin[axis]))
+    }
+
+    fn merge(_op: ReduceOp, acc: &mut Candidates, next: Candidates) -> Result<()> {
+        acc.merge(next)
+    }
+
+    fn finalize(op: ReduceOp, _input: DType, c: Candidates, kept: &[usize]) -> Result<Block> {
+        c.finish(kept, matches!(op, ReduceOp::ArgTopK { .. }))
+    }
+
+    /// The axis (u32), the candidates per kept element and the elements
+    /// seen (u64), then the candidates' values (values of the input dtype)
+    /// and global indexes (i64s), kept element by kept element, best first.
+    fn encode(c: &Candidates, w: &mut Writer) {
+        w.u32(c.axis as u32);
+        w.u64(c.len as u64);
+        w.u64(c.seen);
+        w.block(&c.vals);
+        w.i64s(&c.idx);
+    }
+
+    fn decode(
+        op: ReduceOp,
+        input: DType,
+        kept: &[usize],
+        r: &mut Reader<'_>,
+    ) -> Result<Candidates> {
+        let k = k_of(op)?;
+        let kk = usize::try_from(k.unsigned_abs())
+            .map_err(|_| inconsistent(format!("topk: k={k} too large")))?;
+        let axis = r.u32()? as usize;
+        if axis > kept.len() {
+            return Err(inconsistent(format!(
+                "topk: axis {axis} of a result of {} dimensions",
+                kept.len() + 1
+            )));
+        }
+        let len =
+            usize::try_from(r.u64()?).map_err(|_| inconsistent("topk: too many candidates"))?;
+        let seen = r.u64()?;
+        if len as u64 != (kk as u64).min(seen) {
+            return Err(inconsistent(format!(
+                "topk: {len} candidates for k={k} after {seen} elements"
+            )));
+        }
+        let n = kept
+            .iter()
+            .product::<usize>()
+            .checked_mul(len)
+            .ok_or_else(|| inconsistent("topk: too many candidates"))?;
+        Ok(Candidates {
+            vals: r.block(input, n)?,
+            idx: r.i64s(n)?,
+            len,
+            kk,
+            largest: k > 0,
+            seen,
+            axis,
+        })
+    }
+}
 
 /// Candidates of a TopK reduction (see the module docs).
 #[derive(Clone, Debug)]
@@ -114,7 +227,7 @@ impl Candidates {
         }
         let la = self.len;
         let lb = next.len;
-        let len = self.kk.min(la + lb);
+        let len = self.kk.min(la.saturating_add(lb));
         let kept_a = self.idx.len().checked_div(la);
         let kept_b = next.idx.len().checked_div(lb);
         if let (Some(a), Some(b)) = (kept_a, kept_b) {
@@ -165,7 +278,9 @@ impl Candidates {
         self.vals = vals;
         self.idx = idx;
         self.len = len;
-        self.seen += next.seen;
+        // Wrapping: real counts never come near the limit, and a state read
+        // from bytes must not panic.
+        self.seen = self.seen.wrapping_add(next.seen);
         Ok(())
     }
 

@@ -1,0 +1,350 @@
+//! Running one job of a plan: a map job (into memory or a sink) or a
+//! reduction, through the runner, with the budget's admission.
+
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use crate::array::Array;
+use crate::block::Block;
+use crate::cache::ChunkCache;
+use crate::error::{Error, Result};
+use crate::eval::{estimate, eval, fold_tiles, place, scope, EvalCtx, ReduceSetup, Setups};
+use crate::grid::{region_sel, sel_shape, ChunkGrid, Selection};
+use crate::kernels::reduce;
+use crate::physical::{self, Job, Strategy};
+use crate::plan;
+use crate::runner::{Msg, Runner, Tasks, Threads};
+use crate::source::ChunkSink;
+
+use super::{Executor, Progress, StoreReport};
+
+/// Where a job's finished chunks go.
+enum Deliver<'a> {
+    /// Into an in-memory result of the node's shape.
+    Memory(Mutex<Block>),
+    /// Into a sink (written by the workers).
+    Sink(&'a dyn ChunkSink),
+}
+
+impl Executor {
+    /// Map strategy into memory: one task per chunk of the root's grid.
+    pub(super) fn run_map(
+        &self,
+        root: &Array,
+        reuse: &plan::Reuse,
+        cache: &ChunkCache,
+    ) -> Result<Option<Block>> {
+        let result_bytes = root.nbytes();
+        let result_res = self.reserve_for(root, result_bytes).map_err(|e| match e {
+            Error::BudgetTooSmall {
+                needed,
+                needed_h,
+                budget,
+                budget_h,
+                ..
+            } => Error::BudgetTooSmall {
+                op: format!("holding the result of compute() ({:?})", root),
+                needed,
+                needed_h,
+                budget,
+                budget_h,
+                hint: "store() it instead, or raise the memory budget".to_string(),
+            },
+            other => other,
+        })?;
+        let shape: Vec<usize> = root.shape().iter().map(|&n| n as usize).collect();
+        let deliver = Deliver::Memory(Mutex::new(Block::zeros(root.dtype(), &shape)));
+        let grid = root.grid().clone();
+        self.map_job(root, &grid, &deliver, reuse, cache)?;
+        drop(result_res);
+        match deliver {
+            Deliver::Memory(m) => Ok(Some(m.into_inner().unwrap_or_else(|e| e.into_inner()))),
+            Deliver::Sink(_) => Ok(None),
+        }
+    }
+
+    pub(super) fn run_map_sink(
+        &self,
+        root: &Array,
+        sink: &dyn ChunkSink,
+        reuse: &plan::Reuse,
+        cache: &ChunkCache,
+    ) -> Result<StoreReport> {
+        let deliver = Deliver::Sink(sink);
+        let grid = sink.grid().clone();
+        self.map_job(root, &grid, &deliver, reuse, cache)
+    }
+
+    /// Run one task per chunk of `grid`, delivering each.
+    fn map_job(
+        &self,
+        root: &Array,
+        grid: &ChunkGrid,
+        deliver: &Deliver<'_>,
+        reuse: &plan::Reuse,
+        cache: &ChunkCache,
+    ) -> Result<StoreReport> {
+        let total = grid.num_chunks();
+        let big: Selection = grid
+            .max_chunk_shape()
+            .iter()
+            .map(|&n| crate::grid::AxisSel::full(n))
+            .collect();
+        let sink_extra = match deliver {
+            Deliver::Sink(s) => s.memory_per_chunk(),
+            Deliver::Memory(_) => 0,
+        };
+        let ws = estimate(root, &big) + sink_extra;
+        let available = self.budget.limit().saturating_sub(self.budget.used());
+        if ws > available {
+            return Err(plan::too_small(
+                root,
+                ws,
+                self.budget.limit(),
+                "one output chunk",
+            ));
+        }
+        let threads = (self.threads as u64)
+            .min((available / ws.max(1)).max(1))
+            .min(total.max(1)) as usize;
+        let bytes_per_chunk = |n: u64| -> u64 {
+            grid.chunk_shape(&grid.unravel(n)).iter().product::<u64>() * root.dtype().size() as u64
+        };
+        let bytes_total = root.nbytes();
+        let skipped = std::sync::atomic::AtomicU64::new(0);
+        let work = |n: u64, ctx: &EvalCtx<'_>| -> Result<Msg> {
+            let idx = grid.unravel(n);
+            let sel = region_sel(&grid.chunk_region(&idx));
+            // Reserved before the resume check, which may read the stored
+            // chunk back (within the sink's own bytes per chunk).
+            let want = estimate(root, &sel) + sink_extra;
+            // The label is formatted only where it is shown (a refusal).
+            let res = if want > self.budget.limit() {
+                let what = format!("chunk {} of {root:?}", crate::grid::ChunkIndex(idx.clone()));
+                self.budget.reserve(want, &what)
+            } else {
+                self.budget.reserve(want, "an output chunk")
+            }?;
+            if let Deliver::Sink(s) = deliver {
+                if s.is_done(&idx) {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Msg::Chunk { n });
+                }
+            }
+            let b = scope(|| eval(root, &sel, ctx))?;
+            match deliver {
+                Deliver::Sink(s) => {
+                    s.write_chunk(&idx, &b)?;
+                    drop((b, res));
+                    Ok(Msg::Chunk { n })
+                }
+                Deliver::Memory(m) => {
+                    let pos: Vec<std::ops::Range<usize>> = sel
+                        .iter()
+                        .map(|s| s.start as usize..(s.start + s.len) as usize)
+                        .collect();
+                    let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+                    place(&mut g, &pos, &b);
+                    drop((g, b, res));
+                    Ok(Msg::Chunk { n })
+                }
+            }
+        };
+        let mut progress = Progress {
+            chunks_total: total,
+            bytes_total,
+            ..Progress::default()
+        };
+        let mut written = 0u64;
+        let mut bytes_written = 0u64;
+        // Map results are small (a chunk number), merged at once: a window
+        // of a few per worker keeps the channel small whatever the job size.
+        let window = (threads as u64 * 16).min(total.max(1));
+        self.run_tasks(total, threads, window, reuse, cache, work, |msg| {
+            if let Msg::Chunk { n, .. } = msg {
+                let b = bytes_per_chunk(n);
+                progress.chunks_done += 1;
+                progress.bytes_done += b;
+                written += 1;
+                bytes_written += b;
+                if let Some(p) = &self.progress {
+                    p(&progress);
+                }
+            }
+            Ok(())
+        })?;
+        let skipped = skipped.load(Ordering::Relaxed);
+        Ok(StoreReport {
+            chunks_written: written - skipped,
+            chunks_skipped: skipped,
+            bytes_written,
+            peak_reserved: self.budget.peak(),
+        })
+    }
+
+    /// Reduce strategy, as `job` (a [`Strategy::Reduce`] job of `nodes`'
+    /// grid) says: task `n` folds run `n % runs` of output chunk
+    /// `n / runs`'s chunk tiles ([`Job::task`]), and task partials are
+    /// merged in task order. `nodes` are Reduce nodes sharing input and axes.
+    pub(super) fn run_reduce(
+        &self,
+        nodes: &[Array],
+        job: &Job,
+        reuse: &plan::Reuse,
+        cache: &ChunkCache,
+    ) -> Result<Vec<Block>> {
+        let setups: Vec<ReduceSetup> = nodes
+            .iter()
+            .map(|n| {
+                ReduceSetup::of(n)
+                    .ok_or_else(|| Error::invalid("compute", "array", "internal: not a reduction"))
+            })
+            .collect::<Result<_>>()?;
+        let Strategy::Reduce { runs: per_out, .. } = job.strategy else {
+            return Err(Error::invalid(
+                "compute",
+                "plan",
+                "internal: not a reduce job",
+            ));
+        };
+        let first = &nodes[0];
+        let grid = &job.grid;
+        let total = job.tasks;
+        let big = physical::largest_chunk(grid);
+        let result_bytes: u64 = nodes.iter().map(|n| n.nbytes()).sum();
+        let result_res = self.reserve_for(first, result_bytes)?;
+        // Per task: the tile working set (input evaluated once for all fused
+        // reductions) and the partials; per pending merge: the partials.
+        let partial: u64 = setups.iter().map(|s| s.partial_bytes(&big)).sum();
+        let tile_ws = setups[0].tile_bytes(&big) + partial;
+        let acc_bytes = partial;
+        let available = self.budget.limit().saturating_sub(self.budget.used());
+        let min_need = tile_ws + acc_bytes + partial;
+        if min_need > available {
+            return Err(plan::too_small(
+                first,
+                min_need,
+                self.budget.limit(),
+                "one tile of the reduction",
+            ));
+        }
+        // Scheduling only (how many tasks at once): never the results.
+        let threads = (self.threads as u64)
+            .min(((available - acc_bytes) / (tile_ws + partial).max(1)).max(1))
+            .min(total.max(1)) as usize;
+        let window = ((threads as u64) * 4)
+            .min(((available - acc_bytes) / (tile_ws + partial).max(1)).max(1));
+        let acc_res = self
+            .budget
+            .try_reserve(acc_bytes, "reduction accumulators")?;
+
+        let shapes: Vec<Vec<usize>> = nodes
+            .iter()
+            .map(|n| n.shape().iter().map(|&v| v as usize).collect())
+            .collect();
+        let mut results: Vec<Block> = nodes
+            .iter()
+            .zip(&shapes)
+            .map(|(n, s)| Block::zeros(n.dtype(), s))
+            .collect();
+        let work = |n: u64, ctx: &EvalCtx<'_>| -> Result<Msg> {
+            let task = job.task(n);
+            let out_sel = region_sel(&grid.chunk_region(&task.chunk));
+            let want = setups[0].tile_bytes(&out_sel) + partial;
+            let res = if want > self.budget.limit() {
+                self.budget.reserve(want, &format!("a tile of {first:?}"))
+            } else {
+                self.budget.reserve(want, "a tile of a reduction")
+            }?;
+            let in_sel = setups[0].in_sel(&out_sel);
+            let mut parts = vec![None; setups.len()];
+            fold_tiles(&setups, &mut parts, &in_sel, task.tiles, ctx)?;
+            let mut res = res;
+            res.shrink_to(partial);
+            Ok(Msg::Partials {
+                n,
+                parts,
+                _res: res,
+            })
+        };
+        let mut accs: Vec<Option<reduce::Partial>> = vec![None; nodes.len()];
+        let mut progress = Progress {
+            chunks_total: total,
+            bytes_total: setups[0].x.nbytes(),
+            ..Progress::default()
+        };
+        let tile_bytes_est = setups[0].x.nbytes() / total.max(1);
+        self.run_tasks(total, threads, window, reuse, cache, work, |msg| {
+            let Msg::Partials { n, parts, .. } = msg else {
+                return Ok(());
+            };
+            for (k, (acc, p)) in accs.iter_mut().zip(parts).enumerate() {
+                if let Some(p) = p {
+                    match acc.as_mut() {
+                        None => *acc = Some(p),
+                        Some(a) => reduce::merge(setups[k].op, a, p)?,
+                    }
+                }
+            }
+            if n % per_out == per_out - 1 {
+                let o = n / per_out;
+                let idx = grid.unravel(o);
+                let out_sel = region_sel(&grid.chunk_region(&idx));
+                let pos: Vec<std::ops::Range<usize>> = out_sel
+                    .iter()
+                    .map(|s| s.start as usize..(s.start + s.len) as usize)
+                    .collect();
+                for (k, acc) in accs.iter_mut().enumerate() {
+                    let p = match acc.take() {
+                        Some(p) => p,
+                        None => setups[k].empty_partial(&setups[k].in_sel(&out_sel))?,
+                    };
+                    let b = setups[k].finish(&nodes[k], p, &out_sel)?;
+                    debug_assert_eq!(b.shape(), sel_shape(&out_sel).as_slice());
+                    place(&mut results[k], &pos, &b);
+                }
+            }
+            progress.chunks_done += 1;
+            progress.bytes_done += tile_bytes_est;
+            if let Some(p) = &self.progress {
+                p(&progress);
+            }
+            Ok(())
+        })?;
+        drop(acc_res);
+        drop(result_res);
+        Ok(results)
+    }
+
+    /// Run tasks `0..total` on this executor's worker threads (the
+    /// [`Threads`] runner), at most `window` ahead of the in-order merge.
+    #[allow(clippy::too_many_arguments)]
+    fn run_tasks(
+        &self,
+        total: u64,
+        threads: usize,
+        window: u64,
+        reuse: &plan::Reuse,
+        cache: &ChunkCache,
+        work: impl Fn(u64, &EvalCtx<'_>) -> Result<Msg> + Sync,
+        mut merge: impl FnMut(Msg) -> Result<()>,
+    ) -> Result<()> {
+        let runner = Threads {
+            threads,
+            budget: &self.budget,
+            cancel: &self.cancel.flag,
+        };
+        let setups = Setups::default();
+        let tasks = Tasks {
+            total,
+            window,
+            ctx: EvalCtx {
+                cache,
+                reuse,
+                cancel: &self.cancel.flag,
+                setups: &setups,
+            },
+        };
+        runner.run(&tasks, &work, &mut merge)
+    }
+}

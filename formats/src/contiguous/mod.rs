@@ -1,0 +1,115 @@
+//! Contiguous storage: the source and sink that raw files and `.npy` share.
+//!
+//! A contiguous store is one run of `product(shape)` elements of one dtype
+//! in one byte order, C or Fortran order, starting at a byte offset (0 for
+//! raw files unless the spec says otherwise, after the header for `.npy`).
+//!
+//! - [`ContiguousSource`] memory-maps the file and gathers any chunk or
+//!   strided selection straight from the map (byte-swapping when the file's
+//!   order is not the machine's); its grid is chosen with
+//!   [`ChunkGrid::auto`](ndstream_engine::ChunkGrid::auto) at [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES).
+//! - [`ContiguousSink`] pre-sizes the file (C order) and writes each chunk
+//!   at its offsets with positioned writes, one per contiguous run, so
+//!   chunks can arrive in any order from any thread. While it writes, a
+//!   sidecar `<file>.ndstream-incomplete` exists; `finish` syncs the file and
+//!   removes it. A chunk's runs are not written atomically, so `Resume`
+//!   rewrites every chunk (`is_done` is always false): the result is
+//!   complete and correct once the resumed run finishes, however the
+//!   previous run ended (an error, a full disk, `SIGKILL`).
+//!
+//! Lifecycle (see [`crate::lock`] and [`crate::swap`]): the sink holds an
+//! exclusive `flock` on the file it writes, taken before it decides
+//! anything, so a second writer is refused ("in use by another process").
+//! `Overwrite` of an existing file writes a locked temporary beside it
+//! (`.<name>.ndstream-new-<pid>-<n>`) and renames it over the file at
+//! `finish`: until then the old file is untouched and readable, a failed
+//! write removes the temporary, and a killed one leaves it for the next
+//! overwrite to remove. Nothing else is written outside the named file but
+//! the sidecar marker.
+//!
+//! Invariant of the memory map: nobody truncates a file while a source has
+//! it mapped (reads past the end of a mapped file fault). ndstream never
+//! does: `Overwrite` renames a new file over the old one (a new inode, old
+//! maps stay valid) and `Resume` never changes a file's size.
+
+mod gather;
+mod sink;
+mod source;
+
+pub(crate) use gather::gather_block;
+pub(crate) use sink::{io_err, spec_grid, ContiguousSink};
+pub(crate) use source::{open_err, release_pages, ContiguousSource};
+
+use std::path::{Path, PathBuf};
+
+use ndstream_engine::DType;
+
+use crate::spec::ArrayInfo;
+
+/// Where and how the elements lie in a contiguous file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub little_endian: bool,
+    /// Fortran (column-major) order instead of C order.
+    pub fortran: bool,
+    /// Byte offset of the first element.
+    pub offset: u64,
+}
+
+impl Layout {
+    /// Bytes of the elements, or `None` if that overflows.
+    pub fn nbytes(&self) -> Option<u64> {
+        self.shape
+            .iter()
+            .try_fold(self.dtype.size() as u64, |acc, &n| acc.checked_mul(n))
+    }
+
+    /// Byte stride of each axis.
+    fn strides(&self) -> Vec<i64> {
+        let item = self.dtype.size() as i64;
+        let nd = self.shape.len();
+        (0..nd)
+            .map(|d| {
+                let dims = if self.fortran {
+                    &self.shape[..d]
+                } else {
+                    &self.shape[d + 1..]
+                };
+                dims.iter().map(|&n| n as i64).product::<i64>() * item
+            })
+            .collect()
+    }
+
+    /// True if the file's byte order differs from this machine's.
+    fn needs_swap(&self) -> bool {
+        self.dtype.size() > 1 && self.little_endian != cfg!(target_endian = "little")
+    }
+}
+
+/// The sidecar that marks a contiguous file as being written.
+pub(crate) fn marker_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".ndstream-incomplete");
+    PathBuf::from(s)
+}
+
+/// `info` of a contiguous file (`raw` or `npy`).
+pub(crate) fn contiguous_info(name: &str, format: &str, file: &Path, layout: &Layout) -> ArrayInfo {
+    let logical = layout.nbytes().unwrap_or(u64::MAX);
+    ArrayInfo {
+        path: name.to_string(),
+        format: format.to_string(),
+        shape: layout.shape.clone(),
+        dtype: layout.dtype,
+        chunks: None,
+        shards: None,
+        codec: "none".into(),
+        stored_bytes: std::fs::metadata(file).ok().map(|m| m.len()),
+        logical_bytes: logical,
+        fill_value: None,
+        attributes: Default::default(),
+        incomplete: marker_path(file).exists(),
+    }
+}
