@@ -93,7 +93,9 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
         };
         for e in entries {
             let Some(e) = gone(e) else { continue };
-            let Some(t) = gone(e.file_type()) else { continue };
+            let Some(t) = gone(e.file_type()) else {
+                continue;
+            };
             if t.is_dir() {
                 out.insert(e.path(), (0, 0));
                 stack.push(e.path());
@@ -600,9 +602,9 @@ fn a_second_writer_gets_in_use_and_changes_nothing() {
         let changed: Vec<_> = before
             .iter()
             .filter(|(p, h)| {
-                !p.display().to_string().contains(".ndstream-new-")
-                    && !(first_ended && p.starts_with(&out_path))
-                    && now.get(*p) != Some(h)
+                let temporary = p.display().to_string().contains(".ndstream-new-");
+                let replaced = first_ended && p.starts_with(&out_path);
+                !temporary && !replaced && now.get(*p) != Some(h)
             })
             .collect();
         assert!(changed.is_empty(), "{output}: {changed:?}");

@@ -227,16 +227,59 @@ fn is_empty_dir(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// True if `dir` holds only ndstream's incomplete marker and value
-/// temporaries (no metadata, no chunks).
+/// True if `dir` is an array ndstream began but stopped before its array
+/// metadata: it holds only value temporaries, or ndstream's incomplete
+/// marker with value temporaries and at most Zarr v2's `.zattrs` (zarrs
+/// stores `.zattrs` before `.zarray`, so a kill can fall between them).
+/// No chunks, no array or group metadata.
 fn only_marker(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().all(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            e.file_type().is_ok_and(|t| t.is_file())
-                && (n == INCOMPLETE_MARKER || AtomicFsStore::is_temporary(&n))
-        })
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let (mut marker, mut attrs) = (false, false);
+    for e in entries {
+        let Ok(e) = e else { return false };
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            return false;
+        }
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n == INCOMPLETE_MARKER {
+            marker = true;
+        } else if n == ".zattrs" {
+            attrs = true;
+        } else if !AtomicFsStore::is_temporary(&n) {
+            return false;
+        }
+    }
+    marker || !attrs
+}
+
+/// Write `dir/file` whole or not at all: a temporary named as
+/// [`AtomicFsStore`]'s, renamed over `file` (a kill never leaves a group
+/// with empty or half-written metadata).
+fn write_whole(dir: &Path, file: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{file}.ndstream-tmp-{}-g", std::process::id()));
+    let write = || {
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, dir.join(file))
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Remove the temporaries [`write_whole`] left for `dir/file`.
+fn remove_temporaries_of(dir: &Path, file: &str) {
+    let prefix = format!(".{file}.ndstream-tmp-");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix)
+                && e.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// Make sure `root` and the groups between it and the array exist as groups.
@@ -263,10 +306,14 @@ fn ensure_groups(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Resul
                     ),
                 ))
             }
-            Ok(Some(Node::Group { .. })) => {}
+            Ok(Some(Node::Group { .. })) => {
+                // A writer killed while making this group left its temporary.
+                let (file, _) = meta::group_metadata(spec.zarr_version);
+                remove_temporaries_of(&dir, file);
+            }
             Ok(None) => {
                 let (file, json) = meta::group_metadata(spec.zarr_version);
-                std::fs::write(dir.join(file), json.to_string())
+                write_whole(&dir, file, json.to_string().as_bytes())
                     .map_err(|e| io_err(name, "writing the group metadata", e))?;
             }
             Ok(Some(Node::Array(_))) => {

@@ -641,19 +641,40 @@ fn fs2_free(dir: &Path) -> u64 {
 
 #[test]
 fn a_zarr_store_stopped_before_its_metadata_is_recovered() {
-    // A write that failed right after its marker (a full disk) leaves a
-    // directory with nothing else: every mode takes it up again.
-    for mode in [WriteMode::Resume, WriteMode::Overwrite, WriteMode::Create] {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("m.zarr");
-        std::fs::create_dir(&root).unwrap();
-        std::fs::write(root.join(".ndstream-incomplete"), b"").unwrap();
-        let path = root.display().to_string();
-        let mut spec = spec_f64(&[12, 9], &[5, 4]);
-        spec.mode = mode;
-        let data = noise(&spec.shape, 13);
-        store(&path, &spec, &data);
-        assert!(reads_as(&path, &data), "{mode:?}");
-        assert!(!incomplete(&path), "{mode:?}");
+    // A write that failed or was killed after its marker but before its
+    // array metadata leaves a directory with the marker and at most a
+    // metadata temporary or Zarr v2's `.zattrs` (zarrs stores it before
+    // `.zarray`): every mode takes it up again.
+    let leftovers: [&[&str]; 3] = [&[], &[".zattrs"], &["..zarray.ndstream-tmp-1-1", ".zattrs"]];
+    for left in leftovers {
+        for mode in [WriteMode::Resume, WriteMode::Overwrite, WriteMode::Create] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("m.zarr");
+            std::fs::create_dir(&root).unwrap();
+            std::fs::write(root.join(".ndstream-incomplete"), b"").unwrap();
+            for f in left {
+                std::fs::write(root.join(f), b"{}").unwrap();
+            }
+            let path = root.display().to_string();
+            let mut spec = spec_f64(&[12, 9], &[5, 4]);
+            spec.mode = mode;
+            let data = noise(&spec.shape, 13);
+            store(&path, &spec, &data);
+            assert!(reads_as(&path, &data), "{left:?} {mode:?}");
+            assert!(!incomplete(&path), "{left:?} {mode:?}");
+        }
     }
+    // Without ndstream's marker, a directory holding only `.zattrs` is
+    // someone else's: not taken up.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m.zarr");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join(".zattrs"), b"{}").unwrap();
+    let mut spec = spec_f64(&[12, 9], &[5, 4]);
+    spec.mode = WriteMode::Resume;
+    let Err(err) = create_sink(&root.display().to_string(), &spec) else {
+        panic!("a foreign directory was taken up");
+    };
+    assert!(err.to_string().contains("not a Zarr array"), "{err}");
+    assert_eq!(std::fs::read(root.join(".zattrs")).unwrap(), b"{}");
 }
