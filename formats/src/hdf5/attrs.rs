@@ -2,7 +2,9 @@
 //!
 //! Read: numeric scalars and arrays (integers stay exact as i64/u64, floats
 //! become f64, NaN/inf become `null`), bools, and fixed or variable-length
-//! strings. Other attribute types (compound, enum, references) are skipped.
+//! strings. Other attribute types (compound, enum, references) are skipped,
+//! and so are variable-length strings of a file whose global heap libhdf5
+//! would hang on (see [`super::heap`]).
 //! Write: JSON bools, numbers, strings and homogeneous arrays of them become
 //! the matching HDF5 types (strings as variable-length UTF-8, as h5py writes
 //! them); anything else (objects, `null`, mixed arrays) is stored as its JSON
@@ -20,12 +22,19 @@ use super::PRIVATE_PREFIX;
 pub(crate) fn read_attrs(loc: &Location) -> Attributes {
     let mut out = Attributes::new();
     let names = loc.attr_names().unwrap_or_default();
+    // Whether variable-length values may be read, asked at the first one.
+    let mut heaps_ok = None;
     for name in names {
         if name.starts_with(PRIVATE_PREFIX) {
             continue;
         }
         if let Ok(a) = loc.attr(&name) {
-            if let Some(v) = attr_value(&a) {
+            if let Some(v) = attr_value(&a, &mut || {
+                *heaps_ok.get_or_insert_with(|| {
+                    let file = loc.filename();
+                    super::heap::collections_ok(std::path::Path::new(&file)).is_ok()
+                })
+            }) {
                 out.insert(name, v);
             }
         }
@@ -37,10 +46,20 @@ fn float(v: f64) -> Value {
     serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
 }
 
-/// One attribute as JSON, or `None` for types ndstream does not show.
-fn attr_value(a: &Attribute) -> Option<Value> {
+/// One attribute as JSON, or `None` for types ndstream does not show and
+/// for variable-length strings when `vlen_ok()` says no.
+fn attr_value(a: &Attribute, vlen_ok: &mut dyn FnMut() -> bool) -> Option<Value> {
     let dt = a.dtype().ok()?;
     let desc = dt.to_descriptor().ok()?;
+    if matches!(
+        desc,
+        TypeDescriptor::VarLenUnicode
+            | TypeDescriptor::VarLenAscii
+            | TypeDescriptor::VarLenArray(_)
+    ) && !vlen_ok()
+    {
+        return None;
+    }
     let vals: Vec<Value> = match desc {
         TypeDescriptor::Integer(_) => a
             .read_raw::<i64>()

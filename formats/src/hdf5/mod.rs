@@ -20,6 +20,7 @@
 
 mod attrs;
 mod codec;
+mod heap;
 mod lifecycle;
 mod sink;
 mod source;

@@ -1,0 +1,247 @@
+//! A check of a file's global heap collections before libhdf5 reads them.
+//!
+//! Variable-length data (h5py's and netCDF-4's string attributes) lives in
+//! global heap collections (`GCOL`). libhdf5 1.10 loops forever on a
+//! collection holding a free-space object of size 0 (its parser advances
+//! by the object's size), and follows a huge object size past the end of
+//! its buffer. So before ndstream reads a variable-length attribute it
+//! checks every collection of the file: the file is scanned once for the
+//! `GCOL` signature and each collection's objects are walked as libhdf5
+//! walks them. A file with such a collection has its variable-length
+//! attributes left out (as attribute types ndstream does not show are),
+//! never a hang. The scan reads the file in 1 MiB blocks. Files larger than [`SCAN_LIMIT`] are not scanned (the
+//! scan would cost more than the `info` it serves) and are read as they
+//! are.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Files up to this size are scanned for collections.
+pub(crate) const SCAN_LIMIT: u64 = 1 << 30;
+
+/// A collection's header: "GCOL", version, 3 reserved, size (8 bytes).
+const HEADER: usize = 16;
+/// An object's header: index (2), references (2), reserved (4), size (8).
+const OBJ_HEADER: usize = 16;
+
+/// What was found for each file, by (device, inode, length, mtime).
+type Seen = HashMap<(u64, u64, u64, i64, i64), Result<(), String>>;
+static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
+
+/// `Ok` if libhdf5 may read variable-length data of the file at `path`;
+/// otherwise why not (naming the file and the collection's offset).
+pub(crate) fn collections_ok(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > SCAN_LIMIT {
+        return Ok(());
+    }
+    let key = (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    );
+    let known = SEEN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key).cloned());
+    if let Some(r) = known {
+        return r;
+    }
+    let r = scan(path);
+    SEEN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(key, r.clone());
+    r
+}
+
+/// Bytes read at a time while scanning.
+const BLOCK: usize = 1 << 20;
+
+fn scan(path: &Path) -> Result<(), String> {
+    // Plain reads, not a map: a map of a file that shrinks, or of a sparse
+    // file on a full tmpfs, kills the process with SIGBUS.
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut reader = Reader {
+        file: &file,
+        len,
+        start: 0,
+        buf: Vec::new(),
+    };
+    let mut tail: Vec<u8> = Vec::new();
+    let mut off = 0u64;
+    while off < len {
+        let n = BLOCK.min((len - off) as usize);
+        let mut block = std::mem::take(&mut tail);
+        let base = off - block.len() as u64;
+        let keep = block.len();
+        block.resize(keep + n, 0);
+        read_at(&file, &mut block[keep..], off).map_err(io)?;
+        for at in memchr::memmem::find_iter(&block, b"GCOL") {
+            let pos = base + at as u64;
+            if !collection_ok(pos, &mut reader).map_err(io)? {
+                return Err(format!(
+                    "{}: the global heap collection at byte {pos} is corrupt (an object that does not advance)",
+                    path.display()
+                ));
+            }
+        }
+        // A signature may straddle two blocks.
+        tail = block[block.len().saturating_sub(3)..].to_vec();
+        off += n as u64;
+    }
+    Ok(())
+}
+
+fn read_at(file: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, off)
+}
+
+/// Sequential 16-byte reads of a file through a window of [`BLOCK`] bytes.
+struct Reader<'a> {
+    file: &'a std::fs::File,
+    len: u64,
+    start: u64,
+    buf: Vec<u8>,
+}
+
+/// Something 16 bytes at a time can be read from: the 16 bytes at `at`,
+/// or `None` past the end.
+trait Get16 {
+    fn get16(&mut self, at: u64) -> std::io::Result<Option<[u8; 16]>>;
+}
+
+impl Get16 for Reader<'_> {
+    fn get16(&mut self, at: u64) -> std::io::Result<Option<[u8; 16]>> {
+        if at.checked_add(16).is_none_or(|end| end > self.len) {
+            return Ok(None);
+        }
+        let end = self.start + self.buf.len() as u64;
+        if at < self.start || at + 16 > end {
+            let n = (BLOCK as u64).min(self.len - at) as usize;
+            self.buf.resize(n, 0);
+            read_at(self.file, &mut self.buf, at)?;
+            self.start = at;
+        }
+        let i = (at - self.start) as usize;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&self.buf[i..i + 16]);
+        Ok(Some(out))
+    }
+}
+
+impl Get16 for &[u8] {
+    fn get16(&mut self, at: u64) -> std::io::Result<Option<[u8; 16]>> {
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        Ok(self
+            .get(at..at.saturating_add(16))
+            .and_then(|s| s.try_into().ok()))
+    }
+}
+
+/// The offset of the first collection in `bytes` that libhdf5 1.10 would
+/// loop on or overrun, if any (a walk that ends past the collection's
+/// end counts: libhdf5 would move its pointer there).
+#[cfg(test)]
+fn check_collections(bytes: &[u8]) -> Result<(), usize> {
+    for at in memchr::memmem::find_iter(bytes, b"GCOL") {
+        if !collection_ok(at as u64, &mut &bytes[..]).unwrap_or(true) {
+            return Err(at);
+        }
+    }
+    Ok(())
+}
+
+/// Walk the collection at `at` as libhdf5 does
+/// (`H5HG__cache_heap_deserialize`): false if it would not advance or
+/// would step past the collection's end.
+fn collection_ok(at: u64, file: &mut impl Get16) -> std::io::Result<bool> {
+    let Some(h) = file.get16(at)? else {
+        return Ok(true); // a signature in the last bytes: no collection
+    };
+    if h[4] != 1 {
+        return Ok(true); // a version libhdf5 refuses
+    }
+    let size = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default());
+    if at.checked_add(size).is_none() || file.get16(at + size - 16.min(size))?.is_none() {
+        return Ok(true); // runs past the end of the file: libhdf5 fails to read it
+    }
+    let mut p = HEADER as u64;
+    while p < size {
+        if p + OBJ_HEADER as u64 > size {
+            break; // too small for an object: free space
+        }
+        let Some(o) = file.get16(at + p)? else {
+            return Ok(true);
+        };
+        let idx = u16::from_le_bytes([o[0], o[1]]);
+        let obj = u64::from_le_bytes(o[8..16].try_into().unwrap_or_default());
+        let need = if idx > 0 {
+            obj.checked_add(7)
+                .map(|n| n & !7)
+                .and_then(|n| n.checked_add(OBJ_HEADER as u64))
+        } else {
+            Some(obj)
+        };
+        match need {
+            Some(0) | None => return Ok(false),
+            // Past the end: a pointer libhdf5 may wrap around.
+            Some(n) if n > size - p => return Ok(false),
+            Some(n) => p += n,
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_collections;
+
+    fn collection(objects: &[(u16, u64)]) -> Vec<u8> {
+        let mut c = b"GCOL\x01\0\0\0".to_vec();
+        c.extend_from_slice(&4096u64.to_le_bytes());
+        for &(idx, size) in objects {
+            c.extend_from_slice(&idx.to_le_bytes());
+            c.extend_from_slice(&[0; 6]);
+            c.extend_from_slice(&size.to_le_bytes());
+            if idx > 0 && size < 4096 {
+                c.resize(c.len() + size.div_ceil(8) as usize * 8, b'x');
+            }
+        }
+        c.resize(4096, 0);
+        c
+    }
+
+    #[test]
+    fn a_well_formed_collection_passes() {
+        let mut f = vec![0u8; 100];
+        f.extend(collection(&[(1, 15), (2, 8), (0, 4096 - 16 - 32 - 24)]));
+        assert_eq!(check_collections(&f), Ok(()));
+        // Free space too small for an object header ends the walk.
+        f.truncate(100);
+        f.extend(collection(&[(1, 4096 - 16 - 16 - 8)]));
+        assert_eq!(check_collections(&f), Ok(()));
+    }
+
+    #[test]
+    fn an_empty_free_space_object_is_found() {
+        // The case libhdf5 1.10 loops on (found by the hdf5_open fuzz target).
+        let mut f = vec![0u8; 2048];
+        f.extend(collection(&[(1, 13), (8, 1), (0, 0)]));
+        assert_eq!(check_collections(&f), Err(2048));
+    }
+
+    #[test]
+    fn an_object_size_that_wraps_is_found() {
+        let f = collection(&[(1, u64::MAX - 3)]);
+        assert_eq!(check_collections(&f), Err(0));
+    }
+}
