@@ -147,7 +147,8 @@ pub fn read_bounded(src: &dyn ChunkSource) {
         }
     }
     if src.supports_selection()
-        && product(src.shape().iter().map(|&n| n.div_ceil(3))) * itemsize <= MAX_CHUNK_BYTES
+        && product(src.shape().iter().map(|&n| n.div_ceil(3))).saturating_mul(itemsize)
+            <= MAX_CHUNK_BYTES
     {
         let sel: Vec<AxisSel> = src
             .shape()

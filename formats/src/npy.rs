@@ -1,5 +1,5 @@
 //! NumPy `.npy` files: the header, and the contiguous source/sink of
-//! [`crate::raw`] behind it.
+//! [`crate::contiguous`] behind it.
 //!
 //! Reading accepts format versions 1.0, 2.0 and 3.0, C and Fortran order,
 //! both byte orders and every numeric dtype plus bool; structured, complex,

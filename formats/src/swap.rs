@@ -154,12 +154,57 @@ pub(crate) fn replace_file(new: &Path, target: &Path) -> std::io::Result<()> {
 /// any other failure of the rename or link. `new` is left for the caller.
 pub(crate) fn place_file(new: &Path, target: &Path) -> std::io::Result<()> {
     match rename2(new, target, RENAME_NOREPLACE) {
-        Err(e) if exchange_unsupported(&e) => {
-            std::fs::hard_link(new, target)?;
-            let _ = std::fs::remove_file(new);
-            Ok(())
-        }
+        Err(e) if exchange_unsupported(&e) => match std::fs::hard_link(new, target) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(new);
+                Ok(())
+            }
+            // No hard links either (some FUSE and network file systems):
+            // a rename after a check, which a writer that creates the name
+            // in between could lose to (the only non-atomic case).
+            Err(e) if link_unsupported(&e) => {
+                if std::fs::symlink_metadata(target).is_ok() {
+                    return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+                }
+                std::fs::rename(new, target)
+            }
+            Err(e) => Err(e),
+        },
         other => other,
+    }
+}
+
+/// Errors of `link` that mean the file system has no hard links.
+fn link_unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EPERM) | Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+        )
+}
+
+/// Write `bytes` to a new file at `path`, replacing whatever entry has
+/// the name (a link is removed, never written through).
+///
+/// # Errors
+/// The removal or the exclusive creation failed (`AlreadyExists` if
+/// another process created the name in between, twice).
+pub(crate) fn write_fresh(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tries = 0;
+    loop {
+        if std::fs::symlink_metadata(path).is_ok() {
+            std::fs::remove_file(path)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(mut f) => return f.write_all(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 1 => tries += 1,
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -11,8 +11,9 @@
 //! - [`ContiguousSink`] pre-sizes the file (C order) and writes each chunk
 //!   at its offsets with positioned writes, one per contiguous run, so
 //!   chunks can arrive in any order from any thread. While it writes, a
-//!   sidecar `<file>.ndstream-incomplete` exists; `finish` syncs the file and
-//!   removes it. A chunk's runs are not written atomically, so `Resume`
+//!   sidecar `<file>.ndstream-incomplete` exists; `finish` removes it (and
+//!   with [`SinkSpec::sync`](crate::SinkSpec::sync) first syncs the file,
+//!   and after, its directory). A chunk's runs are not written atomically, so `Resume`
 //!   rewrites every chunk (`is_done` is always false): the result is
 //!   complete and correct once the resumed run finishes, however the
 //!   previous run ended (an error, a full disk, `SIGKILL`).
@@ -24,8 +25,11 @@
 //! (`.<name>.ndstream-new-<pid>-<n>`) and renames it over the file at
 //! `finish`: until then the old file is untouched and readable, a failed
 //! write removes the temporary, and a killed one leaves it for the next
-//! overwrite to remove. Nothing else is written outside the named file but
-//! the sidecar marker.
+//! overwrite to remove. A new file is prepared the same way (a locked
+//! temporary beside it, given the file's name once its header and size
+//! are written). Nothing else is written outside the named file but these
+//! temporaries, the sidecar marker (a link at its name is replaced, never
+//! written through) and the parent directories of a new file.
 //!
 //! Invariant of the memory map: nobody truncates a file while a source has
 //! it mapped (reads past the end of a mapped file fault). ndstream never
@@ -77,7 +81,9 @@ impl Layout {
                 } else {
                     &self.shape[d + 1..]
                 };
-                dims.iter().map(|&n| n as i64).product::<i64>() * item
+                // Wrapping: an empty array may declare axes whose product
+                // overflows, and then no stride is ever used.
+                dims.iter().fold(item, |acc, &n| acc.wrapping_mul(n as i64))
             })
             .collect()
     }

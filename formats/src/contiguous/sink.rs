@@ -212,8 +212,9 @@ fn prepare_new(name: &str, tmp: &Path, header: &[u8], total: u64) -> Result<Outp
 }
 
 /// Write the sidecar marking `file` as being written.
+/// (A link at its name is replaced, never written through.)
 fn write_marker(name: &str, marker: &Path) -> Result<()> {
-    std::fs::write(
+    crate::swap::write_fresh(
         marker,
         b"being written by ndstream; removed when the write finishes\n",
     )
@@ -334,10 +335,6 @@ impl ChunkSink for ContiguousSink {
                 *swap = Some((tmp, target));
                 return Err(io_err(&self.name, &what, e));
             }
-            if self.sync {
-                crate::swap::sync_parent(&target)
-                    .map_err(|e| io_err(&self.name, "the final sync", e))?;
-            }
         }
         // After a swap the marker is the old file's, if it was incomplete.
         match std::fs::remove_file(&self.marker) {
@@ -350,6 +347,12 @@ impl ChunkSink for ContiguousSink {
                     e,
                 ))
             }
+        }
+        if self.sync {
+            // The file's name (a new file's placement or the swap's rename)
+            // and the marker's removal, both entries of one directory.
+            crate::swap::sync_parent(&self.marker)
+                .map_err(|e| io_err(&self.name, "the final sync", e))?;
         }
         // Complete: the next writer may have it.
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -9,9 +9,15 @@
 //! `GCOL` signature and each collection's objects are walked as libhdf5
 //! walks them. A file with such a collection has its variable-length
 //! attributes left out (as attribute types ndstream does not show are),
-//! never a hang. The scan reads the file in 1 MiB blocks. Files larger than [`SCAN_LIMIT`] are not scanned (the
-//! scan would cost more than the `info` it serves) and are read as they
-//! are.
+//! never a hang. The scan reads the file in 1 MiB blocks and walks
+//! collections through small windows; its whole cost is capped at a few
+//! times the file's length ([`Reader`]), and a file whose check would
+//! cost more (collection signatures planted all through its data) counts
+//! as not checked, like a corrupt one. The walk assumes 8-byte lengths,
+//! what every common writer uses; a file whose superblock declares other
+//! sizes counts as not checked too. Files larger than [`SCAN_LIMIT`] are
+//! not scanned (the scan would cost more than the `info` it serves) and
+//! are read as they are.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,17 +69,32 @@ pub(crate) fn collections_ok(path: &Path) -> Result<(), String> {
 /// Bytes read at a time while scanning.
 const BLOCK: usize = 1 << 20;
 
+/// Bytes read at a time while walking a collection.
+const WINDOW: usize = 4096;
+
 fn scan(path: &Path) -> Result<(), String> {
     // Plain reads, not a map: a map of a file that shrinks, or of a sparse
     // file on a full tmpfs, kills the process with SIGBUS.
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
+    if let Some(n) = length_size(&file, len).map_err(io)? {
+        if n != 8 {
+            return Err(format!(
+                "{}: its superblock declares {n}-byte lengths; the global heap check reads 8-byte ones",
+                path.display()
+            ));
+        }
+    }
     let mut reader = Reader {
         file: &file,
         len,
         start: 0,
         buf: Vec::new(),
+        cost: 0,
+        // Every 16-byte read counts 16 and every window read its length:
+        // well-formed files cost about their length once.
+        limit: len.saturating_mul(4).saturating_add(16 << 20),
     };
     let mut tail: Vec<u8> = Vec::new();
     let mut off = 0u64;
@@ -105,12 +126,35 @@ fn read_at(file: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<()
     file.read_exact_at(buf, off)
 }
 
-/// Sequential 16-byte reads of a file through a window of [`BLOCK`] bytes.
+/// The superblock's "size of lengths" (bytes), if the file has an HDF5
+/// superblock where libhdf5 looks for one (byte 0, 512, 1024, 2048, ...).
+fn length_size(file: &std::fs::File, len: u64) -> std::io::Result<Option<u8>> {
+    const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+    let mut at = 0u64;
+    while at.saturating_add(16) <= len {
+        let mut h = [0u8; 16];
+        read_at(file, &mut h, at)?;
+        if &h[..8] == SIGNATURE {
+            // Version 0 and 1: size of offsets at byte 13, of lengths at
+            // 14; version 2 and 3: at 9 and 10.
+            return Ok(Some(if h[8] < 2 { h[14] } else { h[10] }));
+        }
+        at = if at == 0 { 512 } else { at * 2 };
+    }
+    Ok(None)
+}
+
+/// Sequential 16-byte reads of a file through a window of [`WINDOW`]
+/// bytes, at a capped cost.
 struct Reader<'a> {
     file: &'a std::fs::File,
     len: u64,
     start: u64,
     buf: Vec<u8>,
+    /// Bytes read and examined so far.
+    cost: u64,
+    /// What `cost` may reach before the check gives up.
+    limit: u64,
 }
 
 /// Something 16 bytes at a time can be read from: the 16 bytes at `at`,
@@ -125,11 +169,19 @@ impl Get16 for Reader<'_> {
             return Ok(None);
         }
         let end = self.start + self.buf.len() as u64;
+        self.cost += 16;
         if at < self.start || at + 16 > end {
-            let n = (BLOCK as u64).min(self.len - at) as usize;
+            let n = (WINDOW as u64).min(self.len - at) as usize;
+            self.cost += n as u64;
             self.buf.resize(n, 0);
             read_at(self.file, &mut self.buf, at)?;
             self.start = at;
+        }
+        if self.cost > self.limit {
+            return Err(std::io::Error::other(format!(
+                "the global heap check gave up after reading {} bytes (collection signatures all through the file)",
+                self.cost
+            )));
         }
         let i = (at - self.start) as usize;
         let mut out = [0u8; 16];
@@ -237,6 +289,47 @@ mod tests {
         let mut f = vec![0u8; 2048];
         f.extend(collection(&[(1, 13), (8, 1), (0, 0)]));
         assert_eq!(check_collections(&f), Err(2048));
+    }
+
+    #[test]
+    fn lengths_other_than_8_bytes_are_not_checked_but_refused() {
+        let d = tempfile::tempdir().unwrap();
+        for (version, at) in [(0u8, 14usize), (2, 10)] {
+            let mut f = b"\x89HDF\r\n\x1a\n".to_vec();
+            f.resize(512, 0);
+            f[8] = version;
+            f[at] = 4;
+            f.extend(collection(&[(1, 15), (2, 8), (0, 4096 - 16 - 32 - 24)]));
+            let path = d.path().join(format!("v{version}.h5"));
+            std::fs::write(&path, &f).unwrap();
+            let e = super::scan(&path).unwrap_err();
+            assert!(e.contains("4-byte lengths"), "{e}");
+            // With 8-byte lengths the same file passes.
+            f[at] = 8;
+            std::fs::write(&path, &f).unwrap();
+            assert_eq!(super::scan(&path), Ok(()));
+        }
+    }
+
+    #[test]
+    fn signatures_planted_all_through_a_file_end_the_check() {
+        // A "collection" every 32 bytes, each claiming 4 MiB + 16 and
+        // holding well-formed 32-byte objects (the next unit's second
+        // half): about 400,000 walks of 131,072 steps each, uncapped; the
+        // check gives up at its cap instead.
+        let mut unit = b"GCOL\x01\0\0\0".to_vec();
+        unit.extend_from_slice(&((4u64 << 20) + 16).to_le_bytes());
+        unit.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0]);
+        let f: Vec<u8> = unit.iter().copied().cycle().take(16 << 20).collect();
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("planted.h5");
+        std::fs::write(&path, &f).unwrap();
+        let start = std::time::Instant::now();
+        let e = super::scan(&path).unwrap_err();
+        assert!(e.contains("gave up"), "{e}");
+        // Not a timing test: a bound far above the cap's cost, far below
+        // the uncapped walk's (hours).
+        assert!(start.elapsed().as_secs() < 60);
     }
 
     #[test]

@@ -254,12 +254,17 @@ fn parse_v2(v: &Value) -> Result<ArrayMeta, String> {
             "chunk shape {chunks:?} does not fit shape {shape:?}"
         ));
     }
-    let dtype = match v.get("dtype") {
-        Some(Value::String(s)) => parse_typestr(s).map_err(|_| unsupported(s))?.0,
+    let (dtype, little) = match v.get("dtype") {
+        Some(Value::String(s)) => parse_typestr(s).map_err(|_| unsupported(s))?,
         Some(Value::Array(_)) => return Err(unsupported("structured")),
         _ => return Err("metadata has no dtype".into()),
     };
     let mut parts = Vec::new();
+    // The byte order is part of the encoding (as the v3 `bytes` codec's
+    // `endian` is): a resume must not add little-endian chunks to it.
+    if !little && dtype.size() > 1 {
+        parts.push("bytes(big)".to_string());
+    }
     if v.get("order").and_then(Value::as_str) == Some("F") {
         parts.push("order=F".to_string());
     }

@@ -39,8 +39,8 @@
 //!    and encodes as one file. `memory_per_chunk` reports the padded copy
 //!    plus the encoded output.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use ndarray::{ArrayD, CowArray, IxDyn, SliceInfoElem};
@@ -107,19 +107,11 @@ fn io_err(name: &str, what: &str, e: std::io::Error) -> Error {
 /// Write the incomplete marker into the array directory `dir`, replacing
 /// whatever entry has the name (never writing through a link).
 fn write_marker(name: &str, dir: &Path) -> Result<()> {
-    let marker = dir.join(INCOMPLETE_MARKER);
-    if std::fs::symlink_metadata(&marker).is_ok() {
-        std::fs::remove_file(&marker)
-            .map_err(|e| io_err(name, "replacing the incomplete marker", e))?;
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&marker)
-        .and_then(|mut f| {
-            f.write_all(b"being written by ndstream; removed when the write finishes\n")
-        })
-        .map_err(|e| io_err(name, "writing the incomplete marker", e))
+    crate::swap::write_fresh(
+        &dir.join(INCOMPLETE_MARKER),
+        b"being written by ndstream; removed when the write finishes\n",
+    )
+    .map_err(|e| io_err(name, "writing the incomplete marker", e))
 }
 
 /// Refuse a store whose groups between `root` and the array include a
@@ -257,10 +249,15 @@ fn only_marker(dir: &Path) -> bool {
 /// Write `dir/file` whole or not at all: a temporary named as
 /// [`AtomicFsStore`]'s, renamed over `file` (a kill never leaves a group
 /// with empty or half-written metadata).
+///
+/// Each call has a temporary of its own (`-g<n>` after the pid), so
+/// writers of one group in one process never share one.
 fn write_whole(dir: &Path, file: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{file}.ndstream-tmp-{}-g", std::process::id()));
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file}.ndstream-tmp-{}-g{n}", std::process::id()));
     let write = || {
-        std::fs::write(&tmp, bytes)?;
+        crate::swap::write_fresh(&tmp, bytes)?;
         std::fs::rename(&tmp, dir.join(file))
     };
     write().inspect_err(|_| {
@@ -268,18 +265,37 @@ fn write_whole(dir: &Path, file: &str, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// Remove the temporaries [`write_whole`] left for `dir/file`.
+/// Remove the temporaries [`write_whole`] left for `dir/file`: those of
+/// processes that no longer run (a live writer's temporary is about to be
+/// renamed, and removing it would fail that writer).
 fn remove_temporaries_of(dir: &Path, file: &str) {
     let prefix = format!(".{file}.ndstream-tmp-");
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix)
-                && e.file_type().is_ok_and(|t| t.is_file())
-            {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+            if pid.is_some_and(process_runs) {
+                continue;
+            }
+            if e.file_type().is_ok_and(|t| t.is_file()) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
+}
+
+/// True if a process with this id exists (it may be another program that
+/// reused a dead writer's id: then its temporary stays, which is harmless).
+fn process_runs(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Make sure `root` and the groups between it and the array exist as groups.
@@ -632,6 +648,14 @@ impl ChunkSink for ZarrSink {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(&self.name, "the incomplete marker", e)),
+        }
+        if self.sync {
+            // The marker's removal, and the array directory's own entry
+            // (a new array's, or the temporary's before the swap).
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .and_then(|()| crate::swap::sync_parent(&self.dir))
+                .map_err(|e| io_err(&self.name, "the final sync", e))?;
         }
         if let Some((tmp, target)) = swap.take() {
             // The temporary is complete: swap it in (the old tree goes).

@@ -678,3 +678,105 @@ fn a_zarr_store_stopped_before_its_metadata_is_recovered() {
     assert!(err.to_string().contains("not a Zarr array"), "{err}");
     assert_eq!(std::fs::read(root.join(".zattrs")).unwrap(), b"{}");
 }
+
+/// A link planted where a `.npy` or raw output's incomplete marker goes is
+/// replaced, never written through: the file it points to (here an input)
+/// keeps every byte, for a new output and for a resumed one.
+#[test]
+fn a_link_at_the_marker_name_is_never_written_through() {
+    for (name, resume) in [("a.npy", false), ("b.npy", true), ("c.bin", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("input.npy");
+        std::fs::write(&victim, b"the only copy").unwrap();
+        let out = dir.path().join(name);
+        let path = if name.ends_with(".bin") {
+            format!("{}?dtype=<f8&shape=10,6", out.display())
+        } else {
+            out.display().to_string()
+        };
+        let mut spec = spec_f64(&[10, 6], &[3, 6]);
+        let data = noise(&spec.shape, 5);
+        if resume {
+            let sink = create_sink(&path, &spec).unwrap();
+            write(sink.as_ref(), &data, |n| n == 0).unwrap();
+            drop(sink); // interrupted: its marker stays
+            spec.mode = WriteMode::Resume;
+        }
+        let marker = dir.path().join(format!("{name}.ndstream-incomplete"));
+        let _ = std::fs::remove_file(&marker);
+        std::os::unix::fs::symlink(&victim, &marker).unwrap();
+        store(&path, &spec, &data);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"the only copy", "{name}");
+        assert!(reads_as(&path, &data), "{name}");
+        assert!(
+            std::fs::symlink_metadata(&marker).is_err(),
+            "{name}: marker left"
+        );
+    }
+}
+
+/// `--resume` into a big-endian Zarr v2 array (as zarr-python writes
+/// `>f8`) is refused: ndstream writes little-endian chunks, which the
+/// array's metadata would misdescribe. The array keeps every byte.
+#[test]
+fn resume_into_a_big_endian_zarr_v2_array_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("be.zarr");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join(".zarray"),
+        br#"{"zarr_format": 2, "shape": [8, 4], "chunks": [4, 4], "dtype": ">f8",
+            "compressor": {"id": "zstd", "level": 3}, "fill_value": 0.0,
+            "order": "C", "filters": null}"#,
+    )
+    .unwrap();
+    std::fs::write(root.join(".ndstream-incomplete"), b"").unwrap();
+    let snap = tree(dir.path());
+    let mut spec = spec_f64(&[8, 4], &[4, 4]);
+    spec.zarr_version = ZarrVersion::V2;
+    spec.codec = Codec::Zstd { level: 3 };
+    spec.mode = WriteMode::Resume;
+    let Err(err) = create_sink(&root.display().to_string(), &spec) else {
+        panic!("resumed a big-endian array with little-endian chunks");
+    };
+    assert!(err.to_string().contains("cannot resume"), "{err}");
+    assert!(err.to_string().contains("big"), "{err}");
+    assert_eq!(tree(dir.path()), snap);
+    // A little-endian array of the same layout is taken up.
+    let le = std::fs::read_to_string(root.join(".zarray"))
+        .unwrap()
+        .replace(">f8", "<f8");
+    std::fs::write(root.join(".zarray"), le).unwrap();
+    let data = noise(&spec.shape, 2);
+    store(&root.display().to_string(), &spec, &data);
+    assert!(reads_as(&root.display().to_string(), &data));
+}
+
+/// Writers of arrays in one new Zarr group, on threads of one process,
+/// each write the group's metadata through a temporary of their own: none
+/// fails for another's rename, and the group is whole.
+#[test]
+fn threads_creating_arrays_in_one_new_group_all_succeed() {
+    for version in [ZarrVersion::V2, ZarrVersion::V3] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("g.zarr");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let root = &root;
+                s.spawn(move || {
+                    let path = root.join(format!("sub/x{t}")).display().to_string();
+                    let mut spec = spec_f64(&[4, 4], &[2, 2]);
+                    spec.zarr_version = version;
+                    let data = noise(&spec.shape, t);
+                    store(&path, &spec, &data);
+                    assert!(reads_as(&path, &data), "{version:?} {t}");
+                });
+            }
+        });
+        match info(&root.join("sub").display().to_string()).unwrap() {
+            StoreInfo::Group { arrays, .. } => assert_eq!(arrays.len(), 8, "{version:?}"),
+            other => panic!("{version:?}: not a group: {other:?}"),
+        }
+        assert!(temporaries(dir.path()).is_empty(), "{version:?}");
+    }
+}
