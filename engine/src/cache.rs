@@ -90,6 +90,12 @@ impl ChunkCache {
         Ok(block)
     }
 
+    /// Bytes the cache holds now (all of them evictable: a job may count
+    /// them as free).
+    pub(crate) fn bytes(&self) -> u64 {
+        lock(&self.inner).bytes
+    }
+
     /// (hits, misses) so far.
     #[allow(dead_code)]
     pub(crate) fn stats(&self) -> (u64, u64) {

@@ -19,6 +19,7 @@
 //! job runs, [`substitute`] puts the computed results in the stand-ins'
 //! places.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -228,13 +229,19 @@ pub(crate) struct SinkNeeds<'a> {
 
 /// Compile `roots` (or, with `sink`, a store of `roots[0]`) against a budget
 /// of `limit` bytes of which `available` are free.
+///
+/// Results stay in memory while later work runs (a stage's until the job
+/// ends, a compute's until all are returned), so each job must fit beside
+/// the results of the jobs before it.
 pub(crate) fn compile(
     roots: &[Array],
     sink: Option<SinkNeeds<'_>>,
     limit: u64,
     available: u64,
 ) -> Result<PhysicalPlan> {
+    let held = Cell::new(0u64);
     let fits = |need: u64, node: &Array, unit: &str| -> Result<()> {
+        let need = need.saturating_add(held.get());
         if need > available {
             Err(plan::too_small(node, need, limit, unit))
         } else {
@@ -254,6 +261,7 @@ pub(crate) fn compile(
             roots_are_jobs,
             limit,
             &fits,
+            &held,
             &mut memo,
             &mut stages,
         )?);
@@ -276,8 +284,10 @@ pub(crate) fn compile(
     } else {
         for g in groups(&staged_roots) {
             let nodes: Vec<Array> = g.iter().map(|&i| staged_roots[i].clone()).collect();
-            let job = main_job(&nodes, available)?;
+            let job = main_job(&nodes, available.saturating_sub(held.get()))?;
             fits(job.least_bytes, &rewritten[g[0]], unit_of(&job.strategy))?;
+            let results = nodes.iter().fold(0u64, |t, n| t.saturating_add(n.nbytes()));
+            held.set(held.get().saturating_add(results));
             parts.push(Part { results: g, job });
         }
     }
@@ -395,6 +405,7 @@ fn stage(
     is_root: bool,
     limit: u64,
     fits: &dyn Fn(u64, &Array, &str) -> Result<()>,
+    held: &Cell<u64>,
     memo: &mut HashMap<u64, Array>,
     stages: &mut Vec<Stage>,
 ) -> Result<Array> {
@@ -407,7 +418,7 @@ fn stage(
     let mut changed = false;
     let mut new_inputs = Vec::with_capacity(inputs.len());
     for x in inputs {
-        let y = stage(x, false, limit, fits, memo, stages)?;
+        let y = stage(x, false, limit, fits, held, memo, stages)?;
         changed |= !y.same_node(x);
         new_inputs.push(y);
     }
@@ -419,6 +430,8 @@ fn stage(
     let out = if !is_root && is_staged(&b, limit) {
         let job = reduce_job(std::slice::from_ref(&b))?;
         fits(job.least_bytes, a, "one tile of the reduction")?;
+        // Its result is held (as the stand-in's data) until the job ends.
+        held.set(held.get().saturating_add(b.nbytes()));
         let stand_in = crate::array::full(
             b.shape(),
             0.0,

@@ -28,7 +28,12 @@ pub(crate) enum Msg {
     /// A map task finished; its output is already delivered and its
     /// memory released (holding it until the in-order merge could starve
     /// the task the merge waits for).
-    Chunk { n: u64 },
+    Chunk {
+        n: u64,
+        /// False if the chunk was already stored (a resumed write) and
+        /// nothing was written.
+        written: bool,
+    },
     /// The partials of one chunk tile (one per fused reduction).
     Partials {
         n: u64,
@@ -54,7 +59,7 @@ pub(crate) trait Runner {
     /// `merge` in task order.
     ///
     /// # Errors
-    /// The first error of a task or of `merge` (a panicking task is
+    /// The first error of a task or of `merge` (a panicking task or merge is
     /// [`Error::WorkerPanic`]); [`Error::Cancelled`] if the job was cancelled.
     fn run(
         &self,
@@ -137,14 +142,9 @@ impl Runner for Threads<'_> {
                             return;
                         }
                         Err(p) => {
-                            let message = p
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_else(|| "unknown panic".to_string());
                             fail(Error::WorkerPanic {
                                 task: format!("task {n}"),
-                                message,
+                                message: panic_message(p.as_ref()),
                             });
                             return;
                         }
@@ -171,7 +171,16 @@ impl Runner for Threads<'_> {
                 };
                 pending.insert(n, msg);
                 while let Some(m) = pending.remove(&next) {
-                    if let Err(e) = merge(m) {
+                    // A panic here (in a progress callback, say) must still
+                    // wake the workers waiting for the window, or the scope
+                    // would wait for them for ever.
+                    let merged = catch_unwind(AssertUnwindSafe(|| merge(m))).unwrap_or_else(|p| {
+                        Err(Error::WorkerPanic {
+                            task: format!("merging task {next}"),
+                            message: panic_message(p.as_ref()),
+                        })
+                    });
+                    if let Err(e) = merged {
                         fail(e);
                         break;
                     }
@@ -200,4 +209,12 @@ impl Runner for Threads<'_> {
         }
         Ok(())
     }
+}
+
+/// The message a panic carried, if it is a string.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".to_string())
 }

@@ -730,3 +730,137 @@ fn a_power_with_an_exponent_array_is_powf_in_every_chunking() {
         }
     }
 }
+
+/// A graph that uses nodes more than once (a logistic map: each step uses
+/// `x` twice) is planned by visiting each node once: its estimate counts
+/// a shared node once, as the tile's memo evaluates it once. Walking it as
+/// a tree took 2^steps visits and estimated 2^20 blocks for 20 steps, so a
+/// budget of a few blocks was refused (at 40 steps it never finished).
+#[test]
+fn a_graph_that_reuses_nodes_is_planned_once_per_node() {
+    let x0 = ndstream::random::uniform(0.0, 1.0, &[1000], [100], 3).unwrap();
+    let mut x = x0.clone();
+    for _ in 0..20 {
+        x = &(&x * 3.9) * &(1.0 - &x);
+    }
+    let exec = Executor::builder()
+        .memory(1 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    let got = exec.compute(&x.mean(None).unwrap()).unwrap().to_f64_vec()[0];
+    // The same map in plain f64 from the same starting values.
+    let start = exec.compute(&x0).unwrap().to_f64_vec();
+    let want = start
+        .iter()
+        .map(|&v| (0..20).fold(v, |x, _| 3.9 * x * (1.0 - x)))
+        .sum::<f64>()
+        / 1000.0;
+    assert!((got - want).abs() <= 1e-9 * want.abs(), "{got} vs {want}");
+    // A deeper chain plans as fast (its estimate does not grow with the
+    // number of paths through it).
+    let mut y = x0.clone();
+    for _ in 0..60 {
+        y = &(&y * 3.9) * &(1.0 - &y);
+    }
+    let plan = exec.plan(&[y.mean(None).unwrap()]).unwrap();
+    assert!(plan.least_bytes() <= 1 << 20, "{}", plan.least_bytes());
+}
+
+/// The results of `compute_many` are held until all are returned, so each
+/// later job must fit beside the earlier results: two results of 8 MiB
+/// each are refused under 16 MiB before anything runs (each alone fits),
+/// and under 64 MiB the budget's peak covers both at once.
+#[test]
+fn results_held_by_compute_many_count_against_the_budget() {
+    let a = ndstream::ones(
+        &[1024, 1024],
+        ndstream::DType::F64,
+        Chunks::Shape(vec![64, 1024]),
+    )
+    .unwrap();
+    let b = &a * 2.0;
+    let jobs = [&a + 1.0, &b + 1.0];
+    let small = Executor::builder()
+        .memory(16 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    for j in &jobs {
+        small.plan(std::slice::from_ref(j)).unwrap();
+    }
+    let err = small.compute_many(&jobs).unwrap_err();
+    assert!(matches!(err, Error::BudgetTooSmall { .. }), "{err}");
+    assert_eq!(small.budget().peak(), 0, "refused before anything ran");
+    let big = Executor::builder()
+        .memory(64 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    let out = big.compute_many(&jobs).unwrap();
+    assert_eq!(out[0].to_f64_vec()[..3], [2.0, 2.0, 2.0]);
+    assert_eq!(out[1].to_f64_vec()[..3], [3.0, 3.0, 3.0]);
+    let peak = big.budget().peak();
+    assert!(peak >= 16 << 20, "both results reserved at once: {peak}");
+    assert!(peak <= 64 << 20);
+}
+
+/// Boolean-mask reductions of an empty and of a 0-d array: NumPy's
+/// answers (`np.zeros(0)[m].sum()` is 0, a 0-d `x[x > 0]` is one element),
+/// not a panic while planning.
+#[test]
+fn masked_reductions_of_empty_and_0d_arrays_work() {
+    let empty = ndstream::zeros(&[0], ndstream::DType::F64, Chunks::Shape(vec![4])).unwrap();
+    let s = empty
+        .mask(&empty.gt(0.0).unwrap())
+        .unwrap()
+        .sum(None)
+        .unwrap();
+    assert_eq!(s.compute().unwrap().to_f64_vec(), [0.0]);
+    let empty2 = ndstream::zeros(&[0, 3], ndstream::DType::F64, Chunks::Shape(vec![2, 3])).unwrap();
+    let s = empty2
+        .mask(&empty2.gt(0.0).unwrap())
+        .unwrap()
+        .sum(None)
+        .unwrap();
+    assert_eq!(s.compute().unwrap().to_f64_vec(), [0.0]);
+    let scalar = ndstream::full(&[], 2.5, ndstream::DType::F64, Chunks::Shape(vec![])).unwrap();
+    let m = scalar.mask(&scalar.gt(0.0).unwrap()).unwrap();
+    assert_eq!(m.sum(None).unwrap().compute().unwrap().to_f64_vec(), [2.5]);
+    assert_eq!(m.max(None).unwrap().compute().unwrap().to_f64_vec(), [2.5]);
+    let none = scalar.mask(&scalar.lt(0.0).unwrap()).unwrap();
+    assert_eq!(
+        none.sum(None).unwrap().compute().unwrap().to_f64_vec(),
+        [0.0]
+    );
+}
+
+/// A panic in the progress callback (which runs in the in-order merge)
+/// fails the job with a clear error instead of leaving the workers waiting
+/// for a window that never moves.
+#[test]
+fn a_panicking_progress_callback_fails_the_job() {
+    let exec = Executor::builder()
+        .memory(8 << 20)
+        .threads(1)
+        .progress(Arc::new(|p: &ndstream::Progress| {
+            if p.chunks_done == 3 {
+                panic!("callback gave up");
+            }
+        }))
+        .build()
+        .unwrap();
+    let x = ndstream::zeros(
+        &[400, 100],
+        ndstream::DType::F32,
+        Chunks::Shape(vec![10, 10]),
+    )
+    .unwrap();
+    let err = exec.compute(&(&x + 1.0)).unwrap_err();
+    assert!(matches!(err, Error::WorkerPanic { .. }), "{err}");
+    assert!(err.to_string().contains("callback gave up"), "{err}");
+    // The executor runs the next job (two chunks: the callback passes).
+    let y = ndstream::zeros(&[20, 10], ndstream::DType::F32, Chunks::Shape(vec![10, 10])).unwrap();
+    let s = exec.compute(&(&y + 1.0).sum(None).unwrap()).unwrap();
+    assert_eq!(s.to_f64_vec(), [200.0]);
+}

@@ -157,6 +157,10 @@ pub struct Node {
     pub(crate) id: u64,
     /// Nodes on the longest path from here down to a leaf (1 for a leaf).
     pub(crate) depth: usize,
+    /// Whether evaluating it reads stored data through chunk reads (a
+    /// source that cannot read any selection directly, here or below;
+    /// see [`has_io`](crate::eval::has_io)).
+    pub(crate) io: bool,
 }
 
 /// The deepest expression [`Executor`](crate::Executor) evaluates. Passes
@@ -192,7 +196,12 @@ pub struct Array(pub(crate) Arc<Node>);
 impl Array {
     pub(crate) fn new(op: Op, shape: Vec<u64>, dtype: DType, grid: ChunkGrid) -> Array {
         debug_assert_eq!(grid.shape(), shape, "grid and shape disagree");
-        let depth = 1 + op_inputs(&op).iter().map(|x| x.depth()).max().unwrap_or(0);
+        let inputs = op_inputs(&op);
+        let depth = 1 + inputs.iter().map(|x| x.depth()).max().unwrap_or(0);
+        // Memory-mapped and contiguous stores read any selection directly:
+        // re-reading them in small pieces costs no more than memory does.
+        let io = matches!(&op, Op::Source { src } if !src.supports_selection())
+            || inputs.iter().any(|x| x.0.io);
         Array(Arc::new(Node {
             op,
             shape,
@@ -200,6 +209,7 @@ impl Array {
             grid,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             depth,
+            io,
         }))
     }
 

@@ -1,61 +1,67 @@
 //! What evaluating a node costs before it runs: whether it reads stored
 //! data ([`has_io`]) and the bytes it may hold at once ([`estimate`]).
 
+use std::collections::HashSet;
+
 use crate::array::{Array, Op};
 use crate::grid::{AxisSel, Selection};
 
 use super::{broadcast_sel, select_child_sel, ReduceSetup};
 
 /// True if evaluating `a` reads stored data (a source), as opposed to
-/// generating or holding it.
+/// generating or holding it. Known at construction ([`Node::io`](crate::array::Node)),
+/// so asking costs nothing however much of the graph is shared.
 pub(crate) fn has_io(a: &Array) -> bool {
-    // Memory-mapped and contiguous stores read any selection directly:
-    // re-reading them in small pieces costs no more than memory does.
-    matches!(a.op(), Op::Source { src } if !src.supports_selection())
-        || a.inputs().iter().any(|x| has_io(x))
+    a.0.io
 }
 
 /// Bytes evaluating `a` at `sel` may hold at once (an upper bound: the sum
-/// of every intermediate block, plus source chunks being cut).
+/// of every intermediate block, plus source chunks being cut). A node
+/// used several times at one selection is evaluated once per tile (the
+/// tile's memo keeps its block for the other uses), so it is counted once:
+/// the walk visits each (node, selection) once, whatever the sharing.
 pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
-    let out = sel.iter().map(|s| s.len).product::<u64>() * a.dtype().size() as u64;
+    walk(a, sel, &mut HashSet::new())
+}
+
+fn walk(a: &Array, sel: &[AxisSel], seen: &mut HashSet<(u64, Selection)>) -> u64 {
+    if !seen.insert((a.id(), sel.to_vec())) {
+        return 0;
+    }
+    let elems = sel.iter().fold(1u64, |n, s| n.saturating_mul(s.len));
+    let out = elems.saturating_mul(a.dtype().size() as u64);
+    let mut est = |x: &Array, sel: &[AxisSel]| walk(x, sel, seen);
     match a.op() {
         Op::Source { src } => {
             if src.supports_selection() {
                 out
             } else {
-                (2 * out).saturating_add(src.chunk_read_bytes())
+                out.saturating_mul(2).saturating_add(src.chunk_read_bytes())
             }
         }
         Op::Memory { .. } | Op::Random { .. } | Op::Full { .. } | Op::Arange { .. } => out,
-        Op::Unary { x, .. } | Op::Cast { x } | Op::Clip { x, .. } => estimate(x, sel) + out,
-        Op::Binary { a: x, b: y, .. } => {
-            estimate(x, &broadcast_sel(sel, x.shape()))
-                + estimate(y, &broadcast_sel(sel, y.shape()))
-                + out
+        Op::Unary { x, .. } | Op::Cast { x } | Op::Clip { x, .. } => {
+            est(x, sel).saturating_add(out)
         }
-        Op::Where { cond, a: x, b: y } => {
-            estimate(cond, &broadcast_sel(sel, cond.shape()))
-                + estimate(x, &broadcast_sel(sel, x.shape()))
-                + estimate(y, &broadcast_sel(sel, y.shape()))
-                + out
-        }
+        Op::Binary { a: x, b: y, .. } => est(x, &broadcast_sel(sel, x.shape()))
+            .saturating_add(est(y, &broadcast_sel(sel, y.shape())))
+            .saturating_add(out),
+        Op::Where { cond, a: x, b: y } => est(cond, &broadcast_sel(sel, cond.shape()))
+            .saturating_add(est(x, &broadcast_sel(sel, x.shape())))
+            .saturating_add(est(y, &broadcast_sel(sel, y.shape())))
+            .saturating_add(out),
         Op::Reduce { .. } => match ReduceSetup::of(a) {
-            Some(setup) => setup.tile_bytes(sel) + out,
+            Some(setup) => setup.tile_bytes(sel).saturating_add(out),
             None => out,
         },
-        Op::Masked { x, mask } => estimate(x, sel) + estimate(mask, sel),
-        Op::Select { x, items } => estimate(x, &select_child_sel(x, items, sel)) + out,
+        Op::Masked { x, mask } => est(x, sel).saturating_add(est(mask, sel)),
+        Op::Select { x, items } => est(x, &select_child_sel(x, items, sel)).saturating_add(out),
         Op::Stack { xs, axis } => {
             let mut rest: Selection = sel.to_vec();
             rest.remove(*axis);
-            let one = xs
-                .iter()
-                .take(2)
-                .map(|x| estimate(x, &rest))
-                .max()
-                .unwrap_or(0);
-            one + 2 * out
+            // The inputs are evaluated one at a time: the costliest counts.
+            let one = xs.iter().map(|x| est(x, &rest)).max().unwrap_or(0);
+            one.saturating_add(out.saturating_mul(2))
         }
         Op::Concat { xs, axis } => {
             let mut rest: Selection = sel.to_vec();
@@ -64,22 +70,17 @@ pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
                     .len
                     .min(xs.iter().map(|x| x.shape()[*axis]).max().unwrap_or(0)),
             );
-            let one = xs
-                .iter()
-                .take(2)
-                .map(|x| estimate(x, &rest))
-                .max()
-                .unwrap_or(0);
-            one + 2 * out
+            let one = xs.iter().map(|x| est(x, &rest)).max().unwrap_or(0);
+            one.saturating_add(out.saturating_mul(2))
         }
         Op::Transpose { x, perm } => {
             let mut child = vec![AxisSel::full(0); perm.len()];
             for (j, &p) in perm.iter().enumerate() {
                 child[p] = sel[j];
             }
-            estimate(x, &child) + out
+            est(x, &child).saturating_add(out)
         }
-        Op::Tri { x, .. } | Op::Rechunk { x } => estimate(x, sel) + out,
+        Op::Tri { x, .. } | Op::Rechunk { x } => est(x, sel).saturating_add(out),
         Op::MapBlocks { xs, .. } => {
             let chunk: Selection = a
                 .grid()
@@ -87,8 +88,14 @@ pub(crate) fn estimate(a: &Array, sel: &[AxisSel]) -> u64 {
                 .iter()
                 .map(|&n| AxisSel::full(n))
                 .collect();
-            let c = chunk.iter().map(|s| s.len).product::<u64>() * a.dtype().size() as u64;
-            xs.iter().map(|x| estimate(x, &chunk)).sum::<u64>() + 2 * c + out
+            let c = chunk
+                .iter()
+                .fold(1u64, |n, s| n.saturating_mul(s.len))
+                .saturating_mul(a.dtype().size() as u64);
+            xs.iter()
+                .fold(0u64, |t, x| t.saturating_add(est(x, &chunk)))
+                .saturating_add(c.saturating_mul(2))
+                .saturating_add(out)
         }
     }
 }

@@ -499,7 +499,10 @@ fn random_block(
 pub(crate) fn eval_masked(x: &Array, mask: &Array, ctx: &EvalCtx<'_>) -> Result<Block> {
     let dtype = x.dtype();
     with_dtype!(dtype, T => {
-        let mut out: Vec<T> = Vec::new();
+        // Room for every element up front (the caller reserved
+        // `x.nbytes()` for the result): growing by doubling would hold up
+        // to twice that while it copies. Its unused tail goes at the end.
+        let mut out: Vec<T> = Vec::with_capacity(x.size() as usize);
         let nd = x.ndim();
         if nd == 0 {
             let (b, m) = scope(|| -> Result<_> { Ok((eval(x, &[], ctx)?, eval(mask, &[], ctx)?)) })?;
@@ -520,6 +523,7 @@ pub(crate) fn eval_masked(x: &Array, mask: &Array, ctx: &EvalCtx<'_>) -> Result<
             }
         }
         let n = out.len();
+        out.shrink_to_fit();
         #[allow(clippy::expect_used)]
         Ok(Block::from(ArrayD::from_shape_vec(IxDyn(&[n]), out).expect("1-D")))
     })

@@ -208,7 +208,8 @@ impl ReduceSetup {
             // lanes to dispatch).
             let last = data.ndim().saturating_sub(1);
             let k = axes.len().saturating_sub(1);
-            let lane = MIN_LANE.min(maxc[last]);
+            // (A 0-d input has no last axis and nothing to balance.)
+            let lane = maxc.get(last).map_or(1, |&m| MIN_LANE.min(m));
             if axes.len() > 1 && axes[k] == last && setup.piece[k] < lane {
                 for (p, &d) in setup.piece.iter_mut().zip(axes.iter()) {
                     *p = maxc[d].max(1);
@@ -298,6 +299,11 @@ impl ReduceSetup {
     pub(crate) fn chunk_tile(&self, in_sel: &[AxisSel], mut c: u64) -> Selection {
         let mut t: Selection = in_sel.to_vec();
         for k in (0..self.axes.len()).rev() {
+            if self.counts[k] == 0 {
+                // An empty axis has no chunks: its (only) tile is empty.
+                t[self.axes[k]] = AxisSel::range(0..0);
+                continue;
+            }
             let i = c % self.counts[k];
             c /= self.counts[k];
             t[self.axes[k]] = AxisSel::range(self.grid.axes()[self.axes[k]].range(i));

@@ -292,7 +292,10 @@ impl Executor {
         let plan = self.compile(arrays, None)?;
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
         let reuse = plan::Reuse::of(&plan.rewritten);
-        let roots = self.run_stages(&plan, &reuse, &cache)?;
+        // Every result stays reserved until it is returned (the plan
+        // counts the ones held while later parts run).
+        let mut held = Vec::new();
+        let roots = self.run_stages(&plan, &reuse, &cache, &mut held)?;
         let reuse = reuse.for_roots(&roots);
         let mut out: Vec<Option<Block>> = vec![None; roots.len()];
         for part in &plan.parts {
@@ -301,13 +304,13 @@ impl Executor {
                 (Strategy::Reduce { .. }, _) => {
                     let nodes: Vec<Array> =
                         part.results.iter().map(|&i| roots[i].clone()).collect();
-                    let blocks = self.run_reduce(&nodes, &part.job, &reuse, &cache)?;
+                    let blocks = self.run_reduce(&nodes, &part.job, &reuse, &cache, &mut held)?;
                     for (&i, b) in part.results.iter().zip(blocks) {
                         out[i] = Some(b);
                     }
                 }
                 (Strategy::Masked, Op::Masked { x, mask }) => {
-                    let res = self.reserve_for(first, part.job.least_bytes)?;
+                    let mut res = self.reserve_for(first, part.job.least_bytes)?;
                     let setups = Setups::default();
                     let ctx = EvalCtx {
                         cache: &cache,
@@ -316,11 +319,12 @@ impl Executor {
                         setups: &setups,
                     };
                     let b = eval_masked(x, mask, &ctx)?;
-                    drop(res);
+                    res.shrink_to(b.nbytes() as u64);
+                    held.push(res);
                     out[part.results[0]] = Some(b);
                 }
                 _ => {
-                    out[part.results[0]] = self.run_map(first, &reuse, &cache)?;
+                    out[part.results[0]] = self.run_map(first, &reuse, &cache, &mut held)?;
                 }
             }
         }
@@ -335,18 +339,20 @@ impl Executor {
 
     /// Run a plan's staged reductions in order, each with the results of
     /// the stages before it in their stand-ins' places; the plan's roots
-    /// with every stand-in replaced by its computed result.
+    /// with every stand-in replaced by its computed result. The results'
+    /// reservations go to `held` (the roots hold the results).
     fn run_stages(
         &self,
         plan: &PhysicalPlan,
         reuse: &plan::Reuse,
         cache: &ChunkCache,
+        held: &mut Vec<Reservation>,
     ) -> Result<Vec<Array>> {
         let mut done: HashMap<u64, Array> = HashMap::new();
         for st in &plan.stages {
             let node = physical::substitute(&st.node, &done);
             let b = self
-                .run_reduce(std::slice::from_ref(&node), &st.job, reuse, cache)?
+                .run_reduce(std::slice::from_ref(&node), &st.job, reuse, cache, held)?
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| Block::zeros(node.dtype(), &[]));
@@ -399,7 +405,8 @@ impl Executor {
         )?;
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
         let reuse = plan::Reuse::of(&plan.rewritten);
-        let roots = self.run_stages(&plan, &reuse, &cache)?;
+        let mut held = Vec::new();
+        let roots = self.run_stages(&plan, &reuse, &cache, &mut held)?;
         let root = &roots[0];
         let reuse = reuse.for_roots(&roots);
         let report = self.run_map_sink(root, sink, &reuse, &cache)?;
@@ -455,9 +462,12 @@ impl Executor {
         })
     }
 
+    /// The plan against the whole budget: a job runs alone on its executor
+    /// (one at a time), so what another job holds now, or what a caller of
+    /// [`plan`](Executor::plan) sees in use, never changes the plan.
     fn compile(&self, arrays: &[Array], sink: Option<SinkNeeds<'_>>) -> Result<PhysicalPlan> {
-        let available = self.budget.limit().saturating_sub(self.budget.used());
-        physical::compile(arrays, sink, self.budget.limit(), available)
+        let limit = self.budget.limit();
+        physical::compile(arrays, sink, limit, limit)
     }
 
     fn start(&self) {

@@ -858,8 +858,13 @@ pub fn merge(op: ReduceOp, acc: &mut Partial, next: Partial) -> Result<()> {
 ///
 /// # Errors
 /// `Min`/`Max`/`NanMin`/`NanMax`/`ArgMin`/`ArgMax` of an empty reduction;
-/// `TopK`/`ArgTopK` that saw fewer than `|k|` elements.
+/// `TopK`/`ArgTopK` that saw fewer than `|k|` elements; a partial of
+/// another reduction (or parameter) than `op` ([`derive`] turns one
+/// into another where the state allows).
 pub fn finalize(op: ReduceOp, p: Partial) -> Result<Block> {
+    if p.op != op {
+        return Err(mismatch());
+    }
     let Partial {
         input, kept, state, ..
     } = p;

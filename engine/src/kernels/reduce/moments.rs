@@ -2,8 +2,11 @@
 //!
 //! Each tile by the corrected two-pass formula ([`tile::moments`]), tiles
 //! combined with Chan, Golub & LeVeque's pairwise update of
-//! `(count, compensated sum, M2)`; the result is `M2 / (n - ddof)` (NaN
-//! when `n <= ddof`), its square root for the standard deviations. The
+//! `(count, compensated sum, M2)`; the result is `M2 / max(n - ddof, 0)`
+//! as NumPy's `var` computes it (inf when `n <= ddof` and `M2 > 0`, NaN
+//! when `M2` is 0), except that `nanvar`/`nanstd` of floats give NaN when
+//! `n <= ddof` (NumPy's nan-ops on integers are the plain ones), and its
+//! square root for the standard deviations. The
 //! NaN-ignoring ops leave NaNs out of the count, the sum and `M2`. A
 //! variance and a standard deviation with the same NaN rule keep the same
 //! moments whatever their `ddof`, so one derives from the other.
@@ -59,16 +62,17 @@ impl Reduction for Moments {
             _ => return Err(foreign(op)),
         };
         let sqrt = matches!(op, Std { .. } | NanStd { .. });
+        let nan_rule = matches!(op, NanVar { .. } | NanStd { .. }) && input.is_float();
         floats(
             (0..m.n.len())
                 .map(|j| {
                     let dof = m.n[j] as f64 - f64::from(ddof);
-                    let var = if dof <= 0.0 {
+                    let var = if dof <= 0.0 && nan_rule {
                         f64::NAN
                     } else {
                         // Rounding can leave a tiny negative M2; NaN stays NaN.
                         let m2 = resolve(m.m2[j], m.m2c[j]);
-                        (if m2 < 0.0 { 0.0 } else { m2 }) / dof
+                        (if m2 < 0.0 { 0.0 } else { m2 }) / dof.max(0.0)
                     };
                     if sqrt {
                         var.sqrt()

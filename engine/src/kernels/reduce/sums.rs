@@ -206,9 +206,12 @@ impl Reduction for Sums {
             Acc::FMean { n, s, c, every } => {
                 if skip {
                     let valid = tile::count_valid(xs, plan);
-                    n.iter_mut().zip(valid).for_each(|(n, v)| *n += v);
+                    // Wrapping, as `merge`: a state read from bytes must not panic.
+                    n.iter_mut()
+                        .zip(valid)
+                        .for_each(|(n, v)| *n = n.wrapping_add(v));
                 } else {
-                    *every += plan.red_n as u64;
+                    *every = every.wrapping_add(plan.red_n as u64);
                 }
                 (s, c)
             }
@@ -252,7 +255,7 @@ impl Reduction for Sums {
                 if skip {
                     (s, c, Some(n.as_mut_slice()))
                 } else {
-                    *every += rows.count() as u64;
+                    *every = every.wrapping_add(rows.count() as u64);
                     (s, c, None)
                 }
             }

@@ -125,21 +125,27 @@ fn lanes(b: &Block, axes: &[usize]) -> Vec<Vec<(f64, i64)>> {
 }
 
 /// The oracle for every non-TopK op on one lane; `None`: an error.
-fn oracle(op: ReduceOp, lane: &[(f64, i64)]) -> Option<f64> {
+/// `float`: the input dtype is a float (NumPy's nan-ops on integers are
+/// the plain ones, whose `ddof >= n` rule differs).
+fn oracle(op: ReduceOp, lane: &[(f64, i64)], float: bool) -> Option<f64> {
     use ReduceOp::*;
     let xs: Vec<f64> = lane.iter().map(|p| p.0).collect();
     let valid: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
     let n = xs.len() as f64;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let var = |v: &[f64], ddof: u32| {
-        let m = mean(v);
+    // NumPy: `var` divides by max(n - ddof, 0) (inf, or NaN for 0 / 0);
+    // `nanvar` of floats gives NaN when n <= ddof.
+    let var_by = |v: &[f64], ddof: u32, nan_rule: bool| {
+        let m = if v.is_empty() { 0.0 } else { mean(v) };
         let dof = v.len() as f64 - f64::from(ddof);
-        if dof <= 0.0 {
+        if dof <= 0.0 && nan_rule {
             f64::NAN
         } else {
-            v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / dof
+            v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / dof.max(0.0)
         }
     };
+    let var = |v: &[f64], ddof: u32| var_by(v, ddof, false);
+    let nanvar = |v: &[f64], ddof: u32| var_by(v, ddof, float);
     let has_nan = xs.iter().any(|x| x.is_nan());
     let ext = |v: &[f64], max: bool| {
         v.iter().copied().fold(
@@ -176,8 +182,8 @@ fn oracle(op: ReduceOp, lane: &[(f64, i64)]) -> Option<f64> {
         NanMean => mean(&valid),
         Var { ddof } => var(&xs, ddof),
         Std { ddof } => var(&xs, ddof).sqrt(),
-        NanVar { ddof } => var(&valid, ddof),
-        NanStd { ddof } => var(&valid, ddof).sqrt(),
+        NanVar { ddof } => nanvar(&valid, ddof),
+        NanStd { ddof } => nanvar(&valid, ddof).sqrt(),
         Min | Max if xs.is_empty() => return None,
         NanMin | NanMax if xs.is_empty() => return None,
         ArgMin | ArgMax if xs.is_empty() => return None,
@@ -217,7 +223,10 @@ fn check(op: ReduceOp, b: &Block, axes: &[usize]) {
         .map(|d| b.shape()[d])
         .collect();
     let ls = lanes(b, axes);
-    let want: Option<Vec<f64>> = ls.iter().map(|l| oracle(op, l)).collect();
+    let want: Option<Vec<f64>> = ls
+        .iter()
+        .map(|l| oracle(op, l, b.dtype().is_float()))
+        .collect();
     let tol = if b.dtype() == DType::F32 || want_dtype == DType::F32 {
         1e-6
     } else {
@@ -539,7 +548,7 @@ fn masked_reductions_use_only_selected_elements() {
         ReduceOp::Var { ddof: 1 },
         ReduceOp::Max,
     ] {
-        let want = oracle(op, &sel).unwrap();
+        let want = oracle(op, &sel, b.dtype().is_float()).unwrap();
         for piece in [0, 2, 1] {
             let got = run(op, &b, &[0, 1], Some(&m), piece).unwrap().to_f64_vec()[0];
             assert!(
@@ -552,7 +561,7 @@ fn masked_reductions_use_only_selected_elements() {
     let flat = Block::from(ndarray::Array1::from(b.to_f64_vec()).into_dyn());
     let mflat = ndarray::Array1::from(m.iter().copied().collect::<Vec<_>>()).into_dyn();
     for op in [ReduceOp::ArgMin, ReduceOp::ArgMax] {
-        let want = oracle(op, &sel).unwrap();
+        let want = oracle(op, &sel, b.dtype().is_float()).unwrap();
         for piece in [0, 5, 1] {
             assert_eq!(
                 run(op, &flat, &[0], Some(&mflat), piece)
@@ -844,7 +853,7 @@ fn folding_tiles_together_keeps_the_bits_of_one_by_one() {
                 // Against the oracle, element by element.
                 let got = one.to_f64_vec();
                 for (k, lane) in lanes(&b, &[0]).iter().enumerate() {
-                    match oracle(op, lane) {
+                    match oracle(op, lane, b.dtype().is_float()) {
                         Some(w) if w.is_nan() => assert!(got[k].is_nan(), "{op:?} {k}"),
                         Some(w) => assert!(close(got[k], w, 1e-6), "{op:?} {k}: {} vs {w}", got[k]),
                         None => {}

@@ -223,7 +223,7 @@ fn fsum_rows_body<T: Num, const SKIP: bool, R: Rows<T> + ?Sized>(
             }
             if let Some(n) = n.as_deref_mut() {
                 for (n, &x) in n[at..e].iter_mut().zip(xs) {
-                    *n += u64::from(!x.is_nan());
+                    *n = n.wrapping_add(u64::from(!x.is_nan()));
                 }
             }
         }

@@ -43,7 +43,10 @@ const MAGIC: &[u8; 4] = b"NDRP";
 /// The layout version this build writes and reads.
 const VERSION: u8 = 1;
 
-/// Dtype codes of the layout, by code.
+/// Dtype codes of the layout, by code. Deliberately not `DType::ALL`: a
+/// code is part of the layout and must not move if that list is ever
+/// reordered or grown; [`dtype_code`] is its inverse, and a new dtype
+/// gets the next free code in both (the unit tests check they agree).
 const DTYPES: [DType; 11] = [
     DType::Bool,
     DType::I8,
@@ -57,6 +60,24 @@ const DTYPES: [DType; 11] = [
     DType::F32,
     DType::F64,
 ];
+
+/// The layout's code of a dtype: an exhaustive match, so that a dtype
+/// added to [`DType`] cannot be written without a code of its own.
+fn dtype_code(d: DType) -> u8 {
+    match d {
+        DType::Bool => 0,
+        DType::I8 => 1,
+        DType::I16 => 2,
+        DType::I32 => 3,
+        DType::I64 => 4,
+        DType::U8 => 5,
+        DType::U16 => 6,
+        DType::U32 => 7,
+        DType::U64 => 8,
+        DType::F32 => 9,
+        DType::F64 => 10,
+    }
+}
 
 fn garbage(reason: impl Into<String>) -> Error {
     Error::invalid("Partial::from_bytes", "bytes", reason)
@@ -84,7 +105,7 @@ impl Partial {
         w.u8(name.len() as u8);
         w.bytes(name);
         w.i64(self.op.param_value());
-        w.u8(DTYPES.iter().position(|&d| d == self.input).unwrap_or(0) as u8);
+        w.u8(dtype_code(self.input));
         w.u32(self.kept.len() as u32);
         for &n in &self.kept {
             w.u64(n as u64);
@@ -356,4 +377,28 @@ impl<'a> Reader<'a> {
 /// The error for a state that does not fit its op or shape.
 pub(super) fn inconsistent(reason: impl Into<String>) -> Error {
     garbage(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every dtype has a code, the codes are the positions in `DTYPES`, and
+    /// they are the layout's version-1 codes (changing one breaks every
+    /// partial already written).
+    #[test]
+    fn dtype_codes_are_stable_and_invert() {
+        for d in DType::ALL {
+            assert_eq!(DTYPES[dtype_code(d) as usize], d, "{d}");
+        }
+        assert_eq!(DTYPES.len(), DType::ALL.len());
+        let names: Vec<String> = DTYPES.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                "float32", "float64"
+            ]
+        );
+    }
 }
