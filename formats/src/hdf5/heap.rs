@@ -96,6 +96,77 @@ fn scan(path: &Path) -> Result<(), String> {
         // well-formed files cost about their length once.
         limit: len.saturating_mul(4).saturating_add(16 << 20),
     };
+    // Each well-formed collection: (its size, the object slots libhdf5
+    // allocates for it).
+    let mut collections: HashMap<u64, (u64, u64)> = HashMap::new();
+    blocks(&file, len, 3, |base, block| {
+        for at in memchr::memmem::find_iter(block, b"GCOL") {
+            let pos = base + at as u64;
+            let mut slots = (0, 0);
+            if !collection_ok(pos, &mut reader, &mut slots).map_err(io)? {
+                return Err(format!(
+                    "{}: the global heap collection at byte {pos} is corrupt (an object that does not advance)",
+                    path.display()
+                ));
+            }
+            if slots.1 > 0 {
+                collections.insert(pos, slots);
+            }
+        }
+        Ok(())
+    })?;
+    if collections.is_empty() {
+        return Ok(());
+    }
+    // A variable-length element on disk is its length (4 bytes), the
+    // collection's address (8) and the object's index (4). libhdf5 1.10
+    // reads `obj[index]` without checking the index against the slots it
+    // allocated, so an element of non-zero length whose index is past them
+    // makes it copy from a wild pointer. Every place that looks like such
+    // an element counts (data that merely looks like one only costs the
+    // file its variable-length attributes).
+    let (lo, hi) = (
+        collections.keys().min().copied().unwrap_or(0),
+        collections.keys().max().copied().unwrap_or(0),
+    );
+    blocks(&file, len, 15, |base, block| {
+        for j in 4..block.len().saturating_sub(11) {
+            let word = |at: usize, n: usize| {
+                block[at..at + n]
+                    .iter()
+                    .rev()
+                    .fold(0u64, |v, &b| (v << 8) | u64::from(b))
+            };
+            let addr = word(j, 8);
+            if addr < lo || addr > hi {
+                continue;
+            }
+            let Some(&(size, slots)) = collections.get(&addr) else {
+                continue;
+            };
+            let (n, index) = (word(j - 4, 4), word(j + 8, 4));
+            if n >= 1 && n <= size && index >= slots {
+                return Err(format!(
+                    "{}: a variable-length element at byte {} refers to object {index} of the global heap collection at byte {addr}, which has {slots} slots",
+                    path.display(),
+                    base + j as u64 - 4
+                ));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Call `f(offset, bytes)` on the whole file in blocks of [`BLOCK`] bytes,
+/// each starting with the last `overlap` bytes of the one before (so that
+/// a pattern up to `overlap + 1` bytes long straddling two blocks is seen
+/// whole once).
+fn blocks(
+    file: &std::fs::File,
+    len: u64,
+    overlap: usize,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
     let mut tail: Vec<u8> = Vec::new();
     let mut off = 0u64;
     while off < len {
@@ -104,18 +175,9 @@ fn scan(path: &Path) -> Result<(), String> {
         let base = off - block.len() as u64;
         let keep = block.len();
         block.resize(keep + n, 0);
-        read_at(&file, &mut block[keep..], off).map_err(io)?;
-        for at in memchr::memmem::find_iter(&block, b"GCOL") {
-            let pos = base + at as u64;
-            if !collection_ok(pos, &mut reader).map_err(io)? {
-                return Err(format!(
-                    "{}: the global heap collection at byte {pos} is corrupt (an object that does not advance)",
-                    path.display()
-                ));
-            }
-        }
-        // A signature may straddle two blocks.
-        tail = block[block.len().saturating_sub(3)..].to_vec();
+        read_at(file, &mut block[keep..], off).map_err(|e| e.to_string())?;
+        f(base, &block)?;
+        tail = block[block.len().saturating_sub(overlap)..].to_vec();
         off += n as u64;
     }
     Ok(())
@@ -205,7 +267,7 @@ impl Get16 for &[u8] {
 #[cfg(test)]
 fn check_collections(bytes: &[u8]) -> Result<(), usize> {
     for at in memchr::memmem::find_iter(bytes, b"GCOL") {
-        if !collection_ok(at as u64, &mut &bytes[..]).unwrap_or(true) {
+        if !collection_ok(at as u64, &mut &bytes[..], &mut (0, 0)).unwrap_or(true) {
             return Err(at);
         }
     }
@@ -214,8 +276,10 @@ fn check_collections(bytes: &[u8]) -> Result<(), usize> {
 
 /// Walk the collection at `at` as libhdf5 does
 /// (`H5HG__cache_heap_deserialize`): false if it would not advance or
-/// would step past the collection's end.
-fn collection_ok(at: u64, file: &mut impl Get16) -> std::io::Result<bool> {
+/// would step past the collection's end. A collection walked whole sets
+/// `slots` to its size and the object slots libhdf5 allocates for it (at
+/// least one per 16 bytes, plus two, and one past the largest index).
+fn collection_ok(at: u64, file: &mut impl Get16, slots: &mut (u64, u64)) -> std::io::Result<bool> {
     let Some(h) = file.get16(at)? else {
         return Ok(true); // a signature in the last bytes: no collection
     };
@@ -227,6 +291,7 @@ fn collection_ok(at: u64, file: &mut impl Get16) -> std::io::Result<bool> {
         return Ok(true); // runs past the end of the file: libhdf5 fails to read it
     }
     let mut p = HEADER as u64;
+    let mut most = size.saturating_sub(HEADER as u64) / OBJ_HEADER as u64 + 2;
     while p < size {
         if p + OBJ_HEADER as u64 > size {
             break; // too small for an object: free space
@@ -235,6 +300,7 @@ fn collection_ok(at: u64, file: &mut impl Get16) -> std::io::Result<bool> {
             return Ok(true);
         };
         let idx = u16::from_le_bytes([o[0], o[1]]);
+        most = most.max(u64::from(idx) + 1);
         let obj = u64::from_le_bytes(o[8..16].try_into().unwrap_or_default());
         let need = if idx > 0 {
             obj.checked_add(7)
@@ -250,6 +316,7 @@ fn collection_ok(at: u64, file: &mut impl Get16) -> std::io::Result<bool> {
             Some(n) => p += n,
         }
     }
+    *slots = (size, most);
     Ok(true)
 }
 
@@ -330,6 +397,33 @@ mod tests {
         // Not a timing test: a bound far above the cap's cost, far below
         // the uncapped walk's (hours).
         assert!(start.elapsed().as_secs() < 60);
+    }
+
+    #[test]
+    fn an_element_past_the_collections_slots_is_found() {
+        // A collection at byte 64 with two objects, and variable-length
+        // elements (length, address, index) pointing into it.
+        let d = tempfile::tempdir().unwrap();
+        let element = |n: u32, index: u32| {
+            let mut e = n.to_le_bytes().to_vec();
+            e.extend_from_slice(&64u64.to_le_bytes());
+            e.extend_from_slice(&index.to_le_bytes());
+            e
+        };
+        for (n, index, ok) in [
+            (5, 2, true),
+            (5, 256, true),
+            (5, 257, false),
+            (0, 300, true),
+        ] {
+            let mut f = vec![0u8; 64];
+            f.extend(collection(&[(1, 15), (2, 8), (0, 4096 - 16 - 32 - 24)]));
+            f.extend(element(n, index));
+            let path = d.path().join(format!("e{n}-{index}.h5"));
+            std::fs::write(&path, &f).unwrap();
+            let r = super::scan(&path);
+            assert_eq!(r.is_ok(), ok, "{n} {index}: {r:?}");
+        }
     }
 
     #[test]
