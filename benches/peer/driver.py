@@ -435,6 +435,18 @@ def cell_dask(s):
     return f"{fmt_s(s['compute'])} / {fmt_s(s['wall'])} s, {fmt_mib(s['rss'])} MiB"
 
 
+def cell_baseline(b, nd, d):
+    """The baseline binary's time and RSS, its ratio to Dask, and ndstream's time over it."""
+    if "failed" in b:
+        return f"failed: {b['failed']}"
+    cell = f"{fmt_s(b['wall'])} s, {fmt_mib(b['rss'])} MiB"
+    if "failed" not in d:
+        cell += f"; {fmt_ratio(d['compute'] / b['wall'])}×"
+    if "failed" not in nd:
+        cell += f"; {nd['wall'] / b['wall']:.2f}"
+    return cell
+
+
 def machine():
     """nproc, CPU model, memory, load."""
     model = "unknown"
@@ -451,14 +463,19 @@ def machine():
     return dict(nproc=os.cpu_count(), cpu=model, mem=mem, load=os.getloadavg())
 
 
+def versions_nd(nd):
+    """The first line of `nd --version`, or ""."""
+    try:
+        p = subprocess.run([nd, "--version"], capture_output=True, text=True)
+        return p.stdout.strip().splitlines()[0] if p.returncode == 0 and p.stdout.strip() else ""
+    except OSError:
+        return ""
+
+
 def versions(nd):
     import dask
     import distributed
-    try:
-        p = subprocess.run([nd, "--version"], capture_output=True, text=True)
-        v = p.stdout.strip().splitlines()[0] if p.returncode == 0 and p.stdout.strip() else ""
-    except OSError:
-        v = ""
+    v = versions_nd(nd)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
@@ -478,7 +495,10 @@ def report(rows, a, m_start, m_end, started, vers):
     head = ["id", "workload", "Dask threads: compute / process, RSS"]
     if dist:
         head.append("Dask distributed: compute / process, RSS")
-    head += [f"ndstream: process, RSS (budget)", "ratio", "target", "met?", "agreement"]
+    head += [f"ndstream: process, RSS (budget)", "ratio", "target", "met?"]
+    if a.baseline:
+        head.append("baseline ndstream: process, RSS; ratio; ndstream time / baseline time")
+    head.append("agreement")
     lines = [
         "# ndstream vs Dask: side-by-side peer benchmark",
         "",
@@ -496,10 +516,16 @@ def report(rows, a, m_start, m_end, started, vers):
         f"- Command: `{a.command}`",
         f"- Data: `{a.data}` ({'quick: 1/8 sizes' if a.quick else 'full sizes'}), in the page cache;"
         f" median of {a.runs} runs per side, runs alternating Dask / "
-        f"{'Dask distributed / ' if dist else ''}ndstream.",
+        f"{'Dask distributed / ' if dist else ''}ndstream"
+        f"{' / baseline ndstream (these two swapping places every other run)' if a.baseline else ''}.",
+    ]
+    if a.baseline:
+        lines.append(f"- Baseline: `{a.baseline}` ({a.baseline_version}), the same commands and budgets.")
+    lines += [
         "",
         "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 5) + ["---"] * 3) + "|",
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 5 - bool(a.baseline)) + ["---"] * 2
+                       + ["---:"] * bool(a.baseline) + ["---"]) + "|",
     ]
     for r in rows:
         d, nd = r["dask"], r["nd"]
@@ -526,8 +552,11 @@ def report(rows, a, m_start, m_end, started, vers):
                 if not r["agree"].get("nd", (False,))[0]:
                     why.append("agreement")
                 cells.append("yes" if not why else "no (" + ", ".join(why) + ")")
+        if a.baseline:
+            cells.append(cell_baseline(r["base"], nd, d))
         agree = []
-        for side, label in (("nd", "ndstream"), ("dask", "Dask"), ("dist", "distributed")):
+        for side, label in (("nd", "ndstream"), ("dask", "Dask"), ("dist", "distributed"),
+                            ("base", "baseline")):
             if side in r["agree"]:
                 ok, text = r["agree"][side]
                 agree.append(f"{label} {'✓' if ok else '✗'} {text}")
@@ -594,11 +623,16 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--only", default="", help="comma-separated ids or prefixes (W1,W3,W5a)")
     p.add_argument("--distributed", action="store_true", help="also run Dask distributed")
+    p.add_argument("--baseline", default="",
+                   help="a second ndstream binary (e.g. an older commit's), run alternately with --nd")
+    p.add_argument("--baseline-label", default="", help="what the baseline is, for the report")
     p.add_argument("--md", required=True, help="the Markdown report to write")
     p.add_argument("--command", default="", help="the command line, for the report")
     p.add_argument("--note", default="", help="a warning to print at the top of the report")
     p.add_argument("--timeout", type=int, default=None, help="seconds per process")
     a = p.parse_args()
+    a.baseline_version = ", ".join(filter(None, [versions_nd(a.baseline), a.baseline_label])) \
+        if a.baseline else ""
     a.data = os.path.abspath(a.data)
     timeout = a.timeout or (600 if a.quick else 3600)
     only = [t.strip() for t in a.only.split(",") if t.strip()]
@@ -611,7 +645,7 @@ def main():
     ids = [w["id"] for w in workloads(a.data, a.quick)]
     if not any(selected(i, only) for i in ids):
         sys.exit(f"--only {a.only}: no such workload (there are {', '.join(ids)})")
-    sides = ["dask"] + (["dist"] if a.distributed else []) + ["nd"]
+    sides = ["dask"] + (["dist"] if a.distributed else []) + ["nd"] + (["base"] if a.baseline else [])
     rows, raw = [], []
     for w in workloads(a.data, a.quick):
         wid = w["id"]
@@ -629,7 +663,14 @@ def main():
                 remove(outs[side])
             if w["suffix"] == ".zarr":
                 wait_out_freed_inodes()
-            for side in sides:
+            # The run right after Dask's pays for the memory Dask gave back
+            # (measurable on runs of tens of ms): ndstream and the baseline
+            # take turns in that place.
+            order = list(sides)
+            if "base" in order and i % 2 == 1:
+                k, j = order.index("nd"), order.index("base")
+                order[k], order[j] = order[j], order[k]
+            for side in order:
                 if runs[side] and not runs[side][-1]["ok"]:
                     continue  # failed once: not retried
                 out = outs[side]
@@ -638,15 +679,15 @@ def main():
                 # their writeback does not land in this run's time: every run, on either
                 # side, starts with no dirty pages.
                 os.sync()
-                if side == "nd":
-                    cmd = [a.nd, "-q"] + w["nd"](out) + ["--memory", budget]
+                if side in ("nd", "base"):
+                    cmd = [a.nd if side == "nd" else a.baseline, "-q"] + w["nd"](out) + ["--memory", budget]
                 else:
                     cmd = [a.python, os.path.join(here, "dask_workloads.py"), wid, a.data, out]
                     cmd += ["--quick"] * a.quick + ["--distributed"] * (side == "dist")
                 r = measure(cmd, timeout, outdir)
                 if r["ok"]:
                     try:
-                        if side == "nd":
+                        if side in ("nd", "base"):
                             r["values"] = nd_values(r["stdout"]) if w["suffix"] is None else None
                         else:
                             j = json.loads(r["stdout"].strip().splitlines()[-1])

@@ -12,6 +12,10 @@
 #   --only LIST      comma-separated workload ids or prefixes: W1 W2 W2-full W3a W3b W3c-zarr W3c-h5
 #                    W4 W5a W5c (W3 = all W3*, W3c = both W3c).
 #   --distributed    also run Dask with distributed.Client(processes=False) (extra column).
+#   --baseline REV   also run ndstream built at git revision REV (e.g. the commit before a
+#                    change), alternating with the current build: an extra column with its
+#                    times and the current time / baseline time. Built once in
+#                    target/peer-baseline/REV (a git worktree and its own target dir).
 #
 # Environment:
 #   NDSTREAM_PEER_PYTHON   a Python with numpy, dask[array], distributed, h5py, zarr to use
@@ -32,7 +36,7 @@ root="$(cd "$here/../.." && pwd)"
 cmdline="benches/peer/run.sh $*"
 export PYTHONDONTWRITEBYTECODE=1
 
-quick=0 runs=3 data="" only="" distributed=0
+quick=0 runs=3 data="" only="" distributed=0 baseline=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1; shift ;;
@@ -40,6 +44,7 @@ while [[ $# -gt 0 ]]; do
         --data) data="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
         --distributed) distributed=1; shift ;;
+        --baseline) baseline="$2"; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -82,6 +87,20 @@ if ! (cd "$root" && cargo build --release -p ndstream-cli); then
     echo "== WARNING: $note" >&2
 fi
 
+# 3b. The baseline build (once per revision).
+base_nd=""
+if [[ -n "$baseline" ]]; then
+    rev=$(cd "$root" && git rev-parse --short "$baseline^{commit}") \
+        || { echo "run.sh: --baseline $baseline is not a commit" >&2; exit 2; }
+    bdir="$root/target/peer-baseline/$rev"
+    if [[ ! -d "$bdir/src" ]]; then
+        (cd "$root" && git worktree add --detach "$bdir/src" "$rev" >&2)
+    fi
+    echo "== cargo build --release -p ndstream-cli at $rev (baseline)" >&2
+    (cd "$bdir/src" && CARGO_TARGET_DIR="$bdir/target" cargo build --release -p ndstream-cli)
+    base_nd="$bdir/target/release/ndstream"
+fi
+
 # 4. The data (once).
 "$py" "$here/gen_data.py" "$data" $([[ $quick == 1 ]] && echo --quick)
 
@@ -98,5 +117,6 @@ args=(--data "$data" --nd "$nd" --python "$py" --runs "$runs" --md "$md"
 [[ $quick == 1 ]] && args+=(--quick)
 [[ $distributed == 1 ]] && args+=(--distributed)
 [[ -n "$only" ]] && args+=(--only "$only")
+[[ -n "$base_nd" ]] && args+=(--baseline "$base_nd" --baseline-label "commit $rev")
 "$py" "$here/driver.py" "${args[@]}"
 echo "== wrote $md" >&2
