@@ -37,7 +37,7 @@ pub use ndstream_engine::{
 };
 pub use ndstream_engine::{
     BinaryOp, Block, BlockElement, DType, Distribution, Element, Kind, ReduceOp, ReduceParam,
-    UnaryOp,
+    ScanOp, UnaryOp,
 };
 
 /// The engine itself, for what this crate does not re-export: the kernels

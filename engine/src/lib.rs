@@ -43,5 +43,6 @@ pub use exec::{
 };
 pub use kernels::elementwise::{BinaryOp, UnaryOp};
 pub use kernels::reduce::{ReduceOp, ReduceParam};
+pub use kernels::scan::ScanOp;
 pub use physical::{Job, PhysicalPlan, Strategy, TaskSpec};
 pub use random::Distribution;

@@ -103,7 +103,7 @@ pub struct TaskSpec {
     pub tiles: std::ops::Range<u64>,
 }
 
-/// A reduction computed ahead of the main job.
+/// A reduction (or a scan's carry) computed ahead of the main job.
 #[derive(Debug)]
 pub(crate) struct Stage {
     /// The reduction; its inputs may hold stand-ins of earlier stages.
@@ -387,13 +387,16 @@ fn main_job(nodes: &[Array], available: u64) -> Result<Job> {
 }
 
 /// True if `a` is a reduction computed ahead of the job that uses it
-/// (small, at most min(budget / 8, 64 MiB), and at least halving its input).
+/// (small, at most min(budget / 8, 64 MiB), and at least halving its
+/// input), or a scan's carry of at most budget / 8 (evaluated inside the
+/// tasks, each would read the chunks before its own again).
 fn is_staged(a: &Array, limit: u64) -> bool {
     match a.op() {
         Op::Reduce { x, .. } => {
             let small = a.nbytes() <= (limit / 8).min(64 << 20);
             small && x.size() >= 2 * a.size().max(1)
         }
+        Op::ScanCarry { .. } => a.nbytes() <= limit / 8,
         _ => false,
     }
 }
@@ -428,8 +431,17 @@ fn stage(
         a.clone()
     };
     let out = if !is_root && is_staged(&b, limit) {
-        let job = reduce_job(std::slice::from_ref(&b))?;
-        fits(job.least_bytes, a, "one tile of the reduction")?;
+        let job = match b.op() {
+            Op::Reduce { .. } => reduce_job(std::slice::from_ref(&b))?,
+            // A scan's carry: a map job into memory.
+            _ => Job {
+                strategy: Strategy::Map,
+                tasks: b.grid().num_chunks(),
+                least_bytes: b.nbytes() + map_need(&b, b.grid()),
+                grid: b.grid().clone(),
+            },
+        };
+        fits(job.least_bytes, a, unit_of(&job.strategy))?;
         // Its result is held (as the stand-in's data) until the job ends.
         held.set(held.get().saturating_add(b.nbytes()));
         let stand_in = crate::array::full(

@@ -90,6 +90,26 @@ pub(crate) fn with_inputs(a: &Array, inputs: Vec<Array>) -> Array {
             name: name.clone(),
         },
         Op::Rechunk { .. } => Op::Rechunk { x: next() },
+        Op::Reshape { read, .. } => Op::Reshape {
+            x: next(),
+            read: read.clone(),
+        },
+        Op::Scan {
+            op, axis, carry, ..
+        } => {
+            let x = next();
+            Op::Scan {
+                op: *op,
+                x,
+                axis: *axis,
+                carry: carry.as_ref().map(|_| next()),
+            }
+        }
+        Op::ScanCarry { op, axis, .. } => Op::ScanCarry {
+            op: *op,
+            x: next(),
+            axis: *axis,
+        },
     };
     Array::new(op, a.shape().to_vec(), a.dtype(), a.grid().clone())
 }
@@ -330,8 +350,8 @@ fn shared_nodes(roots: &[Array]) -> HashMap<u64, u32> {
 }
 
 /// Sources whose chunks are read more than once in these expressions:
-/// referenced by several parents, or read through a slice, rechunk or
-/// transpose (which may cut one chunk across several tasks).
+/// referenced by several parents, or read through a slice, rechunk,
+/// reshape or transpose (which may cut one chunk across several tasks).
 fn cached_sources(roots: &[Array]) -> HashSet<u64> {
     let mut refs: HashMap<u64, usize> = HashMap::new();
     let mut under_cut: HashSet<u64> = HashSet::new();
@@ -355,6 +375,7 @@ fn cached_sources(roots: &[Array]) -> HashSet<u64> {
                 a.op(),
                 Op::Select { .. }
                     | Op::Rechunk { .. }
+                    | Op::Reshape { .. }
                     | Op::Transpose { .. }
                     | Op::MapBlocks { .. }
             );

@@ -923,6 +923,96 @@ fn shape_and_dtype_errors_are_clear() {
     assert!(e.contains("axis 2"), "{e}");
 }
 
+/// The math ops added with the Python layer (`sinh`, `cbrt`, `arctan2`,
+/// `hypot`, `log10`, `rint`, `fmax`, `expm1`, `sign`, `trunc`) fused in one
+/// chain over two inputs, against NumPy 2.4:
+/// `arctan2(sinh(x*3), cbrt(y)) + hypot(log10(y), rint(x*4)) - fmax(expm1(x), sign(x)*trunc(y*2))`.
+#[test]
+fn new_math_ops_in_a_fused_chain_match_numpy() {
+    const X: [u64; 20] = [
+        0xbfeccccccccccccd,
+        0xbfe9c4b73dfa9c4c,
+        0xbfe6bca1af286bca,
+        0xbfe3b48c20563b49,
+        0xbfe0ac7691840ac8,
+        0xbfdb48c20563b48c,
+        0xbfd53896e7bf538a,
+        0xbfce50d79435e50c,
+        0xbfc2308158ed2308,
+        0xbfa840ac76918410,
+        0x3fa840ac76918410,
+        0x3fc2308158ed230c,
+        0x3fce50d79435e50c,
+        0x3fd53896e7bf538a,
+        0x3fdb48c20563b48e,
+        0x3fe0ac7691840ac7,
+        0x3fe3b48c20563b49,
+        0x3fe6bca1af286bcb,
+        0x3fe9c4b73dfa9c4b,
+        0x3feccccccccccccd,
+    ];
+    const Y: [u64; 20] = [
+        0x3fb999999999999a,
+        0x3fc999999999999a,
+        0x3fd3333333333333,
+        0x3fd999999999999a,
+        0x3fe0000000000000,
+        0x3fe3333333333333,
+        0x3fe6666666666666,
+        0x3fe9999999999999,
+        0x3feccccccccccccc,
+        0x3fefffffffffffff,
+        0x3ff1999999999999,
+        0x3ff3333333333333,
+        0x3ff4cccccccccccd,
+        0x3ff6666666666666,
+        0x3ff8000000000000,
+        0x3ff9999999999999,
+        0x3ffb333333333333,
+        0x3ffccccccccccccd,
+        0x3ffe666666666666,
+        0x4000000000000000,
+    ];
+    const WANT: [u64; 20] = [
+        0x4004eb4ff143ce68,
+        0x3ff9d4c8eb2ed46e,
+        0x3ffa259b3e979ef8,
+        0x3fe67922e261beb8,
+        0x3ff3149b7c926910,
+        0x3ff42634303aa5a1,
+        0x3fd7eaca545a35d5,
+        0x3fe0b3d188081cd4,
+        0x3fe69b6699f3a242,
+        0xbfb869dcf703f904,
+        0xbffd244068261320,
+        0xbfe35ac4d592aa6a,
+        0xbfd830e53e751278,
+        0xbfc7663a9f3df2b8,
+        0xbf9a90505c4cc000,
+        0x3fbb8b59d48eb420,
+        0x3fcb9d43add64b10,
+        0x3ff4bfc14ddfd4cc,
+        0x3ff5d44c6648083c,
+        0x3ff69e2078f50500,
+    ];
+    let shaped = |v: &[u64]| {
+        ArrayD::from_shape_vec(
+            IxDyn(&[4, 5]),
+            v.iter().map(|&b| f64::from_bits(b)).collect(),
+        )
+        .unwrap()
+    };
+    let (x, y, want) = (shaped(&X), shaped(&Y), shaped(&WANT));
+    let chain = |a: &[Array]| {
+        let (x, y) = (&a[0], &a[1]);
+        let angle = (x * 3.0).sinh()?.arctan2(y.cbrt()?)?;
+        let hyp = y.log10()?.hypot((x * 4.0).rint()?)?;
+        let step = x.sign()?.apply(BinaryOp::Mul, (y * 2.0).trunc()?)?;
+        (&angle + &hyp).apply(BinaryOp::Sub, x.expm1()?.fmax(step)?)
+    };
+    check("new math ops", &[x, y], chain, &want, 4e-15);
+}
+
 /// `tan` (one row of the op table) inside a fused chain, `(x * 2).tan() + 1`
 /// on a chunked array, against NumPy:
 /// `x = np.linspace(-0.7, 0.7, 20).reshape(4, 5); np.tan(x * 2) + 1`.

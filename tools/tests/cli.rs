@@ -173,6 +173,19 @@ fn tan_prints_like_numpy() {
     // NumPy names the op tables give the language, with their aliases.
     assert_eq!(ok(&["eval", "remainder(-7, 2)"], p), "1\n");
     assert_eq!(ok(&["eval", "mod(-7, 2)"], p), "1\n");
+    // Rows added with the Python layer, as NumPy 2.4 prints them.
+    assert_eq!(
+        ok(&["eval", "arctan2(linspace(-1, 1, 3), 2)"], p),
+        "[-0.46364761  0.          0.46364761]\n"
+    );
+    assert_eq!(
+        ok(&["eval", "rint(linspace(0.5, 2.5, 3))"], p),
+        "[0. 2. 2.]\n"
+    );
+    assert_eq!(
+        ok(&["eval", "sign(arange(-2, 3))"], p),
+        "[-1 -1  0  1  1]\n"
+    );
 }
 
 /// `nanprod` is a function and a method of the language because it is a

@@ -61,7 +61,7 @@ impl From<bool> for Scalar {
     }
 }
 
-fn normalize_axis(op: &'static str, axis: isize, ndim: usize) -> Result<usize> {
+pub(super) fn normalize_axis(op: &'static str, axis: isize, ndim: usize) -> Result<usize> {
     let a = if axis < 0 { axis + ndim as isize } else { axis };
     if a < 0 || a >= ndim as isize {
         return Err(Error::AxisOutOfBounds { op, axis, ndim });

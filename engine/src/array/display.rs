@@ -113,6 +113,9 @@ fn expr_depth(a: &Array, depth: usize) -> String {
             )
         }
         Op::Rechunk { x } => format!("rechunk({}, {})", e(x), a.grid()),
+        Op::Reshape { x, .. } => format!("reshape({}, {})", e(x), tuple(a.shape(), false)),
+        Op::Scan { op, x, axis, .. } => format!("{}({}, axis={axis})", op.name(), e(x)),
+        Op::ScanCarry { op, x, axis } => format!("{}_carry({}, axis={axis})", op.name(), e(x)),
     }
 }
 

@@ -481,7 +481,7 @@ impl Array {
 }
 
 /// A Select node, merging with a Select below it so chains of slices stay one node.
-fn select(x: &Array, items: Vec<SelItem>) -> Array {
+pub(super) fn select(x: &Array, items: Vec<SelItem>) -> Array {
     if items
         .iter()
         .enumerate()

@@ -7,7 +7,8 @@
 //!
 //! The node kinds are a closed set ([`Op`]); the methods that build them
 //! live in `build.rs` (elementwise, reductions, combining), `index.rs`
-//! (indexing, masks, transposes, rechunking) and
+//! (indexing, masks, transposes, rechunking), `reshape.rs` (reshape and
+//! its chunks), `scan.rs` (cumulative sums and products) and
 //! `create.rs` (sources, constants, random arrays). Evaluation of a node
 //! over a strided selection is in [`crate::eval`].
 
@@ -15,6 +16,8 @@ mod build;
 mod create;
 mod display;
 mod index;
+mod reshape;
+mod scan;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +26,7 @@ use std::sync::Arc;
 pub use build::{concatenate, map_blocks, stack, where_, Operand, Scalar};
 pub use create::{arange, full, linspace, ones, zeros, Chunks};
 pub use index::{IndexItem, IntoIndexItem, IntoSlice};
+pub(crate) use reshape::{groups as reshape_groups, Group};
 
 use crate::block::Block;
 use crate::dtype::DType;
@@ -30,6 +34,7 @@ use crate::error::Result;
 use crate::grid::{AxisSel, ChunkGrid};
 use crate::kernels::elementwise::{BinaryOp, UnaryOp};
 use crate::kernels::reduce::ReduceOp;
+use crate::kernels::scan::ScanOp;
 use crate::random::Distribution;
 use crate::source::ChunkSource;
 
@@ -145,6 +150,32 @@ pub enum Op {
     /// Same data, new chunk grid.
     Rechunk {
         x: Array,
+    },
+    /// The same elements in C order, in this node's shape
+    /// ([`Array::reshape`]). Each output chunk is made from one
+    /// rectangular block of `x`; `read` is the largest such block, per
+    /// axis of `x` (what one output chunk holds of its input).
+    Reshape {
+        x: Array,
+        read: Vec<u64>,
+    },
+    /// Cumulative `op` along `axis` ([`Array::cumsum`], ...); `x` is
+    /// already in the result dtype. Each chunk along the axis is cumulated
+    /// on its own and combined with `carry` (an [`Op::ScanCarry`] of `x`;
+    /// `None` when the axis has one chunk).
+    Scan {
+        op: ScanOp,
+        x: Array,
+        axis: usize,
+        carry: Option<Array>,
+    },
+    /// For each chunk `c` of `x` along `axis`, the running total of the
+    /// chunks before it (the identity for the first): `x`'s shape with
+    /// `axis` as long as its number of chunks there, in one chunk.
+    ScanCarry {
+        op: ScanOp,
+        x: Array,
+        axis: usize,
     },
 }
 
@@ -334,7 +365,10 @@ fn take_inputs(op: &mut Op) -> Vec<Array> {
         | Op::Select { x, .. }
         | Op::Transpose { x, .. }
         | Op::Tri { x, .. }
-        | Op::Rechunk { x } => vec![x],
+        | Op::Rechunk { x }
+        | Op::Reshape { x, .. }
+        | Op::ScanCarry { x, .. } => vec![x],
+        Op::Scan { x, carry, .. } => std::iter::once(x).chain(carry).collect(),
         Op::Binary { a, b, .. } => vec![a, b],
         Op::Where { cond, a, b } => vec![cond, a, b],
         Op::Masked { x, mask } => vec![x, mask],
@@ -357,7 +391,10 @@ fn op_inputs(op: &Op) -> Vec<&Array> {
         | Op::Select { x, .. }
         | Op::Transpose { x, .. }
         | Op::Tri { x, .. }
-        | Op::Rechunk { x } => vec![x],
+        | Op::Rechunk { x }
+        | Op::Reshape { x, .. }
+        | Op::ScanCarry { x, .. } => vec![x],
+        Op::Scan { x, carry, .. } => std::iter::once(x).chain(carry).collect(),
         Op::Binary { a, b, .. } => vec![a, b],
         Op::Where { cond, a, b } => vec![cond, a, b],
         Op::Masked { x, mask } => vec![x, mask],
@@ -389,6 +426,9 @@ impl fmt::Debug for Op {
             Op::Masked { .. } => "Masked",
             Op::MapBlocks { name, .. } => return write!(f, "MapBlocks({name})"),
             Op::Rechunk { .. } => "Rechunk",
+            Op::Reshape { .. } => "Reshape",
+            Op::Scan { op, .. } => return write!(f, "Scan({op:?})"),
+            Op::ScanCarry { op, .. } => return write!(f, "ScanCarry({op:?})"),
         };
         f.write_str(name)
     }

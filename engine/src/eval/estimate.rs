@@ -81,6 +81,38 @@ fn walk(a: &Array, sel: &[AxisSel], seen: &mut HashSet<(u64, Selection)>) -> u64
             est(x, &child).saturating_add(out)
         }
         Op::Tri { x, .. } | Op::Rechunk { x } => est(x, sel).saturating_add(out),
+        // One output chunk's input block at a time, its piece, and the result.
+        Op::Reshape { x, read } => {
+            let input = super::reshape::estimate_reshape(read);
+            est(x, &input).saturating_add(out.saturating_mul(2))
+        }
+        Op::Scan { x, axis, carry, .. } => {
+            // One chunk of `x` along the axis at a time, cumulated in
+            // place, its running total, its piece, and the result.
+            let slab = super::scan::slab(x, *axis, sel);
+            let mut total = est(x, &slab).saturating_add(out.saturating_mul(2));
+            if let Some(c) = carry {
+                let mut one: Selection = sel.to_vec();
+                one[*axis] = AxisSel::range(0..1);
+                total = total.saturating_add(est(c, &one));
+            }
+            total
+        }
+        Op::ScanCarry { x, axis, .. } => {
+            // One chunk of `x` along the axis at a time and the running
+            // totals beside the result.
+            let mut slab: Selection = sel.to_vec();
+            slab[*axis] = AxisSel::full(x.grid().axes()[*axis].max_size());
+            let totals = slab
+                .iter()
+                .enumerate()
+                .filter(|(d, _)| d != axis)
+                .fold(1u64, |n, (_, s)| n.saturating_mul(s.len))
+                .saturating_mul(a.dtype().size() as u64);
+            est(x, &slab)
+                .saturating_add(out)
+                .saturating_add(totals.saturating_mul(2))
+        }
         Op::MapBlocks { xs, .. } => {
             let chunk: Selection = a
                 .grid()

@@ -3,7 +3,8 @@
 //! `eval(a, sel, ctx)` returns the block of `a` at `sel` (one [`AxisSel`]
 //! per axis), asking its inputs for exactly the selections they must
 //! provide. Selections pass *through* elementwise nodes, slices, stacks and
-//! transposes unchanged in size, so a strided slice at the top reaches the
+//! transposes unchanged in size (a reshape reads the input block behind
+//! each output chunk it touches, `reshape.rs`), so a strided slice at the top reaches the
 //! generator or the store at the bottom (`random(...)[:, ::100]` generates
 //! one column in a hundred). Reductions consume their input tile by tile
 //! (see [`reduce_tiles`]) and never hold more than one tile of it.
@@ -30,6 +31,8 @@ use crate::{with_block, with_dtype};
 
 mod estimate;
 mod gather;
+mod reshape;
+mod scan;
 mod tiles;
 
 pub(crate) use estimate::{estimate, has_io};
@@ -377,6 +380,11 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
             })
         }
         Op::Rechunk { x } => eval(x, sel, ctx),
+        Op::Reshape { x, .. } => reshape::eval_reshape(a, x, sel, ctx),
+        Op::Scan {
+            op, x, axis, carry, ..
+        } => scan::eval_scan(*op, x, *axis, carry.as_ref(), sel, ctx),
+        Op::ScanCarry { op, x, axis } => scan::eval_carry(*op, a, x, *axis, sel, ctx),
     }
 }
 

@@ -337,7 +337,7 @@ impl Executor {
             .collect()
     }
 
-    /// Run a plan's staged reductions in order, each with the results of
+    /// Run a plan's staged reductions (and scan carries) in order, each with the results of
     /// the stages before it in their stand-ins' places; the plan's roots
     /// with every stand-in replaced by its computed result. The results'
     /// reservations go to `held` (the roots hold the results).
@@ -351,11 +351,15 @@ impl Executor {
         let mut done: HashMap<u64, Array> = HashMap::new();
         for st in &plan.stages {
             let node = physical::substitute(&st.node, &done);
-            let b = self
-                .run_reduce(std::slice::from_ref(&node), &st.job, reuse, cache, held)?
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| Block::zeros(node.dtype(), &[]));
+            let b = match st.job.strategy {
+                Strategy::Reduce { .. } => self
+                    .run_reduce(std::slice::from_ref(&node), &st.job, reuse, cache, held)?
+                    .into_iter()
+                    .next(),
+                // A scan's carry: a map job into memory.
+                _ => self.run_map(&node, reuse, cache, held)?,
+            }
+            .unwrap_or_else(|| Block::zeros(node.dtype(), &[]));
             let a = Array::from_block(b, Chunks::Shape(node.grid().max_chunk_shape()))?;
             done.insert(st.stand_in.id(), a);
         }

@@ -1,7 +1,8 @@
-//! Compute kernels over [`Block`](crate::Block)s: elementwise math and
-//! reductions. Kernels know nothing of chunks, plans or budgets; the
-//! executor calls them on one tile at a time.
+//! Compute kernels over [`Block`](crate::Block)s: elementwise math,
+//! reductions and cumulative reductions (scans). Kernels know nothing of
+//! chunks, plans or budgets; the executor calls them on one tile at a time.
 
 pub mod elementwise;
 pub(crate) mod fused;
 pub mod reduce;
+pub mod scan;

@@ -45,6 +45,11 @@ pub enum BinaryRule {
     Arithmetic,
     /// Runs on and returns `p.true_divide()`, a float.
     TrueDivide,
+    /// Runs on and returns the float [`UnaryRule::Float`] gives `p`: f32
+    /// for f32, bool and the 1- and 2-byte integers (NumPy gives float16
+    /// for the 1-byte ones; there is no f16 here), else f64 (`arctan2`,
+    /// `hypot`, `logaddexp`, ...).
+    Float,
     /// Runs on and returns `p`, bool included (`maximum`, `minimum`).
     Keep,
     /// Runs on `p`, returns bool (the comparisons).
@@ -82,11 +87,18 @@ pub fn unary_dtype(op: UnaryOp, input: DType) -> Result<DType> {
         UnaryRule::Integral if input.is_float() => return Err(unsupported(op.name(), input)),
         UnaryRule::Integral => input,
         UnaryRule::Predicate => Bool,
-        UnaryRule::Float => match input {
-            F64 | I32 | U32 | I64 | U64 => F64,
-            F32 | Bool | I8 | U8 | I16 | U16 => F32,
-        },
+        UnaryRule::Float => float_of(input),
     })
+}
+
+/// The float NumPy's float-valued ufuncs give for an input dtype (f32 for
+/// the narrow ones, where NumPy gives float16 for 1-byte inputs).
+fn float_of(input: DType) -> DType {
+    use DType::*;
+    match input {
+        F64 | I32 | U32 | I64 | U64 => F64,
+        F32 | Bool | I8 | U8 | I16 | U16 => F32,
+    }
 }
 
 /// The dtype both operands are cast to before the kernel runs, and the result dtype.
@@ -111,6 +123,7 @@ pub fn binary_dtypes(op: BinaryOp, a: DType, b: DType) -> Result<(DType, DType)>
             (o, o)
         }
         BinaryRule::TrueDivide => (p.true_divide(), p.true_divide()),
+        BinaryRule::Float => (float_of(p), float_of(p)),
         BinaryRule::Keep => (p, p),
         BinaryRule::Compare => (p, DType::Bool),
         BinaryRule::Integral => {

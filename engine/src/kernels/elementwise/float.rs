@@ -38,6 +38,30 @@ pub(crate) trait Float:
     fn cos(self) -> Self;
     fn tan(self) -> Self;
     fn tanh(self) -> Self;
+    fn log10(self) -> Self;
+    fn log2(self) -> Self;
+    fn exp_m1(self) -> Self;
+    fn exp2(self) -> Self;
+    fn asin(self) -> Self;
+    fn acos(self) -> Self;
+    fn atan(self) -> Self;
+    fn sinh(self) -> Self;
+    fn cosh(self) -> Self;
+    fn asinh(self) -> Self;
+    fn acosh(self) -> Self;
+    fn atanh(self) -> Self;
+    fn cbrt(self) -> Self;
+    fn to_radians(self) -> Self;
+    fn to_degrees(self) -> Self;
+    fn round_ties_even(self) -> Self;
+    fn trunc(self) -> Self;
+    fn is_sign_negative(self) -> bool;
+    /// NumPy's `sign`: -1, 0 (for either zero) or 1; NaN stays NaN.
+    fn sign(self) -> Self;
+    fn atan2(self, x: Self) -> Self;
+    fn hypot(self, o: Self) -> Self;
+    /// NumPy's `npy_logaddexp`, operation for operation.
+    fn logaddexp(self, o: Self) -> Self;
     fn floor(self) -> Self;
     fn ceil(self) -> Self;
     fn is_finite(self) -> bool;
@@ -61,6 +85,42 @@ macro_rules! float_impl {
             #[inline(always)] fn cos(self) -> Self { <$t>::cos(self) }
             #[inline(always)] fn tan(self) -> Self { <$t>::tan(self) }
             #[inline(always)] fn tanh(self) -> Self { <$t>::tanh(self) }
+            #[inline(always)] fn log10(self) -> Self { <$t>::log10(self) }
+            #[inline(always)] fn log2(self) -> Self { <$t>::log2(self) }
+            #[inline(always)] fn exp_m1(self) -> Self { <$t>::exp_m1(self) }
+            #[inline(always)] fn exp2(self) -> Self { <$t>::exp2(self) }
+            #[inline(always)] fn asin(self) -> Self { <$t>::asin(self) }
+            #[inline(always)] fn acos(self) -> Self { <$t>::acos(self) }
+            #[inline(always)] fn atan(self) -> Self { <$t>::atan(self) }
+            #[inline(always)] fn sinh(self) -> Self { <$t>::sinh(self) }
+            #[inline(always)] fn cosh(self) -> Self { <$t>::cosh(self) }
+            #[inline(always)] fn asinh(self) -> Self { <$t>::asinh(self) }
+            #[inline(always)] fn acosh(self) -> Self { <$t>::acosh(self) }
+            #[inline(always)] fn atanh(self) -> Self { <$t>::atanh(self) }
+            #[inline(always)] fn cbrt(self) -> Self { <$t>::cbrt(self) }
+            #[inline(always)] fn to_radians(self) -> Self { <$t>::to_radians(self) }
+            #[inline(always)] fn to_degrees(self) -> Self { <$t>::to_degrees(self) }
+            #[inline(always)] fn round_ties_even(self) -> Self { <$t>::round_ties_even(self) }
+            #[inline(always)] fn trunc(self) -> Self { <$t>::trunc(self) }
+            #[inline(always)] fn is_sign_negative(self) -> bool { <$t>::is_sign_negative(self) }
+            #[inline(always)] fn atan2(self, x: Self) -> Self { <$t>::atan2(self, x) }
+            #[inline(always)] fn hypot(self, o: Self) -> Self { <$t>::hypot(self, o) }
+            #[inline(always)] fn logaddexp(self, o: Self) -> Self {
+                if self == o {
+                    return self + std::f64::consts::LN_2 as $t;
+                }
+                let d = self - o;
+                if d > 0.0 {
+                    self + (-d).exp().ln_1p()
+                } else if d <= 0.0 {
+                    o + d.exp().ln_1p()
+                } else {
+                    d
+                }
+            }
+            #[inline(always)] fn sign(self) -> Self {
+                if self > 0.0 { 1.0 } else if self < 0.0 { -1.0 } else if self == 0.0 { 0.0 } else { self }
+            }
             #[inline(always)] fn floor(self) -> Self { <$t>::floor(self) }
             #[inline(always)] fn ceil(self) -> Self { <$t>::ceil(self) }
             #[inline(always)] fn is_finite(self) -> bool { <$t>::is_finite(self) }

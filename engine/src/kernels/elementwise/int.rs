@@ -36,6 +36,10 @@ trait Int:
     fn py_rem(self, o: Self) -> Self;
     /// Wrapping power; negative exponents as the module docs say.
     fn ipow(self, e: Self) -> Self;
+    /// NumPy's `sign`: -1, 0 or 1.
+    fn isign(self) -> Self;
+    /// C's `%` (the dividend's sign); 0 for a zero divisor, wrapping for `MIN % -1`.
+    fn c_rem(self, o: Self) -> Self;
 }
 
 macro_rules! int_common {
@@ -55,6 +59,14 @@ macro_rules! int_common {
         #[inline(always)]
         fn wneg(self) -> Self {
             self.wrapping_neg()
+        }
+        #[inline(always)]
+        fn c_rem(self, o: Self) -> Self {
+            if o == 0 {
+                0
+            } else {
+                self.wrapping_rem(o)
+            }
         }
     };
 }
@@ -119,6 +131,10 @@ macro_rules! int_signed {
                 }
                 pow_by_squaring!(self, e)
             }
+            #[inline(always)]
+            fn isign(self) -> Self {
+                self.signum()
+            }
         }
         impl Kernel for $t {
             fn unary_same(op: UnaryOp, a: Cow<'_, ArrayD<Self>>) -> Result<Block> {
@@ -150,6 +166,10 @@ macro_rules! int_unsigned {
             #[inline(always)]
             fn ipow(self, e: Self) -> Self {
                 pow_by_squaring!(self, e)
+            }
+            #[inline(always)]
+            fn isign(self) -> Self {
+                Self::from(self != 0)
             }
         }
         impl Kernel for $t {

@@ -21,19 +21,22 @@
 //!
 //! # Dtype rules (NumPy 2, with the deviations listed)
 //!
-//! * [`unary_dtype`]: `Neg`, `Abs`, `Floor`, `Ceil` and `Square` keep the
-//!   dtype (`Neg` on bool is an error; `Square` on bool gives int8, as
-//!   NumPy's `square` does). `Sqrt`, `Exp`, `Log`, `Log1p`, `Sin`, `Cos`,
-//!   `Tan`, `Tanh` give a float: f32 and f64 stay; bool, int8, uint8,
+//! * [`unary_dtype`]: `Neg`, `Abs`, `Floor`, `Ceil`, `Trunc`, `Sign` and
+//!   `Square` keep the dtype (`Neg` and `Sign` on bool are errors; `Square` on bool gives int8, as
+//!   NumPy's `square` does). `Sqrt`, `Exp`, `Log`, `Log1p`, the other
+//!   logarithms, exponentials, trigonometric and hyperbolic functions,
+//!   `Cbrt`, `Deg2rad`, `Rad2deg` and `Rint` give a float: f32 and f64 stay; bool, int8, uint8,
 //!   int16, uint16 give f32 (NumPy gives float16 for the 1-byte ones; there
 //!   is no f16 here); wider integers give f64. `Not` is logical on bool,
 //!   bitwise (`~`) on integers, an error on floats. `IsNan`/`IsFinite` give
 //!   bool.
 //! * [`binary_dtypes`]: the operand dtype is `a.promote(b)`, except true
-//!   division (`Div`), whose operand is `promote(a, b).true_divide()`.
+//!   division (`Div`), whose operand is `promote(a, b).true_divide()`, and
+//!   the float-valued ops (`Arctan2`, `Hypot`, `Copysign`, `Logaddexp`),
+//!   whose operand is the float `UnaryRule::Float` gives the promotion.
 //!   Comparisons give bool. `And`/`Or`/`Xor` are logical on bool, bitwise on
 //!   integers and an error on floats. **Deviation:** arithmetic on two bools
-//!   (`Add`, `Sub`, `Mul`, `FloorDiv`, `Rem`, `Pow`) runs on int8 (NumPy
+//!   (`Add`, `Sub`, `Mul`, `FloorDiv`, `Rem`, `Fmod`, `Pow`) runs on int8 (NumPy
 //!   gives a logical or for `+`, refuses `-`); `Maximum`/`Minimum` keep bool.
 //!
 //! # Value rules
@@ -53,7 +56,9 @@
 //!   (a few ulps from `powf`); anything else is `powf` (the table's
 //!   scalar function). This is the one row with its own whole-tile float
 //!   kernel (`tile [float_pow]`).
-//! * `Maximum`/`Minimum` and `clip` propagate NaN.
+//! * `Maximum`/`Minimum` and `clip` propagate NaN; `Fmax`/`Fmin` ignore it
+//!   (NaN only where both are). `Fmod` is C's remainder (the dividend's
+//!   sign; integers give 0 for a zero divisor).
 //!
 //! # Invariants
 //!
@@ -133,6 +138,64 @@ macro_rules! unary_table {
             /// Smallest integer not below `x` (integers and bool unchanged).
             Ceil = "ceil", aliases [], method [ceil], rule Keep, fused yes,
                 float [|v| v.ceil()], int [|v| v], bool [|v| v];
+            /// Base-10 logarithm.
+            Log10 = "log10", aliases [], method [log10], rule Float, fused yes,
+                float [|v| v.log10()], int [], bool [];
+            /// Base-2 logarithm.
+            Log2 = "log2", aliases [], method [log2], rule Float, fused yes,
+                float [|v| v.log2()], int [], bool [];
+            /// `e**x - 1`, accurate for small x.
+            Expm1 = "expm1", aliases [], method [expm1], rule Float, fused yes,
+                float [|v| v.exp_m1()], int [], bool [];
+            /// `2**x`.
+            Exp2 = "exp2", aliases [], method [exp2], rule Float, fused yes,
+                float [|v| v.exp2()], int [], bool [];
+            /// Inverse sine.
+            Arcsin = "arcsin", aliases ["asin"], method [arcsin], rule Float, fused yes,
+                float [|v| v.asin()], int [], bool [];
+            /// Inverse cosine.
+            Arccos = "arccos", aliases ["acos"], method [arccos], rule Float, fused yes,
+                float [|v| v.acos()], int [], bool [];
+            /// Inverse tangent.
+            Arctan = "arctan", aliases ["atan"], method [arctan], rule Float, fused yes,
+                float [|v| v.atan()], int [], bool [];
+            /// Hyperbolic sine.
+            Sinh = "sinh", aliases [], method [sinh], rule Float, fused yes,
+                float [|v| v.sinh()], int [], bool [];
+            /// Hyperbolic cosine.
+            Cosh = "cosh", aliases [], method [cosh], rule Float, fused yes,
+                float [|v| v.cosh()], int [], bool [];
+            /// Inverse hyperbolic sine.
+            Arcsinh = "arcsinh", aliases ["asinh"], method [arcsinh], rule Float, fused yes,
+                float [|v| v.asinh()], int [], bool [];
+            /// Inverse hyperbolic cosine.
+            Arccosh = "arccosh", aliases ["acosh"], method [arccosh], rule Float, fused yes,
+                float [|v| v.acosh()], int [], bool [];
+            /// Inverse hyperbolic tangent.
+            Arctanh = "arctanh", aliases ["atanh"], method [arctanh], rule Float, fused yes,
+                float [|v| v.atanh()], int [], bool [];
+            /// Cube root.
+            Cbrt = "cbrt", aliases [], method [cbrt], rule Float, fused yes,
+                float [|v| v.cbrt()], int [], bool [];
+            /// Degrees to radians.
+            Deg2rad = "deg2rad", aliases ["radians"], method [deg2rad], rule Float, fused yes,
+                float [|v| v.to_radians()], int [], bool [];
+            /// Radians to degrees.
+            Rad2deg = "rad2deg", aliases ["degrees"], method [rad2deg], rule Float, fused yes,
+                float [|v| v.to_degrees()], int [], bool [];
+            /// Nearest integer, halves to even (NumPy's `rint`, `round` with 0 decimals).
+            Rint = "rint", aliases [], method [rint], rule Float, fused yes,
+                float [|v| v.round_ties_even()], int [], bool [];
+            /// Integer part, toward zero (integers and bool unchanged).
+            Trunc = "trunc", aliases ["fix"], method [trunc], rule Keep, fused yes,
+                float [|v| v.trunc()], int [|v| v], bool [|v| v];
+            /// -1, 0 or 1 by the sign (NaN stays NaN, -0.0 gives 0.0; refused for bool).
+            Sign = "sign", aliases [], method [sign], rule KeepNumeric, fused yes,
+                float [|v| v.sign()], int [|v| v.isign()], bool [];
+            /// True where the sign bit is set (-0.0 and negative NaN included).
+            Signbit = "signbit", aliases [], method [signbit], rule Predicate, fused no,
+                float [|v| v.is_sign_negative()], int [|v| v < Default::default()],
+                bool [|_| false];
             /// Logical (bool) or bitwise (integers) not.
             Not = "invert", aliases ["logical_not"], method [logical_not], rule Integral, fused no,
                 float [], int [|v| !v], bool [|v| !v];
@@ -191,6 +254,33 @@ macro_rules! binary_table {
             Minimum = "minimum", aliases [], method [minimum], rule Keep, fused yes, tile [],
                 float [nan_min], int [nan_min], bool [|p, q| p & q];
             /// `self == other`.
+            /// Elementwise maximum ignoring NaN (NaN only where both are).
+            Fmax = "fmax", aliases [], method [fmax], rule Keep, fused yes, tile [],
+                float [|p, q| if q.is_nan() || p >= q { p } else { q }], int [nan_max],
+                bool [|p, q| p | q];
+            /// Elementwise minimum ignoring NaN (NaN only where both are).
+            Fmin = "fmin", aliases [], method [fmin], rule Keep, fused yes, tile [],
+                float [|p, q| if q.is_nan() || p <= q { p } else { q }], int [nan_min],
+                bool [|p, q| p & q];
+            /// C's `fmod`: the remainder with the dividend's sign (integers:
+            /// 0 for a zero divisor, as NumPy).
+            Fmod = "fmod", aliases [], method [fmod], rule Arithmetic, fused yes, tile [],
+                float [|p, q| p % q], int [|p, q| p.c_rem(q)], bool [];
+            /// The angle of the point `(q, p)`: `arctan(p / q)` in the right quadrant.
+            Arctan2 = "arctan2", aliases ["atan2"], method [arctan2], rule Float, fused yes,
+                tile [],
+                float [|p, q| p.atan2(q)], int [], bool [];
+            /// `sqrt(p**2 + q**2)` without overflow.
+            Hypot = "hypot", aliases [], method [hypot], rule Float, fused yes, tile [],
+                float [|p, q| p.hypot(q)], int [], bool [];
+            /// `p`'s magnitude with `q`'s sign.
+            Copysign = "copysign", aliases [], method [copysign], rule Float, fused yes,
+                tile [],
+                float [|p, q| p.copysign(q)], int [], bool [];
+            /// `log(exp(p) + exp(q))` without overflow (NumPy's algorithm).
+            Logaddexp = "logaddexp", aliases [], method [logaddexp], rule Float, fused yes,
+                tile [],
+                float [|p, q| p.logaddexp(q)], int [], bool [];
             Eq = "equal", aliases [], method [eq_elem], rule Compare, fused no, tile [],
                 float [|p, q| p == q], int [|p, q| p == q], bool [|p, q| p == q];
             /// `self != other`.
