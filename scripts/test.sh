@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The test command: installs prerequisites if missing, prepares a Python
-# with numpy/h5py/zarr for the interop tests when possible, runs every test.
+# with numpy/h5py/zarr/pytest/maturin (scripts/pyenv.sh), runs every test:
+# the Rust workspace, then the Python package's pytest suite against a
+# fresh build of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ -z "${NDSTREAM_PYTHON:-}" ]; then
-  py=target/interop-venv/bin/python
-  if [ ! -x "$py" ] && command -v python3 >/dev/null; then
-    echo "ndstream: making a Python venv for the interop tests (numpy, h5py, zarr)" >&2
-    (python3 -m venv target/interop-venv && target/interop-venv/bin/pip install -q numpy h5py zarr) \
-      || echo "ndstream: no interop venv; the Python interop tests will be skipped" >&2
-  fi
-  if [ -x "$py" ]; then export NDSTREAM_PYTHON="$PWD/$py"; fi
-fi
+py=${NDSTREAM_PYTHON:-$(bash scripts/pyenv.sh)}
+if [ -n "$py" ]; then export NDSTREAM_PYTHON="$py"; fi
 cargo test --workspace
+if [ -z "$py" ]; then
+  echo "ndstream: no Python; the Python package's tests were skipped" >&2
+  exit 0
+fi
+# Build the extension into the venv (editable: python/ndstream is imported
+# from the source tree) and run its tests.
+venv=$(dirname "$(dirname "$py")")
+(cd python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --quiet)
+"$py" -m pytest python/tests -q -p no:cacheprovider

@@ -1,0 +1,224 @@
+"""Storage: to_zarr / to_hdf5 / store, and from_array over h5py datasets and zarr
+arrays, read back and compared with zarr-python and h5py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _helpers import assert_eq, is_lazy
+
+h5py = pytest.importorskip("h5py")
+zarr = pytest.importorskip("zarr")
+
+A = np.arange(70.0).reshape(10, 7) * 1.5 - 10
+
+
+@pytest.fixture(params=[(3, 4), (10, 7), (1, 2)], ids=["ragged", "one", "tiny"])
+def x(request, da):
+    return da.from_array(A, chunks=request.param)
+
+
+# --------------------------------------------------------------------------- zarr
+
+
+def test_to_zarr_roundtrip(da, x, tmp_path):
+    path = str(tmp_path / "out.zarr")
+    da.to_zarr(x, path)
+    z = zarr.open_array(path, mode="r")
+    assert z.shape == A.shape
+    assert z.dtype == A.dtype
+    np.testing.assert_array_equal(z[:], A)
+    # the zarr chunks follow the array's (regular) chunks
+    assert tuple(z.chunks) == x.chunksize
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int16", "uint8", "bool", "int64"])
+def test_to_zarr_dtypes(da, tmp_path, dtype):
+    a = (np.arange(60).reshape(6, 10) % 7).astype(dtype)
+    path = str(tmp_path / f"{dtype}.zarr")
+    da.to_zarr(da.from_array(a, chunks=(4, 3)), path)
+    z = zarr.open_array(path, mode="r")
+    assert z.dtype == a.dtype
+    np.testing.assert_array_equal(z[:], a)
+
+
+@pytest.mark.filterwarnings("ignore:The array uses irregular chunk sizes")
+def test_to_zarr_expression(da, tmp_path):
+    # a reversed ragged axis has irregular chunks: Dask warns and rechunks before writing
+    x = da.from_array(A, chunks=(3, 4))
+    path = str(tmp_path / "expr.zarr")
+    da.to_zarr((x * 2 + 1)[::2, ::-1], path)
+    np.testing.assert_allclose(zarr.open_array(path, mode="r")[:], (A * 2 + 1)[::2, ::-1])
+
+
+def test_to_zarr_method(da, x, tmp_path):
+    path = str(tmp_path / "m.zarr")
+    x.to_zarr(path)
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A)
+
+
+def test_to_zarr_overwrite(da, x, tmp_path):
+    path = str(tmp_path / "o.zarr")
+    da.to_zarr(x, path)
+    with pytest.raises((ValueError, FileExistsError)):
+        da.to_zarr(x + 1, path)
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A)
+    da.to_zarr(x + 1, path, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A + 1)
+
+
+def test_to_zarr_overwrite_false_raises(da, x, tmp_path):
+    path = str(tmp_path / "o2.zarr")
+    da.to_zarr(x, path, overwrite=False)
+    # Dask raises zarr.errors.ContainsArrayError, a ValueError; FileExistsError is accepted too
+    with pytest.raises((ValueError, FileExistsError)):
+        da.to_zarr(x, path, overwrite=False)
+
+
+def test_to_zarr_component(da, x, tmp_path):
+    path = str(tmp_path / "g.zarr")
+    da.to_zarr(x, path, component="grp/arr")
+    da.to_zarr(x * 2, path, component="other")
+    root = zarr.open(path, mode="r")
+    np.testing.assert_array_equal(root["grp/arr"][:], A)
+    np.testing.assert_array_equal(root["other"][:], A * 2)
+    np.testing.assert_array_equal(zarr.open_array(path, path="grp/arr", mode="r")[:], A)
+    with pytest.raises((ValueError, FileExistsError)):
+        da.to_zarr(x, path, component="grp/arr")
+
+
+def test_from_zarr_array(da, tmp_path):
+    path = str(tmp_path / "src.zarr")
+    z = zarr.open_array(path, mode="w", shape=(10, 7), chunks=(4, 3), dtype="f8")
+    z[:] = A
+    x = da.from_array(z)
+    assert x.shape == A.shape and x.dtype == A.dtype
+    # default chunks follow the zarr chunking: every chunk boundary is a zarr chunk boundary
+    for dim_chunks, zc in zip(x.chunks, z.chunks):
+        assert all(c % zc == 0 for c in dim_chunks[:-1])
+    assert_eq(x, A)
+    y = da.from_array(z, chunks=(5, 5))
+    assert y.chunks == ((5, 5), (5, 2))
+    assert_eq(y.sum(axis=0), A.sum(axis=0), rtol=1e-12)
+    r = da.from_zarr(path)
+    assert r.chunks == ((4, 4, 2), (3, 3, 1))
+    assert_eq(r, A)
+
+
+# --------------------------------------------------------------------------- HDF5
+
+
+def test_to_hdf5_roundtrip(da, x, tmp_path):
+    fn = str(tmp_path / "out.h5")
+    da.to_hdf5(fn, "/x", x)
+    with h5py.File(fn, "r") as f:
+        d = f["/x"]
+        assert d.shape == A.shape
+        assert d.dtype == A.dtype
+        np.testing.assert_array_equal(d[:], A)
+
+
+def test_to_hdf5_group_path_and_dict(da, tmp_path):
+    x = da.from_array(A, chunks=(3, 4))
+    fn = str(tmp_path / "many.h5")
+    da.to_hdf5(fn, {"/a": x, "/grp/b": (x * 2).astype("float32")})
+    with h5py.File(fn, "r") as f:
+        np.testing.assert_array_equal(f["/a"][:], A)
+        assert f["/grp/b"].dtype == np.float32
+        np.testing.assert_array_equal(f["/grp/b"][:], (A * 2).astype("float32"))
+
+
+def test_to_hdf5_method(da, tmp_path):
+    x = da.from_array(A, chunks=(3, 4))
+    fn = str(tmp_path / "m.h5")
+    x.to_hdf5(fn, "/data")
+    with h5py.File(fn, "r") as f:
+        np.testing.assert_array_equal(f["/data"][:], A)
+
+
+@pytest.mark.parametrize("chunks", [(3, 3), (10, 7), (1, 7), 4])
+def test_from_hdf5_dataset(da, tmp_path, chunks):
+    fn = str(tmp_path / "src.h5")
+    with h5py.File(fn, "w") as f:
+        f.create_dataset("/x", data=A, chunks=(5, 5))
+        f.create_dataset("/i", data=np.arange(30, dtype="int32").reshape(5, 6))
+    with h5py.File(fn, "r") as f:
+        x = da.from_array(f["/x"], chunks=chunks)
+        assert x.shape == A.shape and x.dtype == A.dtype
+        assert_eq(x, A)
+        assert_eq(x[::2, 1:].sum(axis=1), A[::2, 1:].sum(axis=1), rtol=1e-12)
+        i = da.from_array(f["/i"], chunks=2)
+        assert i.dtype == np.int32
+        assert_eq(i * 2, np.arange(30, dtype="int32").reshape(5, 6) * 2)
+
+
+def test_from_hdf5_default_chunks(da, tmp_path):
+    fn = str(tmp_path / "d.h5")
+    with h5py.File(fn, "w") as f:
+        f.create_dataset("/x", data=A, chunks=(5, 5))
+    with h5py.File(fn, "r") as f:
+        x = da.from_array(f["/x"])
+        for dim_chunks in x.chunks:
+            assert all(c % 5 == 0 for c in dim_chunks[:-1])
+        assert_eq(x, A)
+
+
+# --------------------------------------------------------------------------- store
+
+
+def test_store_numpy_target(da, x):
+    out = np.zeros_like(A)
+    da.store(x, out)
+    np.testing.assert_array_equal(out, A)
+
+
+def test_store_setitem_object(da, x):
+    class Recorder:
+        def __init__(self):
+            self.data = np.zeros(A.shape)
+            self.calls = 0
+
+        def __setitem__(self, key, value):
+            self.calls += 1
+            self.data[key] = value
+
+    r = Recorder()
+    da.store(x * 3, r)
+    np.testing.assert_array_equal(r.data, A * 3)
+    assert r.calls >= 1
+
+
+def test_store_many_targets(da, tmp_path):
+    x = da.from_array(A, chunks=(3, 4))
+    y = da.from_array(A.astype("float32"), chunks=(5, 5))
+    fn = str(tmp_path / "t.h5")
+    zpath = str(tmp_path / "t.zarr")
+    out = np.zeros((10, 7))
+    z = zarr.open_array(zpath, mode="w", shape=(10, 7), chunks=(4, 4), dtype="f8")
+    with h5py.File(fn, "w") as f:
+        d = f.create_dataset("d", shape=(10, 7), dtype="f4")
+        da.store([x + 1, y, x * 2], [out, d, z])
+        np.testing.assert_array_equal(d[:], A.astype("float32"))
+    np.testing.assert_array_equal(out, A + 1)
+    np.testing.assert_array_equal(zarr.open_array(zpath, mode="r")[:], A * 2)
+
+
+def test_store_mismatched_lengths(da, x):
+    with pytest.raises(ValueError):
+        da.store([x, x], [np.zeros((10, 7))])
+
+
+def test_hdf5_to_zarr_pipeline(da, tmp_path):
+    fn = str(tmp_path / "in.h5")
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((3, 40, 30)).astype("float32")
+    with h5py.File(fn, "w") as f:
+        for i in range(3):
+            f.create_dataset(f"/d{i}", data=data[i], chunks=(20, 15))
+    with h5py.File(fn, "r") as f:
+        arrays = [da.from_array(f[f"/d{i}"], chunks=(16, 16)) for i in range(3)]
+        stacked = da.stack(arrays, axis=0)
+        assert is_lazy(stacked)
+        zpath = str(tmp_path / "out.zarr")
+        da.to_zarr(stacked[:, ::2, ::2], zpath, overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(zpath, mode="r")[:], data[:, ::2, ::2])
