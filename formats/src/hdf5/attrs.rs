@@ -4,7 +4,8 @@
 //! become f64, NaN/inf become `null`), bools, and fixed or variable-length
 //! strings. Other attribute types (compound, enum, references) are skipped,
 //! and so are variable-length strings of a file whose global heap libhdf5
-//! would hang on (see [`super::heap`]).
+//! would hang on (see [`super::heap`]), and all attributes of an object
+//! whose header fails [`super::header`]'s check.
 //! Write: JSON bools, numbers, strings and homogeneous arrays of them become
 //! the matching HDF5 types (strings as variable-length UTF-8, as h5py writes
 //! them); anything else (objects, `null`, mixed arrays) is stored as its JSON
@@ -21,6 +22,11 @@ use super::PRIVATE_PREFIX;
 /// The user attributes of a dataset or group.
 pub(crate) fn read_attrs(loc: &Location) -> Attributes {
     let mut out = Attributes::new();
+    // libhdf5 decodes every attribute message of the object to list them;
+    // one it would read past its buffers on leaves them all out.
+    if super::header::object_ok(loc).is_err() {
+        return out;
+    }
     let names = loc.attr_names().unwrap_or_default();
     // Whether variable-length values may be read, asked at the first one.
     let mut heaps_ok = None;

@@ -331,7 +331,7 @@ pub(super) fn open_for_write(
             ),
         )),
         WriteMode::Resume if exists => {
-            let ds = f.dataset(path).map_err(|e| {
+            let ds = super::checked_dataset(&f, path).map_err(|e| {
                 h5_open_err(name, &format!("cannot resume: {path} is not a dataset"), e)
             })?;
             check_resumable(&ds, name, spec, pipeline)?;
@@ -458,9 +458,8 @@ fn tidy(f: &hdf5::File, path: &str, name: &str) -> Result<()> {
     if !f.link_exists(&temp) {
         return Ok(());
     }
-    let finished = f
-        .dataset(&temp)
-        .is_ok_and(|ds| ds.attr(INCOMPLETE_ATTR).is_err());
+    let finished =
+        super::checked_dataset(f, &temp).is_ok_and(|ds| ds.attr(INCOMPLETE_ATTR).is_err());
     if finished && !f.link_exists(path) {
         f.relink(&temp, path)
             .map_err(|e| h5_open_err(name, &format!("cannot move {temp} to {path}"), e))?;
@@ -481,13 +480,14 @@ fn holds_only(f: &hdf5::File, path: &str) -> bool {
         Err(_) => return false,
     };
     for (i, part) in parts.iter().enumerate() {
-        let no_attrs = group.attr_names().is_ok_and(|a| a.is_empty());
+        let no_attrs = super::header::object_ok(&group).is_ok()
+            && group.attr_names().is_ok_and(|a| a.is_empty());
         let only = group.member_names().is_ok_and(|m| m == [part.to_string()]);
         if !no_attrs || !only {
             return false;
         }
         if i + 1 == parts.len() {
-            return group.dataset(part).is_ok();
+            return super::checked_dataset(&group, part).is_ok();
         }
         group = match group.group(part) {
             Ok(g) => g,

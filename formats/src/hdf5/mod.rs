@@ -20,6 +20,7 @@
 
 mod attrs;
 mod codec;
+mod header;
 mod heap;
 mod lifecycle;
 mod sink;
@@ -153,7 +154,7 @@ fn members(g: &hdf5::Group) -> Members {
     };
     for name in g.member_names().unwrap_or_default() {
         match g.loc_type_by_name(&name) {
-            Ok(hdf5::LocationType::Dataset) => match g.dataset(&name) {
+            Ok(hdf5::LocationType::Dataset) => match checked_dataset(g, &name) {
                 Ok(ds) => m.datasets.push(ds),
                 Err(_) => m.unopened.push(normalize(&format!("{}/{name}", g.name()))),
             },
@@ -510,9 +511,12 @@ pub(crate) fn open_dataset(f: &hdf5::File, path: &str, file: &Path, name: &str) 
             let mut all = Vec::new();
             list_datasets(f, &mut all);
             return match all.as_slice() {
-                [one] => f
-                    .dataset(one)
-                    .map_err(|e| h5_open_err(name, "cannot open the dataset", e)),
+                [one] => {
+                    header::object_ok_by_name(f, one)
+                        .map_err(|why| corrupt(file, one, name, why))?;
+                    f.dataset(one)
+                        .map_err(|e| h5_open_err(name, "cannot open the dataset", e))
+                }
                 [] => Err(Error::open(
                     name,
                     format!("{} holds no datasets", file.display()),
@@ -527,6 +531,9 @@ pub(crate) fn open_dataset(f: &hdf5::File, path: &str, file: &Path, name: &str) 
                     ),
                 )),
             };
+        }
+        if matches!(f.loc_type_by_name(path), Ok(hdf5::LocationType::Dataset)) {
+            header::object_ok_by_name(f, path).map_err(|why| corrupt(file, path, name, why))?;
         }
         match f.dataset(path) {
             Ok(ds) => return Ok(ds),
@@ -562,6 +569,24 @@ pub(crate) fn open_dataset(f: &hdf5::File, path: &str, file: &Path, name: &str) 
             format!("{} has no dataset {path} ({known})", file.display()),
         ))
     })
+}
+
+/// The error for a dataset whose header [`header`] refused.
+fn corrupt(file: &Path, path: &str, name: &str, why: String) -> Error {
+    Error::open(
+        name,
+        format!(
+            "{} holds dataset {path}, but its header is corrupt, so it is not opened: {why}",
+            file.display()
+        ),
+    )
+}
+
+/// Dataset `name` of `g`, opened only if [`header`] passes its header
+/// (libhdf5 would read past its buffers on some corrupt ones).
+pub(crate) fn checked_dataset(g: &hdf5::Group, name: &str) -> hdf5::Result<Dataset> {
+    header::object_ok_by_name(g, name)?;
+    g.dataset(name)
 }
 
 /// Up to 10 names, comma separated.

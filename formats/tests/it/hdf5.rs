@@ -918,3 +918,34 @@ fn h5py_reads_what_we_write() {
         );
     }
 }
+
+/// A file the `hdf5_open` fuzzer made: dataset `/enum`'s datatype is an
+/// enumeration of 3 bytes over a 1-byte integer, on which libhdf5 1.10's
+/// `H5T_copy` reads past its buffer. ndstream checks the header first:
+/// the dataset is refused by name, its siblings still open, and `info`
+/// lists the siblings.
+#[test]
+fn a_corrupt_datatype_message_is_refused_before_libhdf5_reads_it() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/hdf5_open/enum-wider-than-its-base");
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("crash.h5");
+    std::fs::copy(&file, &h5).unwrap();
+    let m = open_err(&loc(&h5, "/enum"));
+    assert!(
+        m.contains("/enum") && m.contains("header is corrupt") && m.contains("enumeration of"),
+        "{m}"
+    );
+    // The sibling written with a sound header still opens.
+    let src = open_source(&loc(&h5, "/compound"));
+    assert!(
+        matches!(&src, Err(Error::Open { message, .. }) if message.contains("compound")),
+        "the sibling /compound should be refused for its dtype only"
+    );
+    match info(&h5.display().to_string()) {
+        Ok(StoreInfo::Group { arrays, .. }) => {
+            assert!(arrays.iter().all(|a| !a.path.ends_with("/enum")));
+        }
+        other => panic!("info: {other:?}"),
+    }
+}
