@@ -198,7 +198,9 @@ pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
 /// is, holds or lies inside a store that `a` reads
 /// ([`formats::check_output`]), whatever the write mode; and a plan the
 /// budget cannot hold is refused before the output is created
-/// ([`Executor::plan_store`]).
+/// ([`Executor::plan_store`]). With [`formats::WriteMode::Into`] every
+/// chunk is written into the existing Zarr array at `path` through its own
+/// codecs, on its own chunk grid unless `opts.chunks` names one.
 ///
 /// # Errors
 /// [`Error::OutputIsInput`]; an existing output without overwrite/resume,
@@ -207,7 +209,16 @@ pub fn sink_spec(a: &Array, opts: &StoreOptions) -> SinkSpec {
 pub fn store(exec: &Executor, a: &Array, path: &str, opts: &StoreOptions) -> Result<StoreReport> {
     let inputs: Vec<String> = a.sources().iter().map(|s| s.name().to_string()).collect();
     ndstream_formats::check_output(path, &inputs)?;
-    let spec = sink_spec(a, opts);
+    let mut spec = sink_spec(a, opts);
+    if opts.mode == formats::WriteMode::Into && opts.chunks.is_none() {
+        // The existing array's grid, unless the caller named one.
+        if let Ok(formats::StoreInfo::Array(info)) = ndstream_formats::info(path) {
+            if let Some(chunks) = info.chunks {
+                spec.chunks = chunks;
+                spec.shards = info.shards;
+            }
+        }
+    }
     // The whole plan is checked against the budget before the sink exists:
     // a refused store creates nothing and reads nothing.
     let (grid, sink_bytes) = ndstream_formats::sink_needs(path, &spec)?;

@@ -145,6 +145,7 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
             ),
         ));
     }
+    refuse_into(path, spec)?;
     if let Some((file, query)) = split_raw(path) {
         return Ok(Arc::new(raw::create_sink(path, &file, query, spec)?));
     }
@@ -157,6 +158,18 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
     }
+}
+
+/// [`WriteMode::Into`](crate::WriteMode::Into) is for Zarr arrays only.
+fn refuse_into(path: &str, spec: &SinkSpec) -> Result<()> {
+    let zarr = split_raw(path).is_none() && matches!(parse_location(path)?, Location::Zarr { .. });
+    if spec.mode == crate::WriteMode::Into && !zarr {
+        return Err(Error::open(
+            path,
+            "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",
+        ));
+    }
+    Ok(())
 }
 
 /// What writing `spec` at `path` needs, known before anything is opened or
@@ -181,6 +194,7 @@ pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
             ),
         ));
     }
+    refuse_into(path, spec)?;
     let contiguous = |path: &str| -> Result<(ChunkGrid, u64)> {
         let grid = crate::contiguous::spec_grid(path, spec)?;
         let bytes = grid

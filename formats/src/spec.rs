@@ -90,6 +90,11 @@ pub enum WriteMode {
     Overwrite,
     /// Keep chunks an interrupted run already wrote (they must match the spec).
     Resume,
+    /// Write every chunk into an existing array, keeping its metadata,
+    /// codecs and attributes (what Dask's `store(x, zarr_array)` does).
+    /// Its shape, dtype and chunk (and shard) shape must be the spec's;
+    /// the spec's codec, version and attributes are not used. Zarr only.
+    Into,
 }
 
 /// Zarr format version for new Zarr stores.

@@ -2314,10 +2314,14 @@ def store(
 ) -> Any:
     """Write arrays into targets, as Dask's ``store``.
 
-    A target may be any object with NumPy ``__setitem__`` (a NumPy array,
-    an h5py dataset, a zarr array, a memory map): the source is computed a
-    slab of whole chunks at a time, within the memory budget, and assigned
-    region by region.
+    A zarr-python array on local disk (whole, no ``regions``) is written by
+    ndstream's own Zarr writer: every chunk, in parallel, through the
+    array's own codecs, keeping its metadata and attributes; the source is
+    cast to the target's dtype first, as assignment would. Any other target
+    with NumPy ``__setitem__`` (a NumPy array, an h5py dataset, which h5py
+    holds open, a zarr array elsewhere, a memory map) gets slabs of whole
+    chunks, computed within the memory budget and assigned region by
+    region.
     """
     if isinstance(sources, Array):
         sources = [sources]
@@ -2341,6 +2345,22 @@ def store(
         region = regions[n] if regions is not None else None
         if region is None and tshape != src.shape:
             raise ValueError(f"store: source shape {src.shape} and target shape {tshape} differ")
+        path = _native_zarr_target(src, tgt) if region is None else None
+        if path is not None:
+            dt = np.dtype(tgt.dtype)
+            _ndstream.store(
+                (src if dt == src.dtype else src.astype(dt))._a,
+                path,
+                None,
+                None,
+                "into",
+                3,
+                m,
+                t,
+                _progress(),
+                None,
+            )
+            continue
         for r in _regions(src, builtins.max(budget // 4, 1 << 20)):
             block = np.asarray(src[r].compute(memory=m, threads=t))
             if region is not None:
@@ -2349,6 +2369,24 @@ def store(
     if return_stored:
         return tuple(sources)
     return None
+
+
+def _native_zarr_target(src: Array, tgt: Any) -> str | None:
+    """The path of a zarr-python array ndstream can write itself, else None.
+
+    It must be on local disk, of the source's shape, of a dtype ndstream
+    has, and readable by ndstream (so its codecs are ones ndstream's Zarr
+    library encodes too)."""
+    path = _zarr_location(tgt)
+    if path is None or tuple(tgt.shape) != src.shape:
+        return None
+    try:
+        if np.dtype(tgt.dtype).name not in _SUPPORTED:
+            return None
+        _ndstream.open(path)
+    except (TypeError, ValueError, OSError):
+        return None
+    return path
 
 
 def _offset(region: Any, r: tuple) -> tuple:

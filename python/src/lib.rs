@@ -884,9 +884,10 @@ fn store<'py>(
         "create" => WriteMode::Create,
         "overwrite" => WriteMode::Overwrite,
         "resume" => WriteMode::Resume,
+        "into" => WriteMode::Into,
         _ => {
             return Err(PyValueError::new_err(format!(
-                "mode must be create, overwrite or resume, not {mode:?}"
+                "mode must be create, overwrite, resume or into, not {mode:?}"
             )))
         }
     };

@@ -203,6 +203,71 @@ def test_store_many_targets(da, tmp_path):
     np.testing.assert_array_equal(zarr.open_array(zpath, mode="r")[:], A * 2)
 
 
+ZARR_TARGETS = {
+    "v3-zstd": dict(zarr_format=3, compressors=None),
+    "v3-sharded": dict(zarr_format=3, shards=(8, 6)),
+    "v2": dict(zarr_format=2),
+    "v2-bigendian": dict(zarr_format=2, dtype=">f8"),
+}
+
+
+def _zarr_target(path, kind, shape=(10, 7), chunks=(4, 3), dtype="f8"):
+    kw = dict(ZARR_TARGETS[kind])
+    dtype = kw.pop("dtype", dtype)
+    if kind == "v3-zstd":
+        kw["compressors"] = zarr.codecs.ZstdCodec(level=2)
+    if kind == "v3-sharded":
+        chunks = (4, 3)
+    z = zarr.create_array(store=path, shape=shape, chunks=chunks, dtype=dtype, fill_value=-1, **kw)
+    z.attrs["units"] = "K"
+    return z
+
+
+@pytest.mark.parametrize("kind", sorted(ZARR_TARGETS))
+def test_store_into_zarr_array(da, x, tmp_path, kind):
+    """Dask's da.store(x, zarr_array): the data lands in the existing array,
+    whose metadata (codecs, fill value, attributes) stays as it was."""
+    path = str(tmp_path / "t.zarr")
+    z = _zarr_target(path, kind)
+    meta_file = "zarr.json" if z.metadata.zarr_format == 3 else ".zarray"
+    meta = (tmp_path / "t.zarr" / meta_file).read_bytes()
+    da.store(x * 2 + 1, z)
+    back = zarr.open_array(path, mode="r")
+    np.testing.assert_array_equal(back[:], A * 2 + 1)
+    assert back.dtype == z.dtype
+    assert dict(back.attrs) == {"units": "K"}
+    assert (tmp_path / "t.zarr" / meta_file).read_bytes() == meta
+    assert not (tmp_path / "t.zarr" / ".ndstream-incomplete").exists()
+
+
+@pytest.mark.ndstream_only
+def test_store_into_zarr_array_uses_ndstreams_writer(da, x, tmp_path, monkeypatch):
+    """The chunks are written by ndstream, never through zarr-python's
+    __setitem__; the source is cast to the target's dtype as assignment
+    would cast it."""
+    path = str(tmp_path / "t.zarr")
+    z = _zarr_target(path, "v3-zstd", dtype="f4")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("written through zarr-python")
+
+    monkeypatch.setattr(type(z), "__setitem__", refuse)
+    da.store(x, z)
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A.astype("f4"))
+
+
+@pytest.mark.ndstream_only
+def test_store_into_zarr_array_of_another_grid_raises_and_changes_nothing(da, x, tmp_path):
+    """A rechunked source is written on the target's own grid; a target
+    whose shape differs is refused before anything is written."""
+    path = str(tmp_path / "t.zarr")
+    z = _zarr_target(path, "v3-zstd", shape=(10, 8))
+    before = sorted(p.name for p in (tmp_path / "t.zarr").rglob("*"))
+    with pytest.raises(ValueError, match="shape"):
+        da.store(x, z)
+    assert sorted(p.name for p in (tmp_path / "t.zarr").rglob("*")) == before
+
+
 def test_store_mismatched_lengths(da, x):
     with pytest.raises(ValueError):
         da.store([x, x], [np.zeros((10, 7))])

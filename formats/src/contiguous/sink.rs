@@ -124,6 +124,13 @@ impl ContiguousSink {
                 write_marker(name, &marker)?;
                 (t, None, None, false)
             }
+            (_, WriteMode::Into) => {
+                // `create_sink` refuses it first; kept for callers of this sink.
+                return Err(Error::open(
+                    name,
+                    "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",
+                ));
+            }
             (Some(t), WriteMode::Overwrite) => {
                 let tmp = crate::swap::temp_sibling(file);
                 let f = OpenOptions::new()

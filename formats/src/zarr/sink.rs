@@ -13,6 +13,11 @@
 //!    otherwise refuses, and refuses a store with a symbolic link anywhere
 //!    inside the array (a resumed write must not follow it out of the
 //!    store), removing the chunk temporaries a killed writer left;
+//!    `Into` writes every chunk into an existing array whose shape,
+//!    dtype and chunk (and shard) shape are the spec's, through that
+//!    array's own codecs, keeping its metadata and attributes (Dask's
+//!    `store` into a zarr array); it is marked incomplete meanwhile, as a
+//!    resume is, and refuses links inside the array the same way;
 //!    `Overwrite` (only of a Zarr node or an empty directory, never an
 //!    unrelated directory) writes the new array into a locked sibling
 //!    directory (`.<name>.ndstream-new-<pid>-<n>`) and leaves the old one
@@ -77,6 +82,8 @@ pub(crate) struct ZarrSink {
     /// Bytes of one such zstd context at this level and chunk size
     /// (measured at creation), counted in [`ChunkSink::memory_per_chunk`].
     zstd_context_bytes: u64,
+    /// `Into`: every chunk is written, none counts as done.
+    into: bool,
     /// `Overwrite`: the temporary being written and the array it replaces.
     swap: SwapGuard,
     /// Shared locks on the store root and the groups above the array, and
@@ -344,6 +351,11 @@ fn ensure_groups(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Resul
     Ok(())
 }
 
+/// What must agree to write into an existing array: the grid and the dtype.
+fn same_grid(a: &ArrayMeta, b: &ArrayMeta) -> bool {
+    a.shape == b.shape && a.dtype == b.dtype && a.chunks == b.chunks && a.inner == b.inner
+}
+
 /// What must agree for a resume: everything but attributes and fill value.
 fn same_layout(a: &ArrayMeta, b: &ArrayMeta) -> bool {
     a.version == b.version
@@ -354,13 +366,27 @@ fn same_layout(a: &ArrayMeta, b: &ArrayMeta) -> bool {
         && a.codec == b.codec
 }
 
+/// ", inner chunks [..]" for a sharded array.
+fn shard_words(m: &ArrayMeta) -> String {
+    m.inner
+        .as_ref()
+        .map(|i| format!(" (inner chunks {i:?})"))
+        .unwrap_or_default()
+}
+
 impl ZarrSink {
-    /// Create (or per `spec.mode` replace or resume) the array `array` of the store at `root`.
+    /// Create (or per `spec.mode` replace, resume or write into) the array `array` of the store at `root`.
     pub fn create(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Result<ZarrSink> {
         check_spec(name, spec)?;
         let dir = root.join(array);
         let want = meta::meta_of_spec(spec).map_err(|m| Error::open(name, m))?;
         no_links_inside(name, root, array)?;
+        if spec.mode == WriteMode::Into && !crate::path::is_zarr_node(&dir) {
+            return Err(Error::open(
+                name,
+                "there is no Zarr array here to write into",
+            ));
+        }
         std::fs::create_dir_all(&dir)
             .map_err(|e| io_err(name, "creating the array directory", e))?;
         let locks = lock_array(name, root, array)?;
@@ -376,6 +402,12 @@ impl ZarrSink {
         };
         let mut resume = false;
         let mut swap = None;
+        if spec.mode == WriteMode::Into && !exists {
+            return Err(Error::open(
+                name,
+                "there is no Zarr array here to write into",
+            ));
+        }
         if exists {
             match spec.mode {
                 WriteMode::Create => {
@@ -402,6 +434,19 @@ impl ZarrSink {
                         ))
                     }
                     _ => return Err(Error::open(name, "cannot resume: the existing path is not a Zarr array")),
+                },
+                WriteMode::Into => match &existing {
+                    Some(Node::Array(have)) if same_grid(have, &want) => resume = true,
+                    Some(Node::Array(have)) => {
+                        return Err(Error::open(
+                            name,
+                            format!(
+                                "cannot write into the existing array: it is {} {:?} in chunks {:?}{}, the array written is {} {:?} in chunks {:?}{}",
+                                have.dtype, have.shape, have.chunks, shard_words(have), want.dtype, want.shape, want.chunks, shard_words(&want)
+                            ),
+                        ))
+                    }
+                    _ => return Err(Error::open(name, "there is no Zarr array here to write into")),
                 },
             }
         }
@@ -468,6 +513,7 @@ impl ZarrSink {
             sync: spec.sync,
             direct_zstd,
             zstd_context_bytes,
+            into: spec.mode == WriteMode::Into,
         })
     }
 
@@ -622,6 +668,10 @@ impl ChunkSink for ZarrSink {
         }
     }
     fn is_done(&self, idx: &[u64]) -> bool {
+        if self.into {
+            // Every chunk is written into an existing array.
+            return false;
+        }
         // A regular file inside the store (never a link: resume refused
         // those, and this checks again), present and decodable: a torn or
         // empty file fails to decode.
@@ -690,6 +740,8 @@ impl WriteUnit {
     fn of(name: &str, spec: &SinkSpec) -> Result<WriteUnit> {
         let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
         let direct_zstd = match spec.codec {
+            // Into an existing array: its own codecs, through zarrs.
+            _ if spec.mode == WriteMode::Into => None,
             Codec::Zstd { level } if spec.shards.is_none() && cfg!(target_endian = "little") => {
                 Some(level)
             }

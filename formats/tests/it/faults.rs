@@ -752,6 +752,78 @@ fn resume_into_a_big_endian_zarr_v2_array_is_refused() {
     assert!(reads_as(&root.display().to_string(), &data));
 }
 
+/// `WriteMode::Into` writes every chunk into an existing array through its
+/// own codecs (here a big-endian Zarr v2 array with zstd, which the direct
+/// little-endian zstd path must not be used for), keeping its metadata and
+/// attributes; it is refused, with nothing changed, where the grid
+/// differs, where there is no array, and for formats other than Zarr.
+#[test]
+fn writing_into_an_existing_zarr_array_keeps_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("be.zarr");
+    std::fs::create_dir(&root).unwrap();
+    let zarray = br#"{"zarr_format": 2, "shape": [8, 5], "chunks": [4, 3], "dtype": ">f8",
+        "compressor": {"id": "zstd", "level": 3}, "fill_value": 0.0,
+        "order": "C", "filters": null}"#;
+    std::fs::write(root.join(".zarray"), zarray).unwrap();
+    std::fs::write(root.join(".zattrs"), br#"{"units": "K"}"#).unwrap();
+    let path = root.display().to_string();
+    let data = noise(&[8, 5], 3);
+    let mut spec = spec_f64(&[8, 5], &[4, 3]);
+    // The codec and version asked for are not used: the array's own are.
+    spec.codec = Codec::Zstd { level: 1 };
+    spec.mode = WriteMode::Into;
+    let sink = create_sink(&path, &spec).unwrap();
+    assert!(incomplete(&path), "marked incomplete while written into");
+    assert!(!sink.is_done(&[0, 0]));
+    write(sink.as_ref(), &data, |_| true).unwrap();
+    sink.finish().unwrap();
+    assert!(reads_as(&path, &data));
+    assert!(!incomplete(&path));
+    assert_eq!(std::fs::read(root.join(".zarray")).unwrap(), zarray);
+    assert_eq!(
+        std::fs::read(root.join(".zattrs")).unwrap(),
+        br#"{"units": "K"}"#
+    );
+    // Written again, every chunk is rewritten (none counts as done).
+    let sink = create_sink(&path, &spec).unwrap();
+    assert!((0..4).all(|n| !sink.is_done(&sink.grid().unravel(n))));
+    drop(sink);
+
+    // Refusals change nothing.
+    let snap = tree(dir.path());
+    for (target, chunks, want) in [
+        (
+            path.clone(),
+            vec![4, 5],
+            "cannot write into the existing array",
+        ),
+        (
+            dir.path().join("none.zarr").display().to_string(),
+            vec![4, 3],
+            "no Zarr array here",
+        ),
+        (
+            dir.path().join("x.h5:/x").display().to_string(),
+            vec![4, 3],
+            "Zarr arrays only",
+        ),
+        (
+            dir.path().join("x.npy").display().to_string(),
+            vec![4, 3],
+            "Zarr arrays only",
+        ),
+    ] {
+        let mut s = spec_f64(&[8, 5], &chunks);
+        s.mode = WriteMode::Into;
+        let Err(e) = create_sink(&target, &s) else {
+            panic!("{target}: wrote into it");
+        };
+        assert!(e.to_string().contains(want), "{target}: {e}");
+        assert_eq!(tree(dir.path()), snap, "{target}");
+    }
+}
+
 /// Writers of arrays in one new Zarr group, on threads of one process,
 /// each write the group's metadata through a temporary of their own: none
 /// fails for another's rename, and the group is whole.
