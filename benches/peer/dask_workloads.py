@@ -2,6 +2,13 @@
 """The Dask side of the peer benchmark: ONE workload per process (so peak RSS is per workload).
 
     python dask_workloads.py WORKLOAD DATA_DIR OUT [--quick] [--distributed]
+                             [--module ndstream --memory BUDGET]
+
+With --module ndstream the same program runs with `import ndstream as da` (and
+`da.compute` for `dask.compute`) under ndstream.config.set(memory=BUDGET): the
+"ndstream through Python" side. Dask, distributed and zarr are then not imported
+(zarr only where a workload writes into a zarr array), so the process's RSS is
+the interpreter's, NumPy's, h5py's and ndstream's.
 
 Prints one JSON line {"workload", "seconds", "result"}: "seconds" is the computation only
 (imports, data-file opening and Client start-up excluded); "result" is a float or a list of
@@ -30,15 +37,15 @@ import os
 import sys
 import time
 
-import dask
-import dask.array as da
 import h5py
 import numpy as np
-import zarr
-from zarr.codecs import ZstdCodec
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from gen_data import sizes, w2_size  # noqa: E402
+
+# Set by main(): the array module (dask.array or ndstream) and its compute().
+da = None
+compute = None
 
 
 def weather_stack(data):
@@ -51,6 +58,9 @@ def weather_stack(data):
 
 def new_zarr(path, shape, chunks):
     """An empty Zarr v3 float32 array with zstd level 3."""
+    import zarr
+    from zarr.codecs import ZstdCodec
+
     return zarr.create_array(store=path, shape=shape, chunks=chunks, dtype="float32",
                              compressors=ZstdCodec(level=3), zarr_format=3, overwrite=True)
 
@@ -82,7 +92,7 @@ def run(workload, data, out, quick):
     if workload == "W1":
         f = h5py.File(os.path.join(data, "random.hdf5"), "r")
         x = da.from_array(f["x"], chunks=1_000_000)
-        secs, r = timed(lambda: dask.compute(x.sum(), x.mean(), x.std()))
+        secs, r = timed(lambda: compute(x.sum(), x.mean(), x.std()))
         return secs, [float(v) for v in r]
     if workload == "W2":
         n = w2_size(quick)
@@ -134,7 +144,22 @@ def main():
     p.add_argument("out", help="where a stored result goes (ignored by W1, W2, W4)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--distributed", action="store_true")
+    p.add_argument("--module", choices=["dask", "ndstream"], default="dask",
+                   help="the array module the program imports as da")
+    p.add_argument("--memory", default=None, help="ndstream's memory budget (--module ndstream)")
     a = p.parse_args()
+    global da, compute
+    if a.module == "ndstream":
+        import ndstream
+
+        da, compute = ndstream, ndstream.compute
+        if a.memory:
+            ndstream.config.set(memory=a.memory)
+    else:
+        import dask
+        import dask.array
+
+        da, compute = dask.array, dask.compute
     client = None
     if a.distributed:
         from distributed import Client

@@ -496,6 +496,8 @@ def report(rows, a, m_start, m_end, started, vers):
     if dist:
         head.append("Dask distributed: compute / process, RSS")
     head += [f"ndstream: process, RSS (budget)", "ratio", "target", "met?"]
+    if a.python_api:
+        head += ["ndstream Python: compute / process, RSS; compute / CLI process", "Python met?"]
     if a.baseline:
         head.append("baseline ndstream: process, RSS; ratio; ndstream time / baseline time")
     head.append("agreement")
@@ -524,7 +526,8 @@ def report(rows, a, m_start, m_end, started, vers):
     lines += [
         "",
         "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 5 - bool(a.baseline)) + ["---"] * 2
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 5 - bool(a.baseline) - 2 * a.python_api)
+                       + ["---"] * 2 + ["---:", "---"] * a.python_api
                        + ["---:"] * bool(a.baseline) + ["---"]) + "|",
     ]
     for r in rows:
@@ -552,11 +555,13 @@ def report(rows, a, m_start, m_end, started, vers):
                 if not r["agree"].get("nd", (False,))[0]:
                     why.append("agreement")
                 cells.append("yes" if not why else "no (" + ", ".join(why) + ")")
+        if a.python_api:
+            cells += list(cell_py(r["py"], nd, budget, a.py_base))
         if a.baseline:
             cells.append(cell_baseline(r["base"], nd, d))
         agree = []
-        for side, label in (("nd", "ndstream"), ("dask", "Dask"), ("dist", "distributed"),
-                            ("base", "baseline")):
+        for side, label in (("nd", "ndstream"), ("py", "ndstream Python"), ("dask", "Dask"),
+                            ("dist", "distributed"), ("base", "baseline")):
             if side in r["agree"]:
                 ok, text = r["agree"][side]
                 agree.append(f"{label} {'✓' if ok else '✗'} {text}")
@@ -589,6 +594,17 @@ def report(rows, a, m_start, m_end, started, vers):
         "- W4 uses the tutorial's cluster, `make_cluster(int(7e3), radius=500)` (seed 1981); its",
         "  energy at 7,000 particles is −0.21282893668845…",
         "- Raw per-run figures: `DATA/out/results.json`.",
+    ]
+    if a.python_api:
+        lines += [
+            "- ndstream Python: the Dask program (`dask_workloads.py`) run with `import ndstream as",
+            "  da` and the same budget (`ndstream.config.set(memory=...)`); its compute time is",
+            "  measured inside the process as Dask's is, and compared with the CLI's whole",
+            "  process time (target: within 10%). Its RSS target is the budget plus what the",
+            "  interpreter holds after `import numpy, h5py, ndstream`: "
+            f"{fmt_mib(a.py_base)} MiB, measured in this run.",
+        ]
+    lines += [
         "",
         f"The ndstream commands (DATA = `{a.data}`; the Dask side is",
         "`benches/peer/dask_workloads.py WORKLOAD DATA OUT`):",
@@ -598,6 +614,30 @@ def report(rows, a, m_start, m_end, started, vers):
     lines += [f"{r['id']}: {r['cmd']}" for r in rows]
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def python_baseline(python, tmpdir):
+    """Peak RSS (MiB) of the Python side's process doing nothing but its imports (numpy, h5py,
+    ndstream): what the interpreter itself holds, on top of which ndstream's budget counts."""
+    r = measure([python, "-c", "import numpy, h5py, ndstream"], 120, tmpdir)
+    return r["rss_mib"] if r["ok"] else None
+
+
+def cell_py(py, nd, budget, base):
+    """ndstream through Python: compute / process time and RSS; its compute time over the CLI's
+    process time (target ≤ 1.10); RSS over the budget plus the interpreter's imports."""
+    if "failed" in py:
+        return f"failed: {py['failed']}", "no"
+    cell = f"{fmt_s(py['compute'])} / {fmt_s(py['wall'])} s, {fmt_mib(py['rss'])} MiB"
+    why = []
+    if "failed" not in nd:
+        r = py["compute"] / nd["wall"]
+        cell += f"; {r:.2f} of CLI"
+        if r > 1.10:
+            why.append("time")
+    if base is not None and py["rss"] is not None and py["rss"] > parse_mib(budget) + base:
+        why.append("RSS")
+    return cell, "yes" if not why else "no (" + ", ".join(why) + ")"
 
 
 def sh_quote(arg):
@@ -630,6 +670,9 @@ def main():
     p.add_argument("--command", default="", help="the command line, for the report")
     p.add_argument("--note", default="", help="a warning to print at the top of the report")
     p.add_argument("--timeout", type=int, default=None, help="seconds per process")
+    p.add_argument("--python-api", action="store_true",
+                   help="also run the Dask program with `import ndstream as da` (ndstream's Python "
+                        "package, installed in --python)")
     a = p.parse_args()
     a.baseline_version = ", ".join(filter(None, [versions_nd(a.baseline), a.baseline_label])) \
         if a.baseline else ""
@@ -645,7 +688,9 @@ def main():
     ids = [w["id"] for w in workloads(a.data, a.quick)]
     if not any(selected(i, only) for i in ids):
         sys.exit(f"--only {a.only}: no such workload (there are {', '.join(ids)})")
-    sides = ["dask"] + (["dist"] if a.distributed else []) + ["nd"] + (["base"] if a.baseline else [])
+    sides = (["dask"] + (["dist"] if a.distributed else []) + ["nd"] + (["py"] if a.python_api else [])
+             + (["base"] if a.baseline else []))
+    a.py_base = python_baseline(a.python, outdir) if a.python_api else None
     rows, raw = [], []
     for w in workloads(a.data, a.quick):
         wid = w["id"]
@@ -684,6 +729,8 @@ def main():
                 else:
                     cmd = [a.python, os.path.join(here, "dask_workloads.py"), wid, a.data, out]
                     cmd += ["--quick"] * a.quick + ["--distributed"] * (side == "dist")
+                    if side == "py":
+                        cmd += ["--module", "ndstream", "--memory", budget]
                 r = measure(cmd, timeout, outdir)
                 if r["ok"]:
                     try:

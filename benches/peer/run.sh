@@ -12,6 +12,9 @@
 #   --only LIST      comma-separated workload ids or prefixes: W1 W2 W2-full W3a W3b W3c-zarr W3c-h5
 #                    W4 W5a W5c (W3 = all W3*, W3c = both W3c).
 #   --distributed    also run Dask with distributed.Client(processes=False) (extra column).
+#   --python-api     also run the Dask program with `import ndstream as da` (extra column:
+#                    ndstream's Python package, built in release mode with maturin into the
+#                    peer Python; compared with the CLI's time and with its budget).
 #   --baseline REV   also run ndstream built at git revision REV (e.g. the commit before a
 #                    change), alternating with the current build: an extra column with its
 #                    times and the current time / baseline time. Built once in
@@ -36,7 +39,7 @@ root="$(cd "$here/../.." && pwd)"
 cmdline="benches/peer/run.sh $*"
 export PYTHONDONTWRITEBYTECODE=1
 
-quick=0 runs=3 data="" only="" distributed=0 baseline=""
+quick=0 runs=3 data="" only="" distributed=0 baseline="" python_api=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1; shift ;;
@@ -44,6 +47,7 @@ while [[ $# -gt 0 ]]; do
         --data) data="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
         --distributed) distributed=1; shift ;;
+        --python-api) python_api=1; shift ;;
         --baseline) baseline="$2"; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -63,6 +67,9 @@ else
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --upgrade pip
         "$venv/bin/pip" install --quiet numpy 'dask[array]' distributed h5py zarr
+    fi
+    if [[ $python_api == 1 ]] && ! "$venv/bin/python" -m maturin --version >/dev/null 2>&1; then
+        "$venv/bin/pip" install --quiet maturin
     fi
     py="$venv/bin/python"
 fi
@@ -85,6 +92,13 @@ if ! (cd "$root" && cargo build --release -p ndstream-cli); then
         note="cargo build --release -p ndstream-cli FAILED and there is no target/release/ndstream"
     fi
     echo "== WARNING: $note" >&2
+fi
+
+# 3a. ndstream's Python package, release build, into the peer Python.
+if [[ $python_api == 1 ]]; then
+    echo "== maturin develop --release (python/) into $py" >&2
+    pyenv="$(cd "$(dirname "$py")/.." && pwd)"
+    (cd "$root/python" && VIRTUAL_ENV="$pyenv" PATH="$pyenv/bin:$PATH" "$py" -m maturin develop --release --quiet)
 fi
 
 # 3b. The baseline build (once per revision).
@@ -116,6 +130,7 @@ args=(--data "$data" --nd "$nd" --python "$py" --runs "$runs" --md "$md"
       --command "$cmdline" --note "$note")
 [[ $quick == 1 ]] && args+=(--quick)
 [[ $distributed == 1 ]] && args+=(--distributed)
+[[ $python_api == 1 ]] && args+=(--python-api)
 [[ -n "$only" ]] && args+=(--only "$only")
 [[ -n "$base_nd" ]] && args+=(--baseline "$base_nd" --baseline-label "commit $rev")
 "$py" "$here/driver.py" "${args[@]}"
