@@ -1,0 +1,137 @@
+"""Data safety through the Python API: an output that is the input is refused,
+a second writer is refused, a refused plan and a failed write change nothing
+that existed, and an interrupted write is marked incomplete and resumes to
+the exact result. Each case compares every file's bytes before and after.
+
+(The engine's and the CLI's fault suites cover full disks and SIGKILL; these
+check that the Python layer keeps those promises and raises what a Python
+user expects.)"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ndstream_only
+
+h5py = pytest.importorskip("h5py")
+zarr = pytest.importorskip("zarr")
+
+A = np.arange(240.0).reshape(12, 20) * 0.5 - 3
+
+
+def snapshot(root: Path) -> dict:
+    """Every file below root: its SHA-256."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_to_zarr_onto_its_own_input_is_refused(da, tmp_path):
+    path = str(tmp_path / "a.zarr")
+    da.to_zarr(da.from_array(A, chunks=(5, 7)), path)
+    before = snapshot(tmp_path)
+    x = da.from_zarr(path)
+    for mode in ({}, {"overwrite": True}, {"resume": True}):
+        with pytest.raises(ValueError, match="would overwrite the input"):
+            da.to_zarr(x * 2, path, **mode)
+        assert snapshot(tmp_path) == before, mode
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A)
+
+
+def test_store_into_the_zarr_array_it_reads_is_refused(da, tmp_path):
+    """store(x, z) where x reads z itself: refused before any chunk is written,
+    also on the native path that writes into z with ndstream's sink."""
+    path = str(tmp_path / "z.zarr")
+    z = zarr.create_array(store=path, shape=A.shape, chunks=(4, 4), dtype="f8")
+    z[:] = A
+    before = snapshot(tmp_path)
+    x = da.from_array(z, chunks=(4, 4))
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        da.store(x[::-1] + 1, z)
+    assert snapshot(tmp_path) == before
+
+
+def test_to_hdf5_into_the_file_it_reads_is_refused(da, tmp_path):
+    fn = str(tmp_path / "f.h5")
+    with h5py.File(fn, "w") as f:
+        f.create_dataset("x", data=A, chunks=(6, 10))
+        f.create_dataset("other", data=np.ones(5))
+    before = snapshot(tmp_path)
+    x = da.from_array(h5py.File(fn, "r")["x"], chunks=(6, 10))
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        da.to_hdf5(fn, "/x", x * 2, overwrite=True)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_second_writer_is_refused_and_changes_nothing(da, tmp_path):
+    """While one to_zarr writes a store, another one into it fails at once
+    with an OSError naming the lock; the first finishes with its own data."""
+    path = str(tmp_path / "busy.zarr")
+    started = threading.Event()
+
+    def slow(b):
+        started.set()
+        time.sleep(0.05)
+        return b * 2
+
+    x = da.from_array(A, chunks=(3, 5))
+    slow_x = x.map_blocks(slow, dtype=x.dtype)
+    errors: list = []
+
+    def first():
+        try:
+            da.to_zarr(slow_x, path, memory="64MiB", threads=1)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert started.wait(10)
+    with pytest.raises(OSError, match="in use by another process"):
+        da.to_zarr(x + 100, path, overwrite=True)
+    t.join(60)
+    assert not errors, errors
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A * 2)
+    assert not (tmp_path / "busy.zarr" / ".ndstream-incomplete").exists()
+
+
+def test_a_plan_the_budget_refuses_creates_nothing(da, tmp_path):
+    (tmp_path / "keep.txt").write_text("untouched")
+    before = snapshot(tmp_path)
+    x = da.ones((4000, 4000), chunks=(4000, 4000))
+    with pytest.raises(da.MemoryBudgetError):
+        da.to_zarr(x, str(tmp_path / "out.zarr"), memory="8MiB")
+    with pytest.raises(da.MemoryBudgetError):
+        da.to_hdf5(str(tmp_path / "out.h5"), "/x", x, memory="8MiB")
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_a_failed_write_is_marked_incomplete_and_resumes_exactly(da, tmp_path):
+    """A block function that fails part way: the exception is the function's
+    own, the store is marked incomplete (ndstream's info says so), and a
+    resumed write gives exactly what a clean write gives."""
+    path = str(tmp_path / "half.zarr")
+    calls = {"n": 0}
+
+    def flaky(b):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("disk on fire")
+        return b + 1
+
+    x = da.from_array(A, chunks=(3, 5))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        da.to_zarr(x.map_blocks(flaky, dtype=x.dtype), path, threads=1)
+    assert (tmp_path / "half.zarr" / ".ndstream-incomplete").exists()
+    da.to_zarr(x + 1, path, resume=True)
+    assert not (tmp_path / "half.zarr" / ".ndstream-incomplete").exists()
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A + 1)
