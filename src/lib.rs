@@ -23,8 +23,8 @@
 //! This crate joins the two: [`open`], [`open_many`], [`store`].
 
 pub use ndstream_engine::{
-    arange, concatenate, full, linspace, map_blocks, ones, stack, where_, zeros, Array, Chunks,
-    IndexItem, IntoIndexItem, IntoSlice, Op, Operand, Scalar, SelItem,
+    arange, concatenate, full, linspace, map_blocks, map_blocks_to, ones, stack, where_, zeros,
+    Array, BlockMap, Chunks, IndexItem, IntoIndexItem, IntoSlice, Op, Operand, Scalar, SelItem,
 };
 pub use ndstream_engine::{
     compute, default_memory, peak_rss, Budget, CancelHandle, Executor, ExecutorBuilder, Job,

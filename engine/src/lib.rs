@@ -36,7 +36,10 @@ pub use array::{
     arange, concatenate, full, linspace, ones, stack, where_, zeros, Array, Chunks, IndexItem, Op,
     Scalar, SelItem,
 };
-pub use array::{map_blocks, IntoIndexItem, IntoSlice, Operand, EVAL_STACK_BYTES, MAX_DEPTH};
+pub use array::{
+    map_blocks, map_blocks_to, BlockMap, IntoIndexItem, IntoSlice, Operand, EVAL_STACK_BYTES,
+    MAX_DEPTH,
+};
 pub use exec::{
     compute, default_memory, peak_rss, CancelHandle, Executor, ExecutorBuilder, Progress,
     ProgressFn, StoreReport,

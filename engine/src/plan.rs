@@ -84,10 +84,11 @@ pub(crate) fn with_inputs(a: &Array, inputs: Vec<Array>) -> Array {
             let x = next();
             Op::Masked { x, mask: next() }
         }
-        Op::MapBlocks { xs, f, name } => Op::MapBlocks {
+        Op::MapBlocks { xs, f, name, map } => Op::MapBlocks {
             xs: xs.iter().map(|_| next()).collect(),
             f: f.clone(),
             name: name.clone(),
+            map: map.clone(),
         },
         Op::Rechunk { .. } => Op::Rechunk { x: next() },
         Op::Reshape { read, .. } => Op::Reshape {

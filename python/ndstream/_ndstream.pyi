@@ -70,7 +70,15 @@ def random(
 def stack(xs: Sequence[Array], axis: int) -> Array: ...
 def concatenate(xs: Sequence[Array], axis: int) -> Array: ...
 def where_(cond: Array, a: Array | bool | int | float, b: Array | bool | int | float) -> Array: ...
-def map_blocks(func: Callable[..., Any], xs: Sequence[Array], dtype: str, name: str) -> Array: ...
+def map_blocks(
+    func: Callable[..., Any],
+    xs: Sequence[Array],
+    dtype: str,
+    name: str,
+    chunks: Sequence[Sequence[int]] | None = ...,
+    axes: Sequence[int | None] | None = ...,
+    dropped: Sequence[int] | None = ...,
+) -> Array: ...
 def compute(
     xs: Sequence[Array],
     memory: int | None = ...,

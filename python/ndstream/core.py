@@ -2028,9 +2028,15 @@ def map_blocks(
     the first), as Dask's ``map_blocks``; keyword arguments and non-array
     positional arguments are passed through to ``func``.
 
-    Each call must return a block of its input block's shape (ndstream keeps
-    the chunk structure); ``dtype`` is the result's (inferred by calling
-    ``func`` on a small block when not given).
+    Each call returns its output block: of its input block's shape, or as
+    ``chunks``, ``drop_axis`` and ``new_axis`` declare, with Dask's rules:
+    ``drop_axis`` axes are not in the output, and each call gets them whole
+    (their blocks concatenated); ``new_axis`` inserts output axes of one
+    block (of length 1 unless ``chunks`` says otherwise); ``chunks`` is the
+    output's block sizes, a tuple of tuples or one size per axis (each block
+    along the axis that size), with the input's number of blocks along every
+    kept axis. ``dtype`` is the result's (inferred by calling ``func`` on a
+    small block when not given).
 
     >>> import numpy as np, ndstream as da
     >>> x = da.arange(6, chunks=2)
@@ -2039,10 +2045,6 @@ def map_blocks(
     """
     if not callable(func):
         raise TypeError(f"map_blocks: func {func!r} is not callable")
-    if drop_axis or new_axis:
-        raise NotImplementedError(
-            "ndstream's map_blocks keeps the block shape: drop_axis/new_axis are not supported"
-        )
     arrays: list = []
     layout: list = []
     for a in args:
@@ -2063,15 +2065,7 @@ def map_blocks(
                 f"map_blocks: arrays of shapes {shape0} and {a.shape}; ndstream's map_blocks "
                 "takes arrays of one shape"
             )
-    if chunks is not None:
-        want = tuple(tuple(c) if isinstance(c, (tuple, list)) else c for c in chunks)
-        if _chunks_arg(want, shape0, arrays[0].dtype) != _chunks_arg(
-            arrays[0].chunks, shape0, arrays[0].dtype
-        ):
-            raise NotImplementedError(
-                "ndstream's map_blocks keeps the input's chunks; rechunk first "
-                f"(asked for {chunks!r}, the input has {arrays[0].chunks})"
-            )
+    out_chunks, axes, dropped = _block_map(arrays[0], chunks, drop_axis, new_axis)
 
     def call(*blocks: np.ndarray) -> np.ndarray:
         full_args = [blocks[v] if kind == "a" else v for kind, v in layout]
@@ -2088,7 +2082,65 @@ def map_blocks(
                 dtype = arrays[0].dtype
     dt = _dtype(dtype)
     label = name or getattr(func, "__name__", "map_blocks")
-    return Array(_ndstream.map_blocks(call, [a._a for a in arrays], dt.name, str(label)))
+    xs = [a._a for a in arrays]
+    if out_chunks is None:
+        return Array(_ndstream.map_blocks(call, xs, dt.name, str(label)))
+    return Array(_ndstream.map_blocks(call, xs, dt.name, str(label), out_chunks, axes, dropped))
+
+
+def _axis_list(v: Any, ndim: int, what: str) -> list:
+    """Axes as a sorted list of non-negative ints (Dask accepts an int or a sequence)."""
+    if v is None:
+        return []
+    items = [v] if isinstance(v, (numbers.Integral, np.integer)) else list(v)
+    out = []
+    for a in items:
+        a = operator.index(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"map_blocks: {what} {a} is out of range for {ndim} dimensions")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"map_blocks: {what} {items} repeats an axis")
+    return sorted(out)
+
+
+def _block_map(x: Array, chunks: Any, drop_axis: Any, new_axis: Any) -> tuple:
+    """(output chunks, output axis -> input axis, dropped input axes), or
+    (None, None, None) when the output keeps the input's blocks."""
+    dropped = _axis_list(drop_axis, x.ndim, "drop_axis")
+    kept = [d for d in range(x.ndim) if d not in dropped]
+    if new_axis is None and chunks is not None and len(chunks) > len(kept):
+        # Dask: extra chunk entries are new leading axes.
+        new_axis = list(range(len(chunks) - len(kept)))
+    n_out = len(kept) + len(
+        [new_axis] if isinstance(new_axis, (numbers.Integral, np.integer)) else (new_axis or [])
+    )
+    new = _axis_list(new_axis, n_out, "new_axis")
+    it = iter(kept)
+    axes = [None if o in new else next(it) for o in range(n_out)]
+    if chunks is None:
+        if not dropped and not new:
+            return None, None, None
+        out = [(1,) if d is None else x.chunks[d] for d in axes]
+    else:
+        if len(chunks) != n_out:
+            raise ValueError(f"Provided chunks have {len(chunks)} dims; expected {n_out} dims")
+        out = []
+        for c, d in zip(chunks, axes):
+            nblocks = 1 if d is None else x.numblocks[d]
+            if isinstance(c, (numbers.Integral, np.integer)):
+                out.append((int(c),) * nblocks)
+            else:
+                c = tuple(int(v) for v in c)
+                if len(c) != nblocks:
+                    raise ValueError(
+                        f"Dimension {len(out)} has {nblocks} blocks, chunks specified with "
+                        f"{len(c)} blocks"
+                    )
+                out.append(c)
+        if not dropped and not new and tuple(out) == tuple(x.chunks):
+            return None, None, None
+    return [list(c) for c in out], axes, dropped
 
 
 def blockwise(func: Callable, out_ind: Any, *args: Any, dtype: Any = None, **kwargs: Any) -> Array:

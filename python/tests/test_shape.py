@@ -274,6 +274,70 @@ def test_map_blocks_multiple_arrays(da):
     assert_eq(da.map_blocks(np.add, x, y, dtype=float), a + b)
 
 
+def test_map_blocks_drop_axis(da):
+    """Dask concatenates the blocks along a dropped axis: each call sees whole rows."""
+    a = np.arange(30.0).reshape(5, 6)
+    x = da.from_array(a, chunks=(2, 2))
+    r = x.map_blocks(lambda b: b.sum(axis=1), drop_axis=1, dtype=float)
+    assert r.shape == (5,)
+    assert r.chunks == ((2, 2, 1),)
+    assert_eq(r, a.sum(axis=1))
+    r = x.map_blocks(lambda b: b.max(axis=0), drop_axis=[0], dtype=float)
+    assert r.chunks == ((2, 2, 2),)
+    assert_eq(r, a.max(axis=0))
+
+
+def test_map_blocks_new_axis(da):
+    a = np.arange(7.0)
+    x = da.from_array(a, chunks=3)
+    r = x.map_blocks(lambda b: np.stack([b, b * b]), new_axis=0, chunks=(2, 3), dtype=float)
+    assert r.shape == (2, 9)
+    assert r.chunks == ((2,), (3, 3, 3))
+    # the declared chunks are Dask's metadata; the last block really holds 1 column
+    r = x.map_blocks(
+        lambda b: np.stack([b, b * b]), new_axis=[0], chunks=((2,), (3, 3, 1)), dtype=float
+    )
+    assert r.chunks == ((2,), (3, 3, 1))
+    assert_eq(r, np.stack([a, a * a]))
+    r = x.map_blocks(lambda b: b[:, None], new_axis=1, dtype=float)
+    assert r.chunks == ((3, 3, 1), (1,))
+    assert_eq(r, a[:, None])
+
+
+def test_map_blocks_chunks(da):
+    """Each block of 4 becomes its first two elements (chunks as one size per block)."""
+    a = np.arange(12.0)
+    x = da.from_array(a, chunks=4)
+    r = x.map_blocks(lambda b: b[:2], chunks=(2,), dtype=float)
+    assert r.chunks == ((2, 2, 2),)
+    assert_eq(r, a.reshape(3, 4)[:, :2].ravel())
+    r2 = x.map_blocks(lambda b: b[:2], chunks=((2, 2, 2),), dtype=float)
+    assert_eq(r2, a.reshape(3, 4)[:, :2].ravel())
+
+
+def test_map_blocks_drop_and_new_axis(da):
+    """A (rows, 3) array of points to one distance column per block of rows."""
+    a = np.arange(24.0).reshape(8, 3)
+    x = da.from_array(a, chunks=(3, 3))
+    r = x.map_blocks(
+        lambda b: np.sqrt((b * b).sum(axis=1))[:, None],
+        drop_axis=1,
+        new_axis=1,
+        chunks=((3, 3, 2), (1,)),
+        dtype=float,
+    )
+    assert r.chunks == ((3, 3, 2), (1,))
+    assert_eq(r, np.sqrt((a * a).sum(axis=1))[:, None])
+
+
+def test_map_blocks_bad_chunks_raise(da):
+    x = da.from_array(np.arange(12.0), chunks=4)
+    with pytest.raises(ValueError):
+        x.map_blocks(lambda b: b[:2], chunks=((2, 2),), dtype=float)
+    with pytest.raises(ValueError):
+        x.map_blocks(lambda b: b, chunks=(2, 2), new_axis=[], dtype=float)
+
+
 # --------------------------------------------------------------------------- compute / persist
 
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{Array, BlockFn, IndexItem, Op};
+use super::{Array, BlockFn, BlockMap, IndexItem, Op};
 use crate::block::Block;
 use crate::dtype::{DType, Kind};
 use crate::error::{Error, Result};
@@ -526,15 +526,109 @@ pub fn map_blocks(xs: &[Array], out_dtype: DType, name: &str, f: Arc<BlockFn>) -
             )
         });
     }
+    let map = Arc::new(BlockMap::identity(first.ndim()));
     Ok(Array::new(
         Op::MapBlocks {
             xs: inputs,
             f,
             name: name.to_string(),
+            map,
         },
         first.shape().to_vec(),
         out_dtype,
         first.grid().clone(),
+    ))
+}
+
+/// [`map_blocks`] whose output blocks have other shapes than the inputs'
+/// (Dask's `map_blocks` with `chunks=`, `drop_axis=`, `new_axis=`):
+/// `chunks` gives the output's block sizes per axis, `map` which input
+/// axis each output axis comes from and which input axes each call gets
+/// whole (see [`BlockMap`]). The inputs are rechunked to the first one's
+/// grid; the closure gets one region per input and must return a block of
+/// the output block's shape.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ndstream_engine::{map_blocks_to, Array, Block, BlockMap, Chunks, DType};
+/// // Row sums of each block of rows: axis 1 dropped (each call gets whole rows).
+/// let x = Array::from_ndarray(ndarray::Array2::<f64>::ones((4, 6)).into_dyn(), Chunks::from(&[2, 3][..])).unwrap();
+/// let map = BlockMap { axes: vec![Some(0)], dropped: vec![1] };
+/// let f = Arc::new(|b: &[Block]| {
+///     let a = b[0].view::<f64>().expect("f64");
+///     Ok(Block::from(a.sum_axis(ndarray::Axis(1))))
+/// });
+/// let y = map_blocks_to(&[x], DType::F64, "rowsum", f, vec![vec![2, 2]], map).unwrap();
+/// assert_eq!(y.compute().unwrap().to_f64_vec(), vec![6.0; 4]);
+/// ```
+///
+/// # Errors
+/// No inputs, inputs of different shapes, an input axis neither mapped
+/// nor dropped (or both, or twice), a mapped axis whose block count the
+/// output's chunks do not keep, a new axis of more than one block, or a
+/// shape too large.
+pub fn map_blocks_to(
+    xs: &[Array],
+    out_dtype: DType,
+    name: &str,
+    f: Arc<BlockFn>,
+    chunks: Vec<Vec<u64>>,
+    map: BlockMap,
+) -> Result<Array> {
+    let same = map_blocks(xs, out_dtype, name, f)?;
+    let Op::MapBlocks { xs: inputs, f, .. } = same.op() else {
+        unreachable!("map_blocks builds a MapBlocks node")
+    };
+    let first = &inputs[0];
+    let bad = |m: String| Error::invalid("map_blocks", "chunks", m);
+    if chunks.len() != map.axes.len() {
+        return Err(bad(format!(
+            "{} axes of chunks for an output of {} axes",
+            chunks.len(),
+            map.axes.len()
+        )));
+    }
+    let mut uses = vec![0usize; first.ndim()];
+    for d in map.axes.iter().flatten().chain(&map.dropped) {
+        if *d >= first.ndim() {
+            return Err(bad(format!("input axis {d} of a {}-d input", first.ndim())));
+        }
+        uses[*d] += 1;
+    }
+    if let Some(d) = uses.iter().position(|&n| n != 1) {
+        return Err(bad(format!(
+            "input axis {d} must be kept or dropped exactly once"
+        )));
+    }
+    for (o, c) in chunks.iter().enumerate() {
+        let want = match map.axes[o] {
+            Some(d) => first.grid().axes()[d].count(),
+            None => 1,
+        };
+        if c.len() as u64 != want {
+            return Err(bad(format!(
+                "output axis {o} has {} blocks; it must have {want} ({})",
+                c.len(),
+                match map.axes[o] {
+                    Some(d) => format!("as input axis {d}"),
+                    None => "a new axis".to_string(),
+                }
+            )));
+        }
+    }
+    let grid = ChunkGrid::from_sizes(&chunks);
+    let shape = grid.shape();
+    out_dtype.nbytes_of(&shape)?;
+    Ok(Array::new(
+        Op::MapBlocks {
+            xs: inputs.clone(),
+            f: f.clone(),
+            name: name.to_string(),
+            map: Arc::new(map),
+        },
+        shape,
+        out_dtype,
+        grid,
     ))
 }
 

@@ -23,7 +23,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use build::{concatenate, map_blocks, stack, where_, Operand, Scalar};
+pub use build::{concatenate, map_blocks, map_blocks_to, stack, where_, Operand, Scalar};
 pub use create::{arange, full, linspace, ones, zeros, Chunks};
 pub use index::{IndexItem, IntoIndexItem, IntoSlice};
 pub(crate) use reshape::{groups as reshape_groups, Group};
@@ -41,6 +41,46 @@ use crate::source::ChunkSource;
 /// A user kernel for [`Array::map_blocks`]: gets one block per input (the
 /// same chunk of each) and returns the output block of the same shape.
 pub type BlockFn = dyn Fn(&[Block]) -> Result<Block> + Send + Sync;
+
+/// How the blocks of a [`map_blocks_to`](crate::map_blocks_to) output
+/// relate to its inputs' blocks (Dask's `map_blocks` with `drop_axis`,
+/// `new_axis` and `chunks`).
+///
+/// Output axis `o` comes from input axis `axes[o]` (block `i` of the
+/// output along it is made from block `i` of the inputs), or is a new axis
+/// (`None`, one block). Input axes in `dropped` are not in the output: each
+/// call gets them whole (all their blocks, concatenated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockMap {
+    pub axes: Vec<Option<usize>>,
+    pub dropped: Vec<usize>,
+}
+
+impl BlockMap {
+    /// Output axis `o` is input axis `o`: what plain `map_blocks` does.
+    pub fn identity(ndim: usize) -> BlockMap {
+        BlockMap {
+            axes: (0..ndim).map(Some).collect(),
+            dropped: Vec::new(),
+        }
+    }
+
+    /// The input region an output block `idx` is made from, given the
+    /// inputs' grid and shape.
+    pub(crate) fn input_region(
+        &self,
+        grid: &crate::grid::ChunkGrid,
+        idx: &[u64],
+    ) -> Vec<std::ops::Range<u64>> {
+        let shape = grid.shape();
+        (0..shape.len())
+            .map(|d| match self.axes.iter().position(|&a| a == Some(d)) {
+                Some(o) => grid.axes()[d].range(idx[o]),
+                None => 0..shape[d],
+            })
+            .collect()
+    }
+}
 
 /// What one axis of a [`Op::Select`] does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,11 +181,14 @@ pub enum Op {
         x: Array,
         mask: Array,
     },
-    /// A user kernel applied chunk by chunk (inputs share this node's grid).
+    /// A user kernel applied block by block: the inputs share one grid;
+    /// `map` says which input region each block of this node's grid is
+    /// made from.
     MapBlocks {
         xs: Vec<Array>,
         f: Arc<BlockFn>,
         name: String,
+        map: Arc<BlockMap>,
     },
     /// Same data, new chunk grid.
     Rechunk {

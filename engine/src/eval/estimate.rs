@@ -113,19 +113,30 @@ fn walk(a: &Array, sel: &[AxisSel], seen: &mut HashSet<(u64, Selection)>) -> u64
                 .saturating_add(out)
                 .saturating_add(totals.saturating_mul(2))
         }
-        Op::MapBlocks { xs, .. } => {
-            let chunk: Selection = a
+        Op::MapBlocks { xs, map, .. } => {
+            // The largest input region a call gets: the inputs' largest
+            // chunk, whole along dropped axes.
+            let g = xs[0].grid();
+            let region: Selection = g
+                .max_chunk_shape()
+                .iter()
+                .enumerate()
+                .map(|(d, &n)| {
+                    AxisSel::full(if map.dropped.contains(&d) {
+                        g.shape()[d]
+                    } else {
+                        n
+                    })
+                })
+                .collect();
+            let c = a
                 .grid()
                 .max_chunk_shape()
                 .iter()
-                .map(|&n| AxisSel::full(n))
-                .collect();
-            let c = chunk
-                .iter()
-                .fold(1u64, |n, s| n.saturating_mul(s.len))
+                .fold(1u64, |n, &s| n.saturating_mul(s))
                 .saturating_mul(a.dtype().size() as u64);
             xs.iter()
-                .fold(0u64, |t, x| t.saturating_add(est(x, &chunk)))
+                .fold(0u64, |t, x| t.saturating_add(est(x, &region)))
                 .saturating_add(c.saturating_mul(2))
                 .saturating_add(out)
         }

@@ -352,11 +352,11 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
         Op::Masked { .. } => Err(Error::UnknownLength {
             op: "evaluating part of a masked array",
         }),
-        Op::MapBlocks { xs, f, name } => {
+        Op::MapBlocks { xs, f, name, map } => {
             let grid = a.grid().clone();
             let dtype = a.dtype();
             gather_chunks(&grid, dtype, sel, |idx, _| {
-                let region = crate::grid::region_sel(&grid.chunk_region(idx));
+                let region = crate::grid::region_sel(&map.input_region(xs[0].grid(), idx));
                 let inputs = xs
                     .iter()
                     .map(|x| eval(x, &region, ctx))
@@ -365,7 +365,7 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                     chunk: ChunkIndex(idx.to_vec()),
                     message: format!("{name}: {e}"),
                 })?;
-                let want: Vec<usize> = sel_shape(&region);
+                let want: Vec<usize> = grid.chunk_shape(idx).iter().map(|&n| n as usize).collect();
                 if out.shape() != want.as_slice() || out.dtype() != dtype {
                     return Err(Error::Kernel {
                         chunk: ChunkIndex(idx.to_vec()),

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod map_blocks;
 mod reshape;
 mod scan;
