@@ -53,59 +53,40 @@ const FLAG_SHARED: u8 = 0x02;
 /// read its attributes; otherwise why not. Callers hold the HDF5 lock.
 pub(crate) fn object_ok_by_name(loc: &hdf5::Location, name: &str) -> Result<(), String> {
     let c = CString::new(name).map_err(|_| format!("{name}: the name holds a NUL byte"))?;
-    let mut info = std::mem::MaybeUninit::<H5O_info1_t>::uninit();
-    // SAFETY: `info` is written by the call on success; BASIC fields only
-    // read the header's prefix, no message bodies.
-    let rc = unsafe {
-        hdf5_sys::h5o::H5Oget_info_by_name2(
-            loc.id(),
-            c.as_ptr(),
-            info.as_mut_ptr(),
-            H5O_INFO_BASIC,
-            hdf5_sys::h5p::H5P_DEFAULT,
-        )
-    };
-    if rc < 0 {
-        return Err(format!("{name}: libhdf5 cannot find the object"));
-    }
-    // SAFETY: the call succeeded.
-    let info = unsafe { info.assume_init() };
+    let info =
+        basic_info(loc, &c).ok_or_else(|| format!("{name}: libhdf5 cannot find the object"))?;
     check(loc, name, &info)
 }
 
 /// `Ok` if libhdf5 may read the attributes of the open object `loc`.
 pub(crate) fn object_ok(loc: &hdf5::Location) -> Result<(), String> {
-    let mut info = std::mem::MaybeUninit::<H5O_info1_t>::uninit();
-    // SAFETY: as in `object_ok_by_name`.
-    let rc = unsafe { hdf5_sys::h5o::H5Oget_info2(loc.id(), info.as_mut_ptr(), H5O_INFO_BASIC) };
-    if rc < 0 {
-        return Err("libhdf5 cannot describe the object".into());
-    }
-    // SAFETY: the call succeeded.
-    let info = unsafe { info.assume_init() };
+    let info = basic_info(loc, c".").ok_or("libhdf5 cannot describe the object")?;
     check(loc, &loc.name(), &info)
+}
+
+/// libhdf5's basic facts (address, file number) of the object `name`
+/// relative to `loc`: they come from the header's prefix, no message body
+/// is decoded.
+fn basic_info(loc: &hdf5::Location, name: &std::ffi::CStr) -> Option<H5O_info1_t> {
+    let mut info = std::mem::MaybeUninit::<H5O_info1_t>::uninit();
+    // SAFETY: `info` is written by the call when it succeeds.
+    let rc = unsafe {
+        hdf5_sys::h5o::H5Oget_info_by_name2(
+            loc.id(),
+            name.as_ptr(),
+            info.as_mut_ptr(),
+            H5O_INFO_BASIC,
+            hdf5_sys::h5p::H5P_DEFAULT,
+        )
+    };
+    // SAFETY: the call succeeded.
+    (rc >= 0).then(|| unsafe { info.assume_init() })
 }
 
 fn check(loc: &hdf5::Location, name: &str, info: &H5O_info1_t) -> Result<(), String> {
     // The file's own number, from its root group, tells an object reached
     // through an external link (another file) apart.
-    let mut root = std::mem::MaybeUninit::<H5O_info1_t>::uninit();
-    let slash = c"/";
-    // SAFETY: as in `object_ok_by_name`.
-    let rc = unsafe {
-        hdf5_sys::h5o::H5Oget_info_by_name2(
-            loc.id(),
-            slash.as_ptr(),
-            root.as_mut_ptr(),
-            H5O_INFO_BASIC,
-            hdf5_sys::h5p::H5P_DEFAULT,
-        )
-    };
-    if rc < 0 {
-        return Err("libhdf5 cannot describe the file's root group".into());
-    }
-    // SAFETY: the call succeeded.
-    let root = unsafe { root.assume_init() };
+    let root = basic_info(loc, c"/").ok_or("libhdf5 cannot describe the file's root group")?;
     if root.fileno != info.fileno {
         return Err(format!(
             "{name} is an external link to another file (ndstream reads only the file it is given)"
