@@ -204,13 +204,20 @@ SEED = 20240607
 _CHILD = textwrap.dedent(
     """
     import sys
+    import time
     import ndstream as da
+
+    def slow(b):
+        # Every block takes a while, so the write is still running when
+        # the signal comes, however fast the build and the machine.
+        time.sleep(0.005)
+        return b
 
     path = sys.argv[1]
     x = da.random.default_rng({seed}).normal(0, 1, size={shape}, chunks={chunks})
     with da.config.set(memory="64MiB", threads=1):
         print("START", flush=True)
-        da.to_zarr(x * 3 + 1, path)
+        da.to_zarr((x * 3 + 1).map_blocks(slow, dtype=x.dtype), path)
     print("DONE", flush=True)
     """
 ).format(seed=SEED, shape=SHAPE, chunks=CHUNKS)
