@@ -402,12 +402,6 @@ impl ZarrSink {
         };
         let mut resume = false;
         let mut swap = None;
-        if spec.mode == WriteMode::Into && !exists {
-            return Err(Error::open(
-                name,
-                "there is no Zarr array here to write into",
-            ));
-        }
         if exists {
             match spec.mode {
                 WriteMode::Create => {
