@@ -135,3 +135,81 @@ def test_a_failed_write_is_marked_incomplete_and_resumes_exactly(da, tmp_path):
     da.to_zarr(x + 1, path, resume=True)
     assert not (tmp_path / "half.zarr" / ".ndstream-incomplete").exists()
     np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], A + 1)
+
+
+_INTO_CHILD = """
+import sys, time
+import numpy as np
+import zarr
+import ndstream as da
+
+def slow(b):
+    time.sleep(0.005)
+    return b
+
+z = zarr.open_array(sys.argv[1], mode="r+")
+x = da.from_array(np.arange(200 * 160, dtype="f8").reshape(200, 160), chunks=(10, 8))
+print("START", flush=True)
+da.store((x * 3 + 1).map_blocks(slow, dtype=x.dtype), z, threads=1)
+print("DONE", flush=True)
+"""
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_store_into_a_zarr_array_killed_then_run_again(da, tmp_path, zarr_format):
+    """SIGKILL while store() writes into an existing zarr array (ndstream's
+    native path): the array's metadata and attributes keep every byte, the
+    array is marked incomplete, and running the store again gives exactly
+    the result that zarr-python reads back."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "z.zarr")
+    z = zarr.create_array(
+        store=path, shape=(200, 160), chunks=(10, 8), dtype="f8", zarr_format=zarr_format
+    )
+    z.attrs["units"] = "K"
+    meta = {
+        k: v for k, v in snapshot(tmp_path / "z.zarr").items() if k.startswith((".z", "zarr.json"))
+    }
+    assert meta
+    env = dict(os.environ)
+    pkg_root = str(Path(da.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTO_CHILD, path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "START", (line, proc.stderr.read() if proc.poll() else "")
+        # 400 blocks of 5 ms each on one thread: still writing at 0.5 s.
+        time.sleep(0.5)
+        assert proc.poll() is None, "the store finished within 0.5 s"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    after = snapshot(tmp_path / "z.zarr")
+    for k, v in meta.items():
+        assert after[k] == v, k
+    assert ".ndstream-incomplete" in after
+
+    want = np.arange(200 * 160, dtype="f8").reshape(200, 160) * 3 + 1
+    x = da.from_array(np.arange(200 * 160, dtype="f8").reshape(200, 160), chunks=(10, 8))
+    da.store(x * 3 + 1, zarr.open_array(path, mode="r+"))
+    after = snapshot(tmp_path / "z.zarr")
+    assert ".ndstream-incomplete" not in after
+    for k, v in meta.items():
+        assert after[k] == v, k
+    back = zarr.open_array(path, mode="r")
+    np.testing.assert_array_equal(back[:], want)
+    assert back.attrs["units"] == "K"

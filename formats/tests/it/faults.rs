@@ -852,3 +852,118 @@ fn threads_creating_arrays_in_one_new_group_all_succeed() {
         assert!(temporaries(dir.path()).is_empty(), "{version:?}");
     }
 }
+
+/// `WriteMode::Into` under the faults the other modes are tested for: while
+/// it writes, every other writer of the array (and of its whole store) is
+/// refused with nothing changed, and it is refused while another writer
+/// runs; on a full disk it names the chunk, keeps the array's metadata
+/// byte for byte and leaves the array marked incomplete, and writing into
+/// it again once there is room gives an exact, complete array.
+#[test]
+fn writing_into_a_zarr_array_under_faults() {
+    for version in [ZarrVersion::V2, ZarrVersion::V3] {
+        // A second writer, both ways round.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.zarr/x").display().to_string();
+        let mut spec = spec_f64(&[24, 20], &[8, 10]);
+        spec.zarr_version = version;
+        store(&path, &spec, &noise(&spec.shape, 20));
+        let data = noise(&spec.shape, 21);
+        let mut into = spec.clone();
+        into.mode = WriteMode::Into;
+        let sink = create_sink(&path, &into).unwrap();
+        write(sink.as_ref(), &data, |n| n < 2).unwrap();
+        let snap = tree(dir.path());
+        for mode in [
+            WriteMode::Into,
+            WriteMode::Overwrite,
+            WriteMode::Resume,
+            WriteMode::Create,
+        ] {
+            let mut again = spec.clone();
+            again.mode = mode;
+            expect_in_use(
+                create_sink(&path, &again),
+                &format!("{version:?}: {mode:?} while an Into runs"),
+            );
+            assert_eq!(tree(dir.path()), snap, "{version:?} {mode:?}");
+        }
+        let mut whole = spec.clone();
+        whole.mode = WriteMode::Overwrite;
+        let root = dir.path().join("s.zarr").display().to_string();
+        expect_in_use(
+            create_sink(&root, &whole),
+            "the store while x is written into",
+        );
+        assert_eq!(tree(dir.path()), snap);
+        write(sink.as_ref(), &data, |_| true).unwrap();
+        sink.finish().unwrap();
+        drop(sink);
+        assert!(reads_as(&path, &data), "{version:?}");
+        assert!(!incomplete(&path), "{version:?}");
+
+        let mut over = spec.clone();
+        over.mode = WriteMode::Overwrite;
+        let sink = create_sink(&path, &over).unwrap();
+        let snap = tree(dir.path());
+        expect_in_use(create_sink(&path, &into), "Into while an overwrite runs");
+        assert_eq!(tree(dir.path()), snap);
+        drop(sink);
+    }
+
+    // A full disk part way through.
+    let Some(fs) = Tmpfs::mount("2m") else { return };
+    for version in [ZarrVersion::V2, ZarrVersion::V3] {
+        let dir = fs.path().join(format!("{version:?}"));
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("a.zarr").display().to_string();
+        let mut spec = spec_f64(&[160, 128], &[16, 16]);
+        spec.zarr_version = version;
+        // A small array to write into (its chunks are all fill), then
+        // 160 KiB of data with about 60 KiB of room.
+        let sink = create_sink(&path, &spec).unwrap();
+        sink.finish().unwrap();
+        drop(sink);
+        let meta: Vec<(PathBuf, Vec<u8>)> = [".zarray", ".zattrs", "zarr.json"]
+            .iter()
+            .map(|f| dir.join("a.zarr").join(f))
+            .filter(|p| p.exists())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        assert!(!meta.is_empty());
+        let data = noise(&spec.shape, 22);
+        let filler = fs.path().join("filler");
+        let free = fs2_free(fs.path());
+        std::fs::write(&filler, vec![1u8; (free.saturating_sub(60 << 10)) as usize]).unwrap();
+        spec.mode = WriteMode::Into;
+        let failed = create_sink(&path, &spec)
+            .and_then(|s| write(s.as_ref(), &data, |_| true).and_then(|()| s.finish()));
+        let e = failed.expect_err("a full disk");
+        let m = e.to_string();
+        assert!(matches!(e, Error::Sink { .. }), "{version:?}: {m}");
+        assert!(
+            m.contains("No space left") || m.contains("errno = 28"),
+            "{version:?}: {m}"
+        );
+        assert!(m.contains(&path) && m.contains("chunk"), "{version:?}: {m}");
+        for (p, bytes) in &meta {
+            assert_eq!(&std::fs::read(p).unwrap(), bytes, "{}", p.display());
+        }
+        assert!(
+            incomplete(&path),
+            "{version:?}: a failed Into looks complete"
+        );
+
+        std::fs::remove_file(&filler).unwrap();
+        let sink = create_sink(&path, &spec).unwrap();
+        write(sink.as_ref(), &data, |_| true).unwrap();
+        sink.finish().unwrap();
+        drop(sink);
+        assert!(reads_as(&path, &data), "{version:?}: not an exact copy");
+        assert!(!incomplete(&path), "{version:?}");
+        for (p, bytes) in &meta {
+            assert_eq!(&std::fs::read(p).unwrap(), bytes, "{}", p.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
