@@ -72,6 +72,12 @@ def hdf5():
             put("hdf5_open", read(p))
 
 
+def netcdf3():
+    for p in files(FIX, lambda p: p.endswith(".nc"), limit=32 << 10):
+        if read(p)[:3] == b"CDF":
+            put("netcdf3", read(p))
+
+
 def codec():
     # pipeline byte (1 shuffle, 2 deflate, 4 fletcher32, 8 expect the stored
     # length), element size, filter mask, expected length (LE u16), stored bytes.
@@ -111,8 +117,9 @@ def expr():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["npy_header", "zarr_meta", "hdf5_open", "hdf5_codec", "path_syntax", "expr"]
+    which = sys.argv[1:] or ["npy_header", "zarr_meta", "hdf5_open", "hdf5_codec", "path_syntax", "expr",
+                             "netcdf3"]
     fns = {"npy_header": npy, "zarr_meta": zarr, "hdf5_open": hdf5, "hdf5_codec": codec,
-           "path_syntax": paths, "expr": expr}
+           "path_syntax": paths, "expr": expr, "netcdf3": netcdf3}
     for w in which:
         fns[w]()

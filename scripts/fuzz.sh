@@ -25,7 +25,7 @@ export RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=never
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}
 secs=${1:-60}
 shift || true
-all=(npy_header zarr_meta hdf5_open hdf5_codec path_syntax expr)
+all=(npy_header zarr_meta hdf5_open hdf5_codec path_syntax expr netcdf3)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 jobs=${FUZZ_JOBS:-$(nproc)}

@@ -3,7 +3,8 @@
 //!
 //! Each function takes arbitrary bytes, turns them into the input of one
 //! reader (a `.npy` file, a Zarr store's metadata and a chunk, an HDF5
-//! file, a chunk through the HDF5 filter pipeline, a path string), runs it,
+//! file, a netCDF-3 file, a chunk through the HDF5 filter pipeline, a path
+//! string), runs it,
 //! and returns. Errors are the expected outcome for most inputs and are
 //! ignored; a panic, an abort, a hang or an allocation beyond the fuzzer's
 //! limit is a bug. Where a reader promises something checkable (a chunk
@@ -197,6 +198,15 @@ pub fn npy_file(data: &[u8]) {
             (layout.dtype, &layout.shape, layout.little_endian)
         );
     }
+    info_open_read(&path);
+}
+
+/// `netcdf3`: `data` as a whole netCDF-3 file (`x.nc`): the header
+/// parser, `info` of the file and its variables, `open_source` and bounded
+/// reads of the mapped variables, records strided or packed.
+pub fn netcdf3_file(data: &[u8]) {
+    let dir = Scratch::new();
+    let path = dir.write("x.nc", data);
     info_open_read(&path);
 }
 

@@ -3,7 +3,8 @@
 //! The engine sees only [`ChunkSource`](ndstream_engine::ChunkSource) and
 //! [`ChunkSink`](ndstream_engine::ChunkSink); this crate implements them
 //! for Zarr v2/v3 (through zarrs), HDF5 (feature `hdf5`), NumPy `.npy`
-//! and raw binary files (memory-mapped), and picks one from a path:
+//! and raw binary files (memory-mapped), reads netCDF-3 files (classic,
+//! 64-bit offset and CDF-5, memory-mapped), and picks one from a path:
 //!
 //! - [`parse_location`]: the path syntax (`file.h5:/dset`, `dir.zarr/a`,
 //!   `file.npy`, `file.bin?dtype=<f4&shape=100,200`), see [`path`];
@@ -27,6 +28,7 @@ pub mod spec;
 
 mod contiguous;
 mod lock;
+mod netcdf3;
 mod npy;
 mod open;
 mod raw;

@@ -133,6 +133,7 @@ fn parse_header_dict(text: &str) -> std::result::Result<Layout, String> {
         little_endian,
         fortran,
         offset: 0,
+        record_stride: None,
     })
 }
 
@@ -191,6 +192,7 @@ pub(crate) fn create_sink(name: &str, file: &Path, spec: &SinkSpec) -> Result<Co
         little_endian: true,
         fortran: false,
         offset: header.len() as u64,
+        record_stride: None,
     };
     let want = layout.clone();
     ContiguousSink::create(name, file, layout, &header, spec, |f| {

@@ -2,8 +2,10 @@
 //!
 //! Every entry point parses the path with [`parse_location`] and hands the
 //! pieces to one format module (`zarr`, `npy`, `raw`, and `hdf5` when the
-//! crate is built with the `hdf5` feature). The user's path string is the
-//! store's name in every error and repr.
+//! crate is built with the `hdf5` feature). An HDF5-style path (`x.nc:/v`)
+//! whose file starts with a netCDF-3 magic number is read by `netcdf3`
+//! instead, in every build. The user's path string is the store's name in
+//! every error and repr.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, Error, Result};
 
 use crate::path::{parse_location, split_raw, Location};
 use crate::spec::{SinkSpec, StoreInfo};
-use crate::{npy, raw, zarr};
+use crate::{netcdf3, npy, raw, zarr};
 
 #[cfg(not(feature = "hdf5"))]
 fn no_hdf5(path: &str) -> Error {
@@ -41,7 +43,13 @@ fn no_hdf5(path: &str) -> Error {
 /// [`Error::Open`] for a malformed path, a missing file, dataset or array,
 /// an unsupported dtype, or a format this build lacks.
 pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
-    match parse_location(path)? {
+    let loc = parse_location(path)?;
+    if let Location::Hdf5 { file, dataset } = &loc {
+        if netcdf3::probe(file).is_some() {
+            return Ok(Arc::new(netcdf3::open_source(path, file, dataset)?));
+        }
+    }
+    match loc {
         Location::Zarr { root, array } => zarr::open_source(path, &root, &array),
         Location::Npy(file) => Ok(Arc::new(npy::open_source(path, &file)?)),
         Location::Raw { file, spec } => Ok(Arc::new(raw::open_source(path, &file, &spec)?)),
@@ -220,7 +228,13 @@ pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
 /// # Errors
 /// As [`open_source`].
 pub fn info(path: &str) -> Result<StoreInfo> {
-    match parse_location(path)? {
+    let loc = parse_location(path)?;
+    if let Location::Hdf5 { file, dataset } = &loc {
+        if netcdf3::probe(file).is_some() {
+            return netcdf3::info(path, file, dataset);
+        }
+    }
+    match loc {
         Location::Zarr { root, array } => zarr::info(path, &root, &array),
         Location::Npy(file) => Ok(StoreInfo::Array(npy::info(path, &file)?)),
         Location::Raw { file, spec } => Ok(StoreInfo::Array(raw::info(path, &file, &spec)?)),

@@ -2,7 +2,7 @@
 //!
 //! | path | format |
 //! |---|---|
-//! | `file.h5:/group/dset` (also `.hdf5`, `.nc`, `.he5`; the `:/dataset` part optional) | HDF5 |
+//! | `file.h5:/group/dset` (also `.hdf5`, `.nc`, `.he5`; the `:/dataset` part optional) | HDF5, or netCDF-3 when the file starts with its magic number (`file.nc:/var`) |
 //! | `dir.zarr`, `dir.zarr/group/array`, or any directory holding Zarr metadata | Zarr v2 or v3 |
 //! | `file.npy` | NumPy `.npy` |
 //! | `file.bin?dtype=<f4&shape=100,200[&offset=0]` (also `.raw`, `.dat`) | raw binary |
@@ -21,7 +21,8 @@ use ndstream_engine::{DType, Error, Result};
 #[non_exhaustive]
 pub enum Location {
     /// An HDF5 file and the dataset (or group) inside it; `dataset` is empty
-    /// when the path names only the file.
+    /// when the path names only the file. A netCDF-3 file is named the same
+    /// way (`dataset` is `/variable`); opening tells the two apart.
     Hdf5 { file: PathBuf, dataset: String },
     /// A Zarr store directory and the array (or group) path inside it, without
     /// leading or trailing `/` (empty for the root).

@@ -27,6 +27,7 @@ fn raw_layout(spec: &RawSpec) -> Layout {
         little_endian: spec.little_endian,
         fortran: false,
         offset: spec.offset,
+        record_stride: None,
     }
 }
 

@@ -37,6 +37,11 @@ fn npy_header_corpus() {
 }
 
 #[test]
+fn netcdf3_corpus() {
+    replay("netcdf3", ndstream_formats::fuzz::netcdf3_file);
+}
+
+#[test]
 fn zarr_meta_corpus() {
     replay("zarr_meta", ndstream_formats::fuzz::zarr_store);
 }

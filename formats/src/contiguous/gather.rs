@@ -244,6 +244,7 @@ mod tests {
             little_endian: true,
             fortran: false,
             offset: 0,
+            record_stride: None,
         };
         let sel = [
             AxisSel {

@@ -60,6 +60,10 @@ pub(crate) struct Layout {
     pub fortran: bool,
     /// Byte offset of the first element.
     pub offset: u64,
+    /// Byte stride of axis 0 where it is not the product of the others:
+    /// a netCDF-3 record variable, whose records lie this far apart
+    /// (C order only). `None` for a dense array.
+    pub record_stride: Option<u64>,
 }
 
 impl Layout {
@@ -70,11 +74,29 @@ impl Layout {
             .try_fold(self.dtype.size() as u64, |acc, &n| acc.checked_mul(n))
     }
 
+    /// Bytes from the first element to the end of the last one: the
+    /// elements' bytes for a dense array, and for records `record_stride`
+    /// apart, all records but the last at their stride. `None` if that
+    /// overflows.
+    pub fn extent(&self) -> Option<u64> {
+        let Some(stride) = self.record_stride else {
+            return self.nbytes();
+        };
+        let nbytes = self.nbytes()?;
+        match self.shape.first() {
+            Some(&records) if nbytes > 0 => {
+                let record = nbytes / records;
+                (records - 1).checked_mul(stride)?.checked_add(record)
+            }
+            _ => Some(nbytes),
+        }
+    }
+
     /// Byte stride of each axis.
     fn strides(&self) -> Vec<i64> {
         let item = self.dtype.size() as i64;
         let nd = self.shape.len();
-        (0..nd)
+        let mut strides: Vec<i64> = (0..nd)
             .map(|d| {
                 let dims = if self.fortran {
                     &self.shape[..d]
@@ -85,7 +107,11 @@ impl Layout {
                 // overflows, and then no stride is ever used.
                 dims.iter().fold(item, |acc, &n| acc.wrapping_mul(n as i64))
             })
-            .collect()
+            .collect();
+        if let (Some(stride), Some(first)) = (self.record_stride, strides.first_mut()) {
+            *first = stride as i64;
+        }
+        strides
     }
 
     /// True if the file's byte order differs from this machine's.

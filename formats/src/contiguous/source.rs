@@ -18,6 +18,8 @@ pub(crate) struct ContiguousSource {
     map: Option<Mmap>,
     /// Where the array can be opened again (see `ChunkSource::locator`).
     pub(crate) locator: Option<String>,
+    /// User attributes stored with the array (netCDF-3 variables have them).
+    pub(crate) attributes: ndstream_engine::Attributes,
 }
 
 impl std::fmt::Debug for ContiguousSource {
@@ -41,7 +43,10 @@ impl ContiguousSource {
         let nbytes = layout
             .nbytes()
             .ok_or_else(|| Error::open(name, format!("shape {:?} is too large", layout.shape)))?;
-        let need = layout.offset.saturating_add(nbytes);
+        let extent = layout
+            .extent()
+            .ok_or_else(|| Error::open(name, format!("shape {:?} is too large", layout.shape)))?;
+        let need = layout.offset.saturating_add(extent);
         if len < need {
             return Err(Error::open(
                 name,
@@ -73,6 +78,7 @@ impl ContiguousSource {
             grid,
             map,
             locator: None,
+            attributes: Default::default(),
         })
     }
 }
@@ -129,6 +135,10 @@ pub(crate) fn open_err(name: &str, what: &str, e: std::io::Error) -> Error {
 impl ChunkSource for ContiguousSource {
     fn locator(&self) -> Option<String> {
         self.locator.clone()
+    }
+
+    fn attributes(&self) -> ndstream_engine::Attributes {
+        self.attributes.clone()
     }
 
     fn name(&self) -> &str {

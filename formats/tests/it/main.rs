@@ -9,7 +9,8 @@
 //! - `faults`: overwrites, second writers, a full disk, readers during a
 //!   swap and links inside stores, checked against snapshots of the tree;
 //! - `interop`: what our sinks write, read back by zarr-python and NumPy;
-//! - `mapped`: mapped sources and the resident set.
+//! - `mapped`: mapped sources and the resident set;
+//! - `netcdf3`: netCDF-3 files netCDF-C wrote, read as it reads them.
 
 // Test helpers outside #[test] fns unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -23,5 +24,6 @@ mod fixtures;
 mod hdf5;
 mod interop;
 mod mapped;
+mod netcdf3;
 mod sha256;
 mod suite;
