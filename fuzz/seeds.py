@@ -6,6 +6,7 @@ netCDF4-python and zarr-python) and from a few hand-written programs and
 paths. scripts/fuzz.sh runs this when a target's corpus is missing; the
 committed corpora are these seeds plus what fuzzing found, minimised.
 """
+import bz2
 import hashlib
 import json
 import os
@@ -80,13 +81,19 @@ def netcdf3():
 
 def codec():
     # pipeline byte (1 shuffle, 2 deflate, 4 fletcher32, 8 expect the stored
-    # length), element size, filter mask, expected length (LE u16), stored bytes.
+    # length, 16 zstd, 32 lz4, 64 blosc, 128 bzip2), element size, filter
+    # mask, expected length (LE u16), stored bytes.
     raw = struct.pack("<16d", *[i * 0.5 for i in range(16)])
     put("hdf5_codec", bytes([8, 8, 0, 0, 0]) + raw)
     put("hdf5_codec", bytes([2, 8, 0]) + struct.pack("<H", len(raw)) + zlib.compress(raw))
     shuffled = bytes(raw[i * 8 + b] for b in range(8) for i in range(16))
     put("hdf5_codec", bytes([3, 8, 0]) + struct.pack("<H", len(raw)) + zlib.compress(shuffled))
     put("hdf5_codec", bytes([1, 8, 0]) + struct.pack("<H", len(raw)) + shuffled)
+    # zstd (16), lz4 (32), blosc (64), bzip2 (128): raw bytes to round-trip,
+    # and a real bzip2 stream (the standard library has no other encoder).
+    for bit in (16, 32, 64, 128, 16 | 1 | 4, 64 | 1):
+        put("hdf5_codec", bytes([bit | 8, 8, 0, 0, 0]) + raw)
+    put("hdf5_codec", bytes([128, 8, 0]) + struct.pack("<H", len(raw)) + bz2.compress(raw))
 
 
 def paths():

@@ -283,11 +283,13 @@ pub fn hdf5_file(data: &[u8]) {
 }
 
 /// `hdf5_codec`: the chunk decode path ndstream runs itself (shuffle,
-/// deflate, fletcher32; see `hdf5::codec`).
+/// deflate, zstd, lz4, blosc, bzip2, fletcher32; see `hdf5::codec`).
 ///
 /// `data` is `pipeline byte, element size byte, mask byte, 2 bytes of
 /// expected length (little-endian), stored chunk bytes`. The pipeline byte
-/// picks which of shuffle, deflate and fletcher32 run, in HDF5's order.
+/// picks which filters run, in this order: shuffle (bit 0), deflate (1),
+/// zstd (4), lz4 (5), blosc (6), bzip2 (7), fletcher32 (2); bit 3 makes
+/// the expected length the stored one.
 /// Decoding the stored bytes must return an error or exactly the expected
 /// length; and encoding the stored bytes as raw data then decoding them
 /// must give them back.
@@ -305,6 +307,16 @@ pub fn hdf5_codec(data: &[u8]) {
     }
     if pipe & 2 != 0 {
         pipeline.push(Step::Deflate);
+    }
+    for (bit, step) in [
+        (16, Step::Zstd),
+        (32, Step::Lz4),
+        (64, Step::Blosc),
+        (128, Step::Bzip2),
+    ] {
+        if pipe & bit != 0 {
+            pipeline.push(step);
+        }
     }
     if pipe & 4 != 0 {
         pipeline.push(Step::Fletcher32);

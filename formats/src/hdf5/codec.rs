@@ -9,7 +9,15 @@
 //! - deflate (`H5Z_FILTER_DEFLATE`): a zlib stream (header + adler32);
 //! - fletcher32 (`H5Z_FILTER_FLETCHER32`): HDF5's Fletcher checksum over
 //!   big-endian 16-bit words, appended little-endian (older files stored it
-//!   with the bytes of each half swapped; both are accepted).
+//!   with the bytes of each half swapped; both are accepted);
+//! - the registered plugin filters h5py users get from `hdf5plugin` and
+//!   netCDF-C writes, so such files read without any plugin installed:
+//!   zstd (32015: one zstd frame, through the `zstd` crate), lz4 (32004:
+//!   the plugin's framing, an 8-byte big-endian length and a block size,
+//!   then each block as a 4-byte big-endian size and an LZ4 block, or the
+//!   block raw when that size equals it; through `lz4_flex`), blosc
+//!   (32001: one Blosc frame, through c-blosc from `blosc-src`, the build
+//!   zarrs uses) and bzip2 (307: one bzip2 stream, through `bzip2`).
 //!
 //! Decoding never panics on bad input: a bad stream, a checksum mismatch or
 //! a wrong decoded length is an `Err(String)` the caller turns into an
@@ -31,6 +39,14 @@ pub(crate) enum Step {
     Deflate,
     /// Fletcher32 checksum appended to the data.
     Fletcher32,
+    /// Zstandard (filter 32015).
+    Zstd,
+    /// LZ4 in the HDF5 plugin's block framing (filter 32004).
+    Lz4,
+    /// Blosc (filter 32001): the frame's header says how it was compressed.
+    Blosc,
+    /// bzip2 (filter 307).
+    Bzip2,
 }
 
 impl Step {
@@ -40,6 +56,10 @@ impl Step {
             Step::Shuffle { .. } => "shuffle",
             Step::Deflate => "gzip",
             Step::Fletcher32 => "fletcher32",
+            Step::Zstd => "zstd",
+            Step::Lz4 => "lz4",
+            Step::Blosc => "blosc",
+            Step::Bzip2 => "bzip2",
         }
     }
 }
@@ -79,7 +99,8 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>) -> R) -
 /// `expected` bytes long, is left in `cur`. `tmp` is scratch space.
 ///
 /// # Errors
-/// A corrupt deflate stream, a Fletcher32 mismatch, or a decoded length other than `expected`.
+/// A corrupt compressed stream, a Fletcher32 mismatch, or a decoded length
+/// other than `expected`.
 pub(crate) fn decode(
     cur: &mut Vec<u8>,
     tmp: &mut Vec<u8>,
@@ -119,6 +140,20 @@ pub(crate) fn decode(
                 unshuffle(cur, size, tmp);
                 std::mem::swap(cur, tmp);
             }
+            Step::Zstd | Step::Lz4 | Step::Blosc | Step::Bzip2 => {
+                // As for deflate: a bound on what a corrupt stream can make us allocate.
+                let limit = expected + 64 + expected / 8;
+                match *step {
+                    Step::Zstd => zstd::stream::read::Decoder::new(&cur[..])
+                        .and_then(|d| read_limited(d, tmp, limit))
+                        .map_err(|e| format!("corrupt zstd stream: {e}"))?,
+                    Step::Bzip2 => read_limited(bzip2::read::BzDecoder::new(&cur[..]), tmp, limit)
+                        .map_err(|e| format!("corrupt bzip2 stream: {e}"))?,
+                    Step::Lz4 => lz4_decode(cur, tmp, limit)?,
+                    _ => blosc_decode(cur, tmp, limit)?,
+                }
+                std::mem::swap(cur, tmp);
+            }
         }
     }
     if cur.len() != expected {
@@ -145,9 +180,158 @@ pub(crate) fn encode(raw: &[u8], pipeline: &[Step], level: u32) -> Vec<u8> {
                 let sum = fletcher32(&cur);
                 cur.extend_from_slice(&sum.to_le_bytes());
             }
+            // Compressing to a Vec cannot fail but for memory.
+            Step::Zstd => cur = zstd::bulk::compress(&cur, level as i32).unwrap_or_default(),
+            Step::Bzip2 => {
+                let mut enc = bzip2::write::BzEncoder::new(
+                    Vec::new(),
+                    bzip2::Compression::new(level.clamp(1, 9)),
+                );
+                let _ = enc.write_all(&cur);
+                cur = enc.finish().unwrap_or_default();
+            }
+            Step::Lz4 => cur = lz4_encode(&cur, LZ4_BLOCK),
+            Step::Blosc => cur = blosc_encode(&cur, level),
         }
     }
     cur
+}
+
+/// The block size [`lz4_encode`] uses by default (the plugin's is 1 GiB,
+/// so one block per chunk in practice).
+const LZ4_BLOCK: usize = 1 << 30;
+
+/// Read all of `r` into `dst`, failing if it gives more than `limit` bytes.
+fn read_limited(r: impl std::io::Read, dst: &mut Vec<u8>, limit: usize) -> std::io::Result<()> {
+    use std::io::Read;
+    dst.clear();
+    r.take(limit as u64 + 1).read_to_end(dst)?;
+    if dst.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "it decodes to more than {limit} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Decode the HDF5 lz4 plugin's framing (see the module docs) into `dst`.
+fn lz4_decode(src: &[u8], dst: &mut Vec<u8>, limit: usize) -> Result<(), String> {
+    let bad = |why: &str| format!("corrupt lz4 chunk: {why}");
+    let head = src
+        .get(..12)
+        .ok_or_else(|| bad("shorter than its header"))?;
+    let total = u64::from_be_bytes(head[..8].try_into().unwrap_or([0; 8]));
+    let block = u64::from(u32::from_be_bytes(head[8..12].try_into().unwrap_or([0; 4])));
+    let total = usize::try_from(total)
+        .ok()
+        .filter(|&t| t <= limit)
+        .ok_or_else(|| bad(&format!("it declares {total} bytes, more than {limit}")))?;
+    if block == 0 && total > 0 {
+        return Err(bad("a block size of 0"));
+    }
+    let block = usize::try_from(block).unwrap_or(usize::MAX).min(total);
+    dst.clear();
+    dst.resize(total, 0);
+    let (mut done, mut at) = (0usize, 12usize);
+    while done < total {
+        let n = block.min(total - done);
+        let size = src
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| bad("it ends inside a block header"))?;
+        at += 4;
+        let data = src
+            .get(at..at.saturating_add(size))
+            .ok_or_else(|| bad("it ends inside a block"))?;
+        at += size;
+        let out = &mut dst[done..done + n];
+        if size == n {
+            out.copy_from_slice(data);
+        } else {
+            let got =
+                lz4_flex::block::decompress_into(data, out).map_err(|e| bad(&e.to_string()))?;
+            if got != n {
+                return Err(bad(&format!("a block decoded to {got} bytes, not {n}")));
+            }
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Encode in the HDF5 lz4 plugin's framing, blocks of `block` bytes.
+fn lz4_encode(src: &[u8], block: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len() / 2 + 16);
+    out.extend_from_slice(&(src.len() as u64).to_be_bytes());
+    out.extend_from_slice(&(block.min(u32::MAX as usize) as u32).to_be_bytes());
+    for b in src.chunks(block.max(1)) {
+        let c = lz4_flex::block::compress(b);
+        let (size, data) = if c.len() >= b.len() {
+            (b.len(), b)
+        } else {
+            (c.len(), &c[..])
+        };
+        out.extend_from_slice(&(size as u32).to_be_bytes());
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+/// Decode one Blosc frame into `dst`, checking its header against `src`
+/// first (c-blosc's own validation) so that no read or write leaves the
+/// buffers.
+fn blosc_decode(src: &[u8], dst: &mut Vec<u8>, limit: usize) -> Result<(), String> {
+    if src.len() < 16 {
+        return Err("corrupt blosc chunk: shorter than its header".into());
+    }
+    let mut nbytes = 0usize;
+    // SAFETY: `src` is valid for `src.len()` (at least 16) bytes; c-blosc
+    // reads only its 16-byte header and writes `nbytes`.
+    let rc =
+        unsafe { blosc_src::blosc_cbuffer_validate(src.as_ptr().cast(), src.len(), &mut nbytes) };
+    if rc < 0 {
+        return Err("corrupt blosc chunk: its header does not fit its length".into());
+    }
+    if nbytes > limit {
+        return Err(format!(
+            "corrupt blosc chunk: it declares {nbytes} bytes, more than {limit}"
+        ));
+    }
+    dst.clear();
+    dst.resize(nbytes, 0);
+    // SAFETY: the frame was validated against `src.len()` above; `dst`
+    // holds `nbytes` bytes, the most c-blosc writes (`destsize`); one
+    // internal thread, so no global state is shared between workers.
+    let n = unsafe {
+        blosc_src::blosc_decompress_ctx(src.as_ptr().cast(), dst.as_mut_ptr().cast(), nbytes, 1)
+    };
+    if n < 0 || n as usize != nbytes {
+        return Err(format!("corrupt blosc chunk (c-blosc returned {n})"));
+    }
+    Ok(())
+}
+
+/// Compress `src` as one Blosc frame (lz4, byte shuffle of 1-byte items).
+fn blosc_encode(src: &[u8], level: u32) -> Vec<u8> {
+    let mut out = vec![0u8; src.len() + 16];
+    // SAFETY: `src` and `out` are valid for the lengths passed; c-blosc
+    // writes at most `out.len()` bytes (`src.len() + BLOSC_MAX_OVERHEAD`).
+    let n = unsafe {
+        blosc_src::blosc_compress_ctx(
+            level.min(9) as i32,
+            1,
+            1,
+            src.len(),
+            src.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            out.len(),
+            c"lz4".as_ptr(),
+            0,
+            1,
+        )
+    };
+    out.truncate(usize::try_from(n).unwrap_or(0));
+    out
 }
 
 /// HDF5's shuffle: `dst[j * n + i] = src[i * size + j]` for `n = len / size`
@@ -404,6 +588,55 @@ mod tests {
         let mut cur = encode(&raw, &[Step::Shuffle { size: 4 }], 0);
         decode(&mut cur, &mut tmp, &pipe2, 0b10, raw.len()).unwrap();
         assert_eq!(cur, raw);
+    }
+
+    #[test]
+    fn plugin_filters_round_trip_and_refuse_corruption() {
+        let raw: Vec<u8> = (0..5000u32)
+            .flat_map(|i| ((i % 97) as f64 * 0.25).to_le_bytes())
+            .collect();
+        for step in [Step::Zstd, Step::Lz4, Step::Blosc, Step::Bzip2] {
+            for pipe in [
+                vec![step],
+                vec![Step::Shuffle { size: 8 }, step, Step::Fletcher32],
+            ] {
+                let enc = encode(&raw, &pipe, 5);
+                assert!(enc.len() < raw.len() / 2, "{step:?} compresses");
+                let (mut cur, mut tmp) = (enc.clone(), Vec::new());
+                decode(&mut cur, &mut tmp, &pipe, 0, raw.len()).unwrap();
+                assert!(cur == raw, "{step:?} round trip");
+                // Truncated or damaged: an error, never a panic or a wrong length.
+                for cut in [0, 1, 11, 12, 15, 16, enc.len() / 2, enc.len() - 1] {
+                    let mut cur = enc[..cut].to_vec();
+                    assert!(decode(&mut cur, &mut tmp, &pipe, 0, raw.len()).is_err());
+                }
+                for at in (0..enc.len()).step_by(enc.len() / 97 + 1) {
+                    let mut cur = enc.clone();
+                    cur[at] ^= 0x5a;
+                    if decode(&mut cur, &mut tmp, &pipe, 0, raw.len()).is_ok() {
+                        assert_eq!(cur.len(), raw.len());
+                    }
+                }
+            }
+        }
+        // A stream that declares or yields more than the chunk is refused
+        // before it is decoded in full.
+        let big = vec![7u8; 1 << 20];
+        for step in [Step::Zstd, Step::Lz4, Step::Blosc, Step::Bzip2] {
+            let mut cur = encode(&big, &[step], 5);
+            let e = decode(&mut cur, &mut Vec::new(), &[step], 0, 1000).unwrap_err();
+            assert!(
+                e.contains("more than") || e.contains("decoded to"),
+                "{step:?}: {e}"
+            );
+        }
+        // LZ4 blocks: several of them, a raw (incompressible) one among them.
+        let mut mixed: Vec<u8> = vec![1; 3000];
+        mixed.extend((0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+        let enc = lz4_encode(&mixed, 1024);
+        let mut out = Vec::new();
+        lz4_decode(&enc, &mut out, mixed.len()).unwrap();
+        assert_eq!(out, mixed);
     }
 
     #[test]

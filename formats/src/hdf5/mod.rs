@@ -281,6 +281,13 @@ impl Meta {
                     size: self.dtype.size(),
                 }),
                 Filter::Fletcher32 => Some(Step::Fletcher32),
+                Filter::User(id, _) => match *id {
+                    307 => Some(Step::Bzip2),
+                    32001 => Some(Step::Blosc),
+                    32004 => Some(Step::Lz4),
+                    32015 => Some(Step::Zstd),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect()

@@ -10,7 +10,9 @@
 //!   swap and links inside stores, checked against snapshots of the tree;
 //! - `interop`: what our sinks write, read back by zarr-python and NumPy;
 //! - `mapped`: mapped sources and the resident set;
-//! - `netcdf3`: netCDF-3 files netCDF-C wrote, read as it reads them.
+//! - `netcdf3`: netCDF-3 files netCDF-C wrote, read as it reads them;
+//! - `plugin_filters`: HDF5 zstd/lz4/blosc/bzip2 datasets h5py and
+//!   hdf5plugin wrote, read with no plugin installed.
 
 // Test helpers outside #[test] fns unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -25,5 +27,7 @@ mod hdf5;
 mod interop;
 mod mapped;
 mod netcdf3;
+#[cfg(feature = "hdf5")]
+mod plugin_filters;
 mod sha256;
 mod suite;

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use ndstream_engine::{AxisSel, Block, ChunkSource, DType};
+use ndstream_engine::{AxisSel, Block, DType};
 use ndstream_formats::{info, open_source, StoreInfo};
 use serde_json::Value;
 
