@@ -94,6 +94,10 @@ def codec():
     for bit in (16, 32, 64, 128, 16 | 1 | 4, 64 | 1):
         put("hdf5_codec", bytes([bit | 8, 8, 0, 0, 0]) + raw)
     put("hdf5_codec", bytes([128, 8, 0]) + struct.pack("<H", len(raw)) + bz2.compress(raw))
+    # Bitshuffle (bit 7 of the size byte): 8-byte elements, blocks of 128,
+    # with LZ4, with nothing, and with zstd after shuffle.
+    for size in (0x80 | 3 | 2 << 2 | 1 << 4, 0x80 | 2, 0x80 | 3 | 2 << 4):
+        put("hdf5_codec", bytes([8, size, 0, 0, 0]) + raw)
 
 
 def paths():

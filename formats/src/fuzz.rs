@@ -289,13 +289,14 @@ pub fn hdf5_file(data: &[u8]) {
 /// expected length (little-endian), stored chunk bytes`. The pipeline byte
 /// picks which filters run, in this order: shuffle (bit 0), deflate (1),
 /// zstd (4), lz4 (5), blosc (6), bzip2 (7), fletcher32 (2); bit 3 makes
-/// the expected length the stored one.
+/// the expected length the stored one. Bit 7 of the element size byte
+/// adds bitshuffle after shuffle (see below).
 /// Decoding the stored bytes must return an error or exactly the expected
 /// length; and encoding the stored bytes as raw data then decoding them
 /// must give them back.
 #[cfg(feature = "hdf5")]
 pub fn hdf5_codec(data: &[u8]) {
-    use crate::hdf5::{codec_decode, codec_encode, Step};
+    use crate::hdf5::{codec_decode, codec_encode, Packing, Step};
     let [pipe, size, mask, e0, e1, stored @ ..] = data else {
         return;
     };
@@ -304,6 +305,23 @@ pub fn hdf5_codec(data: &[u8]) {
         pipeline.push(Step::Shuffle {
             size: usize::from(*size),
         });
+    }
+    // Bit 7 of the element size byte adds bitshuffle: elements of 1, 2, 4
+    // or 8 bytes (bits 0-1), blocks of 8, 64, 128 or 1024 elements (bits
+    // 2-3), packed with nothing, LZ4 or zstd (bits 4-5, 3 read as LZ4).
+    if size & 0x80 != 0 {
+        let elem = 1usize << (size & 3);
+        if stored.len() % elem == 0 {
+            pipeline.push(Step::Bitshuffle {
+                elem,
+                block: [8, 64, 128, 1024][usize::from((size >> 2) & 3)],
+                packing: match (size >> 4) & 3 {
+                    0 => Packing::None,
+                    2 => Packing::Zstd,
+                    _ => Packing::Lz4,
+                },
+            });
+        }
     }
     if pipe & 2 != 0 {
         pipeline.push(Step::Deflate);

@@ -17,7 +17,9 @@
 //!   then each block as a 4-byte big-endian size and an LZ4 block, or the
 //!   block raw when that size equals it; through `lz4_flex`), blosc
 //!   (32001: one Blosc frame, through c-blosc from `blosc-src`, the build
-//!   zarrs uses) and bzip2 (307: one bzip2 stream, through `bzip2`).
+//!   zarrs uses) and bzip2 (307: one bzip2 stream, through `bzip2`);
+//!   bitshuffle (32008, with LZ4, zstd or no compression) in
+//!   [`super::bitshuffle`].
 //!
 //! Decoding never panics on bad input: a bad stream, a checksum mismatch or
 //! a wrong decoded length is an `Err(String)` the caller turns into an
@@ -29,6 +31,8 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 
 use flate2::{Decompress, FlushDecompress, Status};
+
+pub(crate) use super::bitshuffle::Packing;
 
 /// One filter of a pipeline that ndstream decodes (and encodes) itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +51,13 @@ pub(crate) enum Step {
     Blosc,
     /// bzip2 (filter 307).
     Bzip2,
+    /// Bitshuffle (filter 32008) of elements of `elem` bytes in blocks of
+    /// `block` elements, then LZ4, zstd or nothing (see [`super::bitshuffle`]).
+    Bitshuffle {
+        elem: usize,
+        block: usize,
+        packing: Packing,
+    },
 }
 
 impl Step {
@@ -60,6 +71,7 @@ impl Step {
             Step::Lz4 => "lz4",
             Step::Blosc => "blosc",
             Step::Bzip2 => "bzip2",
+            Step::Bitshuffle { .. } => "bitshuffle",
         }
     }
 }
@@ -140,6 +152,15 @@ pub(crate) fn decode(
                 unshuffle(cur, size, tmp);
                 std::mem::swap(cur, tmp);
             }
+            Step::Bitshuffle {
+                elem,
+                block,
+                packing,
+            } => {
+                let limit = expected + 64 + expected / 8;
+                super::bitshuffle::decode(cur, tmp, elem, block, packing, limit)?;
+                std::mem::swap(cur, tmp);
+            }
             Step::Zstd | Step::Lz4 | Step::Blosc | Step::Bzip2 => {
                 // As for deflate: a bound on what a corrupt stream can make us allocate.
                 let limit = expected + 64 + expected / 8;
@@ -191,6 +212,11 @@ pub(crate) fn encode(raw: &[u8], pipeline: &[Step], level: u32) -> Vec<u8> {
                 cur = enc.finish().unwrap_or_default();
             }
             Step::Lz4 => cur = lz4_encode(&cur, LZ4_BLOCK),
+            Step::Bitshuffle {
+                elem,
+                block,
+                packing,
+            } => cur = super::bitshuffle::encode(&cur, elem, block, packing),
             Step::Blosc => cur = blosc_encode(&cur, level),
         }
     }

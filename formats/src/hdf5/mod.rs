@@ -19,6 +19,7 @@
 //! shown to users. Needs HDF5 >= 1.10.5 (`H5Dget_chunk_info_by_coord`).
 
 mod attrs;
+mod bitshuffle;
 mod codec;
 mod header;
 mod heap;
@@ -37,7 +38,7 @@ use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result};
 
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 
-pub(crate) use codec::{decode as codec_decode, encode as codec_encode, Step};
+pub(crate) use codec::{decode as codec_decode, encode as codec_encode, Packing, Step};
 
 /// The attribute a sink sets at creation and removes in `finish`.
 pub(crate) const INCOMPLETE_ATTR: &str = "_ndstream_incomplete";
@@ -281,8 +282,31 @@ impl Meta {
                     size: self.dtype.size(),
                 }),
                 Filter::Fletcher32 => Some(Step::Fletcher32),
-                Filter::User(id, _) => match *id {
+                Filter::User(id, cd) => match *id {
                     307 => Some(Step::Bzip2),
+                    // cd_values: major, minor, element size, block size
+                    // (0: the default), compression (0, 2 lz4, 3 zstd).
+                    32008 => {
+                        let elem = match cd.get(2) {
+                            Some(&e) if e > 0 => e as usize,
+                            _ => self.dtype.size(),
+                        };
+                        let block = match cd.get(3) {
+                            Some(&b) if b > 0 => b as usize,
+                            _ => bitshuffle::default_block(elem),
+                        };
+                        let packing = match cd.get(4).copied().unwrap_or(0) {
+                            0 => Packing::None,
+                            2 => Packing::Lz4,
+                            3 => Packing::Zstd,
+                            _ => return None,
+                        };
+                        Some(Step::Bitshuffle {
+                            elem,
+                            block,
+                            packing,
+                        })
+                    }
                     32001 => Some(Step::Blosc),
                     32004 => Some(Step::Lz4),
                     32015 => Some(Step::Zstd),

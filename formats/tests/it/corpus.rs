@@ -51,8 +51,8 @@ fn expectation(entry: &Value) -> Expect {
     }
     if let Some(f) = entry.get("unless_missing_filter") {
         let id = f["id"].as_i64().unwrap() as hdf5_sys::h5z::H5Z_filter_t;
-        // ndstream decodes bzip2, blosc, lz4 and zstd itself.
-        let own = [307, 32001, 32004, 32015].contains(&id);
+        // ndstream decodes bzip2, blosc, lz4, bitshuffle and zstd itself.
+        let own = [307, 32001, 32004, 32008, 32015].contains(&id);
         if !own && !hdf5::filters::Filter::get_info(id).decode_enabled {
             return Expect::Refuse(f["name"].as_str().unwrap().to_string());
         }

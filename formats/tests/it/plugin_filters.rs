@@ -1,6 +1,7 @@
 //! HDF5 datasets compressed with the plugin filters h5py users get from
 //! `hdf5plugin` (zstd, lz4, blosc with each of its compressors and
-//! shuffles, bzip2), alone and with HDF5's shuffle and fletcher32, written
+//! shuffles, bzip2, bitshuffle with LZ4, zstd or nothing, ragged chunks
+//! included), alone and with HDF5's shuffle and fletcher32, written
 //! by h5py and read by ndstream with no plugin installed (its own decoders
 //! on the workers), compared bit for bit with what h5py reads back.
 //! Corrupting a stored chunk gives an error naming the chunk.
@@ -36,6 +37,10 @@ filters = {
     "blosc_blosclz": dict(hdf5plugin.Blosc(cname="blosclz", clevel=9)),
     "blosc_lz4hc": dict(hdf5plugin.Blosc(cname="lz4hc", clevel=6)),
     "bzip2": dict(hdf5plugin.BZip2(blocksize=5)),
+    "bitshuffle_lz4": dict(hdf5plugin.Bitshuffle(cname="lz4")),
+    "bitshuffle_zstd": dict(hdf5plugin.Bitshuffle(cname="zstd")),
+    "bitshuffle_none": dict(hdf5plugin.Bitshuffle(cname="none")),
+    "bitshuffle_small_blocks": dict(hdf5plugin.Bitshuffle(nelems=16, cname="lz4")),
 }
 with h5py.File(path, "w") as f:
     for name, kw in filters.items():
@@ -54,6 +59,11 @@ with h5py.File(path, "w") as f:
     manifest["zstd_shuffle_fletcher"] = "float32"
     f.create_dataset("lz4_shuffle", data=a, chunks=(7, 30), shuffle=True, **dict(hdf5plugin.LZ4()))
     manifest["lz4_shuffle"] = "float32"
+    # Chunks of 91 elements: bitshuffle's last 3 elements are stored raw.
+    for cname in ["lz4", "none"]:
+        f.create_dataset(f"bitshuffle_{cname}_ragged", data=a, chunks=(7, 13),
+                         **dict(hdf5plugin.Bitshuffle(cname=cname)))
+        manifest[f"bitshuffle_{cname}_ragged"] = "float32"
 with h5py.File(path, "r") as f:
     for ds in manifest:
         a = f[ds][...]
@@ -83,7 +93,7 @@ fn plugin_filtered_datasets_read_without_plugins() {
         serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     let file = dir.path().join("plugins.h5");
     let datasets = manifest.as_object().unwrap();
-    assert_eq!(datasets.len(), 9 * 4 + 2);
+    assert_eq!(datasets.len(), 13 * 4 + 4);
     for (ds, dtype) in datasets {
         let path = format!("{}:/{ds}", file.display());
         let src = open_source(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -122,7 +132,8 @@ fn a_corrupt_plugin_filtered_chunk_names_the_chunk() {
     // chunk printed so the test can damage it.
     let code = r#"
 import sys, numpy as np, h5py, hdf5plugin
-kw = {"zstd": hdf5plugin.Zstd(), "lz4": hdf5plugin.LZ4(), "blosc": hdf5plugin.Blosc(), "bzip2": hdf5plugin.BZip2()}
+kw = {"zstd": hdf5plugin.Zstd(), "lz4": hdf5plugin.LZ4(), "blosc": hdf5plugin.Blosc(), "bzip2": hdf5plugin.BZip2(),
+      "bitshuffle": hdf5plugin.Bitshuffle(cname="lz4")}
 with h5py.File(sys.argv[1], "w") as f:
     for name, k in kw.items():
         f.create_dataset(name, data=np.arange(4000.0).reshape(40, 100) % 17, chunks=(40, 100), **dict(k))
