@@ -76,11 +76,39 @@ pub(crate) fn normalize_slice(
     }
 }
 
+/// The most chunks a strided selection may give one axis: its chunking
+/// (one chunk per input chunk it touches) is held as a list, 8 bytes a
+/// chunk, so more would take gigabytes before anything runs. An aligned
+/// step-1 slice of a regular axis stays regular and has no limit.
+pub(crate) const MAX_SELECTED_AXIS_CHUNKS: u64 = 1 << 24;
+
 /// The chunking of a strided selection of an axis: one output chunk per
 /// input chunk the selection touches, in output order.
-pub(crate) fn select_axis_chunks(input: &AxisChunks, sel: &AxisSel) -> AxisChunks {
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when that is more than
+/// [`MAX_SELECTED_AXIS_CHUNKS`] chunks.
+pub(crate) fn select_axis_chunks(input: &AxisChunks, sel: &AxisSel) -> Result<AxisChunks> {
     if sel.len == 0 {
-        return AxisChunks::regular(0, 1);
+        return Ok(AxisChunks::regular(0, 1));
+    }
+    if let AxisChunks::Regular { size, .. } = *input {
+        if size > 0 && sel.step == 1 && sel.start % size == 0 {
+            return Ok(AxisChunks::regular(sel.len, size));
+        }
+    }
+    let touched = input.chunks_overlapping(&sel.bounds());
+    let count = touched.end - touched.start;
+    if count > MAX_SELECTED_AXIS_CHUNKS {
+        return Err(Error::invalid(
+            "index",
+            "index",
+            format!(
+                "the selection touches {count} chunks of one axis, more than the \
+                 {MAX_SELECTED_AXIS_CHUNKS} ndstream keeps per axis; rechunk the array \
+                 to larger chunks first"
+            ),
+        ));
     }
     let mut parts: Vec<(u64, u64)> = Vec::new();
     for c in input.chunks_overlapping(&sel.bounds()) {
@@ -90,7 +118,9 @@ pub(crate) fn select_axis_chunks(input: &AxisChunks, sel: &AxisSel) -> AxisChunk
         }
     }
     parts.sort_unstable();
-    AxisChunks::from_sizes(&parts.iter().map(|p| p.1).collect::<Vec<_>>())
+    Ok(AxisChunks::from_sizes(
+        &parts.iter().map(|p| p.1).collect::<Vec<_>>(),
+    ))
 }
 
 /// Ranges and integers that [`s!`](crate::s) turns into [`IndexItem`]s.
@@ -358,7 +388,7 @@ impl Array {
                 IndexItem::Ellipsis => {}
             }
         }
-        Ok(select(self, sel_items))
+        select(self, sel_items)
     }
 
     /// The elements where `mask` is true, flattened in C order, like NumPy's
@@ -481,14 +511,14 @@ impl Array {
 }
 
 /// A Select node, merging with a Select below it so chains of slices stay one node.
-pub(super) fn select(x: &Array, items: Vec<SelItem>) -> Array {
+pub(super) fn select(x: &Array, items: Vec<SelItem>) -> Result<Array> {
     if items
         .iter()
         .enumerate()
         .all(|(i, it)| matches!(it, SelItem::Keep { axis, sel } if *axis == i && sel.start == 0 && sel.step == 1 && sel.len == x.shape()[i]))
         && items.len() == x.ndim()
     {
-        return x.clone();
+        return Ok(x.clone());
     }
     if let Op::Select {
         x: inner,
@@ -539,14 +569,14 @@ pub(super) fn select(x: &Array, items: Vec<SelItem>) -> Array {
     select_node(x, items)
 }
 
-fn select_node(x: &Array, items: Vec<SelItem>) -> Array {
+fn select_node(x: &Array, items: Vec<SelItem>) -> Result<Array> {
     let mut shape = Vec::new();
     let mut axes = Vec::new();
     for it in &items {
         match it {
             SelItem::Keep { axis, sel } => {
                 shape.push(sel.len);
-                axes.push(select_axis_chunks(&x.grid().axes()[*axis], sel));
+                axes.push(select_axis_chunks(&x.grid().axes()[*axis], sel)?);
             }
             SelItem::New => {
                 shape.push(1);
@@ -555,7 +585,7 @@ fn select_node(x: &Array, items: Vec<SelItem>) -> Array {
             SelItem::Drop { .. } => {}
         }
     }
-    Array::new(
+    Ok(Array::new(
         Op::Select {
             x: x.clone(),
             items,
@@ -563,7 +593,7 @@ fn select_node(x: &Array, items: Vec<SelItem>) -> Array {
         shape,
         x.dtype(),
         ChunkGrid::from_axes(axes),
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -594,13 +624,38 @@ mod tests {
             step: 3,
             len: 3,
         }; // 1, 4, 7
-        assert_eq!(select_axis_chunks(&ax, &s).sizes(), vec![1, 2]);
+        assert_eq!(select_axis_chunks(&ax, &s).unwrap().sizes(), vec![1, 2]);
         let s = AxisSel {
             start: 9,
             step: -4,
             len: 3,
         }; // 9, 5, 1
-        assert_eq!(select_axis_chunks(&ax, &s).sizes(), vec![1, 1, 1]);
+        assert_eq!(select_axis_chunks(&ax, &s).unwrap().sizes(), vec![1, 1, 1]);
+    }
+
+    /// A strided selection of an axis of 190 million chunks is refused at
+    /// once, naming the remedy, instead of listing its chunks (gigabytes:
+    /// found by the `expr` fuzz target); an aligned step-1 slice of it
+    /// stays regular and is allowed.
+    #[test]
+    fn a_selection_of_too_many_chunks_is_refused() {
+        let x = crate::zeros(
+            &[6_103_515_625, 301],
+            crate::DType::F64,
+            crate::Chunks::Shape(vec![32, 20]),
+        )
+        .unwrap();
+        let e = x
+            .index(&[I::slice(None, None, 8), I::slice(None, None, -3)])
+            .unwrap_err();
+        assert!(e.to_string().contains("rechunk"), "{e}");
+        let y = x.index(&[I::slice(Some(64), None, 1)]).unwrap();
+        assert_eq!(y.shape(), &[6_103_515_561, 301]);
+        assert_eq!(y.grid().axes()[0].max_size(), 32);
+        // Below the limit, an unaligned or strided selection is listed.
+        let z = crate::zeros(&[1000], crate::DType::F64, crate::Chunks::Shape(vec![10])).unwrap();
+        let w = z.index(&[I::slice(Some(5), None, 3)]).unwrap();
+        assert_eq!(w.grid().axes()[0].sizes().iter().sum::<u64>(), 332);
     }
 
     /// `range;-k` is the range's elements walked from the end, every k-th

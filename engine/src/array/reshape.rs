@@ -54,7 +54,7 @@ impl Array {
         }
         let non1 = |s: &[u64]| s.iter().copied().filter(|&n| n != 1).collect::<Vec<_>>();
         if non1(self.shape()) == non1(&out) {
-            return Ok(self.index_ones(&out));
+            return self.index_ones(&out);
         }
         let (out_sizes, read) = chunks_of(self.shape(), &out, self.grid());
         Ok(Array::new(
@@ -70,7 +70,7 @@ impl Array {
 
     /// `self` with length-1 axes dropped and added to reach `out` (whose
     /// other lengths are this array's, in order).
-    fn index_ones(&self, out: &[u64]) -> Array {
+    fn index_ones(&self, out: &[u64]) -> Result<Array> {
         let mut items = Vec::with_capacity(out.len() + self.ndim());
         let mut keep = (0..self.ndim())
             .filter(|&d| self.shape()[d] != 1)
