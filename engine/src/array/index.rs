@@ -93,7 +93,7 @@ pub(crate) fn select_axis_chunks(input: &AxisChunks, sel: &AxisSel) -> Result<Ax
         return Ok(AxisChunks::regular(0, 1));
     }
     if let AxisChunks::Regular { size, .. } = *input {
-        if size > 0 && sel.step == 1 && sel.start % size == 0 {
+        if size > 0 && sel.step == 1 && sel.start.is_multiple_of(size) {
             return Ok(AxisChunks::regular(sel.len, size));
         }
     }
