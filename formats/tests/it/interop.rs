@@ -69,6 +69,22 @@ pub(crate) fn python_with(imports: &str) -> Option<String> {
     })
 }
 
+/// Run the Python program `code` with `dir` as its one argument (it
+/// writes its files there, and a `manifest.json`), and return that
+/// manifest; the program's stderr is the failure message.
+pub(crate) fn python_writes(py: &str, code: &str, dir: &Path) -> serde_json::Value {
+    let out = child(py)
+        .args(["-c", code, &dir.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the writer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
 /// Write `fixture_array(dtype, shape)` through our sink at `path`.
 fn write(path: &str, spec: &SinkSpec) {
     let data = fixture_array(spec.dtype, &spec.shape, None, 0.0);

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::conformance::select;
 use crate::corpus::{le_bytes, read_all};
-use crate::interop::{child, python_with};
+use crate::interop::{python_with, python_writes};
 
 /// Writes the files and, per variable, its values (little-endian, C order)
 /// as `<file>.<var>.bin` and a manifest of shapes, dtypes and attributes.
@@ -251,17 +251,7 @@ fn netcdf3_files_read_as_netcdf_c_reads_them() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = child(&py)
-        .args(["-c", WRITER, &dir.path().display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the writer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let manifest = python_writes(&py, WRITER, dir.path());
     let files = manifest.as_object().unwrap();
     assert_eq!(files.len(), 10);
     for (file, entry) in files {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::conformance::select;
 use crate::corpus::{le_bytes, read_all};
-use crate::interop::{child, python_with};
+use crate::interop::{child, python_with, python_writes};
 
 const WRITER: &str = r#"
 import json, sys
@@ -80,17 +80,7 @@ fn plugin_filtered_datasets_read_without_plugins() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = child(&py)
-        .args(["-c", WRITER, &dir.path().display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the writer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let manifest = python_writes(&py, WRITER, dir.path());
     let file = dir.path().join("plugins.h5");
     let datasets = manifest.as_object().unwrap();
     assert_eq!(datasets.len(), 13 * 4 + 4);
