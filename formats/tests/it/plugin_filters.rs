@@ -12,7 +12,6 @@
 
 use ndstream_engine::{AxisSel, DType, Error};
 use ndstream_formats::{info, open_source, StoreInfo};
-use serde_json::Value;
 
 use crate::conformance::select;
 use crate::corpus::{le_bytes, read_all};
