@@ -321,7 +321,7 @@ class Array:
     array([15., 18., 21., 24.])
     """
 
-    __slots__ = ("__weakref__", "_a")
+    __slots__ = ("__weakref__", "_lazy", "_node")
     __array_priority__ = 11  # NumPy defers its operators to ours
 
     def __init__(self, engine_array: Any) -> None:
@@ -330,12 +330,31 @@ class Array:
                 "ndstream.Array is not made directly: use ndstream.from_array, "
                 "ndstream.asarray or ndstream.open"
             )
-        self._a = engine_array
+        self._node: Any = engine_array
+        self._lazy: _AxisMask | None = None
+
+    @property
+    def _a(self) -> Any:
+        """The engine array. For ``x[..., mask, ...]`` with a lazy boolean
+        ``mask`` along one axis, the mask is computed here, the first time
+        the array is used (computed, stored, or combined into another
+        array), never when it is indexed."""
+        node = self._node
+        if node is None:
+            node = self._node = self._lazy.resolve()  # type: ignore[union-attr]
+        return node
+
+    @_a.setter
+    def _a(self, node: Any) -> None:
+        self._node = node
+        self._lazy = None
 
     # ---- metadata --------------------------------------------------------
     @property
     def shape(self) -> tuple:
         """The shape (``nan`` for a length known only after computing)."""
+        if self._lazy is not None:
+            return self._lazy.shape()
         s = tuple(self._a.shape)
         if not self._a.known_len:
             return (math.nan, *s[1:])
@@ -343,10 +362,14 @@ class Array:
 
     @property
     def dtype(self) -> np.dtype:
+        if self._lazy is not None:
+            return self._lazy.base.dtype
         return np.dtype(self._a.dtype)
 
     @property
     def ndim(self) -> int:
+        if self._lazy is not None:
+            return self._lazy.base.ndim
         return len(self._a.shape)
 
     @property
@@ -366,6 +389,8 @@ class Array:
     @property
     def chunks(self) -> tuple:
         """Chunk lengths per axis, Dask's tuple of tuples."""
+        if self._lazy is not None:
+            return self._lazy.chunks()
         out = []
         for d, (sizes, n) in enumerate(zip(self._a.chunks, self._a.shape)):
             sizes = tuple(int(c) for c in sizes) or ((0,) if n == 0 else ())
@@ -389,6 +414,8 @@ class Array:
     @property
     def name(self) -> str:
         """A name for the expression: its top operation and a unique id."""
+        if self._lazy is not None:
+            return f"getitem-{id(self._lazy):x}"
         lines = self._a.describe().splitlines()
         expr = lines[1].strip() if len(lines) > 1 else "array"
         op = ""
@@ -474,6 +501,31 @@ class Array:
         """
         (r,) = compute(self, **kwargs)
         return r
+
+    def compute_chunk_sizes(self) -> Array:
+        """Make the chunk lengths known (Dask's ``compute_chunk_sizes``),
+        in place, and return the array.
+
+        After ``y = x[:, mask]`` with a lazy boolean ``mask``, the mask is
+        computed (one pass over it) and ``y`` becomes a lazy selection of
+        known shape. After ``y = x[m]`` with a mask of ``x``'s shape, the
+        selection itself is computed into memory under the memory budget
+        (as :meth:`persist`; :class:`MemoryBudgetError` if it does not
+        fit). Arrays of known shape are returned as they are.
+
+        >>> import numpy as np, ndstream as da
+        >>> x = da.from_array(np.arange(12).reshape(3, 4), chunks=2)
+        >>> y = x[:, x[0] % 2 == 0]
+        >>> y.shape
+        (3, nan)
+        >>> y.compute_chunk_sizes().shape
+        (3, 2)
+        """
+        if self._lazy is not None:
+            self._a = self._a
+        elif not self._a.known_len:
+            self._a = self.persist()._a
+        return self
 
     def persist(self, **kwargs: Any) -> Array:
         """The values computed into memory, as an array with the same chunks."""
@@ -867,6 +919,33 @@ def _slice_item(s: slice) -> tuple:
     return ("s", part(s.start), part(s.stop), 1 if step is None else step)
 
 
+class _AxisMask:
+    """``base[..., mask, ...]`` for a lazy 1-d boolean ``mask`` along
+    ``axis``: Dask's unknown (``nan``) length there until the mask is
+    computed, which happens when the array is first used."""
+
+    __slots__ = ("axis", "base", "mask")
+
+    def __init__(self, base: Array, axis: int, mask: Array) -> None:
+        self.base = base
+        self.axis = axis
+        self.mask = mask
+
+    def shape(self) -> tuple:
+        s = list(self.base.shape)
+        s[self.axis] = math.nan
+        return tuple(s)
+
+    def chunks(self) -> tuple:
+        c = list(self.base.chunks)
+        c[self.axis] = tuple(math.nan for _ in c[self.axis])
+        return tuple(c)
+
+    def resolve(self) -> Any:
+        idx = np.flatnonzero(np.asarray(self.mask.compute()))
+        return _take(self.base, self.axis, idx)._a
+
+
 def _getitem(x: Array, key: Any) -> Array:
     if not isinstance(key, tuple):
         key = (key,)
@@ -898,6 +977,11 @@ def _getitem(x: Array, key: Any) -> Array:
             items.append(("n",))
         elif k is Ellipsis:
             items.append(("e",))
+        elif isinstance(k, Array) and k.dtype == np.bool_ and k.ndim == 1:
+            # a lazy mask along one axis: selected when the result is used
+            fancy.append(len(items))
+            items.append(("f", k))
+            continue
         elif isinstance(k, (list, np.ndarray, Array)):
             idx = np.asarray(k.compute()) if isinstance(k, Array) else np.asarray(k)
             if idx.dtype == np.bool_:
@@ -949,13 +1033,26 @@ def _getitem(x: Array, key: Any) -> Array:
         elif it[0] == "e":
             axis += y.ndim - producing
     n = y.shape[axis]
-    if idx.dtype == np.bool_:
-        if len(idx) != n:
+    if isinstance(idx, Array) or idx.dtype == np.bool_:
+        if isinstance(n, float) or len(idx) != n:
             raise IndexError(
                 f"boolean index did not match indexed array along axis {axis}; size of axis "
                 f"is {n} but size of corresponding boolean axis is {len(idx)}"
             )
+    if isinstance(idx, Array):
+        out = Array.__new__(Array)
+        out._node = None
+        out._lazy = _AxisMask(y, axis, idx)
+        return out
+    if idx.dtype == np.bool_:
         idx = np.flatnonzero(idx)
+    return _take(y, axis, idx)
+
+
+def _take(y: Array, axis: int, idx: np.ndarray) -> Array:
+    """``y``'s positions ``idx`` (1-d integers) along ``axis``, as slices of
+    runs of consecutive positions, concatenated."""
+    n = y.shape[axis]
     if len(idx) and (idx.min() < -n or idx.max() >= n):
         bad = int(idx[(idx < -n) | (idx >= n)][0])
         raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")

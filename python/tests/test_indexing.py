@@ -133,17 +133,87 @@ def test_boolean_mask_numpy(da):
     assert_eq(r, A[rows])
 
 
-def test_boolean_mask_on_axis_lazy(da):
-    x = da.from_array(A, chunks=(3, 4))
-    r = x[x[:, 0] > 0]
+class _Calls:
+    """A mask kernel that counts the blocks it was called on."""
+
+    def __init__(self):
+        self.blocks = 0
+
+    def __call__(self, b):
+        if b.size:
+            self.blocks += 1
+        return b > -3
+
+
+@pytest.mark.parametrize("chunks", CHUNKS_2D, ids=CHUNKS_2D_IDS)
+@pytest.mark.parametrize("axis", [0, 1])
+def test_boolean_mask_on_axis_lazy(da, chunks, axis):
+    x = da.from_array(A, chunks=chunks)
+    calls = _Calls()
+    line = x[:, 1] if axis == 0 else x[2]
+    m = line.map_blocks(calls, dtype=bool)
+    want_m = A[:, 1] > -3 if axis == 0 else A[2] > -3
+    r = x[m] if axis == 0 else x[:, m]
+    want = A[want_m] if axis == 0 else A[:, want_m]
+    # nothing computed yet; the length along the axis is unknown (nan),
+    # one nan per block of the input along it, as Dask
+    assert calls.blocks == 0
+    assert is_lazy(r)
+    assert r.ndim == 2 and r.dtype == A.dtype
+    assert np.isnan(r.shape[axis]) and r.shape[1 - axis] == A.shape[1 - axis]
+    assert np.isnan(r.size)
+    assert len(r.chunks[axis]) == len(x.chunks[axis])
+    assert all(np.isnan(c) for c in r.chunks[axis])
+    assert r.chunks[1 - axis] == x.chunks[1 - axis]
+    assert "nan" in repr(r)
+    assert calls.blocks == 0
+    np.testing.assert_array_equal(r.compute(), want)
+    assert calls.blocks > 0
+    # combined and reduced, as NumPy (Dask fails reductions along an axis
+    # here when a block selects nothing)
     if not IS_DASK:
-        # ndstream computes a 1-d mask along an axis (it is small) and
-        # knows the length; Dask leaves it unknown.
-        assert r.shape == A[A[:, 0] > 0].shape
-    else:
-        assert np.isnan(r.shape[0])
-    assert r.shape[1] == 7
-    np.testing.assert_array_equal(r.compute(), A[A[:, 0] > 0])
+        assert_eq((r * 2 - 1).sum(axis=0), (want * 2 - 1).sum(axis=0), check_shape=False)
+        assert_eq(r.max(axis=1), want.max(axis=1), check_shape=False)
+    assert_eq(r.mean(), want.mean())
+    np.testing.assert_array_equal(np.asarray(r), want)
+    # compute_chunk_sizes: known lengths, in place
+    assert r.compute_chunk_sizes() is r
+    assert r.shape == want.shape
+    assert sum(r.chunks[axis]) == want.shape[axis]
+    assert_eq(r, want)
+
+
+def test_boolean_mask_on_axis_after_slicing(da):
+    x = da.from_array(A, chunks=(3, 4))
+    b = A[1:, ::2]
+    m = x[0, ::2] < -16
+    r = x[1:, ::2][:, m]
+    assert np.isnan(r.shape[1]) and r.shape[0] == 9
+    np.testing.assert_array_equal(r.compute(), b[:, A[0, ::2] < -16])
+    # an all-False mask: an empty axis
+    assert x[1:, ::2][:, x[0, ::2] > 1000].compute().shape == (9, 0)
+
+
+def test_boolean_mask_of_the_wrong_length_is_refused(da):
+    x = da.from_array(A, chunks=(3, 4))
+    # NumPy's IndexError (Dask raises ValueError)
+    error = ValueError if IS_DASK else IndexError
+    with pytest.raises(error):
+        x[:, x[:, 0] > 0]
+    with pytest.raises(error):
+        x[x[0] > 0]
+
+
+def test_compute_chunk_sizes_of_a_full_mask(da):
+    x = da.from_array(A, chunks=(3, 4))
+    r = x[x > 3]
+    assert np.isnan(r.shape[0])
+    assert r.compute_chunk_sizes() is r
+    assert r.shape == A[A > 3].shape
+    assert sum(r.chunks[0]) == A[A > 3].size
+    assert_eq(r * 2, A[A > 3] * 2)
+    # an array of known shape is returned as it is
+    assert x.compute_chunk_sizes().shape == A.shape
 
 
 @pytest.mark.parametrize("index", [10, -11, (0, 7), (0, -8), (5, 100), [0, 12]], ids=repr)
