@@ -115,6 +115,8 @@ struct Header {
     vars: Vec<Var>,
     /// `None` for "streaming": worked out from the file size.
     numrecs: Option<u64>,
+    /// Bytes of the header: no variable begins before this.
+    len: u64,
 }
 
 const NC_DIMENSION: u32 = 0x0A;
@@ -122,6 +124,8 @@ const NC_VARIABLE: u32 = 0x0B;
 const NC_ATTRIBUTE: u32 = 0x0C;
 /// netCDF-C's limit on a variable's rank.
 const MAX_VAR_DIMS: u64 = 1024;
+/// Attribute values shown one by one; longer attributes are summarised.
+const MAX_ATTR_VALUES: usize = 1 << 16;
 
 /// The dtype of a netCDF type code, and its name for messages.
 fn nc_dtype(nc_type: u32) -> Option<(DType, &'static str)> {
@@ -274,11 +278,26 @@ impl<'a> Cursor<'a> {
 fn attr_value(nc_type: u32, raw: &[u8]) -> (Value, Option<f64>) {
     if nc_type == 2 {
         let text = String::from_utf8_lossy(raw);
-        return (Value::String(text.trim_end_matches('\0').to_string()), None);
+        // A char `_FillValue` is its byte, as netCDF-C reads it.
+        let first = raw.first().map(|&b| f64::from(b));
+        return (
+            Value::String(text.trim_end_matches('\0').to_string()),
+            first,
+        );
     }
-    let (dtype, _) = nc_dtype(nc_type).unwrap_or((DType::U8, "ubyte"));
+    let (dtype, type_name) = nc_dtype(nc_type).unwrap_or((DType::U8, "ubyte"));
     let size = dtype.size();
-    let mut values = Vec::with_capacity(raw.len() / size);
+    let count = raw.len() / size;
+    if count > MAX_ATTR_VALUES {
+        // Shown as JSON, each value would take ~32 bytes of memory per
+        // byte of file: a summary and the first value instead.
+        let first = attr_value(nc_type, &raw[..size]).1;
+        return (
+            Value::String(format!("{count} {type_name} values (not shown)")),
+            first,
+        );
+    }
+    let mut values = Vec::with_capacity(count);
     let mut first = None;
     for b in raw.chunks_exact(size) {
         let mut a = [0u8; 8];
@@ -396,11 +415,6 @@ fn parse_header(buf: &[u8]) -> std::result::Result<Header, String> {
         if nc_dtype(nc_type).is_none() {
             return Err(format!("{what} has unknown type {nc_type}"));
         }
-        if version == Version::Classic && nc_type > 6 {
-            return Err(format!(
-                "{what} has type {nc_type}, which a classic file cannot hold"
-            ));
-        }
         // vsize: not trusted (see the module docs).
         c.count(&what)?;
         let begin = match version {
@@ -421,7 +435,40 @@ fn parse_header(buf: &[u8]) -> std::result::Result<Header, String> {
         attrs,
         vars,
         numrecs,
+        len: c.pos as u64,
     })
+}
+
+/// Variables lie after the header, the fixed ones in definition order
+/// without overlapping, then the record variables in order: what
+/// netCDF-C checks (`NC_check_voffs`) and refuses a file for breaking.
+fn check_offsets(h: &Header) -> std::result::Result<(), String> {
+    let is_record = |v: &Var| v.dims.first().is_some_and(|&d| h.dims[d].len.is_none());
+    // One record's bytes (or all of a fixed variable's), padded to 4.
+    let padded = |v: &Var| -> u64 {
+        let skip = usize::from(is_record(v));
+        let item = nc_dtype(v.nc_type).map_or(1, |(d, _)| d.size() as u64);
+        v.dims[skip..]
+            .iter()
+            .try_fold(item, |acc, &d| acc.checked_mul(h.dims[d].len.unwrap_or(0)))
+            .and_then(|n| n.checked_add(3))
+            .map_or(u64::MAX, |n| n / 4 * 4)
+    };
+    let mut end = h.len;
+    let mut before = "the header".to_string();
+    for records in [false, true] {
+        for v in h.vars.iter().filter(|v| is_record(v) == records) {
+            if v.begin < end {
+                return Err(format!(
+                    "variable {:?} begins at byte {}, inside {before} (which ends at byte {end})",
+                    v.name, v.begin
+                ));
+            }
+            end = v.begin.saturating_add(padded(v));
+            before = format!("variable {:?}", v.name);
+        }
+    }
+    Ok(())
 }
 
 /// Where every variable's elements lie, with the record count resolved.
@@ -476,7 +523,9 @@ fn layouts(header: Header, file_len: u64) -> Layouts {
                 .iter()
                 .map(|&d| header.dims[d].len.or(numrecs).unwrap_or(0))
                 .collect();
-            let record_stride = if record {
+            // One record (or none): the record axis has no second element,
+            // and its stride (which may exceed any offset) is never used.
+            let record_stride = if record && numrecs.is_some_and(|n| n > 1) {
                 Some(recsize.ok_or("the record size overflows")?)
             } else {
                 None
@@ -517,6 +566,8 @@ fn read(name: &str, file: &Path) -> Result<Layouts> {
     let map = unsafe { memmap2::MmapOptions::new().map(&f) }
         .map_err(|e| open_err(name, "cannot map the file", e))?;
     let header = parse_header(&map)
+        .map_err(|m| Error::open(name, format!("not a valid netCDF-3 file: {m}")))?;
+    check_offsets(&header)
         .map_err(|m| Error::open(name, format!("not a valid netCDF-3 file: {m}")))?;
     Ok(layouts(header, len))
 }
@@ -617,12 +668,14 @@ pub(crate) fn info(name: &str, file: &Path, dataset: &str) -> Result<StoreInfo> 
         let i = var_index(name, &l, dataset)?;
         return Ok(StoreInfo::Array(array_info(name, file, &l, i)?));
     }
+    // A variable that cannot be read (a truncated file) fails the whole
+    // listing, naming it: a partial listing would pass for a smaller file.
     let arrays = (0..l.header.vars.len())
-        .filter_map(|i| {
+        .map(|i| {
             let path = format!("{}:/{}", file.display(), l.header.vars[i].name);
-            array_info(&path, file, &l, i).ok()
+            array_info(&path, file, &l, i)
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(StoreInfo::Group {
         path: name.to_string(),
         format: l.header.version.describe().to_string(),

@@ -46,7 +46,13 @@ impl ContiguousSource {
         let extent = layout
             .extent()
             .ok_or_else(|| Error::open(name, format!("shape {:?} is too large", layout.shape)))?;
-        let need = layout.offset.saturating_add(extent);
+        // An empty array reads nothing: it may begin at the end of the
+        // file or past it (a netCDF-3 record variable with no records yet).
+        let need = if nbytes == 0 {
+            0
+        } else {
+            layout.offset.saturating_add(extent)
+        };
         if len < need {
             return Err(Error::open(
                 name,

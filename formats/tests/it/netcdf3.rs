@@ -49,6 +49,8 @@ def record(path, ds):
                 x = x.tolist()
             elif isinstance(x, np.generic):
                 x = x.item()
+            if isinstance(x, bytes):
+                x = x.decode("latin-1")
             attrs[k] = x
         entry["vars"][name] = {"shape": list(a.shape), "dtype": a.dtype.name, "attrs": attrs}
     manifest[path] = entry
@@ -102,13 +104,17 @@ for fmt in ["NETCDF3_CLASSIC", "NETCDF3_64BIT_OFFSET", "NETCDF3_64BIT_DATA"]:
     with netCDF4.Dataset(p) as ds:
         record(p, ds)
 
-    # An unlimited dimension with no records.
+    # An unlimited dimension with no records: three record variables (the
+    # later ones begin past the end of the file), a char fill value.
     p = f"{out}/empty-{fmt}.nc"
     with netCDF4.Dataset(p, "w", format=fmt) as ds:
         ds.createDimension("time", None)
         ds.createDimension("x", 4)
         ds.createVariable("r", "f4", ("time", "x"))
         ds.createVariable("f", "i4", ("x",))[:] = [1, 2, 3, 4]
+        ds.createVariable("c", "S1", ("x",), fill_value=b"x")
+        ds.createVariable("r2", "i2", ("time", "x"))
+        ds.createVariable("r3", "f8", ("time",))
     with netCDF4.Dataset(p) as ds:
         record(p, ds)
 
@@ -213,7 +219,11 @@ fn check_file(file: &Path, entry: &Value) {
         };
         assert_eq!(ai.shape, shape, "{path}");
         if let Some(f) = v["attrs"].get("_FillValue") {
-            assert_eq!(ai.fill_value, f.as_f64(), "{path}");
+            // a char fill value is its byte
+            let want = f
+                .as_f64()
+                .or_else(|| f.as_str().and_then(|t| t.bytes().next()).map(f64::from));
+            assert_eq!(ai.fill_value, want, "{path}");
         }
         // Strided selections straight from the map agree with the chunks.
         assert!(src.supports_selection());
@@ -327,9 +337,19 @@ fn bad_netcdf3_paths_and_files_are_refused_with_the_reason() {
     refused(&format!("{f}:/nope"), "variable \"nope\" does not exist");
     refused(&format!("{f}:/g/a"), "no groups");
     refused(&f, "name a variable");
-    // Truncated inside the data, and inside the header.
+    // A variable that begins inside the header (netCDF-C refuses the file).
+    let mut inside = v.clone();
+    let at = inside.len() - 12;
+    inside[at..at + 4].copy_from_slice(&8u32.to_be_bytes());
+    std::fs::write(&file, &inside).unwrap();
+    refused(&format!("{f}:/a"), "begins at byte 8, inside the header");
+    assert!(info(&f).is_err());
+    // Truncated inside the data (the file's listing fails too, naming the
+    // variable), and inside the header.
     std::fs::write(&file, &v[..v.len() - 4]).unwrap();
     refused(&format!("{f}:/a"), "truncated");
+    let e = info(&f).unwrap_err().to_string();
+    assert!(e.contains("truncated") && e.contains(":/a"), "{e}");
     std::fs::write(&file, &v[..30]).unwrap();
     refused(&format!("{f}:/a"), "not a valid netCDF-3 file");
     assert!(info(&f).is_err());
