@@ -146,7 +146,14 @@ pub(crate) fn decode(
             "{total} bytes are not whole {elem}-byte elements"
         )));
     }
-    if block == 0 || block % 8 != 0 {
+    // A header's block size of 0 (or under one element) means the
+    // default, as the reference filter reads it.
+    let block = if block == 0 {
+        default_block(elem)
+    } else {
+        block
+    };
+    if block % 8 != 0 {
         return Err(bad(format!(
             "a block of {block} elements (not a multiple of 8)"
         )));

@@ -295,11 +295,13 @@ impl Meta {
                             Some(&b) if b > 0 => b as usize,
                             _ => bitshuffle::default_block(elem),
                         };
+                        // Any other compression value is plain bitshuffle,
+                        // as the reference filter reads it (older versions
+                        // wrote invalid values and went on).
                         let packing = match cd.get(4).copied().unwrap_or(0) {
-                            0 => Packing::None,
                             2 => Packing::Lz4,
                             3 => Packing::Zstd,
-                            _ => return None,
+                            _ => Packing::None,
                         };
                         Some(Step::Bitshuffle {
                             elem,

@@ -514,6 +514,15 @@ impl ChunkSink for Hdf5Sink {
         let Ok(stored) = usize::try_from(size) else {
             return false;
         };
+        // A chunk outside the file is not written (and its declared size
+        // must not decide an allocation).
+        let inside = self
+            .reader
+            .metadata()
+            .is_ok_and(|m| addr.checked_add(size).is_some_and(|end| end <= m.len()));
+        if !inside {
+            return false;
+        }
         codec::with_scratch(|cur, tmp| {
             cur.resize(stored, 0);
             self.reader.read_exact_at(cur, addr).is_ok()

@@ -259,6 +259,25 @@ impl Hdf5Source {
         let full_bytes = chunk.iter().product::<usize>() * size;
         let stored =
             usize::try_from(loc.size).map_err(|_| self.err(idx, "chunk size overflows"))?;
+        // The chunk index is data of the file: a chunk must lie inside it
+        // before its size decides an allocation.
+        let file_len = file
+            .metadata()
+            .map_err(|e| self.err(idx, format!("cannot stat the file: {e}")))?
+            .len();
+        if loc
+            .addr
+            .checked_add(loc.size)
+            .is_none_or(|end| end > file_len)
+        {
+            return Err(self.err(
+                idx,
+                format!(
+                    "the chunk index puts {} bytes at file offset {}, past the end of the                      {file_len}-byte file (truncated or damaged file?)",
+                    loc.size, loc.addr
+                ),
+            ));
+        }
         let read_err = |e: std::io::Error| {
             self.err(
                 idx,

@@ -174,3 +174,63 @@ with h5py.File(sys.argv[1], "r") as f:
         }
     }
 }
+
+/// Chunks that the reference filters read but a strict reading of their
+/// headers would refuse (a bitshuffle block size of 0, or of less than one
+/// element, meaning the default), compared with what h5py + hdf5plugin
+/// read; and a chunk index that puts a chunk past the end of the file is
+/// an error naming the chunk (its declared ~4 GiB is never allocated).
+#[test]
+fn patched_chunks_read_as_the_reference_reads_them() {
+    let Some(py) = python_with("numpy, h5py, hdf5plugin") else {
+        eprintln!("skipped: no Python with numpy, h5py and hdf5plugin (set NDSTREAM_PYTHON)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let code = r#"
+import json, re, struct, sys
+import numpy as np, h5py, hdf5plugin
+out = sys.argv[1]
+data = (np.arange(5000) % 300).astype("<u2")
+with h5py.File(f"{out}/b.h5", "w") as f:
+    for name, block in [("b0", 0), ("b1", 1)]:
+        ds = f.create_dataset(name, data=data, chunks=(5000,), **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
+        mask, raw = ds.id.read_direct_chunk((0,))
+        ds.id.write_direct_chunk((0,), raw[:8] + struct.pack(">I", block) + raw[12:], mask)
+with h5py.File(f"{out}/b.h5", "r") as f:
+    for name in ["b0", "b1"]:
+        a = f[name][...]
+        assert (a == data).all()
+        open(f"{out}/{name}.bin", "wb").write(a.tobytes())
+with h5py.File(f"{out}/big.h5", "w", libver="earliest") as f:
+    f.create_dataset("a", data=np.arange(64, dtype="<i4"), chunks=(64,), compression="gzip")
+    size = f["a"].id.get_chunk_info(0).size
+b = bytearray(open(f"{out}/big.h5", "rb").read())
+t = [m.start() for m in re.finditer(b"TREE", b) if b[m.start() + 4] == 1][0]
+k = t + 4 + 1 + 1 + 2 + 8 + 8
+assert struct.unpack_from("<I", b, k)[0] == size
+struct.pack_into("<I", b, k, 0xFFFF0000)
+open(f"{out}/big.h5", "wb").write(b)
+json.dump({}, open(f"{out}/manifest.json", "w"))
+"#;
+    python_writes(&py, code, dir.path());
+    for name in ["b0", "b1"] {
+        let path = format!("{}:/{name}", dir.path().join("b.h5").display());
+        let src = open_source(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let all = read_all(src.as_ref()).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let want = std::fs::read(dir.path().join(format!("{name}.bin"))).unwrap();
+        assert!(
+            le_bytes(&all) == want,
+            "{path}: values differ from hdf5plugin's"
+        );
+    }
+    let path = format!("{}:/a", dir.path().join("big.h5").display());
+    let src = open_source(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    match src.read_chunk(&[0]) {
+        Err(Error::Source { chunk, message, .. }) => {
+            assert_eq!(chunk.0, [0]);
+            assert!(message.contains("past the end"), "{message}");
+        }
+        other => panic!("{path}: {other:?}"),
+    }
+}
