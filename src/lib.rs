@@ -22,6 +22,7 @@
 //! formats ([`formats`]) implement its `ChunkSource`/`ChunkSink` traits.
 //! This crate joins the two: [`open`], [`open_many`], [`store`].
 
+pub use ndstream_engine::program::Program;
 pub use ndstream_engine::{
     arange, concatenate, full, linspace, map_blocks, map_blocks_to, ones, stack, where_, zeros,
     Array, BlockMap, Chunks, IndexItem, IntoIndexItem, IntoSlice, Op, Operand, Scalar, SelItem,
@@ -126,6 +127,26 @@ pub mod random {
 /// A missing file, dataset or array; an unsupported dtype.
 pub fn open(path: &str) -> Result<Array> {
     Ok(Array::from_source(ndstream_formats::open_source(path)?))
+}
+
+/// Make again the arrays a [`Program`] describes, reopening their stored
+/// inputs by locator with [`open`]'s readers: how another process (a
+/// worker of a cluster, a task of a job array) gets the arrays this one
+/// built.
+///
+/// ```no_run
+/// let x = ndstream::open("data.zarr")?;
+/// let text = ndstream::Program::of(&[x.mean(Some(0))?])?.to_json();
+/// // ... in another process, with the same file system:
+/// let arrays = ndstream::from_program(&ndstream::Program::from_json(&text)?)?;
+/// # Ok::<(), ndstream::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`Program::build`]: an input that cannot be opened or has changed, a
+/// damaged program.
+pub fn from_program(program: &Program) -> Result<Vec<Array>> {
+    program.build(&|locator: &str| ndstream_formats::open_source(locator))
 }
 
 /// Open a stored array with a chunking of your choice (reads go through the

@@ -30,6 +30,7 @@ pub mod exec;
 mod fuse;
 pub mod physical;
 mod plan;
+pub mod program;
 mod runner;
 
 pub use array::{

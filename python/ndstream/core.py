@@ -860,9 +860,21 @@ class Array:
         return to_hdf5(filename, datapath, self, **kwargs)
 
     def __reduce__(self) -> Any:
-        raise TypeError(
-            "ndstream arrays cannot be pickled yet; store them (to_zarr/to_hdf5) or compute them"
-        )
+        """Pickled as a program: the expression, with stored inputs by path
+        (the unpickling process must see the same files) and in-memory
+        data embedded; a ``map_blocks`` function or an object read through
+        ``from_array`` by slicing cannot be pickled (``TypeError``)."""
+        try:
+            text = _ndstream.to_program([self._a])
+        except ValueError as e:
+            raise TypeError(f"cannot pickle this ndstream array: {e}") from None
+        return (_from_program, (text,))
+
+
+def _from_program(text: str) -> Array:
+    """The array a pickled program describes (see ``Array.__reduce__``)."""
+    (a,) = _ndstream.from_program(text)
+    return Array(a)
 
 
 def _ddof(ddof: Any) -> int:

@@ -959,6 +959,25 @@ fn default_memory() -> u64 {
     ndstream::default_memory()
 }
 
+/// The arrays (and all they read) described as a program, JSON text that
+/// `from_program` turns back into the same arrays in any process that sees
+/// the same files.
+#[pyfunction]
+fn to_program(xs: Vec<PyRef<'_, PyArr>>) -> PyResult<String> {
+    Ok(ndstream::Program::of(&arrays(&xs)).py()?.to_json())
+}
+
+/// The arrays a program written by `to_program` describes.
+#[pyfunction]
+fn from_program(text: &str) -> PyResult<Vec<PyArr>> {
+    let program = ndstream::Program::from_json(text).py()?;
+    Ok(ndstream::from_program(&program)
+        .py()?
+        .into_iter()
+        .map(PyArr::from)
+        .collect())
+}
+
 /// `"256MiB"`, `"1.5GB"`, `"4096"` → bytes.
 #[pyfunction]
 fn parse_bytes(s: &str) -> PyResult<u64> {
@@ -987,6 +1006,8 @@ fn _ndstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan_ops, m)?)?;
     m.add_function(wrap_pyfunction!(from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(to_program, m)?)?;
+    m.add_function(wrap_pyfunction!(from_program, m)?)?;
     m.add_function(wrap_pyfunction!(from_object, m)?)?;
     m.add_function(wrap_pyfunction!(open_many, m)?)?;
     m.add_function(wrap_pyfunction!(full, m)?)?;

@@ -59,6 +59,8 @@ pub struct Counting {
     pub grid: ndstream_engine::ChunkGrid,
     pub shape: Vec<u64>,
     pub reads: std::sync::atomic::AtomicU64,
+    /// Where another process would open it (`ChunkSource::locator`).
+    pub locator: Option<String>,
 }
 
 impl Counting {
@@ -67,6 +69,17 @@ impl Counting {
             grid: ndstream_engine::ChunkGrid::regular(&[n], &[chunk]),
             shape: vec![n],
             reads: Default::default(),
+            locator: None,
+        })
+    }
+
+    /// The same, reopened elsewhere as `locator`.
+    pub fn located(n: u64, chunk: u64, locator: &str) -> std::sync::Arc<Counting> {
+        std::sync::Arc::new(Counting {
+            grid: ndstream_engine::ChunkGrid::regular(&[n], &[chunk]),
+            shape: vec![n],
+            reads: Default::default(),
+            locator: Some(locator.to_string()),
         })
     }
 
@@ -87,6 +100,9 @@ impl ndstream_engine::ChunkSource for Counting {
     }
     fn grid(&self) -> &ndstream_engine::ChunkGrid {
         &self.grid
+    }
+    fn locator(&self) -> Option<String> {
+        self.locator.clone()
     }
     fn read_chunk(&self, idx: &[u64]) -> ndstream_engine::Result<Block> {
         self.reads

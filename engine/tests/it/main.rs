@@ -5,5 +5,6 @@
 
 mod common;
 mod map_blocks;
+mod program;
 mod reshape;
 mod scan;
