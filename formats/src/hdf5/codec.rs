@@ -165,22 +165,9 @@ pub(crate) fn decode(
                 // As for deflate: a bound on what a corrupt stream can make us allocate.
                 let limit = expected + 64 + expected / 8;
                 match *step {
-                    // One-shot decoding straight into the bounded output:
-                    // no window buffer, whose size the frame header (data
-                    // of the file) would choose, up to 128 MiB.
-                    Step::Zstd => {
-                        tmp.clear();
-                        tmp.resize(limit, 0);
-                        let n = zstd::bulk::decompress_to_buffer(&cur[..], &mut tmp[..]).map_err(
-                            |e| {
-                                format!(
-                                    "corrupt zstd stream, or one that decodes to more than \
-                                     {limit} bytes: {e}"
-                                )
-                            },
-                        )?;
-                        tmp.truncate(n);
-                    }
+                    Step::Zstd => zstd::stream::read::Decoder::new(&cur[..])
+                        .and_then(|d| read_limited(d, tmp, limit))
+                        .map_err(|e| format!("corrupt zstd stream: {e}"))?,
                     Step::Bzip2 => read_limited(bzip2::read::BzDecoder::new(&cur[..]), tmp, limit)
                         .map_err(|e| format!("corrupt bzip2 stream: {e}"))?,
                     Step::Lz4 => lz4_decode(cur, tmp, limit)?,
