@@ -187,7 +187,7 @@ pub(crate) fn decode(
                     lz4_flex::block::decompress_into(data, &mut tmp)
                         .map_err(|e| bad(format!("lz4: {e}")))?
                 } else {
-                    zstd::bulk::decompress_to_buffer(data, &mut tmp[..])
+                    super::codec::zstd_decode_into(data, &mut tmp[..])
                         .map_err(|e| bad(format!("zstd: {e}")))?
                 };
                 if got != bytes {

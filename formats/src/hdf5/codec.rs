@@ -121,9 +121,13 @@ pub(crate) fn decode(
     expected: usize,
 ) -> Result<(), String> {
     for (pos, step) in pipeline.iter().enumerate().rev() {
-        if pos < 32 && mask & (1 << pos) != 0 {
+        if skipped(mask, pos) {
             continue;
         }
+        // What decoding this step yields is the input its encoder had: at
+        // most `limit` bytes, which bounds what a corrupt or hostile
+        // stream can make us allocate.
+        let limit = stage_bound(&pipeline[..pos], mask, expected);
         match *step {
             Step::Fletcher32 => {
                 let n = cur.len();
@@ -142,8 +146,7 @@ pub(crate) fn decode(
                 cur.truncate(n - 4);
             }
             Step::Deflate => {
-                // The limit bounds what a corrupt or hostile stream can make us allocate.
-                inflate(cur, tmp, expected, expected + 64 + expected / 8)?;
+                inflate(cur, tmp, expected.min(limit), limit)?;
                 std::mem::swap(cur, tmp);
             }
             Step::Shuffle { size } => {
@@ -157,17 +160,12 @@ pub(crate) fn decode(
                 block,
                 packing,
             } => {
-                let limit = expected + 64 + expected / 8;
                 super::bitshuffle::decode(cur, tmp, elem, block, packing, limit)?;
                 std::mem::swap(cur, tmp);
             }
             Step::Zstd | Step::Lz4 | Step::Blosc | Step::Bzip2 => {
-                // As for deflate: a bound on what a corrupt stream can make us allocate.
-                let limit = expected + 64 + expected / 8;
                 match *step {
-                    Step::Zstd => zstd::stream::read::Decoder::new(&cur[..])
-                        .and_then(|d| read_limited(d, tmp, limit))
-                        .map_err(|e| format!("corrupt zstd stream: {e}"))?,
+                    Step::Zstd => zstd_decode(cur, tmp, limit)?,
                     Step::Bzip2 => read_limited(bzip2::read::BzDecoder::new(&cur[..]), tmp, limit)
                         .map_err(|e| format!("corrupt bzip2 stream: {e}"))?,
                     Step::Lz4 => lz4_decode(cur, tmp, limit)?,
@@ -184,6 +182,49 @@ pub(crate) fn decode(
         ));
     }
     Ok(())
+}
+
+/// True if bit `pos` of a chunk's filter mask says filter `pos` was skipped.
+fn skipped(mask: u32, pos: usize) -> bool {
+    pos < 32 && mask & (1 << pos) != 0
+}
+
+/// The most bytes the output of `steps` (a pipeline's first filters, less
+/// those `mask` skips) can hold for a chunk of `raw` bytes.
+///
+/// Each filter's worst growth is bounded generously: a compressor's output
+/// by its input plus 1/8 plus 1 KiB (above zstd's, LZ4's, deflate's,
+/// Blosc's and bzip2's documented bounds), and bitshuffle's with LZ4 or
+/// zstd by its 12-byte header, 1/8 more, and 72 bytes per block of at
+/// least 8 elements (a block's length, and zstd's bound for a tiny frame).
+/// Only pipelines with a filter after a growing one (two compressors, or
+/// bitshuffle's compression then another) have stages larger than the
+/// chunk.
+fn stage_bound(steps: &[Step], mask: u32, raw: usize) -> usize {
+    let mut n = raw;
+    for (pos, step) in steps.iter().enumerate() {
+        if skipped(mask, pos) {
+            continue;
+        }
+        n = match *step {
+            Step::Shuffle { .. }
+            | Step::Bitshuffle {
+                packing: Packing::None,
+                ..
+            } => n,
+            Step::Fletcher32 => n.saturating_add(4),
+            Step::Bitshuffle { elem, .. } => {
+                let blocks = n / (8 * elem.max(1)) + 2;
+                n.saturating_add(n / 8)
+                    .saturating_add(12)
+                    .saturating_add(blocks.saturating_mul(72))
+            }
+            Step::Deflate | Step::Zstd | Step::Lz4 | Step::Blosc | Step::Bzip2 => {
+                n.saturating_add(n / 8).saturating_add(1024)
+            }
+        };
+    }
+    n
 }
 
 /// Encode the raw bytes of a full chunk through `pipeline` (in order).
@@ -226,6 +267,46 @@ pub(crate) fn encode(raw: &[u8], pipeline: &[Step], level: u32) -> Vec<u8> {
 /// The block size [`lz4_encode`] uses by default (the plugin's is 1 GiB,
 /// so one block per chunk in practice).
 const LZ4_BLOCK: usize = 1 << 30;
+
+/// Decode the zstd frame(s) in `src` one-shot into `dst` (a slice, or a
+/// `Vec`'s spare capacity, whose length it then sets), with this thread's
+/// decoding context (about 100 KiB, made on first use). One-shot decoding
+/// needs no window buffer, whose size the frame header (data of the file)
+/// would choose, up to 128 MiB for a 10-byte frame: the output buffer is
+/// the only one, and the caller bounds it.
+pub(crate) fn zstd_decode_into<C>(src: &[u8], dst: &mut C) -> std::io::Result<usize>
+where
+    C: zstd::zstd_safe::WriteBuf + ?Sized,
+{
+    thread_local! {
+        static DCTX: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+    DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dctx = match &mut *slot {
+            Some(d) => d,
+            empty => empty.insert(zstd::bulk::Decompressor::new()?),
+        };
+        dctx.decompress_to_buffer(src, dst)
+    })
+}
+
+/// Decode a zstd chunk into `dst`, failing past `limit` bytes.
+fn zstd_decode(src: &[u8], dst: &mut Vec<u8>, limit: usize) -> Result<(), String> {
+    dst.clear();
+    dst.reserve_exact(limit);
+    let n = zstd_decode_into(src, dst).map_err(|e| {
+        format!("corrupt zstd stream, or one that decodes to more than {limit} bytes: {e}")
+    })?;
+    // A reused `dst` may have had room past `limit`.
+    if n > limit {
+        return Err(format!(
+            "the zstd stream decodes to more than {limit} bytes"
+        ));
+    }
+    Ok(())
+}
 
 /// Read all of `r` into `dst`, failing if it gives more than `limit` bytes.
 fn read_limited(r: impl std::io::Read, dst: &mut Vec<u8>, limit: usize) -> std::io::Result<()> {
@@ -440,13 +521,21 @@ pub(crate) fn inflate(
 ) -> Result<(), String> {
     let mut d = Decompress::new(true);
     dst.clear();
-    dst.reserve(hint.max(64));
+    dst.reserve_exact(hint.clamp(64, limit.max(64)));
     loop {
         let (in0, out0) = (d.total_in(), d.total_out());
         let consumed = usize::try_from(in0).unwrap_or(usize::MAX).min(src.len());
+        // No `Finish`: given it, a backend may try the whole stream in one
+        // call and fail it when the first buffer is too small.
         let status = d
-            .decompress_vec(&src[consumed..], dst, FlushDecompress::Finish)
+            .decompress_vec(&src[consumed..], dst, FlushDecompress::None)
             .map_err(|e| format!("corrupt deflate stream: {e}"))?;
+        // `dst` may come with more room than `limit` (a reused buffer).
+        if dst.len() > limit {
+            return Err(format!(
+                "the deflate stream decodes to more than {limit} bytes"
+            ));
+        }
         if status == Status::StreamEnd {
             return Ok(());
         }
@@ -457,7 +546,7 @@ pub(crate) fn inflate(
                 ));
             }
             let grow = (dst.len() / 2).max(64).min(limit - dst.len());
-            dst.reserve(grow);
+            dst.reserve_exact(grow);
         } else if d.total_in() == in0 && d.total_out() == out0 {
             return Err("truncated deflate stream".to_string());
         }
@@ -663,6 +752,64 @@ mod tests {
         let mut out = Vec::new();
         lz4_decode(&enc, &mut out, mixed.len()).unwrap();
         assert_eq!(out, mixed);
+    }
+
+    #[test]
+    fn stages_that_grow_round_trip() {
+        // Incompressible bytes bitshuffled in 8-element blocks with zstd
+        // grow (a frame per 8 bytes), so the stages decoded before the
+        // bitshuffle are larger than the chunk; each must still decode.
+        let raw: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        for elem in [1, 8] {
+            let bits = Step::Bitshuffle {
+                elem,
+                block: 8,
+                packing: Packing::Zstd,
+            };
+            for later in [
+                vec![Step::Deflate],
+                vec![Step::Zstd],
+                vec![Step::Bzip2],
+                vec![Step::Lz4, Step::Blosc, Step::Fletcher32],
+                vec![Step::Deflate, Step::Zstd, Step::Blosc],
+            ] {
+                let mut pipe = vec![Step::Shuffle { size: 3 }, bits];
+                pipe.extend(later);
+                for level in [0, 1, 9] {
+                    let enc = encode(&raw, &pipe, level);
+                    let (mut cur, mut tmp) = (enc, Vec::new());
+                    decode(&mut cur, &mut tmp, &pipe, 0, raw.len())
+                        .unwrap_or_else(|e| panic!("{pipe:?} level {level}: {e}"));
+                    assert!(cur == raw, "{pipe:?} level {level}");
+                }
+            }
+        }
+        // A deflate stream larger than the first guess of its size grows
+        // its buffer rather than failing.
+        let enc = deflate(&raw, 6);
+        let mut out = Vec::new();
+        inflate(&enc, &mut out, 16, raw.len()).unwrap();
+        assert!(out == raw);
+        // ... but not past its limit.
+        let e = inflate(&enc, &mut out, 16, 1000).unwrap_err();
+        assert!(e.contains("more than 1000"), "{e}");
+    }
+
+    #[test]
+    fn a_zstd_frame_declaring_a_huge_window_decodes_without_one() {
+        // A 16-byte frame whose header asks for a 2 GiB window (window
+        // descriptor exponent 21, no content size), then one raw block of
+        // 5 bytes. A streaming decoder would allocate the window (or
+        // refuse it past 128 MiB); decoded one-shot it needs none.
+        let mut frame = 0xFD2F_B528u32.to_le_bytes().to_vec();
+        frame.extend([0x00, 21 << 3]);
+        frame.extend([(5 << 3) | 1, 0, 0]);
+        frame.extend(b"hello");
+        let (mut cur, mut tmp) = (frame, Vec::new());
+        decode(&mut cur, &mut tmp, &[Step::Zstd], 0, 5).unwrap();
+        assert_eq!(cur, b"hello");
     }
 
     #[test]

@@ -55,6 +55,9 @@ enum Storage {
         locs: Vec<Option<ChunkLoc>>,
         pipeline: Vec<Step>,
         file: File,
+        /// The file's length at open: every chunk read is checked to lie
+        /// inside it before its declared size sizes a buffer.
+        file_len: u64,
         /// The file mapped read-only, when every chunk can be read from it
         /// in place: no filters, native byte order, a numeric dtype, every
         /// chunk inside the file.
@@ -142,12 +145,16 @@ impl Hdf5Source {
                 let locs = chunk_locations(&ds, &grid, chunk, name)?;
                 let chunk: Vec<usize> = chunk.iter().map(|&c| c as usize).collect();
                 let file = raw()?;
+                let file_len = file
+                    .metadata()
+                    .map_err(|e| Error::open(name, format!("cannot stat the file: {e}")))?
+                    .len();
                 let full = (chunk.iter().product::<usize>() * itemsize) as u64;
                 let mappable = pipeline.is_empty()
                     && meta.dtype != DType::Bool
                     && meta.big_endian == cfg!(target_endian = "big");
                 let map = if mappable {
-                    map_chunks(&file, &locs, full)
+                    map_chunks(&file, file_len, &locs, full)
                 } else {
                     None
                 };
@@ -158,6 +165,7 @@ impl Hdf5Source {
                         locs,
                         pipeline,
                         file,
+                        file_len,
                         map,
                     },
                 )
@@ -244,6 +252,7 @@ impl Hdf5Source {
         locs: &[Option<ChunkLoc>],
         pipeline: &[Step],
         file: &File,
+        file_len: u64,
     ) -> Result<Block> {
         let shape: Vec<usize> = self
             .grid
@@ -261,10 +270,6 @@ impl Hdf5Source {
             usize::try_from(loc.size).map_err(|_| self.err(idx, "chunk size overflows"))?;
         // The chunk index is data of the file: a chunk must lie inside it
         // before its size decides an allocation.
-        let file_len = file
-            .metadata()
-            .map_err(|e| self.err(idx, format!("cannot stat the file: {e}")))?
-            .len();
         if loc
             .addr
             .checked_add(loc.size)
@@ -273,7 +278,8 @@ impl Hdf5Source {
             return Err(self.err(
                 idx,
                 format!(
-                    "the chunk index puts {} bytes at file offset {}, past the end of the                      {file_len}-byte file (truncated or damaged file?)",
+                    "the chunk index puts {} bytes at file offset {}, past the end of the \
+                     {file_len}-byte file (truncated or damaged file?)",
                     loc.size, loc.addr
                 ),
             ));
@@ -523,8 +529,7 @@ impl Hdf5Source {
 /// `file` mapped read-only, if every allocated chunk (`full` bytes each,
 /// unfiltered) lies inside it; `None` otherwise (the chunks are then read
 /// with positioned reads, which report a truncated file as an error).
-fn map_chunks(file: &File, locs: &[Option<ChunkLoc>], full: u64) -> Option<Mmap> {
-    let len = file.metadata().ok()?.len();
+fn map_chunks(file: &File, len: u64, locs: &[Option<ChunkLoc>], full: u64) -> Option<Mmap> {
     let inside = locs
         .iter()
         .flatten()
@@ -666,8 +671,9 @@ impl ChunkSource for Hdf5Source {
                 locs,
                 pipeline,
                 file,
+                file_len,
                 ..
-            } => self.read_chunked(idx, chunk, locs, pipeline, file),
+            } => self.read_chunked(idx, chunk, locs, pipeline, file, *file_len),
             Storage::Contiguous { offset, file } => {
                 let sel: Vec<AxisSel> = self
                     .grid
