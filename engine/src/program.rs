@@ -200,6 +200,26 @@ fn bad(what: impl Into<String>) -> Error {
     Error::invalid("program", "program", what)
 }
 
+/// Refuse a program of another format version than this build's.
+fn check_version(version: u32) -> Result<()> {
+    if version == PROGRAM_VERSION {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "a program of version {version} (this build reads version {PROGRAM_VERSION})"
+        )))
+    }
+}
+
+/// Node `j`, read by node `i`: it must come before `i`.
+fn input(i: usize, j: usize, built: &[Array]) -> Result<&Array> {
+    built.get(j).ok_or_else(|| {
+        bad(format!(
+            "node {i} reads node {j}, which does not come before it"
+        ))
+    })
+}
+
 impl Program {
     /// Describe `roots` (and everything they read) as a program.
     ///
@@ -262,12 +282,7 @@ impl Program {
     pub fn from_json(text: &str) -> Result<Program> {
         let p: Program =
             serde_json::from_str(text).map_err(|e| bad(format!("not an ndstream program: {e}")))?;
-        if p.version != PROGRAM_VERSION {
-            return Err(bad(format!(
-                "a program of version {} (this build reads version {PROGRAM_VERSION})",
-                p.version
-            )));
-        }
+        check_version(p.version)?;
         Ok(p)
     }
 
@@ -277,12 +292,7 @@ impl Program {
     /// A node that does not rebuild as recorded (naming it), a stored input
     /// that cannot be opened or has changed, a program of another version.
     pub fn build(&self, open: &Opener<'_>) -> Result<Vec<Array>> {
-        if self.version != PROGRAM_VERSION {
-            return Err(bad(format!(
-                "a program of version {} (this build reads version {PROGRAM_VERSION})",
-                self.version
-            )));
-        }
+        check_version(self.version)?;
         let mut built: Vec<Array> = Vec::with_capacity(self.nodes.len());
         for (i, spec) in self.nodes.iter().enumerate() {
             let a = rebuild(i, spec, &built, open)?;
@@ -502,13 +512,7 @@ fn to_little_endian(bytes: &mut [u8], dtype: DType) {
 }
 
 fn rebuild(i: usize, spec: &NodeSpec, built: &[Array], open: &Opener<'_>) -> Result<Array> {
-    let node = |j: usize| -> Result<&Array> {
-        built.get(j).ok_or_else(|| {
-            bad(format!(
-                "node {i} reads node {j}, which does not come before it"
-            ))
-        })
-    };
+    let node = |j: usize| input(i, j, built);
     let dtype: DType = spec
         .dtype
         .parse()
@@ -585,8 +589,7 @@ fn rebuild(i: usize, spec: &NodeSpec, built: &[Array], open: &Opener<'_>) -> Res
             if dtype != DType::F64 {
                 return Err(bad(format!("node {i}: random values are f64")));
             }
-            // The builder checks the parameters; the grid is the recorded one.
-            Array::random(d, &[0], crate::Chunks::Auto, *seed)?;
+            d.check()?;
             leaf(Op::Random {
                 dist: d,
                 seed: *seed,
@@ -735,15 +738,7 @@ fn rebuild(i: usize, spec: &NodeSpec, built: &[Array], open: &Opener<'_>) -> Res
 }
 
 fn nodes(i: usize, xs: &[usize], built: &[Array]) -> Result<Vec<Array>> {
-    xs.iter()
-        .map(|&j| {
-            built.get(j).cloned().ok_or_else(|| {
-                bad(format!(
-                    "node {i} reads node {j}, which does not come before it"
-                ))
-            })
-        })
-        .collect()
+    xs.iter().map(|&j| input(i, j, built).cloned()).collect()
 }
 
 fn as_isize(i: usize, axis: usize) -> Result<isize> {

@@ -119,6 +119,28 @@ struct Header {
     len: u64,
 }
 
+impl Header {
+    /// True for a variable along the record (unlimited) dimension.
+    fn is_record(&self, v: &Var) -> bool {
+        v.dims.first().is_some_and(|&d| self.dims[d].len.is_none())
+    }
+
+    /// Bytes of one record of a record variable, or all of a fixed one;
+    /// `None` if that overflows.
+    fn slab(&self, v: &Var) -> Option<u64> {
+        let skip = usize::from(self.is_record(v));
+        let item = nc_dtype(v.nc_type).map_or(1, |(d, _)| d.size() as u64);
+        v.dims[skip..].iter().try_fold(item, |acc, &d| {
+            acc.checked_mul(self.dims[d].len.unwrap_or(0))
+        })
+    }
+}
+
+/// `n` rounded up to a multiple of 4 (netCDF-3 pads every variable's slab).
+fn pad4(n: u64) -> Option<u64> {
+    n.checked_add(3).map(|n| n / 4 * 4)
+}
+
 const NC_DIMENSION: u32 = 0x0A;
 const NC_VARIABLE: u32 = 0x0B;
 const NC_ATTRIBUTE: u32 = 0x0C;
@@ -443,28 +465,19 @@ fn parse_header(buf: &[u8]) -> std::result::Result<Header, String> {
 /// without overlapping, then the record variables in order: what
 /// netCDF-C checks (`NC_check_voffs`) and refuses a file for breaking.
 fn check_offsets(h: &Header) -> std::result::Result<(), String> {
-    let is_record = |v: &Var| v.dims.first().is_some_and(|&d| h.dims[d].len.is_none());
-    // One record's bytes (or all of a fixed variable's), padded to 4.
-    let padded = |v: &Var| -> u64 {
-        let skip = usize::from(is_record(v));
-        let item = nc_dtype(v.nc_type).map_or(1, |(d, _)| d.size() as u64);
-        v.dims[skip..]
-            .iter()
-            .try_fold(item, |acc, &d| acc.checked_mul(h.dims[d].len.unwrap_or(0)))
-            .and_then(|n| n.checked_add(3))
-            .map_or(u64::MAX, |n| n / 4 * 4)
-    };
     let mut end = h.len;
     let mut before = "the header".to_string();
     for records in [false, true] {
-        for v in h.vars.iter().filter(|v| is_record(v) == records) {
+        for v in h.vars.iter().filter(|v| h.is_record(v) == records) {
             if v.begin < end {
                 return Err(format!(
                     "variable {:?} begins at byte {}, inside {before} (which ends at byte {end})",
                     v.name, v.begin
                 ));
             }
-            end = v.begin.saturating_add(padded(v));
+            end = v
+                .begin
+                .saturating_add(h.slab(v).and_then(pad4).unwrap_or(u64::MAX));
             before = format!("variable {:?}", v.name);
         }
     }
@@ -478,20 +491,8 @@ struct Layouts {
 }
 
 fn layouts(header: Header, file_len: u64) -> Layouts {
-    let is_record = |v: &Var| {
-        v.dims
-            .first()
-            .is_some_and(|&d| header.dims[d].len.is_none())
-    };
-    // Bytes of one record of a record variable, or all of a fixed one.
-    let slab = |v: &Var| -> Option<u64> {
-        let skip = usize::from(is_record(v));
-        let item = nc_dtype(v.nc_type).map_or(1, |(d, _)| d.size() as u64);
-        v.dims[skip..].iter().try_fold(item, |acc, &d| {
-            acc.checked_mul(header.dims[d].len.unwrap_or(0))
-        })
-    };
-    let pad4 = |n: u64| n.checked_add(3).map(|n| n / 4 * 4);
+    let is_record = |v: &Var| header.is_record(v);
+    let slab = |v: &Var| header.slab(v);
     let records: Vec<&Var> = header.vars.iter().filter(|v| is_record(v)).collect();
     let mut recsize: Option<u64> = Some(0);
     for v in &records {

@@ -154,20 +154,7 @@ impl Array {
     /// # Errors
     /// Chunks that do not fit the shape, or invalid distribution parameters.
     pub fn random(dist: Distribution, shape: &[u64], chunks: Chunks, seed: u64) -> Result<Array> {
-        let ok = match dist {
-            Distribution::Normal { loc, scale } => {
-                loc.is_finite() && scale.is_finite() && scale >= 0.0
-            }
-            Distribution::Uniform { low, high } => low.is_finite() && high.is_finite(),
-            Distribution::Exponential { scale } => scale.is_finite() && scale >= 0.0,
-        };
-        if !ok {
-            return Err(Error::invalid(
-                "random",
-                "scale",
-                format!("invalid parameters {dist:?}"),
-            ));
-        }
+        dist.check()?;
         let grid = chunks.resolve(shape, DType::F64)?;
         Ok(Array::new(
             Op::Random { dist, seed },

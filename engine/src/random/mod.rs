@@ -69,6 +69,38 @@ pub enum Distribution {
     Exponential { scale: f64 },
 }
 
+impl Distribution {
+    /// Check the parameters: finite, and scales not negative.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error) naming them.
+    ///
+    /// ```
+    /// use ndstream_engine::Distribution;
+    /// assert!(Distribution::Normal { loc: 0.0, scale: 1.0 }.check().is_ok());
+    /// assert!(Distribution::Exponential { scale: -1.0 }.check().is_err());
+    /// assert!(Distribution::Uniform { low: 0.0, high: f64::NAN }.check().is_err());
+    /// ```
+    pub fn check(&self) -> crate::Result<()> {
+        let ok = match *self {
+            Distribution::Normal { loc, scale } => {
+                loc.is_finite() && scale.is_finite() && scale >= 0.0
+            }
+            Distribution::Uniform { low, high } => low.is_finite() && high.is_finite(),
+            Distribution::Exponential { scale } => scale.is_finite() && scale >= 0.0,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::invalid(
+                "random",
+                "scale",
+                format!("invalid parameters {self:?}"),
+            ))
+        }
+    }
+}
+
 /// The value at flat element index `index` of the random array `(dist, seed)`.
 ///
 /// This is the scalar reference; [`fill`] returns the same bits.
