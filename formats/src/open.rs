@@ -168,10 +168,11 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
     }
 }
 
-/// [`WriteMode::Into`](crate::WriteMode::Into) is for Zarr arrays only.
+/// [`WriteMode::Into`](crate::WriteMode::Into) and
+/// [`WriteMode::Shared`](crate::WriteMode::Shared) are for Zarr arrays only.
 fn refuse_into(path: &str, spec: &SinkSpec) -> Result<()> {
     let zarr = split_raw(path).is_none() && matches!(parse_location(path)?, Location::Zarr { .. });
-    if spec.mode == crate::WriteMode::Into && !zarr {
+    if matches!(spec.mode, crate::WriteMode::Into | crate::WriteMode::Shared) && !zarr {
         return Err(Error::open(
             path,
             "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",

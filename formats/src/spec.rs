@@ -95,6 +95,15 @@ pub enum WriteMode {
     /// Its shape, dtype and chunk (and shard) shape must be the spec's;
     /// the spec's codec, version and attributes are not used. Zarr only.
     Into,
+    /// One of several processes writing chunks into an array that a plan
+    /// created and marked incomplete (the tasks of a distributed job):
+    /// like `Into` (the array's own codecs; shape, dtype and grid must be
+    /// the spec's), but the array's lock is taken *shared*, so the tasks
+    /// write side by side while any other writer is refused; nothing is
+    /// tidied, every chunk is written (none counts as done) and `finish`
+    /// leaves the array marked incomplete (the plan's last stage, an
+    /// `Into` sink, marks it complete). Zarr only.
+    Shared,
 }
 
 /// Zarr format version for new Zarr stores.

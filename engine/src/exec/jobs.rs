@@ -17,14 +17,35 @@ use crate::plan;
 use crate::runner::{Msg, Runner, Tasks, Threads};
 use crate::source::ChunkSink;
 
+use super::tasks::{task_key, TaskStore};
 use super::{Executor, Progress, StoreReport};
 
 /// Where a job's finished chunks go.
-enum Deliver<'a> {
+pub(super) enum Deliver<'a> {
     /// Into an in-memory result of the node's shape.
     Memory(Mutex<Block>),
     /// Into a sink (written by the workers).
     Sink(&'a dyn ChunkSink),
+    /// A task of a plan run by tasks (see `tasks.rs`): into the sink, then
+    /// an empty record of the task; or, without a sink, the chunk's bytes
+    /// as the task's record. A task already recorded is skipped.
+    Task {
+        sink: Option<&'a dyn ChunkSink>,
+        marks: Marks<'a>,
+    },
+}
+
+/// Where the tasks of one stage of a plan record what they did.
+#[derive(Clone, Copy)]
+pub(super) struct Marks<'a> {
+    pub(super) store: &'a dyn TaskStore,
+    pub(super) stage: usize,
+}
+
+impl Marks<'_> {
+    pub(super) fn key(&self, n: u64) -> String {
+        task_key(self.stage, n)
+    }
 }
 
 impl Executor {
@@ -67,11 +88,11 @@ impl Executor {
         let shape: Vec<usize> = root.shape().iter().map(|&n| n as usize).collect();
         let deliver = Deliver::Memory(Mutex::new(Block::zeros(root.dtype(), &shape)));
         let grid = root.grid().clone();
-        self.map_job(root, &grid, &deliver, reuse, cache)?;
+        self.map_job(root, &grid, &deliver, reuse, cache, 0..grid.num_chunks())?;
         held.push(result_res);
         match deliver {
             Deliver::Memory(m) => Ok(Some(m.into_inner().unwrap_or_else(|e| e.into_inner()))),
-            Deliver::Sink(_) => Ok(None),
+            Deliver::Sink(_) | Deliver::Task { .. } => Ok(None),
         }
     }
 
@@ -84,27 +105,34 @@ impl Executor {
     ) -> Result<StoreReport> {
         let deliver = Deliver::Sink(sink);
         let grid = sink.grid().clone();
-        self.map_job(root, &grid, &deliver, reuse, cache)
+        self.map_job(root, &grid, &deliver, reuse, cache, 0..grid.num_chunks())
     }
 
-    /// Run one task per chunk of `grid`, delivering each.
-    fn map_job(
+    /// Run the tasks `range` of a map job over `grid` (task `n` is chunk
+    /// `n`), delivering each.
+    pub(super) fn map_job(
         &self,
         root: &Array,
         grid: &ChunkGrid,
         deliver: &Deliver<'_>,
         reuse: &plan::Reuse,
         cache: &ChunkCache,
+        range: std::ops::Range<u64>,
     ) -> Result<StoreReport> {
-        let total = grid.num_chunks();
+        let first = range.start;
+        let total = range.end.saturating_sub(range.start);
         let big: Selection = grid
             .max_chunk_shape()
             .iter()
             .map(|&n| crate::grid::AxisSel::full(n))
             .collect();
         let sink_extra = match deliver {
-            Deliver::Sink(s) => s.memory_per_chunk(),
-            Deliver::Memory(_) => 0,
+            Deliver::Sink(s)
+            | Deliver::Task {
+                sink: Some(s),
+                marks: _,
+            } => s.memory_per_chunk(),
+            Deliver::Memory(_) | Deliver::Task { sink: None, .. } => 0,
         };
         let ws = estimate(root, &big) + sink_extra;
         // The cache's chunks (an earlier stage's, say) are evicted on demand.
@@ -126,9 +154,23 @@ impl Executor {
         let bytes_per_chunk = |n: u64| -> u64 {
             grid.chunk_shape(&grid.unravel(n)).iter().product::<u64>() * root.dtype().size() as u64
         };
-        let bytes_total = root.nbytes();
+        let bytes_total = if total == grid.num_chunks() {
+            root.nbytes()
+        } else {
+            range.clone().map(bytes_per_chunk).sum::<u64>()
+        };
         let skipped = std::sync::atomic::AtomicU64::new(0);
-        let work = |n: u64, ctx: &EvalCtx<'_>| -> Result<Msg> {
+        let work = |i: u64, ctx: &EvalCtx<'_>| -> Result<Msg> {
+            let n = first + i;
+            if let Deliver::Task { marks, .. } = deliver {
+                if marks.store.has(&marks.key(n))? {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Msg::Chunk {
+                        n: i,
+                        written: false,
+                    });
+                }
+            }
             let idx = grid.unravel(n);
             let sel = region_sel(&grid.chunk_region(&idx));
             // Reserved before the resume check, which may read the stored
@@ -144,7 +186,10 @@ impl Executor {
             if let Deliver::Sink(s) = deliver {
                 if s.is_done(&idx) {
                     skipped.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Msg::Chunk { n, written: false });
+                    return Ok(Msg::Chunk {
+                        n: i,
+                        written: false,
+                    });
                 }
             }
             let b = scope(|| eval(root, &sel, ctx))?;
@@ -152,7 +197,24 @@ impl Executor {
                 Deliver::Sink(s) => {
                     s.write_chunk(&idx, &b)?;
                     drop((b, res));
-                    Ok(Msg::Chunk { n, written: true })
+                    Ok(Msg::Chunk {
+                        n: i,
+                        written: true,
+                    })
+                }
+                Deliver::Task { sink, marks } => {
+                    match sink {
+                        Some(s) => {
+                            s.write_chunk(&idx, &b)?;
+                            marks.store.put(&marks.key(n), &[])?;
+                        }
+                        None => marks.store.put(&marks.key(n), &b.to_ne_bytes())?,
+                    }
+                    drop((b, res));
+                    Ok(Msg::Chunk {
+                        n: i,
+                        written: true,
+                    })
                 }
                 Deliver::Memory(m) => {
                     let pos: Vec<std::ops::Range<usize>> = sel
@@ -162,7 +224,10 @@ impl Executor {
                     let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
                     place(&mut g, &pos, &b);
                     drop((g, b, res));
-                    Ok(Msg::Chunk { n, written: true })
+                    Ok(Msg::Chunk {
+                        n: i,
+                        written: true,
+                    })
                 }
             }
         };
@@ -177,8 +242,9 @@ impl Executor {
         // of a few per worker keeps the channel small whatever the job size.
         let window = (threads as u64 * 16).min(total.max(1));
         self.run_tasks(total, threads, window, reuse, cache, work, |msg| {
-            if let Msg::Chunk { n, written: w } = msg {
-                let b = bytes_per_chunk(n);
+            // Messages carry the task's place in the range.
+            if let Msg::Chunk { n: i, written: w } = msg {
+                let b = bytes_per_chunk(first + i);
                 progress.chunks_done += 1;
                 progress.bytes_done += b;
                 written += 1;
@@ -351,7 +417,7 @@ impl Executor {
     /// Run tasks `0..total` on this executor's worker threads (the
     /// [`Threads`] runner), at most `window` ahead of the in-order merge.
     #[allow(clippy::too_many_arguments)]
-    fn run_tasks(
+    pub(super) fn run_tasks(
         &self,
         total: u64,
         threads: usize,

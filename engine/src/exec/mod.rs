@@ -26,6 +26,9 @@
 //! `jobs.rs` runs each job (map, reduction) through the runner.
 
 mod jobs;
+mod tasks;
+
+pub use tasks::{DirStore, StageKind, StageReport, TaskPlan, TaskStage, TaskStore};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

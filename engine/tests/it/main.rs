@@ -8,3 +8,4 @@ mod map_blocks;
 mod program;
 mod reshape;
 mod scan;
+mod tasks;

@@ -124,7 +124,7 @@ impl ContiguousSink {
                 write_marker(name, &marker)?;
                 (t, None, None, false)
             }
-            (_, WriteMode::Into) => {
+            (_, WriteMode::Into | WriteMode::Shared) => {
                 // `create_sink` refuses it first; kept for callers of this sink.
                 return Err(Error::open(
                     name,

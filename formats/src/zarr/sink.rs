@@ -82,8 +82,11 @@ pub(crate) struct ZarrSink {
     /// Bytes of one such zstd context at this level and chunk size
     /// (measured at creation), counted in [`ChunkSink::memory_per_chunk`].
     zstd_context_bytes: u64,
-    /// `Into`: every chunk is written, none counts as done.
+    /// `Into` or `Shared`: every chunk is written, none counts as done.
     into: bool,
+    /// `Shared`: one of a plan's tasks; `finish` leaves the array
+    /// incomplete (the plan's last stage completes it).
+    shared: bool,
     /// `Overwrite`: the temporary being written and the array it replaces.
     swap: SwapGuard,
     /// Shared locks on the store root and the groups above the array, and
@@ -143,9 +146,10 @@ fn no_links_inside(name: &str, root: &Path, array: &str) -> Result<()> {
 }
 
 /// Lock the store for writing the array `array`: shared locks on the root
-/// and every group down to the array's parent, then an exclusive one on
-/// the array's directory (which exists). See [`crate::lock`].
-fn lock_array(name: &str, root: &Path, array: &str) -> Result<Vec<OutputLock>> {
+/// and every group down to the array's parent, then one of `kind` on the
+/// array's directory (which exists): exclusive for a writer, shared for
+/// one of a plan's tasks. See [`crate::lock`].
+fn lock_array(name: &str, root: &Path, array: &str, kind: LockKind) -> Result<Vec<OutputLock>> {
     let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
     let mut locks = Vec::with_capacity(parts.len() + 1);
     let mut p = root.to_path_buf();
@@ -153,7 +157,7 @@ fn lock_array(name: &str, root: &Path, array: &str) -> Result<Vec<OutputLock>> {
         locks.push(OutputLock::take(&p, LockKind::Shared).map_err(|e| e.into_error(name))?);
         p.push(part);
     }
-    locks.push(OutputLock::take(&p, LockKind::Exclusive).map_err(|e| e.into_error(name))?);
+    locks.push(OutputLock::take(&p, kind).map_err(|e| e.into_error(name))?);
     Ok(locks)
 }
 
@@ -381,7 +385,10 @@ impl ZarrSink {
         let dir = root.join(array);
         let want = meta::meta_of_spec(spec).map_err(|m| Error::open(name, m))?;
         no_links_inside(name, root, array)?;
-        if spec.mode == WriteMode::Into && !crate::path::is_zarr_node(&dir) {
+        let shared = spec.mode == WriteMode::Shared;
+        if matches!(spec.mode, WriteMode::Into | WriteMode::Shared)
+            && !crate::path::is_zarr_node(&dir)
+        {
             return Err(Error::open(
                 name,
                 "there is no Zarr array here to write into",
@@ -389,9 +396,16 @@ impl ZarrSink {
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| io_err(name, "creating the array directory", e))?;
-        let locks = lock_array(name, root, array)?;
-        // Under the array's lock: what a killed writer left beside it goes.
-        crate::swap::clean_stale(&dir);
+        let kind = if shared {
+            LockKind::Shared
+        } else {
+            LockKind::Exclusive
+        };
+        let locks = lock_array(name, root, array, kind)?;
+        if !shared {
+            // Under the array's lock: what a killed writer left beside it goes.
+            crate::swap::clean_stale(&dir);
+        }
         // A directory holding nothing but our marker (a write that failed
         // before its metadata, say on a full disk) is a store not begun.
         let exists = !is_empty_dir(&dir) && !only_marker(&dir);
@@ -442,7 +456,33 @@ impl ZarrSink {
                     }
                     _ => return Err(Error::open(name, "there is no Zarr array here to write into")),
                 },
+                WriteMode::Shared => match &existing {
+                    Some(Node::Array(have)) if same_grid(have, &want) => {
+                        if !dir.join(INCOMPLETE_MARKER).exists() {
+                            return Err(Error::open(
+                                name,
+                                "the array is complete (or was not created by a plan): the tasks of a plan write only into the array the plan created",
+                            ));
+                        }
+                        resume = true;
+                    }
+                    Some(Node::Array(have)) => {
+                        return Err(Error::open(
+                            name,
+                            format!(
+                                "the array is not the one the plan created: it is {} {:?} in chunks {:?}{}, the plan writes {} {:?} in chunks {:?}{}",
+                                have.dtype, have.shape, have.chunks, shard_words(have), want.dtype, want.shape, want.chunks, shard_words(&want)
+                            ),
+                        ))
+                    }
+                    _ => return Err(Error::open(name, "there is no Zarr array here for the plan's tasks to write into (run `ndstream plan` again)")),
+                },
             }
+        } else if shared {
+            return Err(Error::open(
+                name,
+                "there is no Zarr array here for the plan's tasks to write into (run `ndstream plan` again)",
+            ));
         }
         if !resume {
             ensure_groups(name, root, array, spec)?;
@@ -465,10 +505,14 @@ impl ZarrSink {
         };
         // From here on a failure drops the guard, which removes the temporary.
         let guard = SwapGuard(Mutex::new(swap.map(|tmp| (tmp, dir.clone()))));
-        if resume {
+        // Tasks writing side by side leave the tidying (and the marker) to
+        // the plan's last stage, which holds the array alone.
+        if resume && !shared {
             tidy_for_resume(name, &dir)?;
         }
-        write_marker(name, &write_dir)?;
+        if !shared {
+            write_marker(name, &write_dir)?;
+        }
         let array_handle = if resume {
             open_array(name, &dir, "")?
         } else {
@@ -507,7 +551,8 @@ impl ZarrSink {
             sync: spec.sync,
             direct_zstd,
             zstd_context_bytes,
-            into: spec.mode == WriteMode::Into,
+            into: matches!(spec.mode, WriteMode::Into | WriteMode::Shared),
+            shared,
         })
     }
 
@@ -684,6 +729,15 @@ impl ChunkSink for ZarrSink {
         unit_bytes(&self.chunk_shape, self.dtype, self.zstd_context_bytes)
     }
     fn finish(&self) -> Result<()> {
+        if self.shared {
+            // One task's chunks are written (each file atomically); the
+            // array stays incomplete until the plan's last stage.
+            if self.sync {
+                sync_tree(&self.dir).map_err(|e| io_err(&self.name, "the final sync", e))?;
+            }
+            self.locks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            return Ok(());
+        }
         let mut swap = self.swap.0.lock().unwrap_or_else(|p| p.into_inner());
         if self.sync {
             sync_tree(&self.dir).map_err(|e| io_err(&self.name, "the final sync", e))?;
@@ -735,7 +789,7 @@ impl WriteUnit {
         let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
         let direct_zstd = match spec.codec {
             // Into an existing array: its own codecs, through zarrs.
-            _ if spec.mode == WriteMode::Into => None,
+            _ if matches!(spec.mode, WriteMode::Into | WriteMode::Shared) => None,
             Codec::Zstd { level } if spec.shards.is_none() && cfg!(target_endian = "little") => {
                 Some(level)
             }
