@@ -46,6 +46,8 @@ pub use ndstream_engine::{
 /// the modules behind the types above.
 pub use ndstream_engine as engine;
 
+pub mod plan;
+
 /// Storage formats: Zarr v2/v3, HDF5, `.npy`, raw binary.
 pub mod formats {
     pub use ndstream_formats::*;

@@ -35,7 +35,7 @@ mod raw;
 mod swap;
 mod zarr;
 
-pub use identity::{check_output, check_output_file};
+pub use identity::{check_output, check_output_file, real_path};
 pub use open::{create_sink, info, is_pattern, open_many, open_source, sink_needs};
 pub use path::{parse_location, Location, RawSpec};
 pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};

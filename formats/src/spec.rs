@@ -59,7 +59,7 @@ impl std::str::FromStr for Codec {
                 }
                 Ok(Codec::Gzip { level: l as u32 })
             }
-            "blosc" if parts.len() <= 3 => {
+            "blosc" if parts.len() <= 4 => {
                 let cname = parts.get(1).copied().unwrap_or("lz4").to_ascii_lowercase();
                 if !["lz4", "lz4hc", "blosclz", "zstd", "zlib"].contains(&cname.as_str()) {
                     return Err(bad("blosc compressors are lz4, lz4hc, blosclz, zstd, zlib"));
@@ -68,13 +68,52 @@ impl std::str::FromStr for Codec {
                 if !(0..=9).contains(&l) {
                     return Err(bad("blosc levels go from 0 to 9"));
                 }
+                let shuffle = match parts.get(3).map(|p| p.to_ascii_lowercase()) {
+                    None => true,
+                    Some(p) if p == "shuffle" => true,
+                    Some(p) if p == "noshuffle" => false,
+                    Some(_) => return Err(bad("blosc's fourth part is shuffle or noshuffle")),
+                };
                 Ok(Codec::Blosc {
                     cname,
                     clevel: l as u8,
-                    shuffle: true,
+                    shuffle,
                 })
             }
             _ => Err(bad("unknown codec")),
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    /// The text [`FromStr`](std::str::FromStr) reads back as the same codec:
+    /// `none`, `zstd:3`, `gzip:6`, `blosc:lz4:5` (`blosc:lz4:5:noshuffle`
+    /// without the byte shuffle).
+    ///
+    /// ```
+    /// use ndstream_formats::Codec;
+    /// for s in ["none", "zstd:-1", "gzip:9", "blosc:zstd:5", "blosc:lz4:1:noshuffle"] {
+    ///     let c: Codec = s.parse().unwrap();
+    ///     assert_eq!(c.to_string(), s);
+    ///     assert_eq!(c.to_string().parse::<Codec>().unwrap(), c);
+    /// }
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codec::None => f.write_str("none"),
+            Codec::Zstd { level } => write!(f, "zstd:{level}"),
+            Codec::Gzip { level } => write!(f, "gzip:{level}"),
+            Codec::Blosc {
+                cname,
+                clevel,
+                shuffle,
+            } => {
+                write!(f, "blosc:{cname}:{clevel}")?;
+                if !shuffle {
+                    f.write_str(":noshuffle")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -97,12 +136,14 @@ pub enum WriteMode {
     Into,
     /// One of several processes writing chunks into an array that a plan
     /// created and marked incomplete (the tasks of a distributed job):
-    /// like `Into` (the array's own codecs; shape, dtype and grid must be
-    /// the spec's), but the array's lock is taken *shared*, so the tasks
-    /// write side by side while any other writer is refused; nothing is
-    /// tidied, every chunk is written (none counts as done) and `finish`
-    /// leaves the array marked incomplete (the plan's last stage, an
-    /// `Into` sink, marks it complete). Zarr only.
+    /// the array's layout must be the spec's, as for `Resume` (shape,
+    /// dtype, chunks, shards, codecs, version), and chunks are encoded as
+    /// the sink that created it encodes them (the same bytes); but the
+    /// array's lock is taken *shared*, so the tasks write side by side
+    /// while any other writer is refused; nothing is tidied, every chunk is
+    /// written (none counts as done) and `finish` leaves the array marked
+    /// incomplete (the plan's last stage, an `Into` sink, marks it
+    /// complete). Zarr only.
     Shared,
 }
 

@@ -44,6 +44,102 @@ pub enum Command {
     /// reductions, random normal, a weather stack with plots and stores,
     /// the Lennard-Jones potential.
     Demo(crate::demo::DemoArgs),
+    /// Plan a `convert` or `eval -o` as stages of tasks that any number of
+    /// processes or machines sharing the file system can run; writes the
+    /// plan file and creates the (incomplete) Zarr output.
+    Plan(PlanArgs),
+    /// Run a range of one stage's tasks of a plan in this process.
+    RunTask(RunTaskArgs),
+    /// Run a whole plan on a pool of local processes (resumes where an
+    /// interrupted run stopped).
+    Run(RunArgs),
+    /// Show how far a plan's job has got.
+    Status(StatusArgs),
+    /// Print an sbatch script that runs a plan as Slurm job arrays, one per
+    /// stage, each after the one before it.
+    Slurm(SlurmArgs),
+}
+
+/// `ndstream plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan file to write.
+    #[arg(short, long, value_name = "PLAN")]
+    pub output: PathBuf,
+    /// Where tasks record their results [default: PLAN.work].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The job to plan (`--memory` there is the budget of every task).
+    #[command(subcommand)]
+    pub job: PlanJob,
+}
+
+/// What `ndstream plan` plans.
+#[derive(Debug, Subcommand)]
+pub enum PlanJob {
+    /// A `convert SRC DST` (DST a .zarr).
+    Convert(ConvertArgs),
+    /// An `eval EXPR -o DST` (DST a .zarr).
+    Eval(EvalArgs),
+}
+
+/// `ndstream run-task`.
+#[derive(Debug, Args)]
+pub struct RunTaskArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The stage (0, 1, ...; `ndstream status` lists them).
+    #[arg(long, value_name = "S")]
+    pub stage: usize,
+    /// The tasks to run, `A..B` (B excluded) or `N` [default: all].
+    #[arg(long, value_name = "A..B", conflicts_with = "part")]
+    pub tasks: Option<String>,
+    /// Run part I of the stage cut into K equal ranges of tasks (`I/K`,
+    /// I from 0), as a job array's element does.
+    #[arg(long, value_name = "I/K")]
+    pub part: Option<String>,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `ndstream run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Processes at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub processes: usize,
+    /// Worker threads per process [default: the cores shared out].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `ndstream status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ndstream slurm`.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Most elements of one job array (each runs a range of tasks).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub array_size: u64,
+    /// CPUs per element (`--cpus-per-task`, and the threads it runs).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cpus: u32,
+    /// Extra `sbatch` options for every job (e.g. "--partition=short --time=1:00:00").
+    #[arg(long, value_name = "OPTS", allow_hyphen_values = true)]
+    pub sbatch_options: Option<String>,
 }
 
 /// Memory and threads of the executor.

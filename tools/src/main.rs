@@ -30,6 +30,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plot(a) => plot::run(a, cli.quiet),
         Command::Stress(a) => stress::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a),
+        Command::Plan(a) => cmd::plan::plan(a, cli.quiet),
+        Command::RunTask(a) => cmd::plan::run_task(a, cli.quiet),
+        Command::Run(a) => cmd::plan::run(a, cli.quiet),
+        Command::Status(a) => cmd::plan::status(a),
+        Command::Slurm(a) => cmd::plan::slurm(a),
     }
 }
 

@@ -28,7 +28,7 @@
 mod jobs;
 mod tasks;
 
-pub use tasks::{DirStore, StageKind, StageReport, TaskPlan, TaskStage, TaskStore};
+pub use tasks::{task_key, DirStore, StageKind, StageReport, TaskPlan, TaskStage, TaskStore};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

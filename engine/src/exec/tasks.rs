@@ -171,8 +171,9 @@ impl TaskStore for DirStore {
     }
 }
 
-/// The key under which task `n` of stage `stage` records what it did.
-pub(crate) fn task_key(stage: usize, n: u64) -> String {
+/// The key under which task `n` of stage `stage` records what it did
+/// (`stage-S/N`).
+pub fn task_key(stage: usize, n: u64) -> String {
     format!("stage-{stage}/{n}")
 }
 

@@ -457,7 +457,7 @@ impl ZarrSink {
                     _ => return Err(Error::open(name, "there is no Zarr array here to write into")),
                 },
                 WriteMode::Shared => match &existing {
-                    Some(Node::Array(have)) if same_grid(have, &want) => {
+                    Some(Node::Array(have)) if same_layout(have, &want) => {
                         if !dir.join(INCOMPLETE_MARKER).exists() {
                             return Err(Error::open(
                                 name,
@@ -470,8 +470,8 @@ impl ZarrSink {
                         return Err(Error::open(
                             name,
                             format!(
-                                "the array is not the one the plan created: it is {} {:?} in chunks {:?}{}, the plan writes {} {:?} in chunks {:?}{}",
-                                have.dtype, have.shape, have.chunks, shard_words(have), want.dtype, want.shape, want.chunks, shard_words(&want)
+                                "the array is not the one the plan created: it is {} {:?} in chunks {:?}{} ({}), the plan writes {} {:?} in chunks {:?}{} ({})",
+                                have.dtype, have.shape, have.chunks, shard_words(have), have.codec, want.dtype, want.shape, want.chunks, shard_words(&want), want.codec
                             ),
                         ))
                     }
@@ -789,7 +789,7 @@ impl WriteUnit {
         let chunk_shape = spec.shards.clone().unwrap_or_else(|| spec.chunks.clone());
         let direct_zstd = match spec.codec {
             // Into an existing array: its own codecs, through zarrs.
-            _ if matches!(spec.mode, WriteMode::Into | WriteMode::Shared) => None,
+            _ if spec.mode == WriteMode::Into => None,
             Codec::Zstd { level } if spec.shards.is_none() && cfg!(target_endian = "little") => {
                 Some(level)
             }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ndstream::{Array, Attributes, ChunkSource};
+use ndstream::{Array, Attributes, ChunkSource, StoreOptions};
 
 use crate::cli::ConvertArgs;
 use crate::config::{parse_dtype, resolve_chunks, store_options, usage, ExecConfig};
@@ -46,12 +46,11 @@ pub fn select(a: Array, sel: Option<&str>) -> anyhow::Result<Array> {
     }
 }
 
-/// Run `convert`.
+/// The array `convert` stores and how (what `ndstream plan convert` plans).
 ///
 /// # Errors
-/// Bad options or inputs (exit 2), read/write failures (exit 1).
-pub fn run(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
-    let cfg = ExecConfig::from_args(&args.exec, quiet)?;
+/// Bad options or inputs.
+pub fn prepare(args: &ConvertArgs) -> anyhow::Result<(Array, StoreOptions)> {
     let mut opts = store_options(&args.store)?;
     let dtype = args.dtype.as_deref().map(parse_dtype).transpose()?;
     let (a, attrs) = open_input(&args.src)?;
@@ -63,6 +62,16 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
         opts.chunks = Some(resolve_chunks(c, a.shape())?);
     }
     opts.attributes = attrs;
+    Ok((a, opts))
+}
+
+/// Run `convert`.
+///
+/// # Errors
+/// Bad options or inputs (exit 2), read/write failures (exit 1).
+pub fn run(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
+    let cfg = ExecConfig::from_args(&args.exec, quiet)?;
+    let (a, opts) = prepare(args)?;
     let session = Session::new(&cfg, true, quiet)?;
     session.store(&a, &args.dst, &opts)?;
     Ok(())

@@ -23,29 +23,16 @@ pub const MAX_PRINT: u64 = 10_000;
 /// Syntax and evaluation errors (exit 2, with a caret), runtime failures (exit 1).
 pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let cfg = ExecConfig::from_args(&args.exec, quiet)?;
-    let opts = store_options(&args.store)?;
-    let dtype = args.dtype.as_deref().map(parse_dtype).transpose()?;
-    let value = evaluate(&args.expr, &[]).map_err(anyhow::Error::new)?;
     if let Some(dst) = &args.output {
-        let Value::Array(mut a) = value else {
-            return Err(usage(format!(
-                "-o stores an array, but the result is a {}",
-                value.type_name()
-            )));
-        };
-        if let Some(d) = dtype {
-            a = a.astype(d);
-        }
-        let mut opts = opts;
-        if let Some(c) = &opts.chunks {
-            opts.chunks = Some(resolve_chunks(c, a.shape())?);
-        }
-        opts.attributes
-            .insert("ndstream_expression".into(), json!(args.expr));
+        let (a, opts) = prepare_store(args)?;
         let session = Session::new(&cfg, true, quiet)?;
         session.store(&a, dst, &opts)?;
         return Ok(());
     }
+    // Store options are checked even where nothing is stored.
+    store_options(&args.store)?;
+    args.dtype.as_deref().map(parse_dtype).transpose()?;
+    let value = evaluate(&args.expr, &[]).map_err(anyhow::Error::new)?;
     let mut arrays = Vec::new();
     collect_arrays(&value, &mut arrays);
     for a in &arrays {
@@ -76,6 +63,31 @@ pub fn run(args: &EvalArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The array `eval -o` stores and how (what `ndstream plan eval` plans).
+///
+/// # Errors
+/// Syntax and evaluation errors, a result that is not an array, bad options.
+pub fn prepare_store(args: &EvalArgs) -> anyhow::Result<(ndstream::Array, ndstream::StoreOptions)> {
+    let mut opts = store_options(&args.store)?;
+    let dtype = args.dtype.as_deref().map(parse_dtype).transpose()?;
+    let value = evaluate(&args.expr, &[]).map_err(anyhow::Error::new)?;
+    let Value::Array(mut a) = value else {
+        return Err(usage(format!(
+            "-o stores an array, but the result is a {}",
+            value.type_name()
+        )));
+    };
+    if let Some(d) = dtype {
+        a = a.astype(d);
+    }
+    if let Some(c) = &opts.chunks {
+        opts.chunks = Some(resolve_chunks(c, a.shape())?);
+    }
+    opts.attributes
+        .insert("ndstream_expression".into(), json!(args.expr));
+    Ok((a, opts))
 }
 
 /// Every array in a value, in order (lists and tuples flattened).

@@ -1,0 +1,492 @@
+//! Plan files: a store described once, run as numbered tasks by any
+//! number of processes on any machines that share the file system.
+//!
+//! [`PlanFile::create`] checks a store as [`store`](crate::store) would
+//! (output is not input, the budget holds every task), creates the output
+//! (a Zarr array marked incomplete) and a work directory, and writes the
+//! plan: the array as a [`Program`], the output, the memory budget every
+//! task runs under and the stages ([`TaskStage`]). [`PlanFile::run_task`]
+//! runs a range of one stage's tasks from the plan alone, in any process;
+//! [`PlanFile::status`] says how far the job has got. A runner (the CLI's
+//! process pool, a Slurm job array, Dask) runs each stage's tasks, in
+//! any order and as often as it likes, before the next stage's; the output
+//! then has the bits the in-process store writes.
+//!
+//! ```no_run
+//! use ndstream::{plan::PlanFile, Executor, StoreOptions};
+//! let x = ndstream::open("data.zarr")?;
+//! let exec = Executor::builder().memory(256 << 20).build()?;
+//! let y = &x - &x.mean(None)?;
+//! let plan = PlanFile::create(&exec, &y, "out.zarr", &StoreOptions::default(), "job.json".as_ref(), None)?;
+//! // In any process, each stage in order (here all in this one):
+//! for (s, st) in plan.stages.iter().enumerate() {
+//!     plan.run_task(s, 0..st.tasks, 2)?;
+//! }
+//! assert!(plan.status()?.complete);
+//! # Ok::<(), ndstream::Error>(())
+//! ```
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndstream_engine::exec::{
+    task_key, DirStore, StageKind, StageReport, TaskPlan, TaskStage, TaskStore,
+};
+use ndstream_engine::program::Program;
+use ndstream_formats as formats;
+use serde_json::{json, Value};
+
+use crate::{sink_spec, Array, ChunkSink, Error, Executor, Result, StoreOptions};
+
+/// The plan file layout this build writes and reads.
+pub const PLAN_VERSION: u64 = 1;
+
+/// The file in the work directory that names the plan it belongs to.
+const PLAN_ID_FILE: &str = "plan-id";
+
+/// A store planned as stages of tasks (see the module docs), as written to
+/// and read from a plan file.
+#[derive(Clone, Debug)]
+pub struct PlanFile {
+    /// Where the plan file is.
+    pub path: PathBuf,
+    /// An id made when the plan was, also written into the work directory:
+    /// records of another plan are never taken for this one's.
+    pub id: String,
+    /// The array stored.
+    pub program: Program,
+    /// The output, as an absolute location (`/data/out.zarr`).
+    pub output: String,
+    /// The output's chunk shape, and its shard shape if sharded.
+    pub chunks: Vec<u64>,
+    pub shards: Option<Vec<u64>>,
+    /// The output's compression and Zarr version (the tasks encode chunks
+    /// as the sink that created the output does).
+    pub codec: formats::Codec,
+    pub zarr_version: formats::ZarrVersion,
+    /// The memory budget every task runs under, bytes (the plan was
+    /// checked against it).
+    pub memory: u64,
+    /// Where tasks record what they did (partials, merged results, done
+    /// markers).
+    pub work_dir: PathBuf,
+    /// The stages, in order.
+    pub stages: Vec<TaskStage>,
+}
+
+/// How far a plan's job has got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanStatus {
+    /// Per stage: tasks recorded as done, and tasks in all.
+    pub stages: Vec<(u64, u64)>,
+    /// The finish stage has run: the output is complete.
+    pub complete: bool,
+}
+
+impl PlanStatus {
+    /// The first stage with a task left, if any.
+    pub fn next_stage(&self) -> Option<usize> {
+        self.stages.iter().position(|&(done, all)| done < all)
+    }
+}
+
+fn bad_plan(path: &Path, message: impl Into<String>) -> Error {
+    Error::open(path.display().to_string(), message)
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Open {
+        path: path.display().to_string(),
+        message: format!("{what}: {e}"),
+        cause: Some(Box::new(e)),
+    }
+}
+
+/// A fresh id: time, process and a random hasher's seed.
+fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// `path` made absolute (against the current directory), `.` and `..`
+/// applied.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    formats::real_path(path).map_err(|e| io_error(path, "cannot resolve the path", e))
+}
+
+impl PlanFile {
+    /// Plan a store of `a` at `output` (a Zarr array) with `opts`, checked
+    /// against `exec`'s budget, and write the plan to `plan_path`. The
+    /// output is created, marked incomplete, and the work directory
+    /// (`work_dir`, by default the plan file's path with `.work` added) is
+    /// made; neither may exist, nor the plan file. Nothing is read.
+    ///
+    /// # Errors
+    /// An output that is not a new Zarr array, or is an input
+    /// ([`Error::OutputIsInput`]); a plan file or work directory that
+    /// exists or lies inside an input or the output; `opts.mode` other
+    /// than create (an interrupted plan resumes by running it again); an
+    /// array that cannot be described as a program (an in-memory input
+    /// of this process only, `map_blocks`); plan/budget errors as
+    /// [`store`](crate::store).
+    pub fn create(
+        exec: &Executor,
+        a: &Array,
+        output: &str,
+        opts: &StoreOptions,
+        plan_path: &Path,
+        work_dir: Option<&Path>,
+    ) -> Result<PlanFile> {
+        if opts.mode != formats::WriteMode::Create {
+            return Err(Error::invalid(
+                "plan",
+                "mode",
+                "a plan writes a new output: to replace one, remove it first; an interrupted plan resumes by running it again",
+            ));
+        }
+        let loc = formats::parse_location(output)?;
+        if !matches!(loc, formats::Location::Zarr { .. }) {
+            return Err(Error::open(
+                output,
+                "a plan writes Zarr outputs (its tasks write chunks side by side); store to .zarr, then convert the result if another format is needed",
+            ));
+        }
+        let abs_output = loc.to_locator().ok_or_else(|| {
+            Error::open(output, "the output path cannot be named to another process")
+        })?;
+        let inputs: Vec<String> = a.sources().iter().map(|s| s.name().to_string()).collect();
+        formats::check_output(output, &inputs)?;
+        let plan_path = absolute(plan_path)?;
+        let work_dir = match work_dir {
+            Some(w) => absolute(w)?,
+            None => {
+                let mut w = plan_path.clone().into_os_string();
+                w.push(".work");
+                PathBuf::from(w)
+            }
+        };
+        let mut guarded = inputs.clone();
+        guarded.push(abs_output.clone());
+        for (what, p) in [("plan file", &plan_path), ("work directory", &work_dir)] {
+            formats::check_output_file(p, &guarded)?;
+            if std::fs::symlink_metadata(p).is_ok() && !is_empty_dir(p) {
+                return Err(bad_plan(
+                    p,
+                    format!("the {what} exists; remove it or name another"),
+                ));
+            }
+        }
+        let program = Program::of(std::slice::from_ref(a))?;
+        let mut spec = sink_spec(a, opts);
+        spec.mode = formats::WriteMode::Create;
+        let (grid, sink_bytes) = formats::sink_needs(output, &spec)?;
+        let tasks = exec.plan_tasks(a, &grid, sink_bytes)?;
+        let plan = PlanFile {
+            path: plan_path,
+            id: new_id(),
+            program,
+            output: abs_output,
+            chunks: spec.chunks.clone(),
+            shards: spec.shards.clone(),
+            codec: spec.codec.clone(),
+            zarr_version: spec.zarr_version,
+            memory: exec.budget().limit(),
+            work_dir,
+            stages: tasks.stages().to_vec(),
+        };
+        // The output, marked incomplete until the finish stage (a sink
+        // dropped unfinished leaves a new array so).
+        drop(formats::create_sink(output, &spec)?);
+        std::fs::create_dir_all(&plan.work_dir)
+            .map_err(|e| io_error(&plan.work_dir, "cannot create the work directory", e))?;
+        DirStore::new(&plan.work_dir).put(PLAN_ID_FILE, plan.id.as_bytes())?;
+        plan.save()?;
+        Ok(plan)
+    }
+
+    /// The plan as JSON.
+    pub fn to_json(&self) -> String {
+        let stages: Vec<Value> = self
+            .stages
+            .iter()
+            .map(|s| {
+                json!({"kind": s.kind.name(), "tasks": s.tasks, "memory": s.memory, "what": s.what})
+            })
+            .collect();
+        let program: Value = serde_json::from_str(&self.program.to_json()).unwrap_or(Value::Null);
+        let v = json!({
+            "ndstream_plan": PLAN_VERSION,
+            "id": self.id,
+            "output": {
+                "path": self.output,
+                "chunks": self.chunks,
+                "shards": self.shards,
+                "codec": self.codec.to_string(),
+                "zarr_version": match self.zarr_version {
+                    formats::ZarrVersion::V2 => 2,
+                    _ => 3,
+                },
+            },
+            "memory": self.memory,
+            "work_dir": self.work_dir.to_string_lossy(),
+            "stages": stages,
+            "program": program,
+        });
+        // Stages first for a reader; the program last (it may be long).
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+
+    fn save(&self) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.ndstream-tmp-{}", std::process::id()));
+        let written = std::fs::write(&tmp, self.to_json()).and_then(|()| {
+            // Never replace a plan file that appeared meanwhile.
+            std::fs::hard_link(&tmp, &self.path)
+        });
+        let _ = std::fs::remove_file(&tmp);
+        written.map_err(|e| io_error(&self.path, "cannot write the plan file", e))
+    }
+
+    /// Read a plan file.
+    ///
+    /// # Errors
+    /// A file that cannot be read or is not a plan of this version.
+    pub fn load(path: &Path) -> Result<PlanFile> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| io_error(path, "cannot read the plan file", e))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| bad_plan(path, format!("not a plan file: {e}")))?;
+        let version = v.get("ndstream_plan").and_then(Value::as_u64);
+        if version != Some(PLAN_VERSION) {
+            return Err(bad_plan(
+                path,
+                format!(
+                    "not a plan file of version {PLAN_VERSION} (found {})",
+                    version.map_or("no version".to_string(), |n| n.to_string())
+                ),
+            ));
+        }
+        let field = |name: &str| -> Result<&Value> {
+            v.get(name)
+                .ok_or_else(|| bad_plan(path, format!("the plan has no `{name}`")))
+        };
+        let text_of = |x: &Value, name: &str| -> Result<String> {
+            x.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad_plan(path, format!("`{name}` is not text")))
+        };
+        let u64_of = |x: &Value, name: &str| -> Result<u64> {
+            x.as_u64()
+                .ok_or_else(|| bad_plan(path, format!("`{name}` is not a whole number")))
+        };
+        let list_of = |x: &Value, name: &str| -> Result<Vec<u64>> {
+            x.as_array()
+                .ok_or_else(|| bad_plan(path, format!("`{name}` is not a list")))?
+                .iter()
+                .map(|n| u64_of(n, name))
+                .collect()
+        };
+        let out = field("output")?;
+        let out_field = |name: &str| -> Result<&Value> {
+            out.get(name)
+                .ok_or_else(|| bad_plan(path, format!("the plan's output has no `{name}`")))
+        };
+        let shards = match out_field("shards")? {
+            Value::Null => None,
+            s => Some(list_of(s, "shards")?),
+        };
+        let codec: formats::Codec = text_of(out_field("codec")?, "codec")?
+            .parse()
+            .map_err(|e| bad_plan(path, format!("the output's codec: {e}")))?;
+        let zarr_version = match out_field("zarr_version")?.as_u64() {
+            Some(2) => formats::ZarrVersion::V2,
+            Some(3) => formats::ZarrVersion::V3,
+            _ => return Err(bad_plan(path, "the output's zarr_version is not 2 or 3")),
+        };
+        let mut stages = Vec::new();
+        for s in field("stages")?
+            .as_array()
+            .ok_or_else(|| bad_plan(path, "`stages` is not a list"))?
+        {
+            let get = |name: &str| -> Result<&Value> {
+                s.get(name)
+                    .ok_or_else(|| bad_plan(path, format!("a stage has no `{name}`")))
+            };
+            let kind = match get("kind")?.as_str() {
+                Some("partials") => StageKind::Partials,
+                Some("merge") => StageKind::Merge,
+                Some("write") => StageKind::Write,
+                Some("finish") => StageKind::Finish,
+                other => {
+                    return Err(bad_plan(path, format!("unknown stage kind {other:?}")));
+                }
+            };
+            stages.push(TaskStage {
+                kind,
+                tasks: u64_of(get("tasks")?, "tasks")?,
+                memory: u64_of(get("memory")?, "memory")?,
+                what: text_of(get("what")?, "what")?,
+            });
+        }
+        let program = Program::from_json(&field("program")?.to_string())?;
+        Ok(PlanFile {
+            path: absolute(path)?,
+            id: text_of(field("id")?, "id")?,
+            program,
+            output: text_of(out_field("path")?, "output path")?,
+            chunks: list_of(out_field("chunks")?, "chunks")?,
+            shards,
+            codec,
+            zarr_version,
+            memory: u64_of(field("memory")?, "memory")?,
+            work_dir: PathBuf::from(text_of(field("work_dir")?, "work_dir")?),
+            stages,
+        })
+    }
+
+    /// The work directory's store, checked to be this plan's.
+    fn store(&self) -> Result<DirStore> {
+        let store = DirStore::new(&self.work_dir);
+        match store.get(PLAN_ID_FILE)? {
+            Some(id) if id == self.id.as_bytes() => Ok(store),
+            Some(_) => Err(bad_plan(
+                &self.work_dir,
+                format!(
+                    "the work directory belongs to another plan than {}",
+                    self.path.display()
+                ),
+            )),
+            None => Err(bad_plan(
+                &self.work_dir,
+                format!(
+                    "the work directory of {} is missing (or not a plan's)",
+                    self.path.display()
+                ),
+            )),
+        }
+    }
+
+    /// The array again, and its task plan compiled against the plan's
+    /// budget with `threads` threads; the stages must be the recorded ones.
+    fn compile(&self, threads: usize) -> Result<(Executor, TaskPlan, formats::SinkSpec)> {
+        let arrays = crate::from_program(&self.program)?;
+        let a = arrays
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad_plan(&self.path, "the plan's program holds no array"))?;
+        let exec = Executor::builder()
+            .memory(self.memory)
+            .threads(threads)
+            .build()?;
+        let mut spec = formats::SinkSpec::new(a.shape().to_vec(), a.dtype(), self.chunks.clone());
+        spec.shards = self.shards.clone();
+        spec.codec = self.codec.clone();
+        spec.zarr_version = self.zarr_version;
+        spec.mode = formats::WriteMode::Shared;
+        let (grid, sink_bytes) = formats::sink_needs(&self.output, &spec)?;
+        let tasks = exec.plan_tasks(&a, &grid, sink_bytes)?;
+        // The same work (names of inputs may read differently once reopened
+        // by their absolute locators).
+        let shape = |s: &[TaskStage]| -> Vec<(StageKind, u64, u64)> {
+            s.iter().map(|s| (s.kind, s.tasks, s.memory)).collect()
+        };
+        if shape(tasks.stages()) != shape(&self.stages) {
+            return Err(bad_plan(
+                &self.path,
+                "the stages this build compiles from the plan's program differ from the recorded ones (a plan made by another version of ndstream?); plan again",
+            ));
+        }
+        Ok((exec, tasks, spec))
+    }
+
+    /// Run tasks `tasks` of stage `stage` in this process on `threads`
+    /// threads, under the plan's budget. Tasks already recorded are
+    /// skipped, so a task (or a whole range) may run again, or in two
+    /// processes at once: the bytes written are the same. After the
+    /// finish stage the work directory holds only the finish record.
+    ///
+    /// # Errors
+    /// As [`Executor::run_stage`]; a plan whose work directory is not its
+    /// own; an output that is not the one the plan created.
+    pub fn run_task(&self, stage: usize, tasks: Range<u64>, threads: usize) -> Result<StageReport> {
+        let store = self.store()?;
+        let finish = self.stages.len().saturating_sub(1);
+        if stage != finish && store.has(&task_key(finish, 0))? {
+            // A finished plan: every task is done.
+            return Ok(StageReport {
+                ran: 0,
+                skipped: tasks.end.saturating_sub(tasks.start),
+            });
+        }
+        let (exec, plan, spec) = self.compile(threads)?;
+        let open = |kind: StageKind| -> Result<Arc<dyn ChunkSink>> {
+            let mut spec = spec.clone();
+            // The finish holds the array alone (an `Into` sink, whose
+            // finish marks it complete); the writes share it.
+            if kind == StageKind::Finish {
+                spec.mode = formats::WriteMode::Into;
+            }
+            formats::create_sink(&self.output, &spec)
+        };
+        let kind = self
+            .stages
+            .get(stage)
+            .map(|s| s.kind)
+            .unwrap_or(StageKind::Write);
+        let report = exec.run_stage(&plan, stage, tasks, &store, &|| open(kind))?;
+        if kind == StageKind::Finish {
+            // The records are no longer needed: the output is complete.
+            for s in 0..finish {
+                let dir = self.work_dir.join(format!("stage-{s}"));
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(io_error(&dir, "cannot remove the records", e));
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// How far the job has got.
+    ///
+    /// # Errors
+    /// A work directory that is not this plan's, or cannot be read.
+    pub fn status(&self) -> Result<PlanStatus> {
+        let store = self.store()?;
+        let finish = self.stages.len().saturating_sub(1);
+        let complete = store.has(&task_key(finish, 0))?;
+        let mut stages = Vec::with_capacity(self.stages.len());
+        for (s, st) in self.stages.iter().enumerate() {
+            let done = if complete {
+                st.tasks
+            } else {
+                let mut n = 0;
+                for t in 0..st.tasks {
+                    n += u64::from(store.has(&task_key(s, t))?);
+                }
+                n
+            };
+            stages.push((done, st.tasks));
+        }
+        Ok(PlanStatus { stages, complete })
+    }
+}
+
+fn is_empty_dir(p: &Path) -> bool {
+    std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
+}

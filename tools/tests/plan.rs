@@ -1,0 +1,465 @@
+//! Plans run as tasks (`ndstream plan`, `run-task`, `run`, `status`,
+//! `slurm`): every runner writes the bytes the in-process `convert` or
+//! `eval -o` writes (the tutorial's workloads in small: a stacked mean, a
+//! strided subset to Zarr, an HDF5 stack to sharded Zarr v3, the
+//! Lennard-Jones energy, nested staged reductions); `kill -9` at random
+//! moments then `run` again finishes the job with the same bytes; what a
+//! plan cannot do is refused with exit 2 before anything is created.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ndstream")
+}
+
+fn ndstream(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .arg("--quiet")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let (code, out, err) = ndstream(args, dir);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}
+
+fn refused(args: &[&str], dir: &Path, words: &str) {
+    let before = tree(dir);
+    let (code, _, err) = ndstream(args, dir);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert!(err.contains(words), "{args:?}: {err}");
+    assert_eq!(tree(dir), before, "{args:?} changed files");
+}
+
+/// Every file below `dir`, by relative path, with its bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn same_store(a: &Path, b: &Path) {
+    let (ta, tb) = (tree(a), tree(b));
+    assert_eq!(
+        ta.keys().collect::<Vec<_>>(),
+        tb.keys().collect::<Vec<_>>(),
+        "{} and {} hold different files",
+        a.display(),
+        b.display()
+    );
+    for (k, v) in &ta {
+        assert!(
+            v == &tb[k],
+            "{} differs between {} and {}",
+            k.display(),
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+/// Three small "days" of HDF5 data and a Zarr input, as the tutorial's.
+fn inputs(dir: &Path) {
+    for day in 0..3 {
+        ok(
+            &[
+                "eval",
+                &format!(
+                    "random.normal(280, 10, size=(120, 90), chunks=(50, 40), seed={day}).astype('f4')"
+                ),
+                "-o",
+                &format!("day{day}.h5:/t2m"),
+                "--chunks",
+                "50,40",
+            ],
+            dir,
+        );
+    }
+    ok(
+        &[
+            "eval",
+            "random.normal(3, 2, size=(300, 200), chunks=(70, 60), seed=7)",
+            "-o",
+            "x.zarr",
+        ],
+        dir,
+    );
+}
+
+const LJ: &str = "c = random.normal(0, 500, size=(300, 3), chunks=(75, 3), seed=1981) - 0.5; \
+    d = c[:, None, :] - c[None, :, :]; r2 = (d * d).sum(axis=2); sr6 = (1 / r2) ** 3; \
+    nansum(4 * (sr6 * sr6 - sr6)) / 2";
+
+/// (name, the job's arguments after `plan -o P` with DST for its output).
+fn jobs() -> Vec<(&'static str, Vec<String>)> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "w3a-mean",
+            s(&["eval", "stack([open('day0.h5:/t2m'), open('day1.h5:/t2m'), open('day2.h5:/t2m')]).mean(axis=0)", "-o", "DST"]),
+        ),
+        (
+            "w3c-strided",
+            s(&["convert", "day*.h5:/t2m", "DST", "--select", ":, ::2, ::2", "--codec", "zstd:3"]),
+        ),
+        (
+            "w5a-sharded",
+            s(&["convert", "day*.h5:/t2m", "DST", "--chunks", "1,50,40", "--shard", "1,100,80", "--codec", "zstd:3"]),
+        ),
+        ("lj", s(&["eval", LJ, "-o", "DST"])),
+        (
+            "standardised-v2",
+            s(&["eval", "x = open('x.zarr'); (x - x.mean(axis=0)) / x.std()", "-o", "DST", "--zarr-version", "2", "--memory", "8MiB"]),
+        ),
+    ]
+}
+
+fn with_dst(args: &[String], dst: &str) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            if a == "DST" {
+                dst.to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn the_process_runner_and_the_slurm_script_write_the_in_process_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inputs(dir);
+    // A stand-in for sbatch: runs every element of the array one after
+    // the other with SLURM_ARRAY_TASK_ID set, as Slurm's job array would.
+    let fake = dir.join("bin");
+    std::fs::create_dir(&fake).unwrap();
+    std::fs::write(
+        fake.join("sbatch"),
+        "#!/bin/bash\nset -e\nwrap=\"\"; array=\"\"\nfor a in \"$@\"; do case \"$a\" in --wrap=*) wrap=\"${a#--wrap=}\";; --array=*) array=\"${a#--array=}\";; esac; done\n\
+         echo \"$@\" >> \"$SBATCH_LOG\"\nlast=${array#*-}\nfor i in $(seq ${array%-*} $last); do SLURM_ARRAY_TASK_ID=$i bash -c \"$wrap\" >&2; done\necho \"$RANDOM;cluster\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        fake.join("sbatch"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for (name, job) in jobs() {
+        let reference = format!("{name}-ref.zarr");
+        // The in-process run of the same command.
+        let mut args = with_dst(&job, &reference);
+        ok(&strs(&args), dir);
+        // The process pool.
+        let out = format!("{name}-pool.zarr");
+        let plan = format!("{name}-pool.json");
+        args = vec!["plan".into(), "-o".into(), plan.clone()];
+        args.extend(with_dst(&job, &out));
+        ok(&strs(&args), dir);
+        let status = ok(&["status", &plan], dir);
+        assert!(status.contains("incomplete, next stage 0"), "{status}");
+        // The output exists, marked incomplete, before any task runs.
+        assert!(dir.join(&out).join(".ndstream-incomplete").exists());
+        ok(&["run", &plan, "--processes", "3"], dir);
+        same_store(&dir.join(&out), &dir.join(&reference));
+        let status = ok(&["status", &plan, "--json"], dir);
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(v["complete"], true, "{status}");
+        // A finished plan runs again as a no-op.
+        ok(&["run", &plan], dir);
+        same_store(&dir.join(&out), &dir.join(&reference));
+
+        // The Slurm script, its sbatch calls run by the stand-in.
+        let out = format!("{name}-slurm.zarr");
+        let plan = format!("{name}-slurm.json");
+        args = vec!["plan".into(), "-o".into(), plan.clone()];
+        args.extend(with_dst(&job, &out));
+        ok(&strs(&args), dir);
+        let script = ok(&["slurm", &plan, "--array-size", "4"], dir);
+        std::fs::write(dir.join("job.sh"), &script).unwrap();
+        let log = dir.join(format!("{name}-sbatch.log"));
+        let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+        let o = Command::new("bash")
+            .arg("job.sh")
+            .env("PATH", path)
+            .env("SBATCH_LOG", &log)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        same_store(&dir.join(&out), &dir.join(&reference));
+        // One job array per stage, each after the one before.
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = calls.lines().collect();
+        let stages: serde_json::Value =
+            serde_json::from_str(&ok(&["status", &plan, "--json"], dir)).unwrap();
+        assert_eq!(lines.len(), stages["stages"].as_array().unwrap().len());
+        assert!(!lines[0].contains("--dependency"));
+        assert!(lines[1..]
+            .iter()
+            .all(|l| l.contains("--dependency=afterok:")));
+    }
+}
+
+/// Kill the process group of `ndstream run` at a moment in `0..max_ms`.
+fn run_and_kill(plan: &str, dir: &Path, after_ms: u64) -> bool {
+    let mut child = Command::new(bin())
+        .args(["--quiet", "run", plan, "--processes", "2", "--threads", "1"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id();
+    std::thread::sleep(Duration::from_millis(after_ms));
+    let finished = child.try_wait().unwrap().is_some_and(|s| s.success());
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{pgid}")])
+        .status();
+    let _ = child.wait();
+    finished
+}
+
+#[test]
+fn kill_9_at_random_moments_then_run_again_finishes_with_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Long enough (a few seconds) for 20 kills at moments under 0.22 s.
+    let expr = "x = random.normal(3, 2, size=(4000, 2000), chunks=(100, 100), seed=3); \
+                y = x - x.mean(axis=0); y / y.std()";
+    let store = ["--chunks", "50,200", "--codec", "zstd:1"];
+    let mut args = vec!["eval", expr, "-o", "ref.zarr"];
+    args.extend(store);
+    ok(&args, dir);
+    // A cheap pseudo-random sequence of moments.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut kills = 0;
+    let mut plans = 0;
+    let mut states = Vec::new();
+    // Plan again until 20 kills have landed (a fast machine finishes a
+    // job in fewer); every plan must end with the reference's bytes.
+    while kills < 20 {
+        assert!(plans < 10, "{kills} kills in {plans} plans");
+        let (plan, out) = (format!("job{plans}.json"), format!("out{plans}.zarr"));
+        let mut args = vec!["plan", "-o", &plan, "eval", expr, "-o", &out];
+        args.extend(store);
+        ok(&args, dir);
+        for _ in 0..60 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if run_and_kill(&plan, dir, 20 + seed % 200) {
+                break;
+            }
+            kills += 1;
+            let v: serde_json::Value =
+                serde_json::from_str(&ok(&["status", &plan, "--json"], dir)).unwrap();
+            states.push(v["next_stage"].clone());
+            if v["complete"] == true {
+                break;
+            }
+        }
+        ok(&["run", &plan], dir);
+        same_store(&dir.join(&out), &dir.join("ref.zarr"));
+        plans += 1;
+    }
+    // Kills landed in more than one stage.
+    states.sort_by_key(|v| v.as_i64());
+    states.dedup();
+    assert!(states.len() > 1, "{states:?}");
+}
+
+#[test]
+fn two_copies_of_a_task_range_at_once_write_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inputs(dir);
+    let job = [
+        "convert", "x.zarr", "DST", "--chunks", "10,10", "--codec", "zstd:3",
+    ];
+    fn with<'a>(job: &[&'a str], dst: &'a str) -> Vec<&'a str> {
+        job.iter()
+            .map(|a| if *a == "DST" { dst } else { a })
+            .collect()
+    }
+    ok(&with(&job, "ref.zarr"), dir);
+    let mut args = vec!["plan", "-o", "job.json"];
+    args.extend(with(&job, "out.zarr"));
+    ok(&args, dir);
+    let spawn = || {
+        Command::new(bin())
+            .args(["--quiet", "run-task", "job.json", "--stage", "0"])
+            .current_dir(dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // While the tasks' shared hold is gone, a plain writer may have it; but
+    // the output is not complete before the finish stage.
+    assert!(dir.join("out.zarr/.ndstream-incomplete").exists());
+    ok(&["run-task", "job.json", "--stage", "1"], dir);
+    same_store(&dir.join("out.zarr"), &dir.join("ref.zarr"));
+}
+
+#[test]
+fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inputs(dir);
+    refused(
+        &["plan", "-o", "p.json", "convert", "x.zarr", "out.h5:/x"],
+        dir,
+        "Zarr outputs",
+    );
+    refused(
+        &["plan", "-o", "p.json", "convert", "x.zarr", "out.npy"],
+        dir,
+        "Zarr outputs",
+    );
+    refused(
+        &["plan", "-o", "p.json", "convert", "x.zarr", "x.zarr"],
+        dir,
+        "x.zarr",
+    );
+    refused(
+        &[
+            "plan",
+            "-o",
+            "x.zarr/p.json",
+            "convert",
+            "x.zarr",
+            "out.zarr",
+        ],
+        dir,
+        "x.zarr",
+    );
+    refused(
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "--work-dir",
+            "out.zarr/w",
+            "convert",
+            "x.zarr",
+            "out.zarr",
+        ],
+        dir,
+        "out.zarr",
+    );
+    refused(
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "convert",
+            "x.zarr",
+            "out.zarr",
+            "--overwrite",
+        ],
+        dir,
+        "new output",
+    );
+    refused(
+        &["plan", "-o", "p.json", "eval", "open('x.zarr').sum()"],
+        dir,
+        "-o DST",
+    );
+    refused(
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "eval",
+            "x = open('x.zarr'); x - x.mean()",
+            "-o",
+            "o.zarr",
+            "--memory",
+            "1KiB",
+        ],
+        dir,
+        "budget",
+    );
+    // An existing plan file is never replaced.
+    std::fs::write(dir.join("p.json"), "mine").unwrap();
+    refused(
+        &["plan", "-o", "p.json", "convert", "x.zarr", "out.zarr"],
+        dir,
+        "exists",
+    );
+    std::fs::remove_file(dir.join("p.json")).unwrap();
+
+    // Stages out of order, ranges outside a stage, a work directory of
+    // another plan.
+    ok(
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "eval",
+            "x = open('x.zarr'); x - x.mean()",
+            "-o",
+            "o.zarr",
+        ],
+        dir,
+    );
+    refused(&["run-task", "p.json", "--stage", "1"], dir, "stage 0");
+    refused(&["run-task", "p.json", "--stage", "2"], dir, "stage 1");
+    refused(&["run-task", "p.json", "--stage", "9"], dir, "stages 0..4");
+    refused(
+        &["run-task", "p.json", "--stage", "0", "--tasks", "0..9999"],
+        dir,
+        "not inside",
+    );
+    refused(
+        &["run-task", "p.json", "--stage", "0", "--part", "3/3"],
+        dir,
+        "I/K",
+    );
+    refused(&["run", "p.json", "--processes", "0"], dir, "--processes");
+    refused(&["status", "nothing.json"], dir, "nothing.json");
+    std::fs::write(dir.join("p.json.work/plan-id"), "another").unwrap();
+    refused(&["run-task", "p.json", "--stage", "0"], dir, "another plan");
+    // A plain writer cannot take the plan's output meanwhile.
+    let (code, _, err) = ndstream(&["convert", "x.zarr", "o.zarr"], dir);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+}
