@@ -14,6 +14,15 @@ with :class:`ndstream.MemoryBudgetError` before anything is read.
 globally with ``ndstream.config.set(...)``, for a block with ``with
 ndstream.config.set(...):``, or per call with ``x.compute(memory=...,
 threads=...)``.
+
+``scheduler`` picks where jobs run, as in Dask: ``None``, ``"threads"``
+or ``"sync"`` run them in this process; ``"distributed"`` runs them on
+the active ``dask.distributed`` ``Client`` (see
+:mod:`ndstream.distributed`), as does a ``Client`` given directly.
+``temporary_directory`` is where a distributed ``compute`` keeps its
+plan and result while the job runs (default: the system's temporary
+directory); on a cluster of several machines it must be a file system
+they all see.
 """
 
 from __future__ import annotations
@@ -25,8 +34,11 @@ from . import _ndstream
 
 __all__ = ["get", "refresh", "set"]
 
-_KEYS = ("memory", "threads")
-_global: dict[str, Any] = {"memory": None, "threads": None}
+_KEYS = ("memory", "threads", "scheduler", "temporary_directory")
+_global: dict[str, Any] = {k: None for k in _KEYS}
+
+#: Scheduler names that mean "in this process".
+LOCAL_SCHEDULERS = ("threads", "threading", "sync", "synchronous", "single-threaded")
 _lock = threading.Lock()
 
 
@@ -52,11 +64,30 @@ def _threads(value: int | None) -> int | None:
     return value
 
 
+def _scheduler(value: Any) -> Any:
+    if value is None or value == "distributed" or value in LOCAL_SCHEDULERS:
+        return value
+    if isinstance(value, str):
+        raise ValueError(
+            f"scheduler must be 'threads', 'sync', 'distributed' or a dask.distributed "
+            f"Client, not {value!r}"
+        )
+    if not all(hasattr(value, m) for m in ("map", "gather", "scheduler_info")):
+        raise TypeError(
+            f"scheduler must be a name or a dask.distributed Client, not {type(value).__name__}"
+        )
+    return value
+
+
 def _normalise(key: str, value: Any) -> Any:
     if key == "memory":
         return _memory(value)
     if key == "threads":
         return _threads(value)
+    if key == "scheduler":
+        return _scheduler(value)
+    if key == "temporary_directory":
+        return None if value is None else str(value)
     raise KeyError(f"ndstream has no setting {key!r} (settings: {', '.join(_KEYS)})")
 
 
@@ -91,7 +122,8 @@ def get(key: str, default: Any = None) -> Any:
 
 
 def refresh() -> None:
-    """Back to the defaults (all cores; a quarter of the machine's memory)."""
+    """Back to the defaults (all cores; a quarter of the machine's memory;
+    jobs in this process)."""
     with _lock:
         _global.update({k: None for k in _KEYS})
 

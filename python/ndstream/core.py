@@ -2079,6 +2079,10 @@ def compute(
 
     Returns a tuple of NumPy arrays (NumPy scalars for 0-d arrays), with
     anything that is not an array passed through, as ``dask.compute``.
+    ``scheduler`` (or ``ndstream.config``'s): ``None``, ``"threads"`` or
+    ``"sync"`` compute in this process; a ``dask.distributed`` ``Client``,
+    or ``"distributed"`` for the active one, on its workers (see
+    :mod:`ndstream.distributed`), with the same bits.
 
     >>> import ndstream as da
     >>> x = da.arange(10, chunks=3)
@@ -2103,7 +2107,13 @@ def compute(
             ids[k] = len(unique)
             unique.append(a._a)
         where_.append(ids[k])
-    values = _ndstream.compute(unique, m, t, _progress()) if unique else []
+    from . import distributed
+
+    client = distributed.get_client(scheduler)
+    if client is not None and unique:
+        values = distributed.compute(client, unique, memory=m)
+    else:
+        values = _ndstream.compute(unique, m, t, _progress()) if unique else []
     results = [_result(values[i]) for i in where_]
     return tuple(_fill(s, results) for s in shells)
 
@@ -2310,6 +2320,7 @@ def to_zarr(
     threads: Any = None,
     chunks: Any = None,
     attributes: Any = None,
+    scheduler: Any = None,
     **kwargs: Any,
 ) -> Any:
     """Write ``arr`` to a Zarr store, streaming chunk by chunk.
@@ -2319,7 +2330,11 @@ def to_zarr(
     array (swapped in only when the new one is complete); ``resume=True``
     (ndstream) keeps the chunks an interrupted write already stored.
     ``codec`` is ndstream's (``"zstd:3"``, ``"gzip:6"``, ``"none"``);
-    ``zarr_format`` 2 or 3.
+    ``zarr_format`` 2 or 3. With a ``dask.distributed`` ``Client`` as
+    ``scheduler`` (or ``"distributed"``, or set in ``ndstream.config``) the
+    chunks are written by the cluster's workers (a new array only; see
+    :mod:`ndstream.distributed`); an interrupted distributed write leaves
+    the array marked incomplete, and ``resume=True`` finishes it here.
     """
     arr = _as_array(arr)
     if kwargs:
@@ -2336,6 +2351,27 @@ def to_zarr(
     path = os.fspath(url)
     if component:
         path = f"{path.rstrip('/')}/{component.strip('/')}"
+    from . import distributed
+
+    client = distributed.get_client(scheduler)
+    if client is not None and not (overwrite or resume):
+        m, _ = config.resolve(memory, threads)
+        distributed.store(
+            client,
+            arr._a,
+            path,
+            chunks=chunks,
+            codec=codec,
+            zarr_format=zarr_format,
+            attributes=attributes,
+            memory=m,
+        )
+        return from_zarr(path) if return_stored else None
+    if client is not None:
+        raise NotImplementedError(
+            "overwrite=True or resume=True with a distributed scheduler: a cluster writes "
+            "a new array (remove the old one first), and resume=True runs here"
+        )
     _store_path(
         arr,
         path,

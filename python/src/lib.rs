@@ -900,6 +900,30 @@ fn store<'py>(
     progress: Option<&Bound<'py, PyAny>>,
     attributes: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let opts = store_options(chunks, codec, mode, zarr_version, attributes)?;
+    let counts = Arc::new(Counts::default());
+    let exec = executor(memory, threads, &counts)?;
+    let a = x.a.clone();
+    let path = path.to_string();
+    let report = run_job(py, &exec, &counts, progress, || {
+        ndstream::store(&exec, &a, &path, &opts)
+    })?;
+    let d = PyDict::new(py);
+    d.set_item("chunks_written", report.chunks_written)?;
+    d.set_item("chunks_skipped", report.chunks_skipped)?;
+    d.set_item("bytes_written", report.bytes_written)?;
+    d.set_item("peak_reserved", report.peak_reserved)?;
+    Ok(d)
+}
+
+/// Store options from `store`'s and `plan_tasks`' arguments.
+fn store_options(
+    chunks: Option<Vec<u64>>,
+    codec: Option<&str>,
+    mode: &str,
+    zarr_version: u8,
+    attributes: Option<&str>,
+) -> PyResult<StoreOptions> {
     let mut opts = StoreOptions {
         chunks,
         ..StoreOptions::default()
@@ -938,19 +962,84 @@ fn store<'py>(
             _ => return Err(PyValueError::new_err("attributes must be a dict")),
         }
     }
+    Ok(opts)
+}
+
+/// Plan a store of `x` at `path` (a Zarr array) as stages of tasks that
+/// other processes run (`ndstream::plan`): writes the plan file at
+/// `plan_path`, creates the output (marked incomplete) and the work
+/// directory. Returns the stages as `(kind, tasks, memory)`.
+#[pyfunction]
+#[pyo3(signature = (x, path, plan_path, chunks=None, codec=None, zarr_version=3, attributes=None, memory=None, work_dir=None))]
+#[allow(clippy::too_many_arguments)]
+fn plan_tasks(
+    py: Python<'_>,
+    x: &PyArr,
+    path: &str,
+    plan_path: &str,
+    chunks: Option<Vec<u64>>,
+    codec: Option<&str>,
+    zarr_version: u8,
+    attributes: Option<&str>,
+    memory: Option<u64>,
+    work_dir: Option<&str>,
+) -> PyResult<Vec<(String, u64, u64)>> {
+    let opts = store_options(chunks, codec, "create", zarr_version, attributes)?;
     let counts = Arc::new(Counts::default());
-    let exec = executor(memory, threads, &counts)?;
+    let exec = executor(memory, Some(1), &counts)?;
     let a = x.a.clone();
-    let path = path.to_string();
-    let report = run_job(py, &exec, &counts, progress, || {
-        ndstream::store(&exec, &a, &path, &opts)
-    })?;
-    let d = PyDict::new(py);
-    d.set_item("chunks_written", report.chunks_written)?;
-    d.set_item("chunks_skipped", report.chunks_skipped)?;
-    d.set_item("bytes_written", report.bytes_written)?;
-    d.set_item("peak_reserved", report.peak_reserved)?;
-    Ok(d)
+    let plan = py
+        .detach(|| {
+            ndstream::plan::PlanFile::create(
+                &exec,
+                &a,
+                path,
+                &opts,
+                std::path::Path::new(plan_path),
+                work_dir.map(std::path::Path::new),
+            )
+        })
+        .py()?;
+    Ok(plan
+        .stages
+        .iter()
+        .map(|s| (s.kind.name().to_string(), s.tasks, s.memory))
+        .collect())
+}
+
+/// Run tasks `start..end` of stage `stage` of the plan at `plan_path` in
+/// this process on `threads` threads; `(ran, skipped)`.
+#[pyfunction]
+fn plan_run_task(
+    py: Python<'_>,
+    plan_path: &str,
+    stage: usize,
+    start: u64,
+    end: u64,
+    threads: usize,
+) -> PyResult<(u64, u64)> {
+    if threads == 0 {
+        return Err(PyValueError::new_err("threads must be at least 1"));
+    }
+    let r = py
+        .detach(|| {
+            ndstream::plan::PlanFile::load(std::path::Path::new(plan_path))?.run_task(
+                stage,
+                start..end,
+                threads,
+            )
+        })
+        .py()?;
+    Ok((r.ran, r.skipped))
+}
+
+/// How far the plan at `plan_path` has got: `([(done, tasks)...], complete)`.
+#[pyfunction]
+fn plan_status(py: Python<'_>, plan_path: &str) -> PyResult<(Vec<(u64, u64)>, bool)> {
+    let st = py
+        .detach(|| ndstream::plan::PlanFile::load(std::path::Path::new(plan_path))?.status())
+        .py()?;
+    Ok((st.stages, st.complete))
 }
 
 /// The default memory budget (a quarter of the machine's memory), in bytes.
@@ -1021,6 +1110,9 @@ fn _ndstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compute, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(store, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_run_task, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_status, m)?)?;
     m.add_function(wrap_pyfunction!(default_memory, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(human_bytes, m)?)?;

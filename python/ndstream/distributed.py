@@ -1,0 +1,200 @@
+"""Running ndstream jobs on a Dask cluster.
+
+``x.compute(scheduler=client)``, ``ndstream.compute(..., scheduler=client)``
+and ``x.to_zarr(path, scheduler=client)`` (or any of them after
+``ndstream.config.set(scheduler="distributed")``, which uses the active
+``Client``) run the job on the cluster's workers instead of in this
+process. The job is planned once (:func:`ndstream` ``plan``: the array as
+a program, the output, the memory budget of every task and the stages);
+each stage's tasks go to the workers as a few Dask tasks per worker
+thread, each running a range of ndstream tasks with Dask's ``retries``,
+and a stage starts when the one before it has finished. Reductions are
+computed as partials that one task merges in order, so the result has
+the bits of the same job run in this process.
+
+Every worker must see the files the job reads and writes (the inputs, the
+output, and the plan kept beside the output, or for ``compute`` in
+``ndstream.config`` ``temporary_directory``). Before anything runs, each
+worker's memory limit is checked against what its threads may hold at
+once (threads x the plan's memory budget per task).
+
+Through Dask this reaches whatever cluster Dask reaches: Slurm, PBS or
+SGE with ``dask-jobqueue``, Kubernetes with ``dask-kubernetes``, clouds
+with ``dask-cloudprovider``::
+
+    from dask_jobqueue import SLURMCluster
+    from dask.distributed import Client
+    import ndstream as da
+
+    cluster = SLURMCluster(cores=4, memory="16GB")
+    cluster.scale(jobs=10)
+    client = Client(cluster)
+    x = da.from_zarr("/shared/t2m.zarr")
+    (x - x.mean(axis=0)).to_zarr("/shared/anomaly.zarr", scheduler=client)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from . import _ndstream, config
+
+__all__ = ["check_workers", "compute", "get_client", "run_plan", "store"]
+
+#: Dask tasks per worker thread and stage (so a slow worker does not hold
+#: a stage up, and a lost worker loses little).
+PARTS_PER_THREAD = 4
+
+
+def get_client(scheduler: Any = None) -> Any:
+    """The ``Client`` a job should run on, or ``None`` to run it in this
+    process: ``scheduler`` if given, else ``ndstream.config``'s."""
+    if scheduler is None:
+        scheduler = config.get("scheduler")
+    else:
+        scheduler = config._scheduler(scheduler)
+    if scheduler is None or (isinstance(scheduler, str) and scheduler in config.LOCAL_SCHEDULERS):
+        return None
+    if isinstance(scheduler, str):
+        try:
+            from distributed import default_client
+        except ImportError:
+            raise ImportError(
+                "scheduler='distributed' needs the dask.distributed package "
+                "(pip install 'dask[distributed]')"
+            ) from None
+        try:
+            return default_client()
+        except ValueError:
+            raise ValueError(
+                "scheduler='distributed' but there is no active dask.distributed Client; "
+                "create one (Client(...)) or pass scheduler=client"
+            ) from None
+    return scheduler
+
+
+def _run_task(plan_path: str, stage: int, start: int, end: int, threads: int) -> tuple:
+    """One Dask task: ndstream tasks ``start..end`` of ``stage``."""
+    return _ndstream.plan_run_task(plan_path, stage, start, end, threads)
+
+
+def _workers(client: Any) -> dict:
+    return client.scheduler_info(n_workers=-1)["workers"]
+
+
+def _task_budget(client: Any, memory: int | None) -> int:
+    """The memory budget of each task: ``memory`` if given, else the most
+    that every worker can give each of its threads (three quarters of
+    its limit shared out; the engine's default where workers have none)."""
+    if memory is not None:
+        return int(memory)
+    default = _ndstream.default_memory()
+    shares = [
+        int(w["memory_limit"]) * 3 // 4 // max(int(w.get("nthreads", 1)), 1)
+        for w in _workers(client).values()
+        if w.get("memory_limit")
+    ]
+    return max(min([default, *shares]), 1)
+
+
+def check_workers(client: Any, memory: int) -> None:
+    """Refuse, before anything runs, a cluster whose workers cannot hold
+    what their threads may use at once, each running a task under a
+    budget of ``memory`` bytes (``MemoryBudgetError`` naming the worker
+    and both numbers)."""
+    need_one = int(memory)
+    workers = _workers(client)
+    if not workers:
+        raise RuntimeError("the dask.distributed cluster has no workers")
+    for addr, w in sorted(workers.items()):
+        limit = int(w.get("memory_limit") or 0)
+        threads = max(int(w.get("nthreads", 1)), 1)
+        need = need_one * threads
+        if limit and limit < need:
+            raise _ndstream.MemoryBudgetError(
+                f"worker {addr} has a memory limit of {_ndstream.human_bytes(limit)} "
+                f"({limit} bytes), below the {_ndstream.human_bytes(need)} ({need} bytes) "
+                f"its {threads} thread(s) may use at once with a memory budget of "
+                f"{_ndstream.human_bytes(need_one)} ({need_one} bytes) per task; lower "
+                f"ndstream's memory= or give the workers more memory"
+            )
+
+
+def run_plan(client: Any, plan_path: str, stages: list, retries: int = 2) -> None:
+    """Run every stage of the plan at ``plan_path`` on ``client``'s workers,
+    stage after stage, each as a few Dask tasks per worker thread."""
+    threads = sum(max(int(w.get("nthreads", 1)), 1) for w in _workers(client).values())
+    for s, (_, tasks, _) in enumerate(stages):
+        parts = max(min(tasks, threads * PARTS_PER_THREAD), 1)
+        bounds = [tasks * i // parts for i in range(parts + 1)]
+        ranges = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a] or [(0, tasks)]
+        futures = client.map(
+            _run_task,
+            [plan_path] * len(ranges),
+            [s] * len(ranges),
+            [a for a, _ in ranges],
+            [b for _, b in ranges],
+            [1] * len(ranges),
+            pure=False,
+            retries=retries,
+        )
+        client.gather(futures)
+
+
+def store(
+    client: Any,
+    x: Any,
+    path: str,
+    *,
+    chunks: Any = None,
+    codec: str | None = None,
+    zarr_format: int = 3,
+    attributes: Any = None,
+    memory: int | None = None,
+) -> None:
+    """Store ``x`` (an ``_ndstream`` array) at ``path`` (a new Zarr array) on
+    the cluster. The plan and its records live beside the output while the
+    job runs and are removed when it has finished."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path.rstrip("/")) or "."
+    budget = _task_budget(client, memory)
+    # Every task runs under `budget` (the plan refuses a task that needs
+    # more), so this refuses before the output is created.
+    check_workers(client, budget)
+    work = tempfile.mkdtemp(prefix=".ndstream-plan-", dir=parent)
+    try:
+        plan_path = os.path.join(work, "plan.json")
+        stages = _ndstream.plan_tasks(
+            x,
+            path,
+            plan_path,
+            chunks=[int(c) for c in chunks] if chunks is not None else None,
+            codec=codec,
+            zarr_version=zarr_format,
+            attributes=json.dumps(attributes) if attributes else None,
+            memory=budget,
+            work_dir=os.path.join(work, "work"),
+        )
+        run_plan(client, plan_path, stages)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compute(client: Any, arrays: list, memory: int | None = None) -> list:
+    """The values of ``arrays`` (``_ndstream`` arrays), each computed on the
+    cluster into a Zarr array in a temporary directory and read back."""
+    out = []
+    for x in arrays:
+        tmp = tempfile.mkdtemp(prefix="ndstream-compute-", dir=config.get("temporary_directory"))
+        try:
+            path = os.path.join(tmp, "result.zarr")
+            store(client, x, path, memory=memory)
+            (value,) = _ndstream.compute([_ndstream.open(path)], None, None, None)
+            out.append(value)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

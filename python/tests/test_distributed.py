@@ -1,0 +1,160 @@
+"""Jobs on a dask.distributed cluster (a LocalCluster of 2 worker processes
+on loopback, started here): the tutorial's workloads in small give the
+bytes of the same job run in this process; a worker killed in the middle
+of a job still ends with those bytes (Dask runs its tasks again); a worker
+memory limit below what its tasks may use is refused before anything is
+created, naming both numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ndstream_only
+
+distributed = pytest.importorskip("distributed")
+
+import ndstream as da  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit="2GiB",
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def tree(root: Path) -> dict:
+    """Every file below root (relative path): its SHA-256."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def same_bits(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory) -> Path:
+    """Three days of "temperature" in HDF5, as the tutorial's weather data."""
+    d = tmp_path_factory.mktemp("days")
+    for i in range(3):
+        x = da.random.RandomState(i).normal(280, 10, size=(200, 150), chunks=(50, 50))
+        da.to_hdf5(d / f"day{i}.h5", "/t2m", x.astype("f4"))
+    return d
+
+
+def stacked(days: Path):
+    return da.stack(da.open_many(str(days / "day*.h5:/t2m")), axis=0)
+
+
+def test_w3a_stacked_mean_has_the_local_bits(client, days):
+    m = stacked(days).mean(axis=0)
+    assert same_bits(m.compute(scheduler=client), m.compute())
+
+
+def test_w3c_strided_subset_to_zarr_has_the_local_bytes(client, days, tmp_path):
+    sub = stacked(days)[:, ::2, ::2]
+    sub.to_zarr(tmp_path / "here.zarr", codec="zstd:3")
+    sub.to_zarr(tmp_path / "there.zarr", codec="zstd:3", scheduler=client)
+    assert tree(tmp_path / "there.zarr") == tree(tmp_path / "here.zarr")
+    # Nothing of the plan is left beside the output.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.zarr", "there.zarr"]
+
+
+def test_w5a_stack_to_zarr_has_the_local_bytes(client, days, tmp_path):
+    x = stacked(days)
+    x.to_zarr(tmp_path / "here.zarr", codec="zstd:3", chunks=(1, 100, 75))
+    x.to_zarr(tmp_path / "there.zarr", codec="zstd:3", chunks=(1, 100, 75), scheduler=client)
+    assert tree(tmp_path / "there.zarr") == tree(tmp_path / "here.zarr")
+
+
+def lennard_jones(n: int):
+    """The tutorial's Lennard-Jones energy, as its code writes it."""
+    cluster = da.random.RandomState(1981).normal(0, 500, size=(n, 3), chunks=(n // 2, 3)) - 0.5
+
+    def lj(r2):
+        sr6 = (1.0 / r2) ** 3
+        return 4.0 * (sr6**2 - sr6)
+
+    d = cluster[:, None, :] - cluster[None, :, :]
+    r2 = (d * d).sum(axis=2)
+    return da.nansum(lj(r2)) / 2
+
+
+def test_lennard_jones_energy_has_the_local_bits(client):
+    e = lennard_jones(600)
+    (there,) = da.compute(e, scheduler=client)
+    assert same_bits(there, e.compute())
+
+
+def test_config_distributed_uses_the_active_client(client):
+    x = da.random.RandomState(3).normal(0, 1, size=(300, 200), chunks=(100, 50))
+    y = x - x.mean(axis=0)
+    with da.config.set(scheduler="distributed"):
+        there = y.std(axis=1).compute()
+    assert same_bits(there, y.std(axis=1).compute(scheduler="threads"))
+
+
+def test_a_worker_memory_limit_below_the_task_budget_is_refused_first(client, tmp_path):
+    x = da.ones((100, 100), chunks=50)
+    with pytest.raises(da.MemoryBudgetError) as e:
+        x.to_zarr(tmp_path / "out.zarr", scheduler=client, memory="4GiB")
+    msg = str(e.value)
+    assert "2.00 GiB (2147483648 bytes)" in msg and "4294967296 bytes" in msg, msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_killed_mid_job_still_gives_the_local_bytes(client, tmp_path):
+    x = da.random.RandomState(5).normal(0, 1, size=(3000, 2000), chunks=(100, 100))
+    y = (x - x.mean(axis=0)) / x.std()
+    y.to_zarr(tmp_path / "here.zarr", codec="zstd:1", chunks=(50, 200))
+    out = tmp_path / "there.zarr"
+    failure: list = []
+
+    def job():
+        try:
+            y.to_zarr(out, codec="zstd:1", chunks=(50, 200), scheduler=client)
+        except BaseException as e:
+            failure.append(e)
+
+    t = threading.Thread(target=job)
+    t.start()
+    # Wait until the job is under way (some task has recorded its work),
+    # then kill one worker process outright.
+    deadline = time.time() + 60
+    killed = False
+    while time.time() < deadline and t.is_alive():
+        records = list(tmp_path.glob(".ndstream-plan-*/work/stage-*/*"))
+        if records:
+            pid = next(iter(client.run(os.getpid).values()))
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.01)
+    t.join(timeout=300)
+    assert killed, "the job finished before a worker could be killed"
+    assert not failure, failure
+    assert tree(out) == tree(tmp_path / "here.zarr")
+    # The cluster has its two workers again.
+    client.wait_for_workers(2, timeout=60)
