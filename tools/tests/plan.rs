@@ -463,3 +463,54 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already exists"), "{err}");
 }
+
+/// The generated script submitted to a real Slurm (a single node on
+/// loopback, started by `scripts/slurm.sh`; `.ci/run` starts it and sets
+/// `NDSTREAM_SLURM=1`). Without it the test says so and passes.
+#[test]
+fn a_real_slurm_runs_the_generated_script_to_the_same_bytes() {
+    if std::env::var("NDSTREAM_SLURM").as_deref() != Ok("1") {
+        eprintln!("NDSTREAM_SLURM is not 1: no Slurm to submit to (scripts/slurm.sh starts one)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inputs(dir);
+    let expr = "x = open('x.zarr'); (x - x.mean(axis=0)) / x.std()";
+    ok(
+        &[
+            "eval", expr, "-o", "ref.zarr", "--chunks", "50,50", "--codec", "zstd:3",
+        ],
+        dir,
+    );
+    ok(
+        &[
+            "plan", "-o", "job.json", "eval", expr, "-o", "out.zarr", "--chunks", "50,50",
+            "--codec", "zstd:3", "--memory", "64MiB",
+        ],
+        dir,
+    );
+    let script = ok(&["slurm", "job.json", "--array-size", "3"], dir);
+    std::fs::write(dir.join("job.sh"), &script).unwrap();
+    let o = Command::new("bash")
+        .arg("job.sh")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["status", "job.json", "--json"], dir)).unwrap();
+        if v["complete"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Slurm did not finish the plan in 300 s: {v}\n{}",
+            String::from_utf8_lossy(&Command::new("squeue").output().unwrap().stdout)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    same_store(&dir.join("out.zarr"), &dir.join("ref.zarr"));
+}
