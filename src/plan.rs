@@ -475,11 +475,7 @@ impl PlanFile {
             let done = if complete {
                 st.tasks
             } else {
-                let mut n = 0;
-                for t in 0..st.tasks {
-                    n += u64::from(store.has(&task_key(s, t))?);
-                }
-                n
+                store.count(s, st.tasks)?
             };
             stages.push((done, st.tasks));
         }

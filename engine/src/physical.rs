@@ -273,7 +273,7 @@ pub(crate) fn compile(
             strategy: Strategy::Map,
             grid: s.grid.clone(),
             tasks: s.grid.num_chunks(),
-            least_bytes: map_need(root, s.grid) + s.bytes_per_chunk,
+            least_bytes: map_need(root, s.grid).saturating_add(s.bytes_per_chunk),
         };
         // Errors name the expression as written, not its stand-ins.
         fits(job.least_bytes, &rewritten[0], "one output chunk")?;

@@ -2365,6 +2365,7 @@ def to_zarr(
             zarr_format=zarr_format,
             attributes=attributes,
             memory=m,
+            store_root=os.fspath(url),
         )
         return from_zarr(path) if return_stored else None
     if client is not None:

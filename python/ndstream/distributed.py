@@ -155,12 +155,15 @@ def store(
     zarr_format: int = 3,
     attributes: Any = None,
     memory: int | None = None,
+    store_root: str | None = None,
 ) -> None:
     """Store ``x`` (an ``_ndstream`` array) at ``path`` (a new Zarr array) on
-    the cluster. The plan and its records live beside the output while the
-    job runs and are removed when it has finished."""
+    the cluster. The plan and its records live beside the store
+    (``store_root``, default ``path``) while the job runs and are removed
+    when it has finished."""
     path = os.path.abspath(path)
-    parent = os.path.dirname(path.rstrip("/")) or "."
+    root = os.path.abspath(store_root) if store_root is not None else path
+    parent = os.path.dirname(root.rstrip("/")) or "."
     budget = _task_budget(client, memory)
     # Every task runs under `budget` (the plan refuses a task that needs
     # more), so this refuses before the output is created.

@@ -82,6 +82,15 @@ def test_w3c_strided_subset_to_zarr_has_the_local_bytes(client, days, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here.zarr", "there.zarr"]
 
 
+def test_an_array_in_a_group_is_written_with_nothing_else_in_the_store(client, tmp_path):
+    x = da.random.RandomState(4).normal(0, 1, size=(120, 80), chunks=(40, 40))
+    y = x - x.mean()
+    y.to_zarr(tmp_path / "here.zarr", component="g/y")
+    y.to_zarr(tmp_path / "there.zarr", component="g/y", scheduler=client)
+    assert tree(tmp_path / "there.zarr") == tree(tmp_path / "here.zarr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.zarr", "there.zarr"]
+
+
 def test_w5a_stack_to_zarr_has_the_local_bytes(client, days, tmp_path):
     x = stacked(days)
     x.to_zarr(tmp_path / "here.zarr", codec="zstd:3", chunks=(1, 100, 75))

@@ -8,3 +8,4 @@ mod exec;
 mod fuzz;
 mod memory;
 mod oracle;
+mod plan;

@@ -70,6 +70,18 @@ pub trait TaskStore: Send + Sync {
     /// # Errors
     /// The store cannot be read.
     fn has(&self, key: &str) -> Result<bool>;
+    /// How many of tasks `0..tasks` of `stage` have a record (by default
+    /// one look per task; a store that can list does better).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn count(&self, stage: usize, tasks: u64) -> Result<u64> {
+        let mut n = 0;
+        for t in 0..tasks {
+            n += u64::from(self.has(&task_key(stage, t))?);
+        }
+        Ok(n)
+    }
 }
 
 /// A [`TaskStore`] in a directory: a key is a relative path below it
@@ -169,6 +181,27 @@ impl TaskStore for DirStore {
             Err(e) => Err(self.io("cannot look at", &path, e)),
         }
     }
+
+    /// Lists the stage's directory: the time is that of the records there,
+    /// whatever `tasks` says.
+    fn count(&self, stage: usize, tasks: u64) -> Result<u64> {
+        let dir = self.root.join(format!("stage-{stage}"));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.io("cannot list", &dir, e)),
+        };
+        let mut n = 0;
+        for e in entries {
+            let e = e.map_err(|e| self.io("cannot list", &dir, e))?;
+            let is_file = e.file_type().is_ok_and(|t| t.is_file());
+            let task = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok());
+            if is_file && task.is_some_and(|t| t < tasks) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// The key under which task `n` of stage `stage` records what it did
@@ -253,11 +286,7 @@ impl TaskPlan {
     /// A stage that does not exist; a store that cannot be read.
     pub fn done(&self, stage: usize, store: &dyn TaskStore) -> Result<u64> {
         let st = self.stage(stage)?;
-        let mut n = 0;
-        for t in 0..st.tasks {
-            n += u64::from(store.has(&task_key(stage, t))?);
-        }
-        Ok(n)
+        store.count(stage, st.tasks)
     }
 
     /// The first task of `stage` not recorded as done, if any.

@@ -1,0 +1,155 @@
+//! Plan files (`ndstream::plan::PlanFile`): a plan run stage by stage in
+//! ranges writes the bytes `store` writes; a damaged plan file is an
+//! error, never a panic, whatever the damage.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use ndstream::plan::PlanFile;
+use ndstream::{random, Executor, StoreOptions};
+
+fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn job() -> ndstream::Array {
+    let x = random::normal(1.0, 3.0, &[300, 200], [70, 90], 11).unwrap();
+    let m = x.mean(Some(0)).unwrap();
+    &(&x - &m) / &x.std(None, 0).unwrap()
+}
+
+#[test]
+fn a_plan_run_in_ranges_writes_what_store_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let exec = Executor::builder()
+        .memory(32 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    let opts = StoreOptions {
+        chunks: Some(vec![40, 50]),
+        codec: Some("zstd:2".parse().unwrap()),
+        ..StoreOptions::default()
+    };
+    let a = job();
+    let reference = d.join("ref.zarr");
+    ndstream::store(&exec, &a, reference.to_str().unwrap(), &opts).unwrap();
+    let out = d.join("out.zarr");
+    let plan = PlanFile::create(
+        &exec,
+        &a,
+        out.to_str().unwrap(),
+        &opts,
+        &d.join("p.json"),
+        None,
+    )
+    .unwrap();
+    // What was written reads back as what was made.
+    let again = PlanFile::load(&d.join("p.json")).unwrap();
+    assert_eq!(again.to_json(), plan.to_json());
+    for (s, st) in again.stages.iter().enumerate() {
+        let mut t = 0;
+        while t < st.tasks {
+            let end = (t + 5).min(st.tasks);
+            again.run_task(s, t..end, 1 + (t as usize % 3)).unwrap();
+            t = end;
+        }
+    }
+    let status = again.status().unwrap();
+    assert!(status.complete);
+    assert_eq!(status.next_stage(), None);
+    assert_eq!(files(&out), files(&reference));
+    // A second plan cannot reuse the plan file or the work directory.
+    let e = PlanFile::create(
+        &exec,
+        &a,
+        d.join("o2.zarr").to_str().unwrap(),
+        &opts,
+        &d.join("p.json"),
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("exists"), "{e}");
+    assert!(!d.join("o2.zarr").exists());
+}
+
+#[test]
+fn a_damaged_plan_file_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let exec = Executor::builder()
+        .memory(32 << 20)
+        .threads(1)
+        .build()
+        .unwrap();
+    let a = job();
+    let out = d.join("out.zarr");
+    PlanFile::create(
+        &exec,
+        &a,
+        out.to_str().unwrap(),
+        &StoreOptions::default(),
+        &d.join("p.json"),
+        None,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(d.join("p.json")).unwrap();
+    let mut damaged: Vec<String> = Vec::new();
+    // Every number replaced by values that break sizes and ranges.
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let j = (i..bytes.len())
+                .find(|&k| !bytes[k].is_ascii_digit())
+                .unwrap_or(bytes.len());
+            for v in ["0", "18446744073709551615", "-1", "1e308", "7"] {
+                damaged.push(format!("{}{v}{}", &text[..i], &text[j..]));
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    // Pieces cut out.
+    for step in [3, 17, 101] {
+        damaged.push(
+            text.chars()
+                .enumerate()
+                .filter(|(k, _)| k % step != 0)
+                .map(|(_, c)| c)
+                .collect(),
+        );
+    }
+    damaged.push(text.replace("\"partials\"", "\"write\""));
+    damaged.push(text.replace("\"kind\": \"finish\"", "\"kind\": \"merge\""));
+    damaged.push(String::new());
+    for (k, t) in damaged.iter().enumerate() {
+        let p = d.join(format!("bad{k}.json"));
+        std::fs::write(&p, t).unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            if let Ok(plan) = PlanFile::load(&p) {
+                let _ = plan.status();
+                if let Some(st) = plan.stages.first() {
+                    let _ = plan.run_task(0, 0..st.tasks.min(2), 1);
+                }
+            }
+        }));
+        assert!(r.is_ok(), "damage {k} panicked: {}", &t[..t.len().min(200)]);
+    }
+}
