@@ -75,6 +75,18 @@ pub struct PlanFile {
     pub stages: Vec<TaskStage>,
 }
 
+/// A plan's array compiled into its task plan, and the output's spec.
+#[derive(Debug)]
+struct Compiled {
+    tasks: TaskPlan,
+    spec: formats::SinkSpec,
+}
+
+/// Plans compiled by this process, most recent last.
+type CompiledCache = Vec<((PathBuf, String), Arc<Compiled>)>;
+static COMPILED: std::sync::Mutex<CompiledCache> = std::sync::Mutex::new(Vec::new());
+const COMPILED_KEPT: usize = 4;
+
 /// How far a plan's job has got.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanStatus {
@@ -381,17 +393,23 @@ impl PlanFile {
     }
 
     /// The array again, and its task plan compiled against the plan's
-    /// budget with `threads` threads; the stages must be the recorded ones.
-    fn compile(&self, threads: usize) -> Result<(Executor, TaskPlan, formats::SinkSpec)> {
+    /// budget; the stages must be the recorded ones. A process keeps the
+    /// last few it compiled (by plan file and id), so a worker that runs
+    /// many ranges of one plan (a Dask worker) reopens its inputs once.
+    fn compiled(&self) -> Result<Arc<Compiled>> {
+        let key = (self.path.clone(), self.id.clone());
+        {
+            let cache = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, c)) = cache.iter().find(|(k, _)| *k == key) {
+                return Ok(Arc::clone(c));
+            }
+        }
         let arrays = crate::from_program(&self.program)?;
         let a = arrays
             .into_iter()
             .next()
             .ok_or_else(|| bad_plan(&self.path, "the plan's program holds no array"))?;
-        let exec = Executor::builder()
-            .memory(self.memory)
-            .threads(threads)
-            .build()?;
+        let exec = self.executor(1)?;
         let mut spec = formats::SinkSpec::new(a.shape().to_vec(), a.dtype(), self.chunks.clone());
         spec.shards = self.shards.clone();
         spec.codec = self.codec.clone();
@@ -410,7 +428,21 @@ impl PlanFile {
                 "the stages this build compiles from the plan's program differ from the recorded ones (a plan made by another version of ndstream?); plan again",
             ));
         }
-        Ok((exec, tasks, spec))
+        let c = Arc::new(Compiled { tasks, spec });
+        let mut cache = COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= COMPILED_KEPT {
+            cache.remove(0);
+        }
+        cache.push((key, Arc::clone(&c)));
+        Ok(c)
+    }
+
+    /// An executor under the plan's budget.
+    fn executor(&self, threads: usize) -> Result<Executor> {
+        Executor::builder()
+            .memory(self.memory)
+            .threads(threads)
+            .build()
     }
 
     /// Run tasks `tasks` of stage `stage` in this process on `threads`
@@ -432,7 +464,9 @@ impl PlanFile {
                 skipped: tasks.end.saturating_sub(tasks.start),
             });
         }
-        let (exec, plan, spec) = self.compile(threads)?;
+        let compiled = self.compiled()?;
+        let (plan, spec) = (&compiled.tasks, &compiled.spec);
+        let exec = self.executor(threads)?;
         let open = |kind: StageKind| -> Result<Arc<dyn ChunkSink>> {
             let mut spec = spec.clone();
             // The finish holds the array alone (an `Into` sink, whose
@@ -447,7 +481,7 @@ impl PlanFile {
             .get(stage)
             .map(|s| s.kind)
             .unwrap_or(StageKind::Write);
-        let report = exec.run_stage(&plan, stage, tasks, &store, &|| open(kind))?;
+        let report = exec.run_stage(plan, stage, tasks, &store, &|| open(kind))?;
         if kind == StageKind::Finish {
             // The records are no longer needed: the output is complete.
             for s in 0..finish {
