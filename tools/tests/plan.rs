@@ -246,8 +246,10 @@ fn run_and_kill(plan: &str, dir: &Path, after_ms: u64) -> bool {
     let pgid = child.id();
     std::thread::sleep(Duration::from_millis(after_ms));
     let finished = child.try_wait().unwrap().is_some_and(|s| s.success());
+    // The group may be gone already (the run finished).
     let _ = Command::new("kill")
         .args(["-9", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
         .status();
     let _ = child.wait();
     finished
