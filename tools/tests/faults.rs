@@ -1025,3 +1025,46 @@ fn corrupt_chunks_name_the_chunk() {
         }
     }
 }
+
+/// A plan's tasks on a full disk: `ndstream run` fails with status 1 naming
+/// the cause, the input and every other file keep their bytes, the output
+/// stays marked incomplete; after space is freed, `run` again finishes it
+/// with the input's bytes.
+#[test]
+fn a_plan_on_a_full_disk_is_status_1_and_runs_again() {
+    let Some(fs) = Tmpfs::mount("4m") else { return };
+    let src = workdir();
+    let d = fs.path().join("w");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::copy(src.path().join("in.npy"), d.join("in.npy")).unwrap();
+    std::fs::write(d.join("other.txt"), b"must stay").unwrap();
+    let before = tree(&d);
+    ok(
+        &d,
+        &[
+            "plan", "-o", "job.json", "convert", "in.npy", "o.zarr", "--chunks", "16,64",
+        ],
+    );
+    let free = free_bytes(fs.path());
+    let filler = fs.path().join("filler");
+    std::fs::write(&filler, vec![7u8; free.saturating_sub(400 << 10) as usize]).unwrap();
+    let (code, err) = run(&d, &["run", "job.json", "--processes", "2"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("No space left") || err.contains("errno = 28"),
+        "{err}"
+    );
+    assert!(changed_besides(&before, &d, "o.zarr").is_empty());
+    assert_eq!(
+        info_json(&d, "o.zarr").unwrap()["incomplete"],
+        serde_json::json!(true)
+    );
+    std::fs::remove_file(&filler).unwrap();
+    ok(&d, &["run", "job.json"]);
+    assert_eq!(bytes_of(&d, "o.zarr"), bytes_of(&d, "in.npy"));
+    assert_eq!(
+        info_json(&d, "o.zarr").unwrap()["incomplete"],
+        serde_json::json!(false)
+    );
+    assert!(changed_besides(&before, &d, "o.zarr").is_empty());
+}
