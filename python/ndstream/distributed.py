@@ -189,14 +189,16 @@ def store(
 
 def compute(client: Any, arrays: list, memory: int | None = None) -> list:
     """The values of ``arrays`` (``_ndstream`` arrays), each computed on the
-    cluster into a Zarr array in a temporary directory and read back."""
+    cluster into a Zarr array in a temporary directory and read back here
+    under the same memory budget (``memory``; the engine's default if
+    ``None``)."""
     out = []
     for x in arrays:
         tmp = tempfile.mkdtemp(prefix="ndstream-compute-", dir=config.get("temporary_directory"))
         try:
             path = os.path.join(tmp, "result.zarr")
             store(client, x, path, memory=memory)
-            (value,) = _ndstream.compute([_ndstream.open(path)], None, None, None)
+            (value,) = _ndstream.compute([_ndstream.open(path)], memory, None, None)
             out.append(value)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -416,7 +416,15 @@ impl Executor {
         }
         if stage > 0 {
             let before = stage - 1;
-            if let Some(t) = plan.first_missing(before, store)? {
+            // One listing of the stage's records; a look per task only to
+            // name the missing one.
+            let whole = plan.stages[before].tasks;
+            let missing = if store.count(before, whole)? < whole {
+                plan.first_missing(before, store)?
+            } else {
+                None
+            };
+            if let Some(t) = missing {
                 return Err(Error::invalid(
                     "run task",
                     "stage",
