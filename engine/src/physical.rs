@@ -252,13 +252,24 @@ pub(crate) fn compile(
     let mut stages = Vec::new();
     let mut memo: HashMap<u64, Array> = HashMap::new();
     let mut staged_roots = Vec::with_capacity(rewritten.len());
-    // A store's root is staged like any inner reduction (its result is then
-    // copied out by the map job); a compute's roots are the main job itself.
-    let roots_are_jobs = sink.is_none();
+    // A compute's roots are the main job itself. A store's root reduction
+    // is evaluated by the map job, a sink chunk per task, when both it and
+    // the sink have enough chunks to keep every thread busy (each chunk's
+    // tiles are folded in the one task, as the reduce strategy would fold
+    // them); otherwise it is staged like any inner reduction (its tiles
+    // split across tasks) and its result copied out by the map job.
+    let root_is_job = |r: &Array| match &sink {
+        None => true,
+        Some(s) => {
+            matches!(r.op(), Op::Reduce { .. })
+                && r.grid().num_chunks() >= MIN_REDUCE_TASKS
+                && s.grid.num_chunks() >= MIN_REDUCE_TASKS
+        }
+    };
     for r in &rewritten {
         staged_roots.push(stage(
             r,
-            roots_are_jobs,
+            root_is_job(r),
             limit,
             &fits,
             &held,

@@ -86,7 +86,7 @@ def _workers(client: Any) -> dict:
     return client.scheduler_info(n_workers=-1)["workers"]
 
 
-def _task_budget(client: Any, memory: int | None) -> int:
+def _task_budget(client: Any, memory: int | None, workers: dict | None = None) -> int:
     """The memory budget of each task: ``memory`` if given, else the most
     that every worker can give each of its threads (three quarters of
     its limit shared out; the engine's default where workers have none)."""
@@ -95,19 +95,21 @@ def _task_budget(client: Any, memory: int | None) -> int:
     default = _ndstream.default_memory()
     shares = [
         int(w["memory_limit"]) * 3 // 4 // max(int(w.get("nthreads", 1)), 1)
-        for w in _workers(client).values()
+        for w in (workers if workers is not None else _workers(client)).values()
         if w.get("memory_limit")
     ]
     return max(min([default, *shares]), 1)
 
 
-def check_workers(client: Any, memory: int) -> None:
+def check_workers(client: Any, memory: int, workers: dict | None = None) -> None:
     """Refuse, before anything runs, a cluster whose workers cannot hold
     what their threads may use at once, each running a task under a
     budget of ``memory`` bytes (``MemoryBudgetError`` naming the worker
-    and both numbers)."""
+    and both numbers). ``workers`` is the scheduler's description of
+    them, asked for if not given."""
     need_one = int(memory)
-    workers = _workers(client)
+    if workers is None:
+        workers = _workers(client)
     if not workers:
         raise RuntimeError("the dask.distributed cluster has no workers")
     for addr, w in sorted(workers.items()):
@@ -124,10 +126,16 @@ def check_workers(client: Any, memory: int) -> None:
             )
 
 
-def run_plan(client: Any, plan_path: str, stages: list, retries: int = 2) -> None:
+def run_plan(
+    client: Any, plan_path: str, stages: list, retries: int = 2, workers: dict | None = None
+) -> None:
     """Run every stage of the plan at ``plan_path`` on ``client``'s workers,
-    stage after stage, each as a few Dask tasks per worker thread."""
-    threads = sum(max(int(w.get("nthreads", 1)), 1) for w in _workers(client).values())
+    stage after stage, each as a few Dask tasks per worker thread
+    (``workers``: the scheduler's description of them, asked for if not
+    given)."""
+    if workers is None:
+        workers = _workers(client)
+    threads = sum(max(int(w.get("nthreads", 1)), 1) for w in workers.values())
     for s, (_, tasks, _) in enumerate(stages):
         parts = max(min(tasks, threads * PARTS_PER_THREAD), 1)
         bounds = [tasks * i // parts for i in range(parts + 1)]
@@ -164,10 +172,11 @@ def store(
     path = os.path.abspath(path)
     root = os.path.abspath(store_root) if store_root is not None else path
     parent = os.path.dirname(root.rstrip("/")) or "."
-    budget = _task_budget(client, memory)
+    workers = _workers(client)
+    budget = _task_budget(client, memory, workers)
     # Every task runs under `budget` (the plan refuses a task that needs
     # more), so this refuses before the output is created.
-    check_workers(client, budget)
+    check_workers(client, budget, workers)
     work = tempfile.mkdtemp(prefix=".ndstream-plan-", dir=parent)
     try:
         plan_path = os.path.join(work, "plan.json")
@@ -182,7 +191,7 @@ def store(
             memory=budget,
             work_dir=os.path.join(work, "work"),
         )
-        run_plan(client, plan_path, stages)
+        run_plan(client, plan_path, stages, workers=workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

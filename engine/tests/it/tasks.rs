@@ -162,6 +162,9 @@ fn cases() -> Vec<(&'static str, Array, Vec<u64>)> {
         ("standardised", z, vec![70, 300]),
         ("columns", col, vec![60, 350]),
         ("root-reduction", x.sum(Some(1)).unwrap(), vec![50]),
+        // A root reduction of 70 output chunks into 70 sink chunks: no
+        // stage of its own, each write task folds its chunk.
+        ("wide-root-reduction", y.mean(Some(0)).unwrap(), vec![10]),
         ("scan", scan, vec![150, 150]),
         ("plain", &x * 2.0, vec![400, 300]),
     ]
@@ -281,6 +284,54 @@ fn the_task_store_keeps_keys_inside_its_directory() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A root reduction written a chunk per task has the bits of the same
+/// reduction staged (its tiles split across tasks and merged in order),
+/// which a coarse sink grid or a compute of few output chunks gets.
+#[test]
+fn a_root_reduction_has_the_same_bits_staged_or_not() {
+    let y = normal(&[60, 700], &[25, 10], 9);
+    let exec = Executor::builder()
+        .threads(2)
+        .memory(256 << 20)
+        .build()
+        .unwrap();
+    for r in [
+        y.mean(Some(0)).unwrap(),
+        y.std(Some(0), 1).unwrap(),
+        y.max(Some(0)).unwrap(),
+    ] {
+        let fine = in_process(&r, &[10]);
+        let coarse = in_process(&r, &[700]);
+        let kinds = |chunks: &[u64]| -> Vec<&str> {
+            let grid = ChunkGrid::regular(r.shape(), chunks);
+            let plan = exec.plan_tasks(&r, &grid, 0).unwrap();
+            plan.stages().iter().map(|s| s.kind.name()).collect()
+        };
+        assert_eq!(kinds(&[10]), ["write", "finish"]);
+        assert_eq!(kinds(&[700]), ["partials", "merge", "write", "finish"]);
+        assert_eq!(bits(&fine), bits(&coarse), "{r:?}");
+    }
+    // The values, against a column mean summed here.
+    let data = exec_values(&y);
+    let got = in_process(&y.mean(Some(0)).unwrap(), &[10]).to_f64_vec();
+    for (j, g) in got.iter().enumerate() {
+        let want = (0..60).map(|i| data[i * 700 + j]).sum::<f64>() / 60.0;
+        assert!(
+            (g - want).abs() <= 1e-12 * want.abs().max(1.0),
+            "column {j}: {g} != {want}"
+        );
+    }
+}
+
+fn exec_values(a: &Array) -> Vec<f64> {
+    let exec = Executor::builder()
+        .threads(1)
+        .memory(64 << 20)
+        .build()
+        .unwrap();
+    exec.compute(a).unwrap().to_f64_vec()
+}
+
 #[test]
 fn stages_cross_only_at_staged_reductions() {
     let exec = Executor::builder()
@@ -326,6 +377,7 @@ fn stages_cross_only_at_staged_reductions() {
             "root-reduction",
             vec!["partials:24", "merge:1", "write:8", "finish:1"],
         ),
+        ("wide-root-reduction", vec!["write:70", "finish:1"]),
         // A scan's carry.
         ("scan", vec!["partials:4", "merge:1", "write:6", "finish:1"]),
         // Elementwise work stays fused inside the write tasks.
