@@ -215,13 +215,35 @@ impl PlanFile {
             work_dir,
             stages: tasks.stages().to_vec(),
         };
+        // What this call makes, so that a failure takes it away again: the
+        // highest missing directory of each path (made with its parents).
+        let array_dir = match &loc {
+            formats::Location::Zarr { root, array } if !array.is_empty() => root.join(array),
+            formats::Location::Zarr { root, .. } => root.clone(),
+            _ => PathBuf::new(),
+        };
+        let new_output = highest_missing(&array_dir);
+        let new_work = highest_missing(&plan.work_dir);
         // The output, marked incomplete until the finish stage (a sink
         // dropped unfinished leaves a new array so).
         drop(formats::create_sink(output, &spec)?);
-        std::fs::create_dir_all(&plan.work_dir)
-            .map_err(|e| io_error(&plan.work_dir, "cannot create the work directory", e))?;
-        DirStore::new(&plan.work_dir).put(PLAN_ID_FILE, plan.id.as_bytes())?;
-        plan.save()?;
+        let made = (|| -> Result<()> {
+            std::fs::create_dir_all(&plan.work_dir)
+                .map_err(|e| io_error(&plan.work_dir, "cannot create the work directory", e))?;
+            DirStore::new(&plan.work_dir).put(PLAN_ID_FILE, plan.id.as_bytes())?;
+            plan.save()
+        })();
+        if let Err(e) = made {
+            // Create mode made the output new, and the work directory was
+            // missing or empty: nothing of anyone else's is removed.
+            for p in [&new_output, &new_work].into_iter().flatten() {
+                let _ = std::fs::remove_dir_all(p);
+            }
+            if new_work.is_none() {
+                let _ = std::fs::remove_file(plan.work_dir.join(PLAN_ID_FILE));
+            }
+            return Err(e);
+        }
         Ok(plan)
     }
 
@@ -515,6 +537,19 @@ impl PlanFile {
         }
         Ok(PlanStatus { stages, complete })
     }
+}
+
+/// The highest directory of `p` and its ancestors that does not exist (the
+/// first one `create_dir_all(p)` would make), if any.
+fn highest_missing(p: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    for a in p.ancestors() {
+        if a.as_os_str().is_empty() || std::fs::symlink_metadata(a).is_ok() {
+            break;
+        }
+        missing = Some(a.to_path_buf());
+    }
+    missing
 }
 
 fn is_empty_dir(p: &Path) -> bool {

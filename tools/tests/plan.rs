@@ -428,6 +428,25 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
         "exists",
     );
     std::fs::remove_file(dir.join("p.json")).unwrap();
+    // A work directory that cannot be made (below a file): the output
+    // made before it is taken away again.
+    std::fs::write(dir.join("a-file"), "mine").unwrap();
+    refused(
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "--work-dir",
+            "a-file/w",
+            "convert",
+            "x.zarr",
+            "new/out.zarr",
+        ],
+        dir,
+        "cannot create the work directory: Not a directory (os error 20)",
+    );
+    assert!(!dir.join("new").exists() && !dir.join("p.json").exists());
+    std::fs::remove_file(dir.join("a-file")).unwrap();
 
     // Stages out of order, ranges outside a stage, a work directory of
     // another plan.
