@@ -371,6 +371,23 @@ fn attr_value(nc_type: u32, raw: &[u8]) -> (Value, Option<f64>) {
 }
 
 /// Parse the header at the start of `buf` (the whole file).
+/// Refuse a name netCDF-C never writes: empty (no path could name it), or
+/// one already defined (which of the two a reader means is a guess:
+/// netCDF4-python shows the last).
+fn unique<'a>(
+    name: &str,
+    what: &str,
+    before: impl IntoIterator<Item = &'a str>,
+) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("a {what} has an empty name"));
+    }
+    if before.into_iter().any(|n| n == name) {
+        return Err(format!("{what} {name:?} is defined twice"));
+    }
+    Ok(())
+}
+
 fn parse_header(buf: &[u8]) -> std::result::Result<Header, String> {
     let version = match buf.get(..4) {
         Some(b"CDF\x01") => Version::Classic,
@@ -395,6 +412,11 @@ fn parse_header(buf: &[u8]) -> std::result::Result<Header, String> {
     let mut dims = Vec::new();
     for _ in 0..ndims {
         let name = c.name("a dimension name")?;
+        unique(
+            &name,
+            "dimension",
+            dims.iter().map(|d: &Dim| d.name.as_str()),
+        )?;
         let len = c.count(&format!("the length of dimension {name:?}"))?;
         if len == 0 && dims.iter().any(|d: &Dim| d.len.is_none()) {
             return Err(format!(
@@ -412,6 +434,11 @@ fn parse_header(buf: &[u8]) -> std::result::Result<Header, String> {
     let mut vars = Vec::new();
     for _ in 0..nvars {
         let name = c.name("a variable name")?;
+        unique(
+            &name,
+            "variable",
+            vars.iter().map(|v: &Var| v.name.as_str()),
+        )?;
         let what = format!("variable {name:?}");
         let rank = c.items(4, &format!("the rank of {what}"))?;
         if rank > MAX_VAR_DIMS {

@@ -353,4 +353,71 @@ fn bad_netcdf3_paths_and_files_are_refused_with_the_reason() {
     std::fs::write(&file, &v[..30]).unwrap();
     refused(&format!("{f}:/a"), "not a valid netCDF-3 file");
     assert!(info(&f).is_err());
+
+    // Names netCDF-C never writes: a variable or dimension defined twice
+    // (netCDF4-python shows the last of two variables, ndstream read the
+    // first: ambiguous, so refused) and an empty name (no path names it).
+    for (dims, vars, want) in [
+        (
+            &["x"][..],
+            &["v", "v"][..],
+            "variable \"v\" is defined twice",
+        ),
+        (
+            &["x", "x"][..],
+            &["a"][..],
+            "dimension \"x\" is defined twice",
+        ),
+        (&["x"][..], &["", "b"][..], "a variable has an empty name"),
+        (&[""][..], &["a"][..], "a dimension has an empty name"),
+    ] {
+        std::fs::write(&file, classic(dims, vars)).unwrap();
+        refused(&format!("{f}:/{}", vars[vars.len() - 1]), want);
+        let e = info(&f).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    // The same builder's well-formed file reads.
+    std::fs::write(&file, classic(&["x"], &["v", "w"])).unwrap();
+    let w = open_source(&format!("{f}:/w")).unwrap();
+    assert_eq!(w.read_chunk(&[0]).unwrap().to_f64_vec(), [11.0, 12.0]);
+}
+
+/// A classic netCDF-3 file with dimensions `dims`, each of length 2, and
+/// int variables `vars` over the first, variable `i` holding
+/// `[10 i + 1, 10 i + 2]`.
+fn classic(dims: &[&str], vars: &[&str]) -> Vec<u8> {
+    fn be(v: &mut Vec<u8>, x: u32) {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    fn name(v: &mut Vec<u8>, s: &str) {
+        be(v, s.len() as u32);
+        v.extend_from_slice(s.as_bytes());
+        v.resize(v.len() + (4 - s.len() % 4) % 4, 0);
+    }
+    let mut v: Vec<u8> = b"CDF\x01".to_vec();
+    be(&mut v, 0);
+    be(&mut v, 0x0A);
+    be(&mut v, dims.len() as u32);
+    for d in dims {
+        name(&mut v, d);
+        be(&mut v, 2);
+    }
+    be(&mut v, 0);
+    be(&mut v, 0);
+    be(&mut v, 0x0B);
+    be(&mut v, vars.len() as u32);
+    let entry = |s: &str| 4 + s.len().div_ceil(4) * 4 + 4 * 7;
+    let mut begin = v.len() + vars.iter().map(|s| entry(s)).sum::<usize>();
+    for s in vars {
+        name(&mut v, s);
+        for x in [1, 0, 0, 0, 4, 8, begin as u32] {
+            be(&mut v, x);
+        }
+        begin += 8;
+    }
+    for i in 0..vars.len() as i32 {
+        v.extend_from_slice(&(10 * i + 1).to_be_bytes());
+        v.extend_from_slice(&(10 * i + 2).to_be_bytes());
+    }
+    v
 }
