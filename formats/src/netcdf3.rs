@@ -370,7 +370,6 @@ fn attr_value(nc_type: u32, raw: &[u8]) -> (Value, Option<f64>) {
     (value, first)
 }
 
-/// Parse the header at the start of `buf` (the whole file).
 /// Refuse a name netCDF-C never writes: empty (no path could name it), or
 /// one already defined (which of the two a reader means is a guess:
 /// netCDF4-python shows the last).
@@ -388,6 +387,7 @@ fn unique<'a>(
     Ok(())
 }
 
+/// Parse the header at the start of `buf` (the whole file).
 fn parse_header(buf: &[u8]) -> std::result::Result<Header, String> {
     let version = match buf.get(..4) {
         Some(b"CDF\x01") => Version::Classic,
