@@ -103,6 +103,15 @@ pub fn resolve(loc: &Location) -> std::io::Result<Resolved> {
             false,
         ),
         Location::Npy(file) | Location::Raw { file, .. } => (real_path(file)?, None, false),
+        // A URL is compared as written (it never names a local path: those
+        // resolve to absolute paths, a URL's text is not one).
+        Location::ZarrUrl { root, array } => {
+            let mut p = PathBuf::from(root);
+            for part in array.split('/').filter(|p| !p.is_empty()) {
+                p.push(part);
+            }
+            (p, None, true)
+        }
     };
     let inode = inode_of(&path);
     Ok(Resolved {

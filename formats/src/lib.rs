@@ -32,7 +32,10 @@ mod netcdf3;
 mod npy;
 mod open;
 mod raw;
+#[cfg(feature = "object-store")]
+mod remote;
 mod swap;
+mod url;
 mod zarr;
 
 pub use identity::{check_output, check_output_file, real_path};

@@ -51,6 +51,7 @@ pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
     }
     match loc {
         Location::Zarr { root, array } => zarr::open_source(path, &root, &array),
+        Location::ZarrUrl { root, array } => zarr::open_url_source(path, &root, &array),
         Location::Npy(file) => Ok(Arc::new(npy::open_source(path, &file)?)),
         Location::Raw { file, spec } => Ok(Arc::new(raw::open_source(path, &file, &spec)?)),
         #[cfg(feature = "hdf5")]
@@ -79,6 +80,10 @@ pub(crate) fn split_pattern(pattern: &str) -> (String, String) {
         }
         Ok(Location::Zarr { root, .. }) => {
             let root = root.display().to_string();
+            let rest = pattern.get(root.len()..).unwrap_or("").to_string();
+            (root, rest)
+        }
+        Ok(Location::ZarrUrl { root, .. }) => {
             let rest = pattern.get(root.len()..).unwrap_or("").to_string();
             (root, rest)
         }
@@ -116,6 +121,16 @@ pub fn open_many(pattern: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
         return Ok(vec![open_source(pattern)?]);
     }
     let (file_pat, rest) = split_pattern(pattern);
+    if let Ok(Location::ZarrUrl { .. }) = parse_location(pattern) {
+        let roots = zarr::url_glob(pattern, &file_pat)?;
+        if roots.is_empty() {
+            return Err(Error::open(pattern, "no stores match this pattern"));
+        }
+        return roots
+            .iter()
+            .map(|r| open_source(&format!("{r}{rest}")))
+            .collect();
+    }
     let paths = glob::glob(&file_pat)
         .map_err(|e| Error::open(pattern, format!("bad glob pattern: {e}")))?;
     let mut files: Vec<PathBuf> = Vec::new();
@@ -159,6 +174,7 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
     }
     match parse_location(path)? {
         Location::Zarr { root, array } => zarr::create_sink(path, &root, &array, spec),
+        Location::ZarrUrl { .. } => Err(url_write(path)),
         Location::Npy(file) => Ok(Arc::new(npy::create_sink(path, &file, spec)?)),
         Location::Raw { file, .. } => Ok(Arc::new(raw::create_sink(path, &file, None, spec)?)),
         #[cfg(feature = "hdf5")]
@@ -166,6 +182,15 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
     }
+}
+
+/// Stores reached by URL are read-only in this version.
+fn url_write(path: &str) -> Error {
+    Error::open(
+        path,
+        "writing to a store by URL is not supported yet; write to a local path and copy it \
+         (e.g. `aws s3 sync`)",
+    )
 }
 
 /// [`WriteMode::Into`](crate::WriteMode::Into) and
@@ -216,6 +241,7 @@ pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
     }
     match parse_location(path)? {
         Location::Zarr { .. } => zarr::sink_needs(path, spec),
+        Location::ZarrUrl { .. } => Err(url_write(path)),
         Location::Npy(_) | Location::Raw { .. } => contiguous(path),
         #[cfg(feature = "hdf5")]
         Location::Hdf5 { .. } => crate::hdf5::sink_needs(path, spec),
@@ -237,6 +263,7 @@ pub fn info(path: &str) -> Result<StoreInfo> {
     }
     match loc {
         Location::Zarr { root, array } => zarr::info(path, &root, &array),
+        Location::ZarrUrl { root, array } => zarr::url_info(path, &root, &array),
         Location::Npy(file) => Ok(StoreInfo::Array(npy::info(path, &file)?)),
         Location::Raw { file, spec } => Ok(StoreInfo::Array(raw::info(path, &file, &spec)?)),
         #[cfg(feature = "hdf5")]

@@ -6,11 +6,17 @@
 //! | `dir.zarr`, `dir.zarr/group/array`, or any directory holding Zarr metadata | Zarr v2 or v3 |
 //! | `file.npy` | NumPy `.npy` |
 //! | `file.bin?dtype=<f4&shape=100,200[&offset=0]` (also `.raw`, `.dat`) | raw binary |
+//! | `s3://bucket/dir/x.zarr/array` (also `gs://`, `az://`, `http(s)://`) | Zarr v2 or v3 in object storage or on a web server (feature `object-store`) |
+//! | `file:///abs/path…` | any of the above on the local file system |
 //!
 //! Extensions are matched case-insensitively. The raw `dtype` is a NumPy
 //! type string (`<f4`, `>i2`, `|u1`, `|b1`; `=` or no prefix means
 //! little-endian here) or a dtype name (`float32`). Parsing touches the file
 //! system only to recognise Zarr directories without a `.zarr` suffix.
+//!
+//! In a URL the store's root is the path up to its first component ending
+//! in `.zarr`, and what follows is the array path inside it; a URL with no
+//! such component names the store's root. Only Zarr stores are read by URL.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +33,10 @@ pub enum Location {
     /// A Zarr store directory and the array (or group) path inside it, without
     /// leading or trailing `/` (empty for the root).
     Zarr { root: PathBuf, array: String },
+    /// A Zarr store reached by URL (`s3://bucket/x.zarr`, `gs://`, `az://`,
+    /// `http(s)://`; no trailing `/`) and the array (or group) path inside
+    /// it, as for [`Location::Zarr`].
+    ZarrUrl { root: String, array: String },
     /// A NumPy `.npy` file.
     Npy(PathBuf),
     /// A raw binary file and its layout.
@@ -97,6 +107,14 @@ impl Location {
                     },
                 )
             }
+            Location::ZarrUrl { root, array } => {
+                let text = if array.is_empty() {
+                    root.clone()
+                } else {
+                    format!("{root}/{array}")
+                };
+                (text, self.clone())
+            }
             Location::Npy(file) => {
                 let f = abs(file)?;
                 (f.clone(), Location::Npy(PathBuf::from(f)))
@@ -146,6 +164,12 @@ pub fn parse_location(path: &str) -> Result<Location> {
     let loc = parse_unchecked(path)?;
     match &loc {
         Location::Zarr { array, .. } => check_inner(path, "array path", array)?,
+        Location::ZarrUrl { root, array } => {
+            if let Some(u) = crate::url::split_url(root) {
+                check_inner(path, "URL path", u.path)?;
+            }
+            check_inner(path, "array path", array)?;
+        }
         Location::Hdf5 { dataset, .. } => check_inner(path, "dataset path", dataset)?,
         Location::Npy(_) | Location::Raw { .. } => {}
     }
@@ -177,6 +201,20 @@ fn check_inner(path: &str, what: &str, inner: &str) -> Result<()> {
 }
 
 fn parse_unchecked(path: &str) -> Result<Location> {
+    if let Some(local) = path.strip_prefix("file://") {
+        // `file:///abs/x.zarr` or `file://localhost/abs/x.zarr`.
+        let local = local.strip_prefix("localhost").unwrap_or(local);
+        if !local.starts_with('/') {
+            return Err(Error::open(
+                path,
+                "a file:// URL names an absolute path (file:///dir/x.zarr)",
+            ));
+        }
+        return parse_unchecked(local);
+    }
+    if let Some(loc) = crate::url::parse_url(path)? {
+        return Ok(loc);
+    }
     if let Some(loc) = split_hdf5(path) {
         return Ok(loc);
     }
@@ -202,8 +240,8 @@ fn parse_unchecked(path: &str) -> Result<Location> {
     }
     Err(Error::open(
         path,
-        "unrecognised format: expected `file.h5:/dataset`, `dir.zarr[/array]`, `file.npy` or \
-         `file.bin?dtype=<f4&shape=...`",
+        "unrecognised format: expected `file.h5:/dataset`, `dir.zarr[/array]`, `file.npy`, \
+         `file.bin?dtype=<f4&shape=...` or `s3://bucket/x.zarr[/array]`",
     ))
 }
 
@@ -246,6 +284,13 @@ fn split_hdf5(path: &str) -> Option<Location> {
 
 /// `file.bin` with an optional `?query`.
 pub(crate) fn split_raw(path: &str) -> Option<(PathBuf, Option<&str>)> {
+    if let Some(local) = path.strip_prefix("file://") {
+        return split_raw(local.strip_prefix("localhost").unwrap_or(local));
+    }
+    if crate::url::split_url(path).is_some() {
+        // A store URL is never a local raw file.
+        return None;
+    }
     let (file, query) = match path.find('?') {
         Some(i) => (&path[..i], Some(&path[i + 1..])),
         None => (path, None),

@@ -183,7 +183,7 @@ pub struct StoreArgs {
 /// `ndstream info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The array or group: file.h5[:/dataset], dir.zarr[/array], file.npy, file.bin?dtype=<f4&shape=..
+    /// The array or group: file.h5[:/dataset], dir.zarr[/array], file.npy, file.bin?dtype=<f4&shape=.., s3://bucket/x.zarr[/array]
     pub path: String,
     /// Print JSON.
     #[arg(long)]
@@ -193,7 +193,7 @@ pub struct InfoArgs {
 /// `ndstream convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Input array, or a glob (`days/*.h5:/t2m`) stacked along a new first axis.
+    /// Input array (a path, or a Zarr URL: s3://bucket/x.zarr/a), or a glob (`days/*.h5:/t2m`) stacked along a new first axis.
     pub src: String,
     /// Output: out.zarr[/array], out.h5:/dataset, out.npy, out.bin?dtype=..
     pub dst: String,

@@ -7,7 +7,8 @@
 //! what to show in `info`) and refuses what ndstream cannot hold (complex,
 //! string, structured and other dtypes; irregular chunk grids) with a
 //! message naming the array and the dtype. Metadata is a few hundred bytes,
-//! so it is read whole with `std::fs`.
+//! so it is read whole: with `std::fs` on disk, through a store's `get`
+//! elsewhere ([`MetaReader`]).
 
 use std::path::Path;
 
@@ -43,13 +44,37 @@ pub(crate) struct ArrayMeta {
     pub attributes: Attributes,
 }
 
-fn read_json(path: &Path) -> Result<Option<Value>, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
+/// Where a node's metadata documents are read from: `get(name)` returns
+/// the bytes of `zarr.json`, `.zarray`, … in the node (`None` if absent),
+/// `describe(name)` names that document in messages (a file path, a URL).
+pub(crate) trait MetaReader {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String>;
+    fn describe(&self, name: &str) -> String;
+}
+
+/// A node directory on the filesystem.
+struct DirReader<'a>(&'a Path);
+
+impl MetaReader for DirReader<'_> {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let path = self.0.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    fn describe(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+fn read_json(r: &dyn MetaReader, name: &str) -> Result<Option<Value>, String> {
+    match r.get(name)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| format!("{} is not valid JSON: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            .map_err(|e| format!("{} is not valid JSON: {e}", r.describe(name))),
+        None => Ok(None),
     }
 }
 
@@ -77,7 +102,12 @@ fn check_sizes(a: ArrayMeta) -> Result<ArrayMeta, String> {
 
 /// Read the node at `dir`: `Ok(None)` if it has no Zarr metadata.
 pub(crate) fn read_node(dir: &Path) -> Result<Option<Node>, String> {
-    if let Some(v) = read_json(&dir.join("zarr.json"))? {
+    read_node_from(&DirReader(dir))
+}
+
+/// Read the node whose metadata `r` reads: `Ok(None)` if it has none.
+pub(crate) fn read_node_from(r: &dyn MetaReader) -> Result<Option<Node>, String> {
+    if let Some(v) = read_json(r, "zarr.json")? {
         return match v.get("node_type").and_then(Value::as_str) {
             Some("array") => parse_v3(&v)
                 .and_then(check_sizes)
@@ -91,13 +121,13 @@ pub(crate) fn read_node(dir: &Path) -> Result<Option<Node>, String> {
             )),
         };
     }
-    let attributes = attrs_of(read_json(&dir.join(".zattrs"))?.as_ref());
-    if let Some(v) = read_json(&dir.join(".zarray"))? {
+    let attributes = attrs_of(read_json(r, ".zattrs")?.as_ref());
+    if let Some(v) = read_json(r, ".zarray")? {
         let mut a = check_sizes(parse_v2(&v)?)?;
         a.attributes = attributes;
         return Ok(Some(Node::Array(a)));
     }
-    if read_json(&dir.join(".zgroup"))?.is_some() {
+    if read_json(r, ".zgroup")?.is_some() {
         return Ok(Some(Node::Group {
             version: ZarrVersion::V2,
             attributes,

@@ -14,6 +14,8 @@
 //! skip the temporaries of overwrites in progress.
 
 mod meta;
+#[cfg(feature = "object-store")]
+mod object;
 mod sink;
 mod source;
 mod store;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 
 use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, Error, Result};
 use zarrs::array::{Array, CodecOptions};
+use zarrs::storage::ReadableStorageTraits;
 
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo, ZarrVersion};
 use meta::{ArrayMeta, Node};
@@ -114,12 +117,13 @@ pub(crate) fn open_source(name: &str, root: &Path, array: &str) -> Result<Arc<dy
             ))
         }
     };
-    let zarr = Array::open(Arc::new(store), "/").map_err(|e| Error::Open {
+    let store: Arc<dyn ReadableStorageTraits> = Arc::new(store);
+    let zarr = Array::open(store, "/").map_err(|e| Error::Open {
         path: name.to_string(),
         message: format!("zarrs cannot open the array: {e}"),
         cause: Some(Box::new(e)),
     })?;
-    let mut src = source::ZarrSource::new(name, dir, zarr, meta);
+    let mut src = source::ZarrSource::new(name, dir.display().to_string(), zarr, meta);
     src.locator = crate::Location::Zarr {
         root: root.to_path_buf(),
         array: array.to_string(),
@@ -163,7 +167,17 @@ fn stored_bytes(dir: &Path) -> u64 {
     total
 }
 
-fn array_info(path: String, dir: &Path, m: ArrayMeta) -> ArrayInfo {
+fn local_array_info(path: String, dir: &Path, m: ArrayMeta) -> ArrayInfo {
+    let incomplete = dir.join(INCOMPLETE_MARKER).exists();
+    array_info(path, m, Some(stored_bytes(dir)), incomplete)
+}
+
+fn array_info(
+    path: String,
+    m: ArrayMeta,
+    stored_bytes: Option<u64>,
+    incomplete: bool,
+) -> ArrayInfo {
     let (chunks, shards) = match m.inner {
         Some(inner) => (inner, Some(m.chunks)),
         None => (m.chunks, None),
@@ -177,10 +191,10 @@ fn array_info(path: String, dir: &Path, m: ArrayMeta) -> ArrayInfo {
         chunks: Some(chunks),
         shards,
         codec: m.codec,
-        stored_bytes: Some(stored_bytes(dir)),
+        stored_bytes,
         fill_value: m.fill_value,
         attributes: m.attributes,
-        incomplete: dir.join(INCOMPLETE_MARKER).exists(),
+        incomplete,
     }
 }
 
@@ -199,7 +213,7 @@ fn collect_arrays(name: &str, dir: &Path, prefix: &str, out: &mut Vec<ArrayInfo>
         let d = dir.join(&sub);
         let path = format!("{prefix}/{sub}");
         match meta::read_node(&d) {
-            Ok(Some(Node::Array(m))) => out.push(array_info(path, &d, m)),
+            Ok(Some(Node::Array(m))) => out.push(local_array_info(path, &d, m)),
             Ok(Some(Node::Group { .. })) => collect_arrays(name, &d, &path, out)?,
             // Chunk directories (v3 `c/`, v2 nested keys) and foreign folders.
             Ok(None) => {}
@@ -215,7 +229,11 @@ fn collect_arrays(name: &str, dir: &Path, prefix: &str, out: &mut Vec<ArrayInfo>
 pub(crate) fn info(name: &str, root: &Path, array: &str) -> Result<StoreInfo> {
     let dir = root.join(array);
     match node(name, root, array)? {
-        Node::Array(m) => Ok(StoreInfo::Array(array_info(name.to_string(), &dir, m))),
+        Node::Array(m) => Ok(StoreInfo::Array(local_array_info(
+            name.to_string(),
+            &dir,
+            m,
+        ))),
         Node::Group {
             version,
             attributes,
@@ -229,5 +247,46 @@ pub(crate) fn info(name: &str, root: &Path, array: &str) -> Result<StoreInfo> {
                 arrays,
             })
         }
+    }
+}
+
+#[cfg(not(feature = "object-store"))]
+fn no_object_store(name: &str) -> Error {
+    Error::open(
+        name,
+        "this build cannot reach stores by URL; rebuild ndstream with the `object-store` feature",
+    )
+}
+
+/// Open the array `root/array` of a store reached by URL.
+pub(crate) fn open_url_source(name: &str, root: &str, array: &str) -> Result<Arc<dyn ChunkSource>> {
+    #[cfg(feature = "object-store")]
+    return object::open_source(name, root, array);
+    #[cfg(not(feature = "object-store"))]
+    {
+        let _ = (root, array);
+        Err(no_object_store(name))
+    }
+}
+
+/// `info` for an array or group of a store reached by URL.
+pub(crate) fn url_info(name: &str, root: &str, array: &str) -> Result<StoreInfo> {
+    #[cfg(feature = "object-store")]
+    return object::info(name, root, array);
+    #[cfg(not(feature = "object-store"))]
+    {
+        let _ = (root, array);
+        Err(no_object_store(name))
+    }
+}
+
+/// The store roots a URL glob pattern names, sorted.
+pub(crate) fn url_glob(name: &str, pattern: &str) -> Result<Vec<String>> {
+    #[cfg(feature = "object-store")]
+    return object::glob(name, pattern);
+    #[cfg(not(feature = "object-store"))]
+    {
+        let _ = pattern;
+        Err(no_object_store(name))
     }
 }

@@ -11,8 +11,6 @@
 //! Decoding runs on the calling thread (codec concurrency 1): the executor
 //! owns the threads.
 
-use std::path::PathBuf;
-
 use ndarray::{ArrayD, SliceInfoElem};
 use ndstream_engine::{
     Attributes, Block, BlockElement, ChunkGrid, ChunkIndex, ChunkSource, DType, Error, Result,
@@ -21,9 +19,10 @@ use zarrs::array::{
     Array, ArrayShardedReadableExt, ArrayShardedReadableExtCache, CodecOptions, ElementOwned,
 };
 
+use zarrs::storage::ReadableStorageTraits;
+
 use super::codec_options;
 use super::meta::ArrayMeta;
-use super::store::AtomicFsStore;
 
 /// Shard indexes kept at most (each is 16 bytes per inner chunk of a shard).
 const SHARD_INDEX_CACHE: usize = 64;
@@ -31,9 +30,9 @@ const SHARD_INDEX_CACHE: usize = 64;
 /// A Zarr array opened for reading.
 pub(crate) struct ZarrSource {
     name: String,
-    /// The array's directory, for error messages.
-    dir: PathBuf,
-    array: Array<AtomicFsStore>,
+    /// Where the array is (its directory, or its URL), for error messages.
+    dir: String,
+    array: Array<dyn ReadableStorageTraits>,
     meta: ArrayMeta,
     grid: ChunkGrid,
     shard_cache: Option<ArrayShardedReadableExtCache>,
@@ -55,8 +54,8 @@ impl ZarrSource {
     /// Wrap an opened array whose metadata ndstream has already vetted.
     pub fn new(
         name: &str,
-        dir: PathBuf,
-        array: Array<AtomicFsStore>,
+        dir: String,
+        array: Array<dyn ReadableStorageTraits>,
         meta: ArrayMeta,
     ) -> ZarrSource {
         let (grid, shard_cache) = match &meta.inner {
@@ -78,7 +77,8 @@ impl ZarrSource {
         }
     }
 
-    /// The file holding chunk `idx` of the grid (the shard, when sharded).
+    /// The file (or object) holding chunk `idx` of the grid (the shard,
+    /// when sharded).
     fn chunk_file(&self, idx: &[u64]) -> String {
         let stored: Vec<u64> = match &self.meta.inner {
             Some(inner) => idx
@@ -90,7 +90,7 @@ impl ZarrSource {
             None => idx.to_vec(),
         };
         let key = self.array.chunk_key(&stored);
-        self.dir.join(key.as_str()).display().to_string()
+        format!("{}/{}", self.dir.trim_end_matches('/'), key.as_str())
     }
 
     fn read_typed<T: ElementOwned + BlockElement>(&self, idx: &[u64]) -> Result<Block> {

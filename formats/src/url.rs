@@ -1,0 +1,157 @@
+//! URLs in the path syntax: `s3://bucket/dir/x.zarr/array` and the like
+//! (see [`crate::path`]). Parsing needs no feature; reaching the store
+//! needs `object-store` (see `remote`).
+
+use ndstream_engine::{Error, Result};
+
+use crate::path::Location;
+
+/// The URL schemes a store can be reached by.
+pub(crate) const SCHEMES: [&str; 10] = [
+    "s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "adl", "http", "https",
+];
+
+/// A URL split into its scheme, its authority (bucket, container or host)
+/// and its path inside that, without leading or trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Url<'a> {
+    pub scheme: &'a str,
+    pub authority: &'a str,
+    pub path: &'a str,
+}
+
+/// Split `url` (`scheme://authority/path`); `None` if it has no `://`
+/// after a scheme name (letters, digits, `+`, `-`, `.`).
+pub(crate) fn split_url(url: &str) -> Option<Url<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return None;
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Some(Url {
+        scheme,
+        authority,
+        path: path.trim_matches('/'),
+    })
+}
+
+/// Extensions of the formats that are read from local files only.
+const FILE_EXTS: [&str; 9] = ["h5", "hdf5", "nc", "he5", "npy", "bin", "raw", "dat", "nc4"];
+
+/// Parse a URL into a [`Location::ZarrUrl`]; `Ok(None)` if `path` is not a
+/// URL (`file://` is handled by the caller).
+pub(crate) fn parse_url(path: &str) -> Result<Option<Location>> {
+    let Some(u) = split_url(path) else {
+        return Ok(None);
+    };
+    let scheme = u.scheme.to_ascii_lowercase();
+    if !SCHEMES.contains(&scheme.as_str()) {
+        return Err(Error::open(
+            path,
+            format!(
+                "unsupported URL scheme `{}://`: expected one of {}, or file",
+                u.scheme,
+                SCHEMES.join(", ")
+            ),
+        ));
+    }
+    if u.authority.is_empty() {
+        return Err(Error::open(
+            path,
+            "the URL names no bucket, container or host",
+        ));
+    }
+    if path.contains(['?', '#']) {
+        return Err(Error::open(
+            path,
+            "a store URL cannot have a query or fragment (`?`, `#`)",
+        ));
+    }
+    let parts: Vec<&str> = u.path.split('/').filter(|p| !p.is_empty()).collect();
+    let base = format!("{}://{}", u.scheme, u.authority);
+    let at = parts
+        .iter()
+        .position(|p| p.len() > 5 && p.to_ascii_lowercase().ends_with(".zarr"));
+    let (root_parts, array_parts) = match at {
+        Some(i) => parts.split_at(i + 1),
+        None => {
+            if let Some(last) = parts.last() {
+                let ext = last.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+                if ext.is_some_and(|e| FILE_EXTS.contains(&e.as_str())) {
+                    return Err(Error::open(
+                        path,
+                        "only Zarr stores are read by URL; copy this file to a local \
+                         path to read it",
+                    ));
+                }
+            }
+            (parts.as_slice(), &[][..])
+        }
+    };
+    let root = if root_parts.is_empty() {
+        base
+    } else {
+        format!("{base}/{}", root_parts.join("/"))
+    };
+    Ok(Some(Location::ZarrUrl {
+        root,
+        array: array_parts.join("/"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_loc(p: &str) -> (String, String) {
+        match parse_url(p).unwrap().unwrap() {
+            Location::ZarrUrl { root, array } => (root, array),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls_split_into_scheme_authority_and_path() {
+        let u = split_url("s3://bucket/a/b.zarr/").unwrap();
+        assert_eq!(
+            (u.scheme, u.authority, u.path),
+            ("s3", "bucket", "a/b.zarr")
+        );
+        let u = split_url("gs://bucket").unwrap();
+        assert_eq!((u.authority, u.path), ("bucket", ""));
+        assert!(split_url("/local/x.zarr").is_none());
+        assert!(split_url("a b://x").is_none());
+    }
+
+    #[test]
+    fn a_zarr_url_splits_at_its_first_zarr_component() {
+        assert_eq!(
+            url_loc("s3://b/runs/x.zarr/g/t2m/"),
+            ("s3://b/runs/x.zarr".into(), "g/t2m".into())
+        );
+        assert_eq!(
+            url_loc("https://host:8000/data/X.ZARR"),
+            ("https://host:8000/data/X.ZARR".into(), String::new())
+        );
+        // No `.zarr`: the URL is the store's root.
+        assert_eq!(
+            url_loc("gs://b/store/"),
+            ("gs://b/store".into(), String::new())
+        );
+        assert_eq!(url_loc("az://c"), ("az://c".into(), String::new()));
+        assert!(parse_url("x.zarr/a").unwrap().is_none());
+    }
+
+    #[test]
+    fn urls_ndstream_cannot_read_are_refused_with_the_reason() {
+        let e = |p: &str| parse_url(p).unwrap_err().to_string();
+        assert!(e("ftp://h/x.zarr").contains("unsupported URL scheme `ftp://`"));
+        assert!(e("s3:///x.zarr").contains("names no bucket"));
+        assert!(e("s3://b/x.nc").contains("only Zarr stores are read by URL"));
+        assert!(e("https://h/x.zarr?sig=1").contains("query or fragment"));
+    }
+}

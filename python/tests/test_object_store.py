@@ -1,0 +1,251 @@
+"""Zarr stores read by URL: an S3-compatible server (moto) on loopback, in
+a child process (a server thread in this process could not answer while
+ndstream holds the GIL), reached as S3 and as a plain web server.
+
+zarr-python writes the stores through s3fs, ndstream reads them by
+``s3://`` URL; the oracle is the NumPy data written."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ndstream_only
+
+moto = pytest.importorskip("moto", reason="moto (an S3-compatible server) is not installed")
+s3fs = pytest.importorskip("s3fs", reason="s3fs is not installed")
+boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
+zarr = pytest.importorskip("zarr")
+
+BUCKET = "ndstream-test"
+KEY = "testing"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(args: list[str], url: str, cwd: str | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return proc
+        except urllib.error.HTTPError:
+            return proc  # answering, if only with an error
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server {args} exited with {proc.returncode}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the server {args} did not answer at {url} in 30 s")
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A moto S3 server on loopback, the environment pointing at it, and a
+    bucket with zarr-python-written stores in it."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = _serve(["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], endpoint)
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": KEY,
+        "AWS_SECRET_ACCESS_KEY": KEY,
+        "AWS_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket=BUCKET)
+        fs = s3fs.S3FileSystem(
+            asynchronous=True,
+            key=KEY,
+            secret=KEY,
+            client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
+        )
+        yield {"endpoint": endpoint, "client": client, "fs": fs}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        proc.kill()
+        proc.wait()
+
+
+def _write(s3, path: str, data: np.ndarray, **kwargs) -> None:
+    """zarr-python writes ``data`` to ``s3://BUCKET/path`` through s3fs."""
+    store = zarr.storage.FsspecStore(s3["fs"], path=f"{BUCKET}/{path}", read_only=False)
+    z = zarr.create_array(store=store, shape=data.shape, dtype=data.dtype, overwrite=True, **kwargs)
+    z[...] = data
+
+
+def _keys(s3, prefix: str) -> list[str]:
+    out = s3["client"].list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return sorted(o["Key"] for o in out.get("Contents", []))
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"zarr_format": 3, "chunks": (7, 9)},
+        {"zarr_format": 2, "chunks": (7, 9)},
+        {"zarr_format": 3, "chunks": (5, 5), "shards": (10, 20)},
+    ],
+    ids=["v3", "v2", "sharded"],
+)
+def test_a_zarr_python_store_in_a_bucket_reads_as_written(da, s3, rng, layout):
+    data = rng.standard_normal((23, 40))
+    name = f"layout-{layout['zarr_format']}-{'shards' in layout}.zarr"
+    _write(s3, name, data, **layout)
+    x = da.from_zarr(f"s3://{BUCKET}/{name}")
+    assert x.shape == data.shape and x.dtype == data.dtype
+    np.testing.assert_array_equal(x.compute(), data)
+    # A reduction and a strided slice over the remote chunks.
+    np.testing.assert_allclose(x.sum(axis=0).compute(), data.sum(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(x[3:20:4, ::-3].compute(), data[3:20:4, ::-3])
+
+
+def test_an_array_in_a_group_and_the_group_listing(da, s3, rng):
+    root = zarr.open_group(
+        zarr.storage.FsspecStore(s3["fs"], path=f"{BUCKET}/grp.zarr", read_only=False), mode="w"
+    )
+    a = rng.integers(0, 1000, size=(30, 12), dtype="i4")
+    b = rng.standard_normal(17).astype("f4")
+    root.create_array("a", shape=a.shape, dtype=a.dtype, chunks=(8, 5))[...] = a
+    root.create_group("sub").create_array("b", shape=b.shape, dtype=b.dtype, chunks=(4,))[...] = b
+    root["a"].attrs["units"] = "K"
+    x = da.open(f"s3://{BUCKET}/grp.zarr/a")
+    np.testing.assert_array_equal(x.compute(), a)
+    assert int(x.sum().compute()) == int(a.sum())
+    np.testing.assert_array_equal(da.from_zarr(f"s3://{BUCKET}/grp.zarr", component="sub/b"), b)
+    # Opening the group itself says to name an array in it.
+    with pytest.raises(Exception, match="is a Zarr group, not an array"):
+        da.open(f"s3://{BUCKET}/grp.zarr")
+
+
+def test_a_glob_over_a_bucket_opens_every_match_in_order(da, s3):
+    for i in (2, 0, 1):
+        _write(s3, f"runs/r{i}.zarr", np.full((4, 3), i, dtype="i2"), chunks=(2, 3))
+    _write(s3, "runs/other.zarr", np.zeros((4, 3), dtype="i2"), chunks=(2, 3))
+    xs = da.open_many(f"s3://{BUCKET}/runs/r*.zarr")
+    assert [int(x[0, 0].compute()) for x in xs] == [0, 1, 2]
+    stacked = da.stack(xs).compute()
+    np.testing.assert_array_equal(stacked, np.stack([np.full((4, 3), i, "i2") for i in range(3)]))
+    with pytest.raises(Exception, match="no stores match"):
+        da.open_many(f"s3://{BUCKET}/runs/q*.zarr")
+
+
+def test_missing_stores_and_arrays_are_named(da, s3):
+    with pytest.raises(Exception, match=r"no Zarr store at s3://ndstream-test/absent\.zarr"):
+        da.open(f"s3://{BUCKET}/absent.zarr")
+    _write(s3, "one.zarr", np.arange(6.0), chunks=(3,))
+    with pytest.raises(Exception, match="no array or group `nope`"):
+        da.open(f"s3://{BUCKET}/one.zarr/nope")
+    with pytest.raises(Exception, match="only Zarr stores are read by URL"):
+        da.open(f"s3://{BUCKET}/x.nc")
+
+
+def test_a_chunk_missing_from_the_bucket_reads_as_the_fill_value(da, s3):
+    data = np.arange(12.0).reshape(3, 4)
+    _write(s3, "holes.zarr", data, chunks=(1, 4), fill_value=-1.0)
+    s3["client"].delete_object(Bucket=BUCKET, Key="holes.zarr/c/1/0")
+    want = data.copy()
+    want[1] = -1.0
+    np.testing.assert_array_equal(da.from_zarr(f"s3://{BUCKET}/holes.zarr").compute(), want)
+
+
+def test_a_corrupt_chunk_in_the_bucket_is_an_error_naming_its_url(da, s3):
+    _write(s3, "bad.zarr", np.arange(12.0).reshape(3, 4), chunks=(1, 4))
+    s3["client"].put_object(Bucket=BUCKET, Key="bad.zarr/c/2/0", Body=b"not zstd")
+    x = da.from_zarr(f"s3://{BUCKET}/bad.zarr")
+    with pytest.raises(Exception, match=r"s3://ndstream-test/bad\.zarr/c/2/0"):
+        x.compute()
+
+
+def test_writing_to_a_bucket_is_refused_and_creates_nothing(da, s3):
+    before = _keys(s3, "")
+    with pytest.raises(Exception, match="writing to a store by URL is not supported yet"):
+        da.ones((4, 4), chunks=2).to_zarr(f"s3://{BUCKET}/out.zarr")
+    assert _keys(s3, "") == before
+
+
+def _cli() -> Path | None:
+    root = Path(__file__).resolve().parents[2]
+    for build in ("debug", "release"):
+        exe = root / "target" / build / "ndstream"
+        if exe.is_file():
+            return exe
+    return None
+
+
+def test_the_cli_reads_a_bucket(s3, rng, tmp_path):
+    exe = _cli()
+    if exe is None:
+        pytest.skip("no ndstream binary built (cargo build)")
+    data = rng.standard_normal((20, 6))
+    _write(s3, "cli.zarr", data, chunks=(6, 6))
+    url = f"s3://{BUCKET}/cli.zarr"
+    info = subprocess.run(
+        [exe, "info", url], check=False, capture_output=True, text=True, env=os.environ
+    )
+    assert info.returncode == 0, info.stderr
+    lines = dict(line.split(None, 1) for line in info.stdout.splitlines() if line.strip())
+    assert lines["format"] == "zarr v3" and lines["shape"] == "(20, 6)", info.stdout
+    assert lines["chunks"] == "(6, 6)" and lines["dtype"] == "float64", info.stdout
+    # The stored size is the objects' total, listed from the bucket.
+    stored = sum(
+        o["Size"]
+        for o in s3["client"].list_objects_v2(Bucket=BUCKET, Prefix="cli.zarr/")["Contents"]
+    )
+    assert f"({stored} bytes)" in lines["stored"], (stored, info.stdout)
+    out = tmp_path / "local.zarr"
+    conv = subprocess.run(
+        [exe, "convert", url, str(out)], check=False, capture_output=True, text=True
+    )
+    assert conv.returncode == 0, conv.stderr
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], data)
+    # A write to the bucket is bad usage (exit 2), and leaves the bucket as it was.
+    before = _keys(s3, "")
+    bad = subprocess.run(
+        [exe, "convert", str(out), f"s3://{BUCKET}/back.zarr"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert "not supported yet" in bad.stderr
+    assert _keys(s3, "") == before
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_store_on_a_web_server_reads_as_written(da, s3, rng, zarr_format):
+    """The S3 server answers plain unsigned GETs of ``/bucket/key`` (with
+    byte ranges, as web servers do): read the store as a web site."""
+    data = rng.integers(-50, 50, size=(9, 11), dtype="i8")
+    _write(s3, f"w{zarr_format}.zarr", data, chunks=(4, 4), zarr_format=zarr_format)
+    s3["client"].put_bucket_acl(Bucket=BUCKET, ACL="public-read")
+    for key in _keys(s3, f"w{zarr_format}.zarr/"):
+        s3["client"].put_object_acl(Bucket=BUCKET, Key=key, ACL="public-read")
+    x = da.from_zarr(f"{s3['endpoint']}/{BUCKET}/w{zarr_format}.zarr")
+    np.testing.assert_array_equal(x.compute(), data)
+    assert int(x.sum().compute()) == int(data.sum())
