@@ -174,7 +174,7 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
     }
     match parse_location(path)? {
         Location::Zarr { root, array } => zarr::create_sink(path, &root, &array, spec),
-        Location::ZarrUrl { .. } => Err(url_write(path)),
+        Location::ZarrUrl { root, array } => zarr::create_url_sink(path, &root, &array, spec),
         Location::Npy(file) => Ok(Arc::new(npy::create_sink(path, &file, spec)?)),
         Location::Raw { file, .. } => Ok(Arc::new(raw::create_sink(path, &file, None, spec)?)),
         #[cfg(feature = "hdf5")]
@@ -182,15 +182,6 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
     }
-}
-
-/// Stores reached by URL are read-only in this version.
-fn url_write(path: &str) -> Error {
-    Error::open(
-        path,
-        "writing to a store by URL is not supported yet; write to a local path and copy it \
-         (e.g. `aws s3 sync`)",
-    )
 }
 
 /// [`WriteMode::Into`](crate::WriteMode::Into) and
@@ -241,7 +232,7 @@ pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
     }
     match parse_location(path)? {
         Location::Zarr { .. } => zarr::sink_needs(path, spec),
-        Location::ZarrUrl { .. } => Err(url_write(path)),
+        Location::ZarrUrl { root, .. } => zarr::url_sink_needs(path, &root, spec),
         Location::Npy(_) | Location::Raw { .. } => contiguous(path),
         #[cfg(feature = "hdf5")]
         Location::Hdf5 { .. } => crate::hdf5::sink_needs(path, spec),

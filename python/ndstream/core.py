@@ -2340,7 +2340,10 @@ def to_zarr(
     if kwargs:
         raise TypeError(f"to_zarr: unexpected keyword arguments {sorted(kwargs)}")
     if storage_options:
-        raise NotImplementedError("storage_options: ndstream writes local stores only (yet)")
+        raise NotImplementedError(
+            "storage_options: ndstream takes credentials and endpoints from the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...), not from arguments"
+        )
     if region is not None:
         raise NotImplementedError("region= is not supported: write a whole array")
     if not compute:

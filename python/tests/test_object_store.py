@@ -182,11 +182,82 @@ def test_a_corrupt_chunk_in_the_bucket_is_an_error_naming_its_url(da, s3):
         x.compute()
 
 
-def test_writing_to_a_bucket_is_refused_and_creates_nothing(da, s3):
-    before = _keys(s3, "")
-    with pytest.raises(Exception, match="writing to a store by URL is not supported yet"):
-        da.ones((4, 4), chunks=2).to_zarr(f"s3://{BUCKET}/out.zarr")
-    assert _keys(s3, "") == before
+def _objects(s3, prefix: str) -> dict:
+    """Every object under ``prefix``: key -> bytes."""
+    c = s3["client"]
+    return {k: c.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in _keys(s3, prefix)}
+
+
+def _zarr_read(s3, path: str) -> np.ndarray:
+    """zarr-python reads ``s3://BUCKET/path`` through s3fs."""
+    store = zarr.storage.FsspecStore(s3["fs"], path=f"{BUCKET}/{path}", read_only=True)
+    return zarr.open_array(store=store, mode="r")[...]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"zarr_format": 2, "codec": "gzip:5"},
+        {"chunks": (10, 10), "codec": "zstd:3"},
+    ],
+    ids=["v3", "v2-gzip", "rechunked-zstd"],
+)
+def test_an_array_written_to_a_bucket_reads_back_in_zarr_python(da, s3, rng, kwargs):
+    data = rng.standard_normal((45, 33))
+    name = "w-" + "-".join(f"{k}{v}" for k, v in kwargs.items()).replace(" ", "") + ".zarr"
+    x = da.from_array(data, chunks=(20, 15))
+    (x * 2 - 1).to_zarr(f"s3://{BUCKET}/{name}", **kwargs)
+    np.testing.assert_array_equal(_zarr_read(s3, name), data * 2 - 1)
+    keys = _keys(s3, name + "/")
+    assert not any(k.endswith(".ndstream-incomplete") for k in keys), keys
+    # And ndstream reads it back by URL.
+    np.testing.assert_array_equal(da.from_zarr(f"s3://{BUCKET}/{name}").compute(), data * 2 - 1)
+
+
+def test_an_array_in_a_new_group_of_a_bucket(da, s3):
+    da.arange(24, chunks=5).reshape(4, 6).to_zarr(f"s3://{BUCKET}/newgrp.zarr/sub/x")
+    g = zarr.open_group(
+        zarr.storage.FsspecStore(s3["fs"], path=f"{BUCKET}/newgrp.zarr", read_only=True), mode="r"
+    )
+    np.testing.assert_array_equal(g["sub/x"][...], np.arange(24).reshape(4, 6))
+
+
+def test_an_existing_array_in_a_bucket_is_never_replaced(da, s3):
+    _write(s3, "keep.zarr", np.arange(10.0), chunks=(4,))
+    before = _objects(s3, "keep.zarr/")
+    with pytest.raises(Exception, match="already exists"):
+        da.ones(10, chunks=4).to_zarr(f"s3://{BUCKET}/keep.zarr")
+    with pytest.raises(Exception, match="cannot be replaced whole"):
+        da.ones(10, chunks=4).to_zarr(f"s3://{BUCKET}/keep.zarr", overwrite=True)
+    # Output = input.
+    with pytest.raises(Exception, match=r"keep\.zarr"):
+        (da.from_zarr(f"s3://{BUCKET}/keep.zarr") + 1).to_zarr(
+            f"s3://{BUCKET}/keep.zarr", resume=True
+        )
+    assert _objects(s3, "keep.zarr/") == before
+
+
+def test_an_interrupted_write_to_a_bucket_resumes_to_the_same_bytes(da, s3, rng):
+    data = rng.standard_normal((40, 30))
+    x = da.from_array(data, chunks=(10, 10))
+    x.to_zarr(f"s3://{BUCKET}/ref.zarr", codec="zstd:1")
+    x.to_zarr(f"s3://{BUCKET}/cut.zarr", codec="zstd:1")
+    # What a killed write leaves: the marker back, chunks missing or torn.
+    c = s3["client"]
+    c.put_object(Bucket=BUCKET, Key="cut.zarr/.ndstream-incomplete", Body=b"")
+    c.delete_object(Bucket=BUCKET, Key="cut.zarr/c/1/2")
+    c.delete_object(Bucket=BUCKET, Key="cut.zarr/c/3/0")
+    c.put_object(Bucket=BUCKET, Key="cut.zarr/c/0/0", Body=b"\x28\xb5\x2f")
+    with pytest.raises(Exception, match="already exists"):
+        x.to_zarr(f"s3://{BUCKET}/cut.zarr", codec="zstd:1")
+    x.to_zarr(f"s3://{BUCKET}/cut.zarr", codec="zstd:1", resume=True)
+    ref = {k[len("ref.zarr/") :]: v for k, v in _objects(s3, "ref.zarr/").items()}
+    cut = {k[len("cut.zarr/") :]: v for k, v in _objects(s3, "cut.zarr/").items()}
+    assert cut == ref
+    # A resume with another layout is refused, naming both.
+    with pytest.raises(Exception, match="cannot resume"):
+        x.to_zarr(f"s3://{BUCKET}/cut.zarr", codec="zstd:1", chunks=(20, 20), resume=True)
 
 
 def _cli() -> Path | None:
@@ -198,7 +269,7 @@ def _cli() -> Path | None:
     return None
 
 
-def test_the_cli_reads_a_bucket(s3, rng, tmp_path):
+def test_the_cli_reads_and_writes_a_bucket(s3, rng, tmp_path):
     exe = _cli()
     if exe is None:
         pytest.skip("no ndstream binary built (cargo build)")
@@ -224,17 +295,31 @@ def test_the_cli_reads_a_bucket(s3, rng, tmp_path):
     )
     assert conv.returncode == 0, conv.stderr
     np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], data)
-    # A write to the bucket is bad usage (exit 2), and leaves the bucket as it was.
-    before = _keys(s3, "")
-    bad = subprocess.run(
+    # A server that cannot be reached is a runtime failure (exit 1), named.
+    env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{_free_port()}")
+    down = subprocess.run([exe, "info", url], check=False, capture_output=True, text=True, env=env)
+    assert down.returncode == 1, (down.returncode, down.stderr)
+    assert "cannot read s3://ndstream-test/cli.zarr/zarr.json" in down.stderr, down.stderr
+    # Local -> bucket, and the bucket's copy reads as the original.
+    back = subprocess.run(
+        [exe, "convert", str(out), f"s3://{BUCKET}/back.zarr", "--codec", "zstd:3"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert back.returncode == 0, back.stderr
+    np.testing.assert_array_equal(_zarr_read(s3, "back.zarr"), data)
+    # Again: the array exists (exit 2), and the bucket stays as it was.
+    before = _objects(s3, "")
+    again = subprocess.run(
         [exe, "convert", str(out), f"s3://{BUCKET}/back.zarr"],
         check=False,
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 2, bad.stderr
-    assert "not supported yet" in bad.stderr
-    assert _keys(s3, "") == before
+    assert again.returncode == 2, again.stderr
+    assert "already exists" in again.stderr
+    assert _objects(s3, "") == before
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
@@ -249,3 +334,6 @@ def test_a_store_on_a_web_server_reads_as_written(da, s3, rng, zarr_format):
     x = da.from_zarr(f"{s3['endpoint']}/{BUCKET}/w{zarr_format}.zarr")
     np.testing.assert_array_equal(x.compute(), data)
     assert int(x.sum().compute()) == int(data.sum())
+    # A web server is read-only: a write is refused, naming why.
+    with pytest.raises(Exception, match="read-only"):
+        x.to_zarr(f"{s3['endpoint']}/{BUCKET}/www-out.zarr")

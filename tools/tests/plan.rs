@@ -255,14 +255,18 @@ fn run_and_kill(plan: &str, dir: &Path, after_ms: u64) -> bool {
     finished
 }
 
-#[test]
-fn kill_9_at_random_moments_then_run_again_finishes_with_the_same_bytes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // Long enough (a few seconds) for 20 kills at moments under 0.22 s.
-    let expr = "x = random.normal(3, 2, size=(4000, 2000), chunks=(100, 100), seed=3); \
-                y = x - x.mean(axis=0); y / y.std()";
-    let store = ["--chunks", "50,200", "--codec", "zstd:1"];
+/// Run `expr` into `ref.zarr` in one process, then plan it again and again,
+/// `kill -9` each run at pseudo-random moments under `20 + spread` ms and
+/// run the plan once more, until `want` kills have landed: every plan must
+/// end with the reference's bytes. Returns the plan's status JSON and the
+/// stage each kill left next.
+fn kill_and_resume(
+    dir: &Path,
+    expr: &str,
+    store: &[&str],
+    want: usize,
+    spread: u64,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
     let mut args = vec!["eval", expr, "-o", "ref.zarr"];
     args.extend(store);
     ok(&args, dir);
@@ -271,19 +275,21 @@ fn kill_9_at_random_moments_then_run_again_finishes_with_the_same_bytes() {
     let mut kills = 0;
     let mut plans = 0;
     let mut states = Vec::new();
-    // Plan again until 20 kills have landed (a fast machine finishes a
+    let mut status = serde_json::Value::Null;
+    // Plan again until enough kills have landed (a fast machine finishes a
     // job in fewer); every plan must end with the reference's bytes.
-    while kills < 20 {
+    while kills < want {
         assert!(plans < 10, "{kills} kills in {plans} plans");
         let (plan, out) = (format!("job{plans}.json"), format!("out{plans}.zarr"));
         let mut args = vec!["plan", "-o", &plan, "eval", expr, "-o", &out];
         args.extend(store);
         ok(&args, dir);
+        status = serde_json::from_str(&ok(&["status", &plan, "--json"], dir)).unwrap();
         for _ in 0..60 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if run_and_kill(&plan, dir, 20 + seed % 200) {
+            if run_and_kill(&plan, dir, 20 + seed % spread) {
                 break;
             }
             kills += 1;
@@ -298,10 +304,61 @@ fn kill_9_at_random_moments_then_run_again_finishes_with_the_same_bytes() {
         same_store(&dir.join(&out), &dir.join("ref.zarr"));
         plans += 1;
     }
+    (status, states)
+}
+
+#[test]
+fn kill_9_at_random_moments_then_run_again_finishes_with_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Long enough (a few seconds) for 20 kills at moments under 0.22 s.
+    let expr = "x = random.normal(3, 2, size=(4000, 2000), chunks=(100, 100), seed=3); \
+                y = x - x.mean(axis=0); y / y.std()";
+    let (_, mut states) = kill_and_resume(
+        tmp.path(),
+        expr,
+        &["--chunks", "50,200", "--codec", "zstd:1"],
+        20,
+        200,
+    );
     // Kills landed in more than one stage.
     states.sort_by_key(|v| v.as_i64());
     states.dedup();
     assert!(states.len() > 1, "{states:?}");
+}
+
+/// A store's root reduction over many chunks is folded into the write
+/// tasks (no partials, no merge stage): each write task reduces its own
+/// output chunk. Killed mid-stage and run again, it ends with the
+/// in-process bytes.
+#[test]
+fn kill_9_during_a_root_reduction_folded_into_the_writes_then_run_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expr = "x = random.normal(3, 2, size=(3000, 6400), chunks=(100, 100), seed=5); \
+                x.std(axis=0)";
+    let (status, _) = kill_and_resume(
+        tmp.path(),
+        expr,
+        &["--chunks", "100", "--codec", "zstd:1"],
+        8,
+        300,
+    );
+    let kinds: Vec<&str> = status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 2, "a write stage and a finish: {status}");
+    // The column standard deviations of N(3, 2) over 3,000 rows.
+    let out = ok(
+        &["eval", "x = open('ref.zarr'); [x.min(), x.max()]"],
+        tmp.path(),
+    );
+    let v: Vec<f64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert!(
+        v.len() == 2 && v.iter().all(|s| (1.85..2.15).contains(s)),
+        "{out}"
+    );
 }
 
 #[test]

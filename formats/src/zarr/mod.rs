@@ -290,3 +290,33 @@ pub(crate) fn url_glob(name: &str, pattern: &str) -> Result<Vec<String>> {
         Err(no_object_store(name))
     }
 }
+
+/// Create the array `root/array` of a store reached by URL.
+pub(crate) fn create_url_sink(
+    name: &str,
+    root: &str,
+    array: &str,
+    spec: &SinkSpec,
+) -> Result<Arc<dyn ChunkSink>> {
+    #[cfg(feature = "object-store")]
+    return object::create_sink(name, root, array, spec);
+    #[cfg(not(feature = "object-store"))]
+    {
+        let _ = (root, array, spec);
+        Err(no_object_store(name))
+    }
+}
+
+/// [`sink_needs`] for a store reached by URL (refusing a read-only one).
+pub(crate) fn url_sink_needs(name: &str, root: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+    #[cfg(feature = "object-store")]
+    {
+        object::refuse_read_only(name, root)?;
+        sink::needs(name, spec)
+    }
+    #[cfg(not(feature = "object-store"))]
+    {
+        let _ = (root, spec);
+        Err(no_object_store(name))
+    }
+}

@@ -1,5 +1,6 @@
 //! Zarr stores reached by URL (feature `object-store`): reading an array,
-//! `info` of an array or a group, and glob patterns over a bucket.
+//! `info` of an array or a group, glob patterns over a bucket, and writing
+//! a new array (or resuming one) in object storage.
 //!
 //! Keys are read through the store's `get` and listed with `list_dir`, as
 //! zarr-python does over fsspec; a web server (`http(s)://`) serves keys
@@ -8,15 +9,16 @@
 
 use std::sync::Arc;
 
-use ndstream_engine::{ChunkSource, Error, Result};
+use ndstream_engine::{ChunkSink, ChunkSource, Error, Result};
 use zarrs::array::Array;
 use zarrs::storage::{ListableStorageTraits, ReadableStorageTraits, StoreKey, StorePrefix};
 
 use super::meta::{self, MetaReader, Node};
+use super::sink::{StoreState, ZarrSink};
 use super::source::ZarrSource;
 use super::{array_info, version_name, zarrs_node_path, INCOMPLETE_MARKER};
 use crate::remote::{open_store, RemoteStore};
-use crate::spec::{ArrayInfo, StoreInfo};
+use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 use crate::url::split_url;
 
 /// The key prefix of a node (`""` for the root, `a/b/` for `a/b`).
@@ -36,6 +38,36 @@ struct KeyReader<'a> {
     prefix: String,
     /// The store root's URL, for messages.
     root: &'a str,
+    /// Set when a request failed (the network, the service, permissions):
+    /// a runtime failure, not bad input.
+    failed: std::cell::Cell<bool>,
+}
+
+impl<'a> KeyReader<'a> {
+    fn new(store: &'a RemoteStore, root: &'a str, prefix: String) -> KeyReader<'a> {
+        KeyReader {
+            store,
+            prefix,
+            root,
+            failed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// The node, or an error for `name`: with an I/O cause when a request
+    /// failed (so the CLI exits 1), without one for bad metadata (exit 2).
+    fn node(&self, name: &str) -> Result<Option<Node>> {
+        meta::read_node_from(self).map_err(|m| {
+            if self.failed.get() {
+                Error::Open {
+                    path: name.to_string(),
+                    message: m.clone(),
+                    cause: Some(Box::new(std::io::Error::other(m))),
+                }
+            } else {
+                Error::open(name, m)
+            }
+        })
+    }
 }
 
 impl MetaReader for KeyReader<'_> {
@@ -44,7 +76,10 @@ impl MetaReader for KeyReader<'_> {
         self.store
             .get(&key)
             .map(|b| b.map(|b| b.to_vec()))
-            .map_err(|e| format!("cannot read {}: {e}", self.describe(name)))
+            .map_err(|e| {
+                self.failed.set(true);
+                format!("cannot read {}: {e}", self.describe(name))
+            })
     }
     fn describe(&self, name: &str) -> String {
         format!("{}/{}{name}", self.root, self.prefix)
@@ -52,23 +87,12 @@ impl MetaReader for KeyReader<'_> {
 }
 
 fn read_node(store: &RemoteStore, root: &str, prefix: String) -> Result<Option<Node>> {
-    meta::read_node_from(&KeyReader {
-        store,
-        prefix,
-        root,
-    })
-    .map_err(|m| Error::open(root, m))
+    KeyReader::new(store, root, prefix).node(root)
 }
 
 /// The node at `root/array`, with errors naming a missing store or path.
 fn node(name: &str, store: &RemoteStore, root: &str, array: &str) -> Result<Node> {
-    let found = meta::read_node_from(&KeyReader {
-        store,
-        prefix: prefix_of(array),
-        root,
-    })
-    .map_err(|m| Error::open(name, m))?;
-    match found {
+    match KeyReader::new(store, root, prefix_of(array)).node(name)? {
         Some(n) => Ok(n),
         None if array.is_empty() => Err(Error::open(
             name,
@@ -255,4 +279,56 @@ pub(crate) fn glob(name: &str, pattern: &str) -> Result<Vec<String>> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// Create the array `root/array` of a store reached by URL for `spec`
+/// (see [`ZarrSink::create_in_store`]).
+pub(crate) fn create_sink(
+    name: &str,
+    root: &str,
+    array: &str,
+    spec: &SinkSpec,
+) -> Result<Arc<dyn ChunkSink>> {
+    refuse_read_only(name, root)?;
+    let store = open_store(name, root)?;
+    let prefix = prefix_of(array);
+    let existing = KeyReader::new(&store, root, prefix.clone()).node(name)?;
+    let p = StorePrefix::new(prefix.clone()).map_err(|e| Error::open(name, e.to_string()))?;
+    let keys = store.list_prefix(&p).map_err(|e| Error::Open {
+        path: name.to_string(),
+        message: format!("cannot list {root}/{prefix}: {e}"),
+        cause: Some(Box::new(std::io::Error::other(e.to_string()))),
+    })?;
+    let marker = format!("{prefix}{INCOMPLETE_MARKER}");
+    let has_keys = keys.iter().any(|k| k.as_str() != marker);
+    let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
+    let mut groups = Vec::new();
+    for i in 0..parts.len() {
+        groups.push(KeyReader::new(&store, root, prefix_of(&parts[..i].join("/"))).node(name)?);
+    }
+    let url = if array.is_empty() {
+        root.to_string()
+    } else {
+        format!("{root}/{array}")
+    };
+    let state = StoreState {
+        existing,
+        has_keys,
+        groups,
+    };
+    Ok(Arc::new(ZarrSink::create_in_store(
+        name, &url, store, array, spec, state,
+    )?))
+}
+
+/// A web server (`http(s)://`) is read by GET and has no writes.
+pub(crate) fn refuse_read_only(name: &str, root: &str) -> Result<()> {
+    let scheme = split_url(root).map(|u| u.scheme.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("http" | "https")) {
+        return Err(Error::open(
+            name,
+            "a web server (http, https) is read-only; write to object storage (s3://, gs://, az://) or a local path",
+        ));
+    }
+    Ok(())
 }

@@ -43,6 +43,15 @@
 //!    executor delivers a whole shard, which zarrs splits into inner chunks
 //!    and encodes as one file. `memory_per_chunk` reports the padded copy
 //!    plus the encoded output.
+//!
+//! In object storage ([`ZarrSink::create_in_store`], feature
+//! `object-store`) the same protocol runs on keys: the marker is a key
+//! written before the metadata and erased by `finish`, each chunk (or
+//! shard) is one PUT (whole or absent, as object stores promise), and
+//! `Resume` trusts a chunk that is present and decodes. There are no locks
+//! and no rename, so `Create` refuses any key already under the array's
+//! prefix, and `Overwrite` of an existing array, `Into` and `Shared` are
+//! refused (they would need an atomic swap or a lock).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,18 +62,23 @@ use ndstream_engine::{
     Block, BlockElement, ChunkGrid, ChunkIndex, ChunkSink, DType, Error, Result,
 };
 use zarrs::array::{Array, ArrayBytes, CodecOptions, Element};
+use zarrs::storage::{ReadableWritableStorageTraits, StoreKey};
 
 use super::meta::{self, ArrayMeta, Node};
 use super::store::AtomicFsStore;
-use super::{codec_options, open_array, INCOMPLETE_MARKER};
+use super::{codec_options, INCOMPLETE_MARKER};
 use crate::lock::{LockKind, OutputLock};
 use crate::spec::{Codec, SinkSpec, WriteMode};
 
 /// A Zarr array being written.
 pub(crate) struct ZarrSink {
     name: String,
+    /// The directory written (or the array's URL), for messages.
     dir: PathBuf,
-    array: Array<AtomicFsStore>,
+    array: Array<dyn ReadableWritableStorageTraits>,
+    /// In object storage: the store and the incomplete marker's key, which
+    /// `finish` erases (no file system protocol applies there).
+    remote_marker: Option<(std::sync::Arc<dyn ReadableWritableStorageTraits>, StoreKey)>,
     dtype: DType,
     shape: Vec<u64>,
     /// The grid of stored chunks (shards when sharded).
@@ -378,7 +392,200 @@ fn shard_words(m: &ArrayMeta) -> String {
         .unwrap_or_default()
 }
 
+/// Open the existing array at `path` of `store` for writing.
+fn open_rw(
+    name: &str,
+    store: std::sync::Arc<dyn ReadableWritableStorageTraits>,
+    path: &str,
+) -> Result<Array<dyn ReadableWritableStorageTraits>> {
+    Array::open(store, path).map_err(|e| Error::Open {
+        path: name.to_string(),
+        message: format!("zarrs cannot open the array: {e}"),
+        cause: Some(Box::new(e)),
+    })
+}
+
+/// Create the array of `spec` at `path` of `store`: its metadata stored.
+/// `place` names the store in messages.
+fn new_array(
+    name: &str,
+    store: std::sync::Arc<dyn ReadableWritableStorageTraits>,
+    path: &str,
+    spec: &SinkSpec,
+    place: &str,
+) -> Result<Array<dyn ReadableWritableStorageTraits>> {
+    let json = meta::build_metadata(spec);
+    let metadata: zarrs::array::ArrayMetadata = serde_json::from_value(json)
+        .map_err(|e| Error::open(name, format!("cannot build Zarr metadata: {e}")))?;
+    let a = Array::new_with_metadata(store, path, metadata)
+        .map_err(|e| Error::open(name, format!("cannot create the Zarr array: {e}")))?;
+    a.store_metadata().map_err(|e| Error::Sink {
+        sink_name: name.to_string(),
+        what: "the Zarr metadata".into(),
+        message: format!("{e} (store {place})"),
+        cause: Some(Box::new(e)),
+    })?;
+    Ok(a)
+}
+
+/// What a store reached by URL holds, as [`ZarrSink::create_in_store`]
+/// needs to know it.
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub(crate) struct StoreState {
+    /// The node at the array's path.
+    pub existing: Option<Node>,
+    /// Some key other than the incomplete marker exists under the array's
+    /// prefix (a foreign object, or chunks of an array whose metadata went).
+    pub has_keys: bool,
+    /// The nodes at the groups above the array, root first.
+    pub groups: Vec<Option<Node>>,
+}
+
 impl ZarrSink {
+    /// Create the array `array` of a store reached by URL (`url` is the
+    /// array's URL, for messages), whose contents `state` describes: a new
+    /// array (`Create`, or `Overwrite` of nothing) or the resume of one
+    /// whose metadata matches (`Resume`). See the module's last paragraph.
+    #[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+    pub(crate) fn create_in_store(
+        name: &str,
+        url: &str,
+        store: std::sync::Arc<dyn ReadableWritableStorageTraits>,
+        array: &str,
+        spec: &SinkSpec,
+        state: StoreState,
+    ) -> Result<ZarrSink> {
+        check_spec(name, spec)?;
+        let want = meta::meta_of_spec(spec).map_err(|m| Error::open(name, m))?;
+        let exists = state.existing.is_some() || state.has_keys;
+        let resume = match (spec.mode, &state.existing) {
+            (WriteMode::Into | WriteMode::Shared, _) => {
+                return Err(Error::open(
+                    name,
+                    "writing into an existing array is supported on a local file system only",
+                ))
+            }
+            (WriteMode::Create | WriteMode::Overwrite, _) if !exists => false,
+            (WriteMode::Create, _) => {
+                return Err(Error::open(
+                    name,
+                    "already exists; resume the write explicitly, or remove it first",
+                ))
+            }
+            (WriteMode::Overwrite, _) => {
+                return Err(Error::open(
+                    name,
+                    "already exists, and an array in object storage cannot be replaced whole \
+                     (no rename): remove it first, or write to another path",
+                ))
+            }
+            (WriteMode::Resume, Some(Node::Array(have))) if same_layout(have, &want) => true,
+            (WriteMode::Resume, Some(Node::Array(have))) => {
+                return Err(Error::open(
+                    name,
+                    format!(
+                        "cannot resume: the existing array is {} {:?} in chunks {:?} ({}), the write is {} {:?} in chunks {:?} ({})",
+                        have.dtype, have.shape, have.chunks, have.codec, want.dtype, want.shape, want.chunks, want.codec
+                    ),
+                ))
+            }
+            (WriteMode::Resume, _) if !exists => false,
+            (WriteMode::Resume, _) => {
+                return Err(Error::open(
+                    name,
+                    "cannot resume: the existing path is not a Zarr array",
+                ))
+            }
+        };
+        let prefix = {
+            let a = array.trim_matches('/');
+            if a.is_empty() {
+                String::new()
+            } else {
+                format!("{a}/")
+            }
+        };
+        let put_err = |what: &str, e: zarrs::storage::StorageError| Error::Sink {
+            sink_name: name.to_string(),
+            what: what.to_string(),
+            message: format!("{e} (store {url})"),
+            cause: Some(Box::new(e)),
+        };
+        let key = |k: String| StoreKey::new(k).map_err(|e| Error::open(name, e.to_string()));
+        if !resume {
+            // The groups above the array: made where missing, refused where
+            // an array or a group of the other Zarr version stands.
+            let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
+            for (i, node) in state.groups.iter().enumerate() {
+                let group = parts[..i].join("/");
+                match node {
+                    Some(Node::Group { version, .. }) if *version != spec.zarr_version => {
+                        return Err(Error::open(
+                            name,
+                            format!("the group `/{group}` is Zarr {version:?} but the write asks for Zarr {:?}", spec.zarr_version),
+                        ))
+                    }
+                    Some(Node::Group { .. }) => {}
+                    Some(Node::Array(_)) => {
+                        return Err(Error::open(
+                            name,
+                            format!("`/{group}` is an array, not a group"),
+                        ))
+                    }
+                    None => {
+                        let (file, json) = meta::group_metadata(spec.zarr_version);
+                        let k = if group.is_empty() {
+                            file.to_string()
+                        } else {
+                            format!("{group}/{file}")
+                        };
+                        store
+                            .set(&key(k)?, json.to_string().into_bytes().into())
+                            .map_err(|e| put_err("the group metadata", e))?;
+                    }
+                }
+            }
+        }
+        let marker = key(format!("{prefix}{INCOMPLETE_MARKER}"))?;
+        store
+            .set(
+                &marker,
+                b"being written by ndstream; removed when the write finishes\n"
+                    .to_vec()
+                    .into(),
+            )
+            .map_err(|e| put_err("the incomplete marker", e))?;
+        let node = super::zarrs_node_path(array);
+        let array_handle = if resume {
+            open_rw(name, store.clone(), &node)?
+        } else {
+            new_array(name, store.clone(), &node, spec, url)?
+        };
+        let WriteUnit {
+            chunk_shape,
+            direct_zstd,
+            zstd_context_bytes,
+        } = WriteUnit::of(name, spec)?;
+        Ok(ZarrSink {
+            name: name.to_string(),
+            dir: PathBuf::from(url),
+            array: array_handle,
+            remote_marker: Some((store, marker)),
+            swap: SwapGuard(Mutex::new(None)),
+            locks: Mutex::new(Vec::new()),
+            dtype: spec.dtype,
+            shape: spec.shape.clone(),
+            grid: ChunkGrid::regular(&spec.shape, &chunk_shape),
+            chunk_shape,
+            options: codec_options(),
+            sync: false,
+            direct_zstd,
+            zstd_context_bytes,
+            into: false,
+            shared: false,
+        })
+    }
+
     /// Create (or per `spec.mode` replace, resume or write into) the array `array` of the store at `root`.
     pub fn create(name: &str, root: &Path, array: &str, spec: &SinkSpec) -> Result<ZarrSink> {
         check_spec(name, spec)?;
@@ -514,23 +721,14 @@ impl ZarrSink {
             write_marker(name, &write_dir)?;
         }
         let array_handle = if resume {
-            open_array(name, &dir, "")?
+            let store: std::sync::Arc<dyn ReadableWritableStorageTraits> =
+                std::sync::Arc::new(AtomicFsStore::new(&dir).map_err(|m| Error::open(name, m))?);
+            open_rw(name, store, "/")?
         } else {
             let store = std::sync::Arc::new(
                 AtomicFsStore::new(&write_dir).map_err(|m| Error::open(name, m))?,
             );
-            let json = meta::build_metadata(spec);
-            let metadata: zarrs::array::ArrayMetadata = serde_json::from_value(json)
-                .map_err(|e| Error::open(name, format!("cannot build Zarr metadata: {e}")))?;
-            let a = Array::new_with_metadata(store, "/", metadata)
-                .map_err(|e| Error::open(name, format!("cannot create the Zarr array: {e}")))?;
-            a.store_metadata().map_err(|e| Error::Sink {
-                sink_name: name.to_string(),
-                what: "the Zarr metadata".into(),
-                message: format!("{e} (store {})", write_dir.display()),
-                cause: Some(Box::new(e)),
-            })?;
-            a
+            new_array(name, store, "/", spec, &write_dir.display().to_string())?
         };
         let WriteUnit {
             chunk_shape,
@@ -541,6 +739,7 @@ impl ZarrSink {
             name: name.to_string(),
             dir: write_dir,
             array: array_handle,
+            remote_marker: None,
             swap: guard,
             locks: Mutex::new(sink_locks),
             dtype: spec.dtype,
@@ -714,10 +913,12 @@ impl ChunkSink for ZarrSink {
         // A regular file inside the store (never a link: resume refused
         // those, and this checks again), present and decodable: a torn or
         // empty file fails to decode.
-        let key = self.array.chunk_key(idx);
-        let file = self.dir.join(key.as_str());
-        if !std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_file()) {
-            return false;
+        if self.remote_marker.is_none() {
+            let key = self.array.chunk_key(idx);
+            let file = self.dir.join(key.as_str());
+            if !std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_file()) {
+                return false;
+            }
         }
         matches!(
             self.array
@@ -729,6 +930,16 @@ impl ChunkSink for ZarrSink {
         unit_bytes(&self.chunk_shape, self.dtype, self.zstd_context_bytes)
     }
     fn finish(&self) -> Result<()> {
+        if let Some((store, marker)) = &self.remote_marker {
+            // Every chunk is a finished PUT: the array is complete once
+            // the marker is gone.
+            return store.erase(marker).map_err(|e| Error::Sink {
+                sink_name: self.name.clone(),
+                what: "the incomplete marker".into(),
+                message: format!("{e} (store {})", self.dir.display()),
+                cause: Some(Box::new(e)),
+            });
+        }
         if self.shared {
             // One task's chunks are written (each file atomically); the
             // array stays incomplete until the plan's last stage.
