@@ -3,7 +3,8 @@
 # hdf5plugin, zarr and netCDF4 as oracles for the Rust interop tests, pytest, maturin and ruff for
 # the Python package (python/), dask.distributed for its cluster tests, and
 # moto (an S3-compatible server on loopback), boto3 and s3fs for its
-# object-storage tests. Made once, topped up when a package is
+# object-storage tests (s3fs pinned to a current release: left free, pip
+# meets the newest boto3 by falling back to a 2019 s3fs). Made once, topped up when a package is
 # missing; prints the interpreter's path, or nothing when there is no
 # python3 (the Python tests are then skipped, with a message).
 set -euo pipefail
@@ -29,9 +30,9 @@ if [ ! -x "$py" ]; then
     python3 -m venv "$venv" >&2
   fi
 fi
-if ! "$py" -c "import numpy, h5py, hdf5plugin, zarr, netCDF4, pytest, maturin, ruff, distributed, moto, flask, boto3, s3fs" 2>/dev/null; then
+if ! "$py" -c "import numpy, h5py, hdf5plugin, zarr, netCDF4, pytest, maturin, ruff, distributed, moto, flask, boto3, s3fs; assert int(s3fs.__version__.split('.')[0]) >= 2025" 2>/dev/null; then
   echo "ndstream: installing numpy, h5py, hdf5plugin, zarr, netCDF4, pytest, maturin, ruff, dask.distributed, moto, boto3 and s3fs into $venv" >&2
   "$py" -m pip install -q --upgrade pip >&2
-  "$py" -m pip install -q numpy h5py hdf5plugin zarr netCDF4 pytest maturin ruff "dask[distributed]" "moto[server]" boto3 s3fs >&2
+  "$py" -m pip install -q numpy h5py hdf5plugin zarr netCDF4 pytest maturin ruff "dask[distributed]" "moto[server]" boto3 "s3fs>=2025.1" >&2
 fi
 echo "$PWD/$py"
