@@ -64,6 +64,14 @@ pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
 /// Split a pattern into its file part (globbed) and the rest (`:/dset`,
 /// `/array` after `.zarr`, `?query`), which is appended to every match.
 pub(crate) fn split_pattern(pattern: &str) -> (String, String) {
+    if let Some(local) = pattern.strip_prefix("file://") {
+        // Split the local path the URL names (the offsets below are into
+        // the path that was parsed).
+        let local = local.strip_prefix("localhost").unwrap_or(local);
+        if local.starts_with('/') {
+            return split_pattern(local);
+        }
+    }
     if let Some((file, query)) = split_raw(pattern) {
         let file = file.display().to_string();
         return match query {
@@ -74,7 +82,7 @@ pub(crate) fn split_pattern(pattern: &str) -> (String, String) {
     match parse_location(pattern) {
         Ok(Location::Hdf5 { file, dataset }) => {
             let file = file.display().to_string();
-            let rest = pattern[file.len()..].to_string();
+            let rest = pattern.get(file.len()..).unwrap_or("").to_string();
             debug_assert!(dataset.is_empty() || rest.starts_with(':'));
             (file, rest)
         }
