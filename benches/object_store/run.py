@@ -3,17 +3,18 @@
 against the same jobs on local disk, and against zarr-python + Dask through
 s3fs on the same server (issue "Storage and formats").
 
-    python benches/object_store/run.py [--data DIR] [--runs N] [--delay-ms MS]
+    python benches/object_store/run.py [--data DIR] [--runs N] [--delay-ms MS] [--s3s-fs BIN]
 
 Needs a Python with numpy, h5py, zarr, dask, moto[server], boto3 and s3fs,
 and the release CLI (``cargo build --release -p ndstream-cli``). The data is
 the peer benchmark's quick set (benches/peer/gen_data.py --quick: 31 fields
 of 720 x 1440 float32, chunks 250), generated into DIR if missing.
 
-The server is moto (``python -m moto.server``) in a child process; with
-``--delay-ms`` every request reaches it through a loopback proxy in this
-script that holds each request for that long (the latency of a real object
-store; the issue's figure is 20 ms).
+The server is moto (``python -m moto.server``), or with ``--s3s-fs BIN``
+the s3s-fs server (Rust, over a local directory), in a child process; with
+``--delay-ms`` every request reaches it through a loopback proxy in another
+child process (python/tests/delay_proxy.py) that holds each request for
+that long (the latency of a real object store; the issue's figure is 20 ms).
 
 Workloads (BENCHMARKS.md): W5c, the mean over axis 0 of the Zarr stack, to
 ``.npy``; W5a, the HDF5 stack written to Zarr v3, zstd level 3, chunks
@@ -33,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
@@ -57,56 +57,21 @@ def med(xs: list) -> str:
     return f"{statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f})"
 
 
-def delay_proxy(target_port: int, delay: float) -> int:
-    """A loopback TCP proxy to ``target_port`` that holds the first bytes of
-    every request (client data after the server last answered) for
-    ``delay`` seconds. Returns its port."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(256)
-
-    def pump(src, dst, state, upstream):
-        try:
-            while True:
-                data = src.recv(1 << 16)
-                if not data:
-                    break
-                if upstream:
-                    if state["answered"]:
-                        state["answered"] = False
-                        time.sleep(delay)
-                else:
-                    state["answered"] = True
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def serve():
-        while True:
-            client, _ = listener.accept()
-            server = socket.create_connection(("127.0.0.1", target_port))
-            for s in (client, server):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            state = {"answered": True}
-            threading.Thread(target=pump, args=(client, server, state, True), daemon=True).start()
-            threading.Thread(target=pump, args=(server, client, state, False), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return listener.getsockname()[1]
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", default=None)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--delay-ms", type=float, default=0.0)
+    p.add_argument(
+        "--s3s-fs",
+        default=None,
+        metavar="BIN",
+        help="serve S3 with this s3s-fs binary (a Rust server over a local directory: "
+        "`cargo install s3s-fs --features binary`) instead of moto, whose Python "
+        "request handling (~6 ms a request) is otherwise the bottleneck",
+    )
     a = p.parse_args()
 
     import boto3
@@ -117,7 +82,12 @@ def main() -> None:
 
     data = a.data or os.path.join(ROOT, "bench-data", "peer-quick")
     if not os.path.exists(os.path.join(data, "sizes.json")):
-        cmd = [sys.executable, os.path.join(ROOT, "benches", "peer", "gen_data.py"), data, "--quick"]
+        cmd = [
+            sys.executable,
+            os.path.join(ROOT, "benches", "peer", "gen_data.py"),
+            data,
+            "--quick",
+        ]
         subprocess.run(cmd, check=True)
     s = gen_data.sizes(True)
     c = s["chunk"]
@@ -126,11 +96,23 @@ def main() -> None:
         sys.exit("build the release CLI first: cargo build --release -p ndstream-cli")
 
     port = free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if a.s3s_fs:
+        served = tempfile.mkdtemp(prefix="ndstream-s3s-", dir=data)
+        cmd = [
+            a.s3s_fs,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--access-key",
+            KEY,
+            "--secret-key",
+            KEY,
+            served,
+        ]
+    else:
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    moto = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     direct = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -141,8 +123,21 @@ def main() -> None:
         except OSError:
             time.sleep(0.1)
     endpoint = direct
+    proxy = None
     if a.delay_ms > 0:
-        endpoint = f"http://127.0.0.1:{delay_proxy(port, a.delay_ms / 1000)}"
+        # In a child process: its threads must not compete for this
+        # process's GIL with the Dask side.
+        proxy = subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(ROOT, "python", "tests", "delay_proxy.py"),
+                str(port),
+                str(a.delay_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        endpoint = f"http://127.0.0.1:{int(proxy.stdout.readline())}"
     env = dict(
         os.environ,
         AWS_ENDPOINT_URL=endpoint,
@@ -152,7 +147,11 @@ def main() -> None:
     )
     try:
         client = boto3.client(
-            "s3", endpoint_url=direct, aws_access_key_id=KEY, aws_secret_access_key=KEY, region_name="us-east-1"
+            "s3",
+            endpoint_url=direct,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=KEY,
+            region_name="us-east-1",
         )
         client.create_bucket(Bucket=BUCKET)
         stack = os.path.join(data, "weather-big.zarr")
@@ -160,16 +159,21 @@ def main() -> None:
         for d, _, files in os.walk(stack):
             for f in files:
                 path = os.path.join(d, f)
-                client.upload_file(path, BUCKET, "weather-big.zarr/" + os.path.relpath(path, stack))
+                client.upload_file(
+                    path, BUCKET, "weather-big.zarr/" + os.path.relpath(path, stack)
+                )
         print(f"uploaded the Zarr stack in {time.perf_counter() - t0:.1f} s")
         fs = s3fs.S3FileSystem(
-            key=KEY, secret=KEY, asynchronous=True, client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"}
+            key=KEY,
+            secret=KEY,
+            asynchronous=True,
+            client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
         )
         out = tempfile.mkdtemp(prefix="ndstream-s3-bench-", dir=data)
         files = sorted(glob.glob(os.path.join(data, "weather-big", "*.hdf5")))
         print(
             f"data {data}: {len(files)} fields {s['h']}x{s['w']} float32, chunks {c}; "
-            f"server moto on loopback, {a.delay_ms:g} ms added per request"
+            f"server {'s3s-fs' if a.s3s_fs else 'moto'} on loopback, {a.delay_ms:g} ms added per request"
         )
         n = [0]
 
@@ -181,15 +185,33 @@ def main() -> None:
             return n[0]
 
         def w5c_local():
-            nd(["eval", f"open('{stack}').mean(axis=0)", "-o", os.path.join(out, f"w5c-local-{fresh()}.npy")])
+            nd(
+                [
+                    "eval",
+                    f"open('{stack}').mean(axis=0)",
+                    "-o",
+                    os.path.join(out, f"w5c-local-{fresh()}.npy"),
+                ]
+            )
 
         def w5c_s3():
-            nd(["eval", f"open('s3://{BUCKET}/weather-big.zarr').mean(axis=0)", "-o", os.path.join(out, f"w5c-s3-{fresh()}.npy")])
+            nd(
+                [
+                    "eval",
+                    f"open('s3://{BUCKET}/weather-big.zarr').mean(axis=0)",
+                    "-o",
+                    os.path.join(out, f"w5c-s3-{fresh()}.npy"),
+                ]
+            )
 
         def w5c_dask():
-            store = zarr.storage.FsspecStore(fs, path=f"{BUCKET}/weather-big.zarr", read_only=True)
+            store = zarr.storage.FsspecStore(
+                fs, path=f"{BUCKET}/weather-big.zarr", read_only=True
+            )
             z = dda.from_zarr(zarr.open_array(store=store, mode="r"))
-            np.save(os.path.join(out, f"w5c-dask-{fresh()}.npy"), z.mean(axis=0).compute())
+            np.save(
+                os.path.join(out, f"w5c-dask-{fresh()}.npy"), z.mean(axis=0).compute()
+            )
 
         src = os.path.join(data, "weather-big", "*.hdf5:/t2m")
         conv = ["--chunks", f"1,{c},{c}", "--codec", "zstd:3"]
@@ -201,7 +223,11 @@ def main() -> None:
             nd(["convert", src, f"s3://{BUCKET}/w5a-{fresh()}.zarr", *conv])
 
         sides = {
-            "W5c": [("ndstream, local disk", w5c_local), ("ndstream, S3", w5c_s3), ("zarr-python + Dask, S3", w5c_dask)],
+            "W5c": [
+                ("ndstream, local disk", w5c_local),
+                ("ndstream, S3", w5c_s3),
+                ("zarr-python + Dask, S3", w5c_dask),
+            ],
             "W5a": [("ndstream, local disk", w5a_local), ("ndstream, S3", w5a_s3)],
         }
         results = {}
@@ -214,7 +240,7 @@ def main() -> None:
                     results.setdefault((w, name), []).append(time.perf_counter() - t)
         # Same bytes on every side.
         npys = sorted(glob.glob(os.path.join(out, "w5c-*.npy")))
-        ref = np.load(npys[0])
+        ref = np.load(next(f for f in npys if "dask" not in f))
         for f in npys:
             got = np.load(f)
             if "dask" in f:
@@ -227,9 +253,13 @@ def main() -> None:
                 rel = os.path.relpath(os.path.join(d, f), local)
                 with open(os.path.join(d, f), "rb") as fh:
                     want = fh.read()
-                got = client.get_object(Bucket=BUCKET, Key=f"w5a-{n[0]}.zarr/{rel}")["Body"].read()
+                got = client.get_object(Bucket=BUCKET, Key=f"w5a-{n[0]}.zarr/{rel}")[
+                    "Body"
+                ].read()
                 assert got == want, f"W5a: {rel} differs between local disk and S3"
-        print("W5c: the same result on every side; W5a: the S3 store has the local store's bytes")
+        print(
+            "W5c: the same result on every side; W5a: the S3 store has the local store's bytes"
+        )
         for w, ss in sides.items():
             base = statistics.median(results[(w, ss[0][0])])
             s3 = statistics.median(results[(w, ss[1][0])])
@@ -237,10 +267,14 @@ def main() -> None:
                 print(f"{w} {name:24s} {med(results[(w, name)])}")
             print(f"{w} S3 / local {s3 / base:.2f}")
             if w == "W5c":
-                print(f"{w} Dask / ndstream on S3 {statistics.median(results[(w, ss[2][0])]) / s3:.2f}")
+                print(
+                    f"{w} Dask / ndstream on S3 {statistics.median(results[(w, ss[2][0])]) / s3:.2f}"
+                )
     finally:
-        moto.kill()
-        moto.wait()
+        for p in (moto, proxy):
+            if p is not None:
+                p.kill()
+                p.wait()
 
 
 if __name__ == "__main__":

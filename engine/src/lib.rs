@@ -31,7 +31,9 @@ mod fuse;
 pub mod physical;
 mod plan;
 pub mod program;
+mod readahead;
 mod runner;
+mod writebehind;
 
 pub use array::{
     arange, concatenate, full, linspace, ones, stack, where_, zeros, Array, Chunks, IndexItem, Op,

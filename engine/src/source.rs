@@ -52,6 +52,15 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
             .max_chunk_elems()
             .saturating_mul(self.dtype().size() as u64)
     }
+    /// How many reads of this source are worth keeping in flight at once
+    /// ahead of the workers: 0 (the default) for storage where a read
+    /// costs its bytes (local files), more for one where each read is a
+    /// request with latency (an object store, a web server). A job over
+    /// such a source reads its chunks ahead of its tasks, within the room
+    /// its budget leaves (see the engine's design notes, "Read-ahead").
+    fn read_ahead(&self) -> usize {
+        0
+    }
     /// True if any strided selection can be read directly, about as cheaply
     /// as the chunks that hold it (memory-mapped or contiguous storage).
     fn supports_selection(&self) -> bool {
@@ -123,6 +132,15 @@ pub trait ChunkSink: Send + Sync + fmt::Debug {
     /// Bytes the sink itself allocates while writing one chunk (encode
     /// buffers), reserved by the executor with each task.
     fn memory_per_chunk(&self) -> u64 {
+        0
+    }
+    /// How many chunk writes are worth having under way at once: 0 (the
+    /// default) for a sink whose writes cost their bytes (local files),
+    /// more for one where each write is a request with latency (an object
+    /// store). The executor then hands finished chunks to that many writer
+    /// threads instead of writing each on the worker that computed it;
+    /// `write_chunk` is called concurrently either way.
+    fn write_behind(&self) -> usize {
         0
     }
     /// Mark the store complete after every chunk is written.

@@ -337,3 +337,34 @@ def test_a_store_on_a_web_server_reads_as_written(da, s3, rng, zarr_format):
     # A web server is read-only: a write is refused, naming why.
     with pytest.raises(Exception, match="read-only"):
         x.to_zarr(f"{s3['endpoint']}/{BUCKET}/www-out.zarr")
+
+
+def test_a_store_behind_20_ms_per_request_is_read_with_requests_in_flight(da, s3, rng, tmp_path):
+    """The latency of a real object store, added by a loopback proxy: each
+    request is held 20 ms. The reads agree with NumPy, and more requests
+    were under way at once than there were workers (the read-ahead)."""
+    data = rng.standard_normal((48, 30, 40))
+    _write(s3, "latency.zarr", data, zarr_format=3, chunks=(1, 15, 20))  # 192 chunks
+    status = tmp_path / "most-at-once"
+    port = s3["endpoint"].rsplit(":", 1)[1]
+    proxy = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("delay_proxy.py")), port, "20", str(status)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    saved = os.environ["AWS_ENDPOINT_URL"]
+    try:
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{int(proxy.stdout.readline())}"
+        x = da.from_zarr(f"s3://{BUCKET}/latency.zarr")
+        mean, total = da.compute(x.mean(axis=0), x[::-3, 1::2].sum(), threads=2)
+        np.testing.assert_allclose(mean, data.mean(axis=0), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(total, data[::-3, 1::2].sum(), rtol=1e-12)
+        store = str(tmp_path / "local.zarr")
+        x.to_zarr(store)
+        np.testing.assert_array_equal(zarr.open_array(store, mode="r")[...], data)
+    finally:
+        os.environ["AWS_ENDPOINT_URL"] = saved
+        proxy.kill()
+        proxy.wait()
+    most = int(status.read_text())
+    assert most > 2, f"at most {most} requests at once with 2 workers: nothing was read ahead"

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::grid::{sel_shape, AxisSel, ChunkIndex, Selection};
 use crate::kernels::elementwise;
 use crate::plan::Reuse;
+use crate::readahead::ReadAhead;
 use crate::{with_block, with_dtype};
 
 mod estimate;
@@ -57,6 +58,8 @@ pub(crate) struct EvalCtx<'a> {
     pub cancel: &'a AtomicBool,
     /// The tiling of each reduction the job evaluates inside its tasks.
     pub setups: &'a Setups,
+    /// Chunks read ahead of the tasks, for a job over latency-bound sources.
+    pub readahead: Option<&'a ReadAhead<'a>>,
 }
 
 /// The [`ReduceSetup`] of each reduction node a job meets, worked out the
@@ -197,6 +200,10 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                 return src.read_selection(sel);
             }
             let id = a.id();
+            let read = |idx: &[u64]| match ctx.readahead {
+                Some(ra) => ra.read(id, src.as_ref(), idx),
+                None => src.read_chunk(idx),
+            };
             gather_chunks(src.grid(), a.dtype(), sel, |idx, part| {
                 // A part the source reads in place (a mapped, unfiltered
                 // chunk) costs no more than cutting it from a cached chunk.
@@ -205,11 +212,9 @@ fn eval_node(a: &Array, sel: &[AxisSel], ctx: &EvalCtx<'_>) -> Result<Block> {
                 }
                 if ctx.reuse.sources.contains(&id) {
                     // Read again by other tiles: whole chunks, through the cache.
-                    ctx.cache
-                        .get_or_load(id, idx, || src.read_chunk(idx))
-                        .map(Got::Whole)
+                    ctx.cache.get_or_load(id, idx, || read(idx)).map(Got::Whole)
                 } else {
-                    src.read_chunk(idx).map(|b| Got::Whole(Arc::new(b)))
+                    read(idx).map(|b| Got::Whole(Arc::new(b)))
                 }
             })
         }

@@ -14,8 +14,10 @@ use crate::grid::{region_sel, sel_shape, ChunkGrid, Selection};
 use crate::kernels::reduce;
 use crate::physical::{self, Job, Strategy};
 use crate::plan;
+use crate::readahead::{self, footprint, ReadAhead};
 use crate::runner::{Msg, Runner, Tasks, Threads};
 use crate::source::ChunkSink;
+use crate::writebehind::WriteBehind;
 
 use super::tasks::{task_key, TaskStore};
 use super::{Executor, Progress, StoreReport};
@@ -160,6 +162,18 @@ impl Executor {
             range.clone().map(bytes_per_chunk).sum::<u64>()
         };
         let skipped = std::sync::atomic::AtomicU64::new(0);
+        // A sink that writes by requests gets its chunks from writer
+        // threads, paid from the room the workers leave.
+        let wb = match deliver {
+            Deliver::Sink(s) => WriteBehind::new(
+                *s,
+                available.saturating_sub(threads as u64 * ws),
+                ws,
+                &self.cancel.flag,
+                &self.budget,
+            ),
+            _ => None,
+        };
         let work = |i: u64, ctx: &EvalCtx<'_>| -> Result<Msg> {
             let n = first + i;
             if let Deliver::Task { marks, .. } = deliver {
@@ -195,8 +209,19 @@ impl Executor {
             let b = scope(|| eval(root, &sel, ctx))?;
             match deliver {
                 Deliver::Sink(s) => {
-                    s.write_chunk(&idx, &b)?;
-                    drop((b, res));
+                    match &wb {
+                        Some(wb) => {
+                            // The chunk and its encoding stay reserved
+                            // until written.
+                            let mut res = res;
+                            res.shrink_to(b.nbytes() as u64 + sink_extra);
+                            wb.write(idx, b, res)?;
+                        }
+                        None => {
+                            s.write_chunk(&idx, &b)?;
+                            drop((b, res));
+                        }
+                    }
                     Ok(Msg::Chunk {
                         n: i,
                         written: true,
@@ -241,22 +266,75 @@ impl Executor {
         // Map results are small (a chunk number), merged at once: a window
         // of a few per worker keeps the channel small whatever the job size.
         let window = (threads as u64 * 16).min(total.max(1));
-        self.run_tasks(total, threads, window, reuse, cache, work, |msg| {
-            // Messages carry the task's place in the range.
-            if let Msg::Chunk { n: i, written: w } = msg {
-                let b = bytes_per_chunk(first + i);
-                progress.chunks_done += 1;
-                progress.bytes_done += b;
-                written += 1;
-                if w {
-                    bytes_written += b;
+        // Read-ahead gets what is left when every worker holds a task
+        // (and the write-behind its part).
+        let wb_room = wb.as_ref().map_or(0, |w| w.room_used(ws));
+        let ra = self.read_ahead(
+            &[root],
+            total,
+            window,
+            available
+                .saturating_sub(threads as u64 * ws)
+                .saturating_sub(wb_room),
+            |i, out| {
+                let idx = grid.unravel(first + i);
+                footprint(root, &region_sel(&grid.chunk_region(&idx)), out);
+            },
+        );
+        let mut run = || {
+            self.run_tasks(
+                total,
+                threads,
+                window,
+                reuse,
+                cache,
+                ra.as_ref(),
+                work,
+                |msg| {
+                    // Messages carry the task's place in the range.
+                    if let Msg::Chunk { n: i, written: w } = msg {
+                        let b = bytes_per_chunk(first + i);
+                        progress.chunks_done += 1;
+                        progress.bytes_done += b;
+                        written += 1;
+                        if w {
+                            bytes_written += b;
+                        }
+                        if let Some(p) = &self.progress {
+                            p(&progress);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+        };
+        let r = match &wb {
+            None => run(),
+            Some(wb) => std::thread::scope(|s| {
+                let mut started = 0;
+                for _ in 0..wb.writers() {
+                    let spawned = std::thread::Builder::new()
+                        .name("ndstream-write-behind".into())
+                        .spawn_scoped(s, || wb.writer());
+                    started += usize::from(spawned.is_ok());
                 }
-                if let Some(p) = &self.progress {
-                    p(&progress);
+                if started == 0 {
+                    wb.close();
+                    return Err(Error::ThreadStart {
+                        message: "no writer thread could start".into(),
+                    });
                 }
-            }
-            Ok(())
-        })?;
+                let r = run();
+                wb.close();
+                r
+            }),
+        };
+        // Every write handed over has ended: the first failed one is the
+        // job's error (the others then saw the job cancelled).
+        if let Some(e) = wb.as_ref().and_then(WriteBehind::take_error) {
+            return Err(e);
+        }
+        r?;
         let skipped = skipped.load(Ordering::Relaxed);
         Ok(StoreReport {
             chunks_written: written - skipped,
@@ -372,50 +450,95 @@ impl Executor {
             ..Progress::default()
         };
         let tile_bytes_est = setups[0].x.nbytes() / total.max(1);
-        self.run_tasks(total, threads, window, reuse, cache, work, |msg| {
-            let Msg::Partials { n, parts, .. } = msg else {
-                return Ok(());
-            };
-            for (k, (acc, p)) in accs.iter_mut().zip(parts).enumerate() {
-                if let Some(p) = p {
-                    match acc.as_mut() {
-                        None => *acc = Some(p),
-                        Some(a) => reduce::merge(setups[k].op, a, p)?,
+        let ra = self.read_ahead(
+            &[&setups[0].x],
+            total,
+            window,
+            room.saturating_sub(window * partial),
+            |n, out| reduce_footprint(&setups[0], job, n, out),
+        );
+        self.run_tasks(
+            total,
+            threads,
+            window,
+            reuse,
+            cache,
+            ra.as_ref(),
+            work,
+            |msg| {
+                let Msg::Partials { n, parts, .. } = msg else {
+                    return Ok(());
+                };
+                for (k, (acc, p)) in accs.iter_mut().zip(parts).enumerate() {
+                    if let Some(p) = p {
+                        match acc.as_mut() {
+                            None => *acc = Some(p),
+                            Some(a) => reduce::merge(setups[k].op, a, p)?,
+                        }
                     }
                 }
-            }
-            if n % per_out == per_out - 1 {
-                let o = n / per_out;
-                let idx = grid.unravel(o);
-                let out_sel = region_sel(&grid.chunk_region(&idx));
-                let pos: Vec<std::ops::Range<usize>> = out_sel
-                    .iter()
-                    .map(|s| s.start as usize..(s.start + s.len) as usize)
-                    .collect();
-                for (k, acc) in accs.iter_mut().enumerate() {
-                    let p = match acc.take() {
-                        Some(p) => p,
-                        None => setups[k].empty_partial(&setups[k].in_sel(&out_sel))?,
-                    };
-                    let b = setups[k].finish(&nodes[k], p, &out_sel)?;
-                    debug_assert_eq!(b.shape(), sel_shape(&out_sel).as_slice());
-                    place(&mut results[k], &pos, &b);
+                if n % per_out == per_out - 1 {
+                    let o = n / per_out;
+                    let idx = grid.unravel(o);
+                    let out_sel = region_sel(&grid.chunk_region(&idx));
+                    let pos: Vec<std::ops::Range<usize>> = out_sel
+                        .iter()
+                        .map(|s| s.start as usize..(s.start + s.len) as usize)
+                        .collect();
+                    for (k, acc) in accs.iter_mut().enumerate() {
+                        let p = match acc.take() {
+                            Some(p) => p,
+                            None => setups[k].empty_partial(&setups[k].in_sel(&out_sel))?,
+                        };
+                        let b = setups[k].finish(&nodes[k], p, &out_sel)?;
+                        debug_assert_eq!(b.shape(), sel_shape(&out_sel).as_slice());
+                        place(&mut results[k], &pos, &b);
+                    }
                 }
-            }
-            progress.chunks_done += 1;
-            progress.bytes_done += tile_bytes_est;
-            if let Some(p) = &self.progress {
-                p(&progress);
-            }
-            Ok(())
-        })?;
+                progress.chunks_done += 1;
+                progress.bytes_done += tile_bytes_est;
+                if let Some(p) = &self.progress {
+                    p(&progress);
+                }
+                Ok(())
+            },
+        )?;
         drop(acc_res);
         held.push(result_res);
         Ok(results)
     }
 
+    /// The read-ahead of a job over `roots` with tasks `0..total`, whose
+    /// task `n` reads what `plan(n, out)` appends, within `room` bytes of
+    /// the budget; `None` when no source under `roots` is latency-bound or
+    /// the room holds no chunk.
+    pub(super) fn read_ahead<'a>(
+        &'a self,
+        roots: &[&Array],
+        total: u64,
+        window: u64,
+        room: u64,
+        plan: impl Fn(u64, &mut Vec<readahead::Want>) + Sync + 'a,
+    ) -> Option<ReadAhead<'a>> {
+        let (depth, chunk_bytes) = readahead::wanted_depth(roots);
+        if depth == 0 {
+            return None;
+        }
+        ReadAhead::new(
+            total,
+            window,
+            depth,
+            chunk_bytes,
+            room,
+            &self.budget,
+            &self.cancel.flag,
+            plan,
+        )
+    }
+
     /// Run tasks `0..total` on this executor's worker threads (the
-    /// [`Threads`] runner), at most `window` ahead of the in-order merge.
+    /// [`Threads`] runner), at most `window` ahead of the in-order merge,
+    /// with `readahead`'s I/O threads reading ahead of them.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_tasks(
         &self,
@@ -424,6 +547,7 @@ impl Executor {
         window: u64,
         reuse: &plan::Reuse,
         cache: &ChunkCache,
+        readahead: Option<&ReadAhead<'_>>,
         work: impl Fn(u64, &EvalCtx<'_>) -> Result<Msg> + Sync,
         mut merge: impl FnMut(Msg) -> Result<()>,
     ) -> Result<()> {
@@ -441,8 +565,45 @@ impl Executor {
                 reuse,
                 cancel: &self.cancel.flag,
                 setups: &setups,
+                readahead,
             },
         };
-        runner.run(&tasks, &work, &mut merge)
+        let Some(ra) = readahead else {
+            return runner.run(&tasks, &work, &mut merge);
+        };
+        let work = |n: u64, ctx: &EvalCtx<'_>| {
+            ra.claimed(n);
+            let r = readahead::as_task(n, || work(n, ctx));
+            ra.finished(n);
+            r
+        };
+        let r = std::thread::scope(|s| {
+            for _ in 0..ra.io_threads() {
+                // A thread that cannot start leaves fewer reads in flight.
+                let _ = std::thread::Builder::new()
+                    .name("ndstream-read-ahead".into())
+                    .spawn_scoped(s, || ra.io_loop());
+            }
+            let r = runner.run(&tasks, &work, &mut merge);
+            ra.stop();
+            r
+        });
+        ra.clear();
+        r
+    }
+}
+
+/// The chunks task `n` of reduce job `job` reads: its run of chunk tiles.
+pub(super) fn reduce_footprint(
+    setup: &ReduceSetup,
+    job: &Job,
+    n: u64,
+    out: &mut Vec<readahead::Want>,
+) {
+    let task = job.task(n);
+    let out_sel = region_sel(&job.grid.chunk_region(&task.chunk));
+    let in_sel = setup.in_sel(&out_sel);
+    for c in task.tiles {
+        footprint(&setup.x, &setup.chunk_tile(&in_sel, c), out);
     }
 }

@@ -320,6 +320,7 @@ impl Executor {
                         reuse: &reuse,
                         cancel: &self.cancel.flag,
                         setups: &setups,
+                        readahead: None,
                     };
                     let b = eval_masked(x, mask, &ctx)?;
                     res.shrink_to(b.nbytes() as u64);

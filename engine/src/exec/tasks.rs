@@ -621,12 +621,25 @@ impl Executor {
             })
         };
         let mut ran = 0;
-        self.run_tasks(total, threads, window, reuse, cache, work, |msg| {
-            if let Msg::Chunk { written: true, .. } = msg {
-                ran += 1;
-            }
-            Ok(())
-        })?;
+        let room = self.budget.limit().saturating_sub(threads as u64 * tile_ws);
+        let ra = self.read_ahead(&[&setup.x], total, window, room, |i, out| {
+            super::jobs::reduce_footprint(&setup, job, first + i, out)
+        });
+        self.run_tasks(
+            total,
+            threads,
+            window,
+            reuse,
+            cache,
+            ra.as_ref(),
+            work,
+            |msg| {
+                if let Msg::Chunk { written: true, .. } = msg {
+                    ran += 1;
+                }
+                Ok(())
+            },
+        )?;
         Ok(StageReport {
             ran,
             skipped: skipped.load(Ordering::Relaxed),

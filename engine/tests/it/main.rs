@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod latency;
 mod map_blocks;
 mod program;
 mod reshape;

@@ -125,6 +125,7 @@ pub(crate) fn open_source(name: &str, root: &str, array: &str) -> Result<Arc<dyn
     })?;
     // zarrs' chunk keys include the array's path: name chunks from the root.
     let mut src = ZarrSource::new(name, root.to_string(), zarr, meta);
+    src.read_ahead = crate::remote::READ_AHEAD;
     src.locator = crate::Location::ZarrUrl {
         root: root.to_string(),
         array: array.to_string(),

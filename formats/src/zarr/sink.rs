@@ -96,7 +96,8 @@ pub(crate) struct ZarrSink {
     /// Bytes of one such zstd context at this level and chunk size
     /// (measured at creation), counted in [`ChunkSink::memory_per_chunk`].
     zstd_context_bytes: u64,
-    /// `Into` or `Shared`: every chunk is written, none counts as done.
+    /// `Into` or `Shared`, or a new array in object storage: every chunk
+    /// is written, none counts as done (and none is looked for).
     into: bool,
     /// `Shared`: one of a plan's tasks; `finish` leaves the array
     /// incomplete (the plan's last stage completes it).
@@ -581,7 +582,9 @@ impl ZarrSink {
             sync: false,
             direct_zstd,
             zstd_context_bytes,
-            into: false,
+            // A new array has no chunk yet: asking the store for each
+            // would cost a request per chunk.
+            into: !resume,
             shared: false,
         })
     }
@@ -855,6 +858,10 @@ impl ZarrSink {
     }
 }
 
+/// Chunk writes to an object store under way at once
+/// (`ChunkSink::write_behind`): each is a PUT with 20–50 ms of latency.
+const WRITE_BEHIND: usize = 32;
+
 impl ChunkSink for ZarrSink {
     fn name(&self) -> &str {
         &self.name
@@ -928,6 +935,14 @@ impl ChunkSink for ZarrSink {
     }
     fn memory_per_chunk(&self) -> u64 {
         unit_bytes(&self.chunk_shape, self.dtype, self.zstd_context_bytes)
+    }
+    fn write_behind(&self) -> usize {
+        // In an object store each chunk is a PUT with latency.
+        if self.remote_marker.is_some() {
+            WRITE_BEHIND
+        } else {
+            0
+        }
     }
     fn finish(&self) -> Result<()> {
         if let Some((store, marker)) = &self.remote_marker {

@@ -39,6 +39,9 @@ pub(crate) struct ZarrSource {
     options: CodecOptions,
     /// Where the array can be opened again (see `ChunkSource::locator`).
     pub(crate) locator: Option<String>,
+    /// Reads worth keeping in flight (see `ChunkSource::read_ahead`): 0 on
+    /// local disk, more in an object store.
+    pub(crate) read_ahead: usize,
 }
 
 impl std::fmt::Debug for ZarrSource {
@@ -74,6 +77,7 @@ impl ZarrSource {
             shard_cache,
             options: codec_options(),
             locator: None,
+            read_ahead: 0,
         }
     }
 
@@ -158,6 +162,9 @@ impl ChunkSource for ZarrSource {
     }
     fn grid(&self) -> &ChunkGrid {
         &self.grid
+    }
+    fn read_ahead(&self) -> usize {
+        self.read_ahead
     }
     fn chunk_read_bytes(&self) -> u64 {
         // A chunk decodes whole, at its declared shape, even where the
