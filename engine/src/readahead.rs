@@ -486,9 +486,22 @@ impl<'a> ReadAhead<'a> {
                 if g.next_task < self.total && g.next_task < g.claimed + self.lookahead {
                     let n = g.next_task;
                     g.next_task += 1;
+                    // The footprint walk runs unlocked, so that workers
+                    // taking chunks never wait for it; another I/O thread
+                    // may queue a later task meanwhile, so this one's reads
+                    // go in before those.
+                    drop(g);
                     plan_buf.clear();
                     (self.plan)(n, &mut plan_buf);
-                    g.queue.extend(plan_buf.drain(..).map(|w| (n, w)));
+                    g = lock(&self.state);
+                    let at = g
+                        .queue
+                        .iter()
+                        .position(|(t, _)| *t > n)
+                        .unwrap_or(g.queue.len());
+                    for (i, w) in plan_buf.drain(..).enumerate() {
+                        g.queue.insert(at + i, (n, w));
+                    }
                     continue;
                 }
             }

@@ -103,10 +103,11 @@ pub fn resolve(loc: &Location) -> std::io::Result<Resolved> {
             false,
         ),
         Location::Npy(file) | Location::Raw { file, .. } => (real_path(file)?, None, false),
-        // A URL is compared as written (it never names a local path: those
-        // resolve to absolute paths, a URL's text is not one).
+        // A URL is compared by its text, with the scheme and bucket written
+        // one way (`s3a://` is `s3://`); it never names a local path: those
+        // resolve to absolute paths, a URL's text is not one.
         Location::ZarrUrl { root, array } => {
-            let mut p = PathBuf::from(root);
+            let mut p = PathBuf::from(crate::url::canonical(root));
             for part in array.split('/').filter(|p| !p.is_empty()) {
                 p.push(part);
             }
@@ -171,6 +172,8 @@ impl Resolved {
 /// assert!(check_output("f.h5:/y", &["f.h5:/x"]).is_ok());
 /// assert!(check_output("f.h5", &["f.h5:/x"]).is_err());
 /// assert!(check_output("b.zarr", &["a.zarr", "c.npy"]).is_ok());
+/// assert!(check_output("s3://b/x.zarr", &["s3a://b/x.zarr/t"]).is_err());
+/// assert!(check_output("s3://b/y.zarr", &["s3://b/x.zarr"]).is_ok());
 /// ```
 ///
 /// # Errors

@@ -6,7 +6,12 @@
 //! environment variables, never from the path: for S3 `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (or
 //! `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL` for an S3-compatible server and
-//! `AWS_SKIP_SIGNATURE=true` for a public bucket; for Google Cloud Storage
+//! `AWS_SKIP_SIGNATURE=true` for a public bucket, and what the environment
+//! leaves unset from the profile `AWS_PROFILE` (else `default`) of the
+//! shared files `~/.aws/credentials` and `~/.aws/config` (or
+//! `AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE`): static keys,
+//! `region` and `endpoint_url`, as boto3 and s3fs read them (see
+//! [`aws_profile`]); for Google Cloud Storage
 //! `GOOGLE_SERVICE_ACCOUNT` (or `GOOGLE_APPLICATION_CREDENTIALS`); for Azure
 //! `AZURE_STORAGE_ACCOUNT_NAME` and `AZURE_STORAGE_ACCOUNT_KEY` (or a SAS
 //! token, or a managed identity). An endpoint written as `http://…` (a
@@ -101,7 +106,13 @@ fn object_store_for(name: &str, root: &str) -> Result<Arc<dyn ObjectStore>> {
     // prefix of every key.
     let service: Arc<dyn ObjectStore> = match scheme.as_str() {
         "s3" | "s3a" => {
-            let b = AmazonS3Builder::from_env().with_url(root);
+            let mut b = AmazonS3Builder::from_env();
+            for (k, v) in
+                aws_profile(&|k| std::env::var(k).ok()).map_err(|m| Error::open(name, m))?
+            {
+                b = b.with_config(k, v);
+            }
+            let b = b.with_url(root);
             let http = b
                 .get_config_value(&AmazonS3ConfigKey::Endpoint)
                 .is_some_and(|e| e.starts_with("http://"));
@@ -154,6 +165,122 @@ fn object_store_for(name: &str, root: &str) -> Result<Arc<dyn ObjectStore>> {
     }
 }
 
+/// S3 settings from the AWS shared files for what the environment (read
+/// through `env`) leaves unset, as boto3 resolves them: the profile is
+/// `AWS_PROFILE` (or `AWS_DEFAULT_PROFILE`, else `default`); its keys
+/// (`aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`)
+/// come from the credentials file's `[name]` section, else the config
+/// file's (`[profile name]`, or `[default]`), and are taken only when the
+/// environment sets no key; `region` and `endpoint_url` come from the
+/// config file, each unless the environment sets it.
+///
+/// # Errors
+/// A named profile (`AWS_PROFILE`) that neither file holds, a file that
+/// cannot be parsed, and a profile whose credentials come some way other
+/// than keys (a role, SSO, a process), which this reader does not follow.
+fn aws_profile(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Vec<(AmazonS3ConfigKey, String)>, String> {
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    let home = env("HOME").unwrap_or_default();
+    let file = |var: &str, leaf: &str| -> Option<std::path::PathBuf> {
+        match env(var) {
+            Some(p) if !p.is_empty() => Some(p.into()),
+            _ if !home.is_empty() => Some(std::path::Path::new(&home).join(".aws").join(leaf)),
+            _ => None,
+        }
+    };
+    let load = |path: Option<std::path::PathBuf>| -> std::result::Result<Option<ini::Ini>, String> {
+        let Some(path) = path else { return Ok(None) };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => ini::Ini::load_from_str(&text)
+                .map(Some)
+                .map_err(|e| format!("cannot parse the AWS file {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read the AWS file {}: {e}", path.display())),
+        }
+    };
+    let named = env("AWS_PROFILE")
+        .or_else(|| env("AWS_DEFAULT_PROFILE"))
+        .filter(|p| !p.is_empty());
+    let profile = named.clone().unwrap_or_else(|| "default".to_string());
+    let creds_file = load(file("AWS_SHARED_CREDENTIALS_FILE", "credentials"))?;
+    let config_file = load(file("AWS_CONFIG_FILE", "config"))?;
+    let creds = creds_file
+        .as_ref()
+        .and_then(|f| f.section(Some(profile.as_str())));
+    let config_name = if profile == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {profile}")
+    };
+    let config = config_file
+        .as_ref()
+        .and_then(|f| f.section(Some(config_name.as_str())));
+    if creds.is_none() && config.is_none() {
+        return match named {
+            Some(p) => Err(format!(
+                "the AWS profile `{p}` (AWS_PROFILE) is in neither the credentials nor the config file"
+            )),
+            None => Ok(Vec::new()),
+        };
+    }
+    let get = |k: &str| {
+        creds
+            .and_then(|c| c.get(k))
+            .or_else(|| config.and_then(|c| c.get(k)))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let mut out = Vec::new();
+    if !set("AWS_ACCESS_KEY_ID") {
+        match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+            (Some(id), Some(secret)) => {
+                out.push((AmazonS3ConfigKey::AccessKeyId, id));
+                out.push((AmazonS3ConfigKey::SecretAccessKey, secret));
+                if let Some(token) = get("aws_session_token") {
+                    out.push((AmazonS3ConfigKey::Token, token));
+                }
+            }
+            _ => {
+                let other = [
+                    "role_arn",
+                    "sso_session",
+                    "sso_start_url",
+                    "credential_process",
+                    "web_identity_token_file",
+                ]
+                .into_iter()
+                .find(|k| get(k).is_some());
+                if let Some(k) = other {
+                    return Err(format!(
+                        "the AWS profile `{profile}` gets its credentials by `{k}`, which ndstream does not follow; \
+                         export them instead (`eval \"$(aws configure export-credentials --profile {profile} --format env)\"`)"
+                    ));
+                }
+            }
+        }
+    }
+    let config_get = |k: &str| {
+        config
+            .and_then(|c| c.get(k))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if !set("AWS_REGION") && !set("AWS_DEFAULT_REGION") {
+        if let Some(r) = config_get("region") {
+            out.push((AmazonS3ConfigKey::Region, r.to_string()));
+        }
+    }
+    if !set("AWS_ENDPOINT_URL") && !set("AWS_ENDPOINT_URL_S3") && !set("AWS_ENDPOINT") {
+        if let Some(e) = config_get("endpoint_url") {
+            out.push((AmazonS3ConfigKey::Endpoint, e.to_string()));
+        }
+    }
+    Ok(out)
+}
+
 /// The store rooted at the URL `root`, with zarrs' synchronous traits.
 ///
 /// # Errors
@@ -171,6 +298,114 @@ pub(crate) fn open_store(name: &str, root: &str) -> Result<Arc<RemoteStore>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// `aws_profile` with these variables set and `HOME` at `home`.
+    fn profile(
+        home: &std::path::Path,
+        vars: &[(&str, &str)],
+    ) -> std::result::Result<Vec<(String, String)>, String> {
+        let mut env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.insert("HOME".into(), home.display().to_string());
+        aws_profile(&|k| env.get(k).cloned())
+            .map(|v| v.into_iter().map(|(k, v)| (format!("{k:?}"), v)).collect())
+    }
+
+    #[test]
+    fn an_aws_profile_fills_what_the_environment_leaves_unset() {
+        let home = tempfile::tempdir().unwrap();
+        let aws = home.path().join(".aws");
+        std::fs::create_dir(&aws).unwrap();
+        std::fs::write(
+            aws.join("credentials"),
+            "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = sdef\n\n\
+             [work]\naws_access_key_id=AKWORK\naws_secret_access_key=swork\naws_session_token=tok\n",
+        )
+        .unwrap();
+        std::fs::write(
+            aws.join("config"),
+            "# comment\n[default]\nregion = eu-west-1\n\n[profile work]\nregion=us-east-2\n\
+             endpoint_url = http://127.0.0.1:9000\n\n[profile role]\nrole_arn = arn:aws:iam::1:role/r\n\
+             source_profile = default\n\n[profile cfgkeys]\naws_access_key_id = AKCFG\naws_secret_access_key = scfg\n",
+        )
+        .unwrap();
+        let kv = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            profile(home.path(), &[]).unwrap(),
+            kv(&[
+                ("AccessKeyId", "AKDEF"),
+                ("SecretAccessKey", "sdef"),
+                ("Region", "eu-west-1")
+            ])
+        );
+        assert_eq!(
+            profile(home.path(), &[("AWS_PROFILE", "work")]).unwrap(),
+            kv(&[
+                ("AccessKeyId", "AKWORK"),
+                ("SecretAccessKey", "swork"),
+                ("Token", "tok"),
+                ("Region", "us-east-2"),
+                ("Endpoint", "http://127.0.0.1:9000"),
+            ])
+        );
+        // The environment wins, each setting on its own; keys go as a pair.
+        assert_eq!(
+            profile(
+                home.path(),
+                &[
+                    ("AWS_PROFILE", "work"),
+                    ("AWS_ACCESS_KEY_ID", "ENV"),
+                    ("AWS_REGION", "r")
+                ]
+            )
+            .unwrap(),
+            kv(&[("Endpoint", "http://127.0.0.1:9000")])
+        );
+        // Keys in the config file serve too.
+        assert_eq!(
+            profile(home.path(), &[("AWS_PROFILE", "cfgkeys")]).unwrap(),
+            kv(&[("AccessKeyId", "AKCFG"), ("SecretAccessKey", "scfg")])
+        );
+        // Files elsewhere, named by the environment.
+        let other = tempfile::tempdir().unwrap();
+        let creds = other.path().join("c");
+        std::fs::write(
+            &creds,
+            "[default]\naws_access_key_id=A\naws_secret_access_key=B\n",
+        )
+        .unwrap();
+        assert_eq!(
+            profile(
+                home.path(),
+                &[
+                    ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+                    ("AWS_CONFIG_FILE", "/nonexistent/config"),
+                ]
+            )
+            .unwrap(),
+            kv(&[("AccessKeyId", "A"), ("SecretAccessKey", "B")])
+        );
+        // No files and no profile named: nothing, no error.
+        assert_eq!(profile(other.path(), &[]).unwrap(), Vec::new());
+        // A named profile that is nowhere, and one by role, are refused.
+        let e = profile(home.path(), &[("AWS_PROFILE", "nope")]).unwrap_err();
+        assert!(
+            e.contains("the AWS profile `nope` (AWS_PROFILE) is in neither"),
+            "{e}"
+        );
+        let e = profile(home.path(), &[("AWS_PROFILE", "role")]).unwrap_err();
+        assert!(
+            e.contains("by `role_arn`, which ndstream does not follow"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_url_without_a_bucket_or_of_another_scheme_is_refused() {

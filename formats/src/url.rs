@@ -39,6 +39,35 @@ pub(crate) fn split_url(url: &str) -> Option<Url<'_>> {
     })
 }
 
+/// `url` with its scheme and authority written one way for each service,
+/// for comparing locations: `s3a` is `s3`; `azure`, `abfs(s)` and `adl`
+/// are `az`, with the container alone (`container@account.dfs…` names the
+/// container); schemes and hosts are case-insensitive. Other URLs, and
+/// text that is not a URL, come back as they are.
+pub(crate) fn canonical(url: &str) -> String {
+    let Some(u) = split_url(url) else {
+        return url.to_string();
+    };
+    let scheme = u.scheme.to_ascii_lowercase();
+    let (scheme, authority) = match scheme.as_str() {
+        "s3a" => ("s3".to_string(), u.authority.to_string()),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => (
+            "az".to_string(),
+            u.authority
+                .split_once('@')
+                .map_or(u.authority, |(c, _)| c)
+                .to_string(),
+        ),
+        "http" | "https" => (scheme, u.authority.to_ascii_lowercase()),
+        _ => (scheme, u.authority.to_string()),
+    };
+    if u.path.is_empty() {
+        format!("{scheme}://{authority}")
+    } else {
+        format!("{scheme}://{authority}/{}", u.path)
+    }
+}
+
 /// Extensions of the formats that are read from local files only.
 const FILE_EXTS: [&str; 9] = ["h5", "hdf5", "nc", "he5", "npy", "bin", "raw", "dat", "nc4"];
 
@@ -144,6 +173,23 @@ mod tests {
         );
         assert_eq!(url_loc("az://c"), ("az://c".into(), String::new()));
         assert!(parse_url("x.zarr/a").unwrap().is_none());
+    }
+
+    #[test]
+    fn one_bucket_named_two_ways_is_one_location() {
+        assert_eq!(canonical("S3A://b/x.zarr/"), "s3://b/x.zarr");
+        assert_eq!(canonical("s3://b/x.zarr"), "s3://b/x.zarr");
+        assert_eq!(
+            canonical("abfss://c@acct.dfs.core.windows.net/d/x.zarr"),
+            "az://c/d/x.zarr"
+        );
+        assert_eq!(canonical("azure://c/x.zarr"), "az://c/x.zarr");
+        assert_eq!(
+            canonical("HTTPS://Host:8000/x.zarr"),
+            "https://host:8000/x.zarr"
+        );
+        assert_eq!(canonical("gs://b"), "gs://b");
+        assert_eq!(canonical("/local/x.zarr"), "/local/x.zarr");
     }
 
     #[test]

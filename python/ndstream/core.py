@@ -2325,9 +2325,12 @@ def to_zarr(
 ) -> Any:
     """Write ``arr`` to a Zarr store, streaming chunk by chunk.
 
-    ``url`` is a directory path (``component`` an array path inside it), or
-    a zarr ``Array`` to write into. ``overwrite=True`` replaces an existing
-    array (swapped in only when the new one is complete); ``resume=True``
+    ``url`` is a directory path or a store URL (``s3://``, ``gs://``,
+    ``az://``; ``component`` an array path inside it), or a zarr ``Array``
+    to write into. ``overwrite=True`` replaces an existing Zarr array or
+    group (on disk swapped in only when the new one is complete; in object
+    storage, which has no rename, removed first and marked incomplete until
+    the new one is); ``resume=True``
     (ndstream) keeps the chunks an interrupted write already stored.
     ``codec`` is ndstream's (``"zstd:3"``, ``"gzip:6"``, ``"none"``);
     ``zarr_format`` 2 or 3. With a ``dask.distributed`` ``Client`` as

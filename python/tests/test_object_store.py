@@ -223,19 +223,71 @@ def test_an_array_in_a_new_group_of_a_bucket(da, s3):
     np.testing.assert_array_equal(g["sub/x"][...], np.arange(24).reshape(4, 6))
 
 
-def test_an_existing_array_in_a_bucket_is_never_replaced(da, s3):
+def test_an_existing_array_in_a_bucket_is_kept_unless_overwritten(da, s3):
     _write(s3, "keep.zarr", np.arange(10.0), chunks=(4,))
-    before = _objects(s3, "keep.zarr/")
+    before = _objects(s3, "")
     with pytest.raises(Exception, match="already exists"):
         da.ones(10, chunks=4).to_zarr(f"s3://{BUCKET}/keep.zarr")
-    with pytest.raises(Exception, match="cannot be replaced whole"):
-        da.ones(10, chunks=4).to_zarr(f"s3://{BUCKET}/keep.zarr", overwrite=True)
-    # Output = input.
-    with pytest.raises(Exception, match=r"keep\.zarr"):
-        (da.from_zarr(f"s3://{BUCKET}/keep.zarr") + 1).to_zarr(
-            f"s3://{BUCKET}/keep.zarr", resume=True
-        )
-    assert _objects(s3, "keep.zarr/") == before
+    # Output = input, even with the bucket named another way, refused
+    # before anything is removed.
+    for url in (f"s3://{BUCKET}/keep.zarr", f"s3a://{BUCKET}/keep.zarr/"):
+        for mode in ({"resume": True}, {"overwrite": True}):
+            with pytest.raises(Exception, match=r"keep\.zarr"):
+                (da.from_zarr(f"s3://{BUCKET}/keep.zarr") + 1).to_zarr(url, **mode)
+    # Objects that are not a Zarr node are never deleted.
+    c = s3["client"]
+    c.put_object(Bucket=BUCKET, Key="notes/readme.txt", Body=b"keep me")
+    before = _objects(s3, "")
+    with pytest.raises(Exception, match="not a Zarr array or group; refusing to delete it"):
+        da.ones(10, chunks=4).to_zarr(f"s3://{BUCKET}/notes", overwrite=True)
+    assert _objects(s3, "") == before
+
+
+def test_an_overwrite_in_a_bucket_replaces_the_array_and_nothing_else(da, s3, rng):
+    # The old array: Zarr v2, another shape and chunking, with attributes;
+    # a sibling whose name starts like it.
+    _write(s3, "old.zarr", rng.standard_normal((30, 8)), chunks=(7, 3), zarr_format=2)
+    _write(s3, "old.zarr-sib", np.arange(5.0), chunks=(2,))
+    sibling = _objects(s3, "old.zarr-sib/")
+    new = rng.integers(0, 100, size=(6, 9), dtype="i4")
+    x = da.from_array(new, chunks=(4, 4))
+    x.to_zarr(f"s3://{BUCKET}/old.zarr", overwrite=True)
+    np.testing.assert_array_equal(_zarr_read(s3, "old.zarr"), new)
+    # The same objects as the array written afresh: nothing of the old one
+    # is left (no `.zarray`, no chunk of the old grid), and no marker.
+    x.to_zarr(f"s3://{BUCKET}/fresh.zarr")
+    got = {k[len("old.zarr/") :]: v for k, v in _objects(s3, "old.zarr/").items()}
+    want = {k[len("fresh.zarr/") :]: v for k, v in _objects(s3, "fresh.zarr/").items()}
+    assert got == want
+    assert _objects(s3, "old.zarr-sib/") == sibling
+    # A group with arrays in it is replaced whole, as zarr-python does.
+    g = zarr.open_group(
+        zarr.storage.FsspecStore(s3["fs"], path=f"{BUCKET}/g.zarr", read_only=False), mode="w"
+    )
+    g.create_array("a", shape=(5,), dtype="f8", chunks=(2,))[...] = 1.0
+    x.to_zarr(f"s3://{BUCKET}/g.zarr", overwrite=True)
+    np.testing.assert_array_equal(_zarr_read(s3, "g.zarr"), new)
+    assert not [k for k in _keys(s3, "g.zarr/") if k.startswith("g.zarr/a/")]
+
+
+def test_an_interrupted_overwrite_in_a_bucket_is_marked_and_finished_by_the_next(da, s3, rng):
+    # What an overwrite killed while removing the old array leaves: the
+    # marker, some old chunks, no metadata. It reads as no array at all,
+    # a resume refuses it, and the next overwrite clears it.
+    c = s3["client"]
+    c.put_object(Bucket=BUCKET, Key="cut-ow.zarr/.ndstream-incomplete", Body=b"")
+    c.put_object(Bucket=BUCKET, Key="cut-ow.zarr/c/0/0", Body=b"old")
+    c.put_object(Bucket=BUCKET, Key="cut-ow.zarr/c/9/9", Body=b"old")
+    data = rng.standard_normal((12, 5))
+    x = da.from_array(data, chunks=(5, 5))
+    with pytest.raises(Exception, match="already exists"):
+        x.to_zarr(f"s3://{BUCKET}/cut-ow.zarr")
+    with pytest.raises(Exception, match="cannot resume"):
+        x.to_zarr(f"s3://{BUCKET}/cut-ow.zarr", resume=True)
+    x.to_zarr(f"s3://{BUCKET}/cut-ow.zarr", overwrite=True)
+    np.testing.assert_array_equal(_zarr_read(s3, "cut-ow.zarr"), data)
+    keys = _keys(s3, "cut-ow.zarr/")
+    assert "cut-ow.zarr/c/9/9" not in keys and "cut-ow.zarr/.ndstream-incomplete" not in keys
 
 
 def test_an_interrupted_write_to_a_bucket_resumes_to_the_same_bytes(da, s3, rng):
@@ -258,6 +310,34 @@ def test_an_interrupted_write_to_a_bucket_resumes_to_the_same_bytes(da, s3, rng)
     # A resume with another layout is refused, naming both.
     with pytest.raises(Exception, match="cannot resume"):
         x.to_zarr(f"s3://{BUCKET}/cut.zarr", codec="zstd:1", chunks=(20, 20), resume=True)
+
+
+def test_the_endpoint_and_keys_come_from_an_aws_profile(da, s3, rng, tmp_path, monkeypatch):
+    """With nothing in the environment but ``AWS_PROFILE``, the shared
+    credentials and config files give the keys, the region and the
+    endpoint, as they do to boto3."""
+    data = rng.standard_normal((8, 6))
+    _write(s3, "profile.zarr", data, chunks=(3, 3))
+    (tmp_path / "credentials").write_text(
+        f"[default]\naws_access_key_id = wrong\n\n[moto]\n"
+        f"aws_access_key_id = {KEY}\naws_secret_access_key = {KEY}\n"
+    )
+    (tmp_path / "config").write_text(
+        f"[profile moto]\nregion = us-east-1\nendpoint_url = {s3['endpoint']}\n"
+    )
+    for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "moto")
+    x = da.from_zarr(f"s3://{BUCKET}/profile.zarr")
+    np.testing.assert_array_equal(x.compute(), data)
+    (x + 1).to_zarr(f"s3://{BUCKET}/profile-out.zarr")
+    monkeypatch.setenv("AWS_PROFILE", "missing")
+    with pytest.raises(Exception, match="the AWS profile `missing`"):
+        da.from_zarr(f"s3://{BUCKET}/profile.zarr")
+    monkeypatch.undo()
+    np.testing.assert_array_equal(_zarr_read(s3, "profile-out.zarr"), data + 1)
 
 
 def _cli() -> Path | None:

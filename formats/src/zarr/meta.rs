@@ -18,6 +18,11 @@ use serde_json::{json, Value};
 use crate::path::{parse_typestr, typestr};
 use crate::spec::{Codec, SinkSpec, ZarrVersion};
 
+/// The names of Zarr's metadata documents (v3 and v2, with consolidated
+/// metadata): whatever makes a node of a directory or prefix.
+pub(crate) const METADATA_FILES: [&str; 5] =
+    ["zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"];
+
 /// What a directory of a Zarr hierarchy holds.
 #[derive(Clone, Debug)]
 pub(crate) enum Node {

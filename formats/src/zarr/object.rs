@@ -300,8 +300,6 @@ pub(crate) fn create_sink(
         message: format!("cannot list {root}/{prefix}: {e}"),
         cause: Some(Box::new(std::io::Error::other(e.to_string()))),
     })?;
-    let marker = format!("{prefix}{INCOMPLETE_MARKER}");
-    let has_keys = keys.iter().any(|k| k.as_str() != marker);
     let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
     let mut groups = Vec::new();
     for i in 0..parts.len() {
@@ -314,7 +312,7 @@ pub(crate) fn create_sink(
     };
     let state = StoreState {
         existing,
-        has_keys,
+        keys,
         groups,
     };
     Ok(Arc::new(ZarrSink::create_in_store(

@@ -50,8 +50,14 @@
 //! shard) is one PUT (whole or absent, as object stores promise), and
 //! `Resume` trusts a chunk that is present and decodes. There are no locks
 //! and no rename, so `Create` refuses any key already under the array's
-//! prefix, and `Overwrite` of an existing array, `Into` and `Shared` are
-//! refused (they would need an atomic swap or a lock).
+//! prefix, and `Into` and `Shared` are refused (they would need a lock).
+//! `Overwrite` replaces a Zarr node (or what an interrupted write of ours
+//! left: a prefix holding our marker) in place, never other objects: it
+//! puts the marker, erases every metadata document under the prefix, then
+//! every other key, then writes the new array as `Create` does. At no
+//! moment is there a partly removed array without its marker; but a
+//! reader that opened the old array before may read a mixture, since
+//! there is no swap.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -435,9 +441,9 @@ fn new_array(
 pub(crate) struct StoreState {
     /// The node at the array's path.
     pub existing: Option<Node>,
-    /// Some key other than the incomplete marker exists under the array's
-    /// prefix (a foreign object, or chunks of an array whose metadata went).
-    pub has_keys: bool,
+    /// The keys under the array's prefix (its metadata, chunks and
+    /// marker, and anything else stored there).
+    pub keys: Vec<StoreKey>,
     /// The nodes at the groups above the array, root first.
     pub groups: Vec<Option<Node>>,
 }
@@ -458,7 +464,21 @@ impl ZarrSink {
     ) -> Result<ZarrSink> {
         check_spec(name, spec)?;
         let want = meta::meta_of_spec(spec).map_err(|m| Error::open(name, m))?;
-        let exists = state.existing.is_some() || state.has_keys;
+        let prefix = {
+            let a = array.trim_matches('/');
+            if a.is_empty() {
+                String::new()
+            } else {
+                format!("{a}/")
+            }
+        };
+        let marker_name = format!("{prefix}{INCOMPLETE_MARKER}");
+        // Some key other than the marker: a foreign object, or chunks of an
+        // array whose metadata went.
+        let has_keys = state.keys.iter().any(|k| k.as_str() != marker_name);
+        let marked = state.keys.iter().any(|k| k.as_str() == marker_name);
+        let exists = state.existing.is_some() || has_keys;
+        let mut replace = false;
         let resume = match (spec.mode, &state.existing) {
             (WriteMode::Into | WriteMode::Shared, _) => {
                 return Err(Error::open(
@@ -473,12 +493,17 @@ impl ZarrSink {
                     "already exists; resume the write explicitly, or remove it first",
                 ))
             }
-            (WriteMode::Overwrite, _) => {
+            // Only a Zarr node, or what an interrupted write of ours left
+            // (its marker), is replaced: never objects of unknown origin.
+            (WriteMode::Overwrite, None) if !marked => {
                 return Err(Error::open(
                     name,
-                    "already exists, and an array in object storage cannot be replaced whole \
-                     (no rename): remove it first, or write to another path",
+                    "exists and is not a Zarr array or group; refusing to delete it",
                 ))
+            }
+            (WriteMode::Overwrite, _) => {
+                replace = true;
+                false
             }
             (WriteMode::Resume, Some(Node::Array(have))) if same_layout(have, &want) => true,
             (WriteMode::Resume, Some(Node::Array(have))) => {
@@ -498,14 +523,6 @@ impl ZarrSink {
                 ))
             }
         };
-        let prefix = {
-            let a = array.trim_matches('/');
-            if a.is_empty() {
-                String::new()
-            } else {
-                format!("{a}/")
-            }
-        };
         let put_err = |what: &str, e: zarrs::storage::StorageError| Error::Sink {
             sink_name: name.to_string(),
             what: what.to_string(),
@@ -513,6 +530,31 @@ impl ZarrSink {
             cause: Some(Box::new(e)),
         };
         let key = |k: String| StoreKey::new(k).map_err(|e| Error::open(name, e.to_string()));
+        let marker = key(marker_name.clone())?;
+        let marker_text = b"being written by ndstream; removed when the write finishes\n";
+        if replace {
+            // No rename in object storage: the old array is removed in place,
+            // marked incomplete first and its metadata erased next, so that
+            // at no moment does a partly removed array look complete. A run
+            // stopped here leaves a marked prefix, which the next overwrite
+            // clears.
+            store
+                .set(&marker, marker_text.to_vec().into())
+                .map_err(|e| put_err("the incomplete marker", e))?;
+            let (meta_keys, rest): (Vec<StoreKey>, Vec<StoreKey>) = state
+                .keys
+                .into_iter()
+                .filter(|k| k.as_str() != marker_name)
+                .partition(|k| {
+                    let leaf = k.as_str().rsplit('/').next().unwrap_or_default();
+                    meta::METADATA_FILES.contains(&leaf)
+                });
+            for keys in [meta_keys, rest] {
+                store
+                    .erase_many(&keys)
+                    .map_err(|e| put_err("the array being replaced", e))?;
+            }
+        }
         if !resume {
             // The groups above the array: made where missing, refused where
             // an array or a group of the other Zarr version stands.
@@ -547,14 +589,8 @@ impl ZarrSink {
                 }
             }
         }
-        let marker = key(format!("{prefix}{INCOMPLETE_MARKER}"))?;
         store
-            .set(
-                &marker,
-                b"being written by ndstream; removed when the write finishes\n"
-                    .to_vec()
-                    .into(),
-            )
+            .set(&marker, marker_text.to_vec().into())
             .map_err(|e| put_err("the incomplete marker", e))?;
         let node = super::zarrs_node_path(array);
         let array_handle = if resume {
