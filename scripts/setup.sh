@@ -4,7 +4,7 @@
 # On Debian/Ubuntu this uses apt-get (as root, or with sudo). Elsewhere,
 # install HDF5 >= 1.10 with its headers yourself (e.g. `brew install hdf5`,
 # `dnf install hdf5-devel`), or build without HDF5:
-#   cargo build --no-default-features
+#   cargo build -p ndstream-cli --no-default-features --features object-store
 set -euo pipefail
 have_hdf5() {
   pkg-config --exists hdf5 2>/dev/null || [ -f /usr/include/hdf5/serial/hdf5.h ] || [ -f /usr/include/hdf5.h ]

@@ -21,6 +21,18 @@
 //! The engine ([`ndstream_engine`]) knows nothing of file formats; the
 //! formats ([`formats`]) implement its `ChunkSource`/`ChunkSink` traits.
 //! This crate joins the two: [`open`], [`open_many`], [`store`].
+//!
+//! ## Features
+//! - `zarr` (default): Zarr v2/v3 stores on disk, through zarrs.
+//! - `npy` (default): NumPy `.npy` files, memory-mapped.
+//! - `hdf5`: HDF5 and netCDF-4 files; links libhdf5 (`apt install
+//!   libhdf5-dev`).
+//! - `object-store`: Zarr stores by `s3://`, `gs://`, `az://` and
+//!   `http(s)://` URL (implies `zarr`).
+//!
+//! The default build needs no C library installed. Raw binary and
+//! netCDF-3 files are read in every build. A path of a format the build
+//! lacks is refused when opened or created, naming the feature to enable.
 
 pub use ndstream_engine::program::Program;
 pub use ndstream_engine::{

@@ -16,7 +16,7 @@
 //! at most [`MAX_CHUNK_BYTES`], are read. Files go to one scratch directory
 //! per process, emptied before each input. Not a stable API.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndstream_engine::{AxisSel, ChunkSource};
@@ -54,6 +54,7 @@ impl Scratch {
         p.display().to_string()
     }
 
+    #[cfg(feature = "zarr")]
     fn path(&self, rel: &str) -> String {
         self.0.join(rel).display().to_string()
     }
@@ -182,16 +183,17 @@ fn info_open_read(path: &str) {
     }
 }
 
+#[cfg(feature = "npy")]
 /// `npy_header`: `data` as a whole `.npy` file: the header parser, then
 /// `info`, `open_source` and bounded reads of the mapped data.
 pub fn npy_file(data: &[u8]) {
     let dir = Scratch::new();
     let path = dir.write("x.npy", data);
-    if let Ok(layout) = crate::npy::read_header(&path, Path::new(&path)) {
+    if let Ok(layout) = crate::npy::read_header(&path, std::path::Path::new(&path)) {
         // What the parser accepted must survive a write and a re-parse.
         let header = crate::npy::header_bytes(layout.dtype, &layout.shape, layout.little_endian);
         let again = dir.write("y.npy", &header);
-        let back = crate::npy::read_header(&again, Path::new(&again));
+        let back = crate::npy::read_header(&again, std::path::Path::new(&again));
         let back = back.unwrap_or_else(|e| panic!("re-parsing our own header failed: {e}"));
         assert_eq!(
             (back.dtype, &back.shape, back.little_endian),
@@ -211,6 +213,7 @@ pub fn netcdf3_file(data: &[u8]) {
 }
 
 /// The store layouts [`zarr_store`] builds around the fuzzed metadata.
+#[cfg(feature = "zarr")]
 const ZARR_LAYOUTS: [(&str, &str, &str); 4] = [
     // (metadata file, attributes file, the array's path below the root)
     ("zarr.json", "", ""),
@@ -219,6 +222,7 @@ const ZARR_LAYOUTS: [(&str, &str, &str); 4] = [
     ("a/.zarray", "a/.zattrs", "a"),
 ];
 
+#[cfg(feature = "zarr")]
 /// `zarr_meta`: a Zarr store made of fuzzed metadata and a fuzzed chunk.
 ///
 /// `data` is `layout byte, metadata, 0xFF, attributes, 0xFF, chunk bytes`
@@ -257,7 +261,7 @@ pub fn zarr_store(data: &[u8]) {
     } else {
         format!("{root}/{array}")
     };
-    if let Ok(arr) = crate::zarr::open_array(&name, Path::new(&root), array) {
+    if let Ok(arr) = crate::zarr::open_array(&name, std::path::Path::new(&root), array) {
         let grid = arr.chunk_grid_shape().to_vec();
         if !grid.contains(&0) {
             let last: Vec<u64> = grid.iter().map(|&n| n - 1).collect();

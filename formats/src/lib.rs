@@ -2,9 +2,10 @@
 //!
 //! The engine sees only [`ChunkSource`](ndstream_engine::ChunkSource) and
 //! [`ChunkSink`](ndstream_engine::ChunkSink); this crate implements them
-//! for Zarr v2/v3 (through zarrs), HDF5 (feature `hdf5`), NumPy `.npy`
-//! and raw binary files (memory-mapped), reads netCDF-3 files (classic,
-//! 64-bit offset and CDF-5, memory-mapped), and picks one from a path:
+//! for Zarr v2/v3 (feature `zarr`, through zarrs), HDF5 (feature `hdf5`),
+//! NumPy `.npy` (feature `npy`) and raw binary files (memory-mapped),
+//! reads netCDF-3 files (classic, 64-bit offset and CDF-5, memory-mapped),
+//! and picks one from a path:
 //!
 //! - [`parse_location`]: the path syntax (`file.h5:/dset`, `dir.zarr/a`,
 //!   `file.npy`, `file.bin?dtype=<f4&shape=100,200`), see [`path`];
@@ -17,6 +18,12 @@
 //! Every sink marks its store incomplete until `finish`, refuses to
 //! replace an existing store unless told to ([`WriteMode`]), and can resume
 //! an interrupted write. No zarrs or hdf5 type appears in this API.
+//!
+//! Features: `zarr` and `npy` (default; pure Rust), `hdf5` (links
+//! libhdf5), `object-store` (Zarr by `s3://`, `gs://`, `az://` and
+//! `http(s)://` URLs; implies `zarr`). A path of a format the build lacks
+//! is parsed as usual and refused when opened or created, naming the
+//! feature to enable.
 
 #[doc(hidden)]
 pub mod fuzz;
@@ -29,6 +36,7 @@ pub mod spec;
 mod contiguous;
 mod lock;
 mod netcdf3;
+#[cfg(feature = "npy")]
 mod npy;
 mod open;
 mod raw;
@@ -36,6 +44,7 @@ mod raw;
 mod remote;
 mod swap;
 mod url;
+#[cfg(feature = "zarr")]
 mod zarr;
 
 pub use identity::{check_output, check_output_file, real_path};

@@ -30,6 +30,8 @@ use ndstream_engine::Error;
 /// Shared (readers of a group, writers below it) or exclusive (the writer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LockKind {
+    /// Taken by the Zarr sink only.
+    #[cfg_attr(not(feature = "zarr"), allow(dead_code))]
     Shared,
     Exclusive,
 }

@@ -1,8 +1,9 @@
 //! Format dispatch: a user path to the format module that serves it.
 //!
 //! Every entry point parses the path with [`parse_location`] and hands the
-//! pieces to one format module (`zarr`, `npy`, `raw`, and `hdf5` when the
-//! crate is built with the `hdf5` feature). An HDF5-style path (`x.nc:/v`)
+//! pieces to one format module (`raw` in every build; `zarr`, `npy` and
+//! `hdf5` when the crate is built with their features, otherwise the path
+//! is refused naming the feature). An HDF5-style path (`x.nc:/v`)
 //! whose file starts with a netCDF-3 magic number is read by `netcdf3`
 //! instead, in every build. The user's path string is the store's name in
 //! every error and repr.
@@ -12,22 +13,45 @@ use std::sync::Arc;
 
 use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, Error, Result};
 
+#[cfg(feature = "npy")]
+use crate::npy;
 use crate::path::{parse_location, split_raw, Location};
 use crate::spec::{SinkSpec, StoreInfo};
-use crate::{netcdf3, npy, raw, zarr};
+#[cfg(feature = "zarr")]
+use crate::zarr;
+use crate::{netcdf3, raw};
+
+/// The error for a path of a format this build lacks.
+#[cfg(not(all(feature = "hdf5", feature = "zarr", feature = "npy")))]
+fn lacking(path: &str, format: &str, feature: &str) -> Error {
+    Error::open(
+        path,
+        format!(
+            "this build has no {format} support; rebuild ndstream with the `{feature}` feature"
+        ),
+    )
+}
 
 #[cfg(not(feature = "hdf5"))]
 fn no_hdf5(path: &str) -> Error {
-    Error::open(
-        path,
-        "this build has no HDF5 support; rebuild ndstream with the `hdf5` feature",
-    )
+    lacking(path, "HDF5", "hdf5")
+}
+
+#[cfg(not(feature = "zarr"))]
+fn no_zarr(path: &str) -> Error {
+    lacking(path, "Zarr", "zarr")
+}
+
+#[cfg(not(feature = "npy"))]
+fn no_npy(path: &str) -> Error {
+    lacking(path, ".npy", "npy")
 }
 
 /// Open a stored array as a chunk source with its native chunking
 /// (contiguous stores get chunks of about [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES)).
 ///
 /// ```
+/// # #[cfg(feature = "npy")] {
 /// # let dir = tempfile::tempdir().unwrap();
 /// use ndstream_formats::{create_sink, open_source, SinkSpec};
 /// use ndstream_engine::{Block, DType};
@@ -37,6 +61,7 @@ fn no_hdf5(path: &str) -> Error {
 /// sink.finish().unwrap();
 /// let src = open_source(&path).unwrap();
 /// assert_eq!(src.read_chunk(&[0]).unwrap().to_f64_vec(), vec![1.0, 2.0, 3.0]);
+/// # }
 /// ```
 ///
 /// # Errors
@@ -50,9 +75,16 @@ pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
         }
     }
     match loc {
+        #[cfg(feature = "zarr")]
         Location::Zarr { root, array } => zarr::open_source(path, &root, &array),
+        #[cfg(feature = "zarr")]
         Location::ZarrUrl { root, array } => zarr::open_url_source(path, &root, &array),
+        #[cfg(not(feature = "zarr"))]
+        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
+        #[cfg(feature = "npy")]
         Location::Npy(file) => Ok(Arc::new(npy::open_source(path, &file)?)),
+        #[cfg(not(feature = "npy"))]
+        Location::Npy(_) => Err(no_npy(path)),
         Location::Raw { file, spec } => Ok(Arc::new(raw::open_source(path, &file, &spec)?)),
         #[cfg(feature = "hdf5")]
         Location::Hdf5 { file, dataset } => crate::hdf5::open_source(&file, &dataset, path),
@@ -130,14 +162,7 @@ pub fn open_many(pattern: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
     }
     let (file_pat, rest) = split_pattern(pattern);
     if let Ok(Location::ZarrUrl { .. }) = parse_location(pattern) {
-        let roots = zarr::url_glob(pattern, &file_pat)?;
-        if roots.is_empty() {
-            return Err(Error::open(pattern, "no stores match this pattern"));
-        }
-        return roots
-            .iter()
-            .map(|r| open_source(&format!("{r}{rest}")))
-            .collect();
+        return open_url_matches(pattern, &file_pat, &rest);
     }
     let paths = glob::glob(&file_pat)
         .map_err(|e| Error::open(pattern, format!("bad glob pattern: {e}")))?;
@@ -153,6 +178,28 @@ pub fn open_many(pattern: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
         .iter()
         .map(|f| open_source(&format!("{}{rest}", f.display())))
         .collect()
+}
+
+/// [`open_many`] of a URL pattern: the stores its listing matches.
+#[cfg(feature = "zarr")]
+fn open_url_matches(
+    pattern: &str,
+    file_pat: &str,
+    rest: &str,
+) -> Result<Vec<Arc<dyn ChunkSource>>> {
+    let roots = zarr::url_glob(pattern, file_pat)?;
+    if roots.is_empty() {
+        return Err(Error::open(pattern, "no stores match this pattern"));
+    }
+    roots
+        .iter()
+        .map(|r| open_source(&format!("{r}{rest}")))
+        .collect()
+}
+
+#[cfg(not(feature = "zarr"))]
+fn open_url_matches(pattern: &str, _: &str, _: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
+    Err(no_zarr(pattern))
 }
 
 /// Create a store to write an array into, per `spec` (shape, dtype,
@@ -181,9 +228,16 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
         return Ok(Arc::new(raw::create_sink(path, &file, query, spec)?));
     }
     match parse_location(path)? {
+        #[cfg(feature = "zarr")]
         Location::Zarr { root, array } => zarr::create_sink(path, &root, &array, spec),
+        #[cfg(feature = "zarr")]
         Location::ZarrUrl { root, array } => zarr::create_url_sink(path, &root, &array, spec),
+        #[cfg(not(feature = "zarr"))]
+        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
+        #[cfg(feature = "npy")]
         Location::Npy(file) => Ok(Arc::new(npy::create_sink(path, &file, spec)?)),
+        #[cfg(not(feature = "npy"))]
+        Location::Npy(_) => Err(no_npy(path)),
         Location::Raw { file, .. } => Ok(Arc::new(raw::create_sink(path, &file, None, spec)?)),
         #[cfg(feature = "hdf5")]
         Location::Hdf5 { file, dataset } => crate::hdf5::create_sink(&file, &dataset, path, spec),
@@ -239,9 +293,17 @@ pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
         return contiguous(path);
     }
     match parse_location(path)? {
+        #[cfg(feature = "zarr")]
         Location::Zarr { .. } => zarr::sink_needs(path, spec),
+        #[cfg(feature = "zarr")]
         Location::ZarrUrl { root, .. } => zarr::url_sink_needs(path, &root, spec),
-        Location::Npy(_) | Location::Raw { .. } => contiguous(path),
+        #[cfg(not(feature = "zarr"))]
+        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
+        #[cfg(not(feature = "npy"))]
+        Location::Npy(_) => Err(no_npy(path)),
+        #[cfg(feature = "npy")]
+        Location::Npy(_) => contiguous(path),
+        Location::Raw { .. } => contiguous(path),
         #[cfg(feature = "hdf5")]
         Location::Hdf5 { .. } => crate::hdf5::sink_needs(path, spec),
         #[cfg(not(feature = "hdf5"))]
@@ -261,9 +323,16 @@ pub fn info(path: &str) -> Result<StoreInfo> {
         }
     }
     match loc {
+        #[cfg(feature = "zarr")]
         Location::Zarr { root, array } => zarr::info(path, &root, &array),
+        #[cfg(feature = "zarr")]
         Location::ZarrUrl { root, array } => zarr::url_info(path, &root, &array),
+        #[cfg(not(feature = "zarr"))]
+        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
+        #[cfg(feature = "npy")]
         Location::Npy(file) => Ok(StoreInfo::Array(npy::info(path, &file)?)),
+        #[cfg(not(feature = "npy"))]
+        Location::Npy(_) => Err(no_npy(path)),
         Location::Raw { file, spec } => Ok(StoreInfo::Array(raw::info(path, &file, &spec)?)),
         #[cfg(feature = "hdf5")]
         Location::Hdf5 { file, dataset } => crate::hdf5::info(

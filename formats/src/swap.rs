@@ -55,6 +55,7 @@ fn tagged_sibling(target: &Path, tag: &str) -> PathBuf {
 
 /// True if a file or directory name is one of ndstream's temporaries
 /// (hidden from listings such as `info` of a Zarr group).
+#[cfg_attr(not(feature = "zarr"), allow(dead_code))]
 pub(crate) fn is_temporary_name(name: &str) -> bool {
     name.starts_with('.')
         && (name.contains(&format!(".{NEW_TAG}-")) || name.contains(&format!(".{OLD_TAG}-")))
@@ -115,6 +116,7 @@ pub(crate) fn remove_any(path: &Path) {
 /// # Errors
 /// The rename failed; `target` is then still the old tree (or, on a file
 /// system without an atomic exchange, see [`clean_stale`]).
+#[cfg_attr(not(feature = "zarr"), allow(dead_code))]
 pub(crate) fn replace_dir(new: &Path, target: &Path) -> std::io::Result<()> {
     match exchange(new, target) {
         Ok(()) => {
@@ -223,6 +225,7 @@ const RENAME_NOREPLACE: u32 = libc::RENAME_NOREPLACE;
 const RENAME_NOREPLACE: u32 = 1;
 
 #[cfg(target_os = "linux")]
+#[cfg_attr(not(feature = "zarr"), allow(dead_code))]
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     rename2(a, b, libc::RENAME_EXCHANGE)
 }

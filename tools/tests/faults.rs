@@ -11,6 +11,8 @@
 //! numpy and h5py (`$NDSTREAM_PYTHON`, else `python3`), and skip without.
 
 #![allow(clippy::unwrap_used)]
+// The h5py helpers serve the HDF5 cases only.
+#![cfg_attr(not(feature = "hdf5"), allow(dead_code))]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -41,7 +41,9 @@ mod sink;
 mod source;
 
 pub(crate) use gather::gather_block;
+#[cfg_attr(not(any(feature = "hdf5", feature = "zarr")), allow(unused_imports))]
 pub(crate) use sink::{io_err, spec_grid, ContiguousSink};
+#[cfg_attr(not(feature = "hdf5"), allow(unused_imports))]
 pub(crate) use source::{open_err, release_pages, ContiguousSource};
 
 use std::path::{Path, PathBuf};
