@@ -318,16 +318,30 @@ impl Block {
 
     /// The native-endian bytes of the elements in C order.
     pub fn to_ne_bytes(&self) -> Vec<u8> {
-        let b = self.clone().into_standard_layout();
-        with_block!(&b, a, T => {
-            #[allow(clippy::expect_used)]
-            let s = a.as_slice().expect("standard layout");
+        self.with_ne_bytes(<[u8]>::to_vec)
+    }
+
+    /// Lend the native-endian bytes of the elements in C order to `f`:
+    /// the block's own buffer when it is in standard layout (no copy, so
+    /// writing a block out needs no second buffer), a C-order copy
+    /// otherwise.
+    pub fn with_ne_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        with_block!(self, a, T => {
+            let copy;
+            let s = match a.as_slice() {
+                Some(s) => s,
+                None => {
+                    copy = a.as_standard_layout().into_owned();
+                    #[allow(clippy::expect_used)]
+                    copy.as_slice().expect("standard layout")
+                }
+            };
             // SAFETY: every element type is plain old data (integers, floats,
             // bool) with no padding; reading its bytes is always valid.
             let bytes = unsafe {
                 std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s))
             };
-            bytes.to_vec()
+            f(bytes)
         })
     }
 
@@ -437,6 +451,32 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_are_lent_in_c_order_without_a_copy_when_contiguous() {
+        let b = Block::from(ndarray::arr2(&[[1i32, 2, 3], [4, 5, 6]]).into_dyn());
+        let ptr = b.view::<i32>().unwrap().as_ptr().cast::<u8>();
+        b.with_ne_bytes(|bytes| {
+            assert_eq!(
+                bytes.as_ptr(),
+                ptr,
+                "a contiguous block lends its own buffer"
+            );
+            assert_eq!(bytes.len(), 24);
+        });
+        // A transposed block comes out in C order of its own shape.
+        let t = Block::from(
+            ndarray::arr2(&[[1i32, 2, 3], [4, 5, 6]])
+                .reversed_axes()
+                .into_dyn(),
+        );
+        let want: Vec<u8> = [1i32, 4, 2, 5, 3, 6]
+            .iter()
+            .flat_map(|x| x.to_ne_bytes())
+            .collect();
+        assert_eq!(t.with_ne_bytes(<[u8]>::to_vec), want);
+        assert_eq!(t.to_ne_bytes(), want);
+    }
 
     #[test]
     fn bytes_round_trip_every_dtype() {

@@ -233,7 +233,7 @@ impl Executor {
                             s.write_chunk(&idx, &b)?;
                             marks.store.put(&marks.key(n), &[])?;
                         }
-                        None => marks.store.put(&marks.key(n), &b.to_ne_bytes())?,
+                        None => b.with_ne_bytes(|bytes| marks.store.put(&marks.key(n), bytes))?,
                     }
                     drop((b, res));
                     Ok(Msg::Chunk {

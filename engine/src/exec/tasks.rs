@@ -515,7 +515,7 @@ impl Executor {
                 let s = plan.staged(stage);
                 let node = physical::substitute(&s.node, &done);
                 let b = self.merge_job(&node, &s.job, store, stage - 1)?;
-                store.put(&task_key(stage, 0), &b.to_ne_bytes())?;
+                b.with_ne_bytes(|bytes| store.put(&task_key(stage, 0), bytes))?;
                 StageReport { ran: 1, skipped: 0 }
             }
             StageKind::Write => {
