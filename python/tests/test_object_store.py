@@ -234,6 +234,18 @@ def test_an_existing_array_in_a_bucket_is_kept_unless_overwritten(da, s3):
         for mode in ({"resume": True}, {"overwrite": True}):
             with pytest.raises(Exception, match=r"keep\.zarr"):
                 (da.from_zarr(f"s3://{BUCKET}/keep.zarr") + 1).to_zarr(url, **mode)
+    # An overwrite the groups above refuse (a Zarr v2 group, a v3 write)
+    # is refused before the array in it is erased.
+    g = zarr.open_group(
+        zarr.storage.FsspecStore(s3["fs"], path=f"{BUCKET}/g2.zarr", read_only=False),
+        mode="w",
+        zarr_format=2,
+    )
+    g.create_array("a", shape=(5,), dtype="f8", chunks=(2,))[...] = 3.0
+    before = _objects(s3, "")
+    with pytest.raises(Exception, match="is Zarr V2 but the write asks for Zarr V3"):
+        da.ones(5, chunks=2).to_zarr(f"s3://{BUCKET}/g2.zarr/a", overwrite=True)
+    assert _objects(s3, "") == before
     # Objects that are not a Zarr node are never deleted.
     c = s3["client"]
     c.put_object(Bucket=BUCKET, Key="notes/readme.txt", Body=b"keep me")

@@ -532,6 +532,39 @@ impl ZarrSink {
         let key = |k: String| StoreKey::new(k).map_err(|e| Error::open(name, e.to_string()));
         let marker = key(marker_name.clone())?;
         let marker_text = b"being written by ndstream; removed when the write finishes\n";
+        // The groups above the array, checked before anything is written
+        // or erased: refused where an array or a group of the other Zarr
+        // version stands, made (below) where missing.
+        let mut new_groups = Vec::new();
+        if !resume {
+            let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
+            for (i, node) in state.groups.iter().enumerate() {
+                let group = parts[..i].join("/");
+                match node {
+                    Some(Node::Group { version, .. }) if *version != spec.zarr_version => {
+                        return Err(Error::open(
+                            name,
+                            format!("the group `/{group}` is Zarr {version:?} but the write asks for Zarr {:?}", spec.zarr_version),
+                        ))
+                    }
+                    Some(Node::Group { .. }) => {}
+                    Some(Node::Array(_)) => {
+                        return Err(Error::open(
+                            name,
+                            format!("`/{group}` is an array, not a group"),
+                        ))
+                    }
+                    None => {
+                        let (file, _) = meta::group_metadata(spec.zarr_version);
+                        new_groups.push(key(if group.is_empty() {
+                            file.to_string()
+                        } else {
+                            format!("{group}/{file}")
+                        })?);
+                    }
+                }
+            }
+        }
         if replace {
             // No rename in object storage: the old array is removed in place,
             // marked incomplete first and its metadata erased next, so that
@@ -555,39 +588,11 @@ impl ZarrSink {
                     .map_err(|e| put_err("the array being replaced", e))?;
             }
         }
-        if !resume {
-            // The groups above the array: made where missing, refused where
-            // an array or a group of the other Zarr version stands.
-            let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
-            for (i, node) in state.groups.iter().enumerate() {
-                let group = parts[..i].join("/");
-                match node {
-                    Some(Node::Group { version, .. }) if *version != spec.zarr_version => {
-                        return Err(Error::open(
-                            name,
-                            format!("the group `/{group}` is Zarr {version:?} but the write asks for Zarr {:?}", spec.zarr_version),
-                        ))
-                    }
-                    Some(Node::Group { .. }) => {}
-                    Some(Node::Array(_)) => {
-                        return Err(Error::open(
-                            name,
-                            format!("`/{group}` is an array, not a group"),
-                        ))
-                    }
-                    None => {
-                        let (file, json) = meta::group_metadata(spec.zarr_version);
-                        let k = if group.is_empty() {
-                            file.to_string()
-                        } else {
-                            format!("{group}/{file}")
-                        };
-                        store
-                            .set(&key(k)?, json.to_string().into_bytes().into())
-                            .map_err(|e| put_err("the group metadata", e))?;
-                    }
-                }
-            }
+        let (_, group_json) = meta::group_metadata(spec.zarr_version);
+        for k in &new_groups {
+            store
+                .set(k, group_json.to_string().into_bytes().into())
+                .map_err(|e| put_err("the group metadata", e))?;
         }
         store
             .set(&marker, marker_text.to_vec().into())
