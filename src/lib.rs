@@ -46,7 +46,8 @@ pub use ndstream_engine::{
 pub use ndstream_engine::{human_bytes, parse_bytes, Error, Result, EVAL_STACK_BYTES, MAX_DEPTH};
 pub use ndstream_engine::{s, with_block};
 pub use ndstream_engine::{
-    Attributes, Axis, AxisChunks, AxisSel, ChunkGrid, ChunkIndex, ChunkSink, ChunkSource, Selection,
+    Attributes, Axis, AxisChunks, AxisSel, ChunkGrid, ChunkIndex, ChunkSink, ChunkSource,
+    FetchDone, Fetched, Selection,
 };
 pub use ndstream_engine::{
     BinaryOp, Block, BlockElement, DType, Distribution, Element, Kind, ReduceOp, ReduceParam,

@@ -21,7 +21,7 @@ pub use budget::{Budget, Reservation};
 pub use dtype::{DType, Element, Kind};
 pub use error::{human_bytes, parse_bytes, Error, Result};
 pub use grid::{Axis, AxisChunks, AxisSel, ChunkGrid, ChunkIndex, Selection};
-pub use source::{Attributes, ChunkSink, ChunkSource};
+pub use source::{Attributes, ChunkSink, ChunkSource, FetchDone, Fetched};
 
 pub mod array;
 mod cache;

@@ -12,24 +12,37 @@
 //! from here, waits for it if its read is under way, or reads it itself if
 //! the read-ahead has not reached it.
 //!
+//! Two ways to keep reads in flight:
+//! - *fetching*, where every such source [`fetches`](ChunkSource::fetches)
+//!   (an object store: its requests are driven by the store's own I/O
+//!   runtime): one I/O thread starts each read and goes on, the stored
+//!   bytes arrive on the runtime's threads, and the worker that takes a
+//!   chunk decodes it ([`ChunkSource::decode_fetched`]). Reads in flight
+//!   cost their bytes, not a thread each.
+//! - otherwise one I/O thread per read in flight, each calling
+//!   [`ChunkSource::read_chunk`] (a read blocks its thread for the
+//!   request's latency).
+//!
 //! Memory: each chunk read ahead holds a reservation of the source's
 //! [`chunk_read_bytes`](ChunkSource::chunk_read_bytes) from the job's
-//! budget until a worker takes it (the worker's task has reserved the
-//! chunk's bytes already, as it does without read-ahead), and each I/O
-//! thread holds [`IO_THREAD_BYTES`] for the job. The read-ahead uses only
-//! what the job leaves free when every worker holds its largest task, so a
-//! task can always be admitted: the number of chunks ahead (the *slots*,
-//! one I/O thread each) is that room divided by a chunk's bytes plus a
-//! thread's, capped by the sources' own
-//! [`read_ahead`](ChunkSource::read_ahead). A budget with no such room gets
-//! no read-ahead, and the job runs as before.
+//! budget, from before its read starts until a worker takes it (the
+//! worker's task has reserved the chunk's bytes already, as it does without
+//! read-ahead), and each I/O thread holds [`IO_THREAD_BYTES`] for the job
+//! (fetching: [`FETCH_IO_BYTES`] in all). The read-ahead uses only what the
+//! job leaves free when every worker holds its largest task, so a task can
+//! always be admitted: the number of chunks ahead (the *slots*) is that
+//! room divided by a chunk's bytes (plus a thread's, where each slot has
+//! one), capped by the sources' own [`read_ahead`](ChunkSource::read_ahead)
+//! and by [`MAX_SLOTS`] ([`MAX_FETCHES`] fetching). A budget with no such
+//! room gets no read-ahead, and the job runs as before.
 //!
-//! Results do not depend on it: a chunk read ahead is the same
-//! `read_chunk` of the same source, and only where it is read changes.
+//! Results do not depend on it: a chunk read ahead is the same chunk of the
+//! same source (`read_chunk`, or `decode_fetched` of its stored bytes), and
+//! only where it is read changes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::array::{Array, Op};
@@ -38,7 +51,7 @@ use crate::budget::{lock, Budget, Reservation};
 use crate::error::Result;
 use crate::eval::{broadcast_sel, select_child_sel, ReduceSetup};
 use crate::grid::{AxisSel, Selection};
-use crate::source::ChunkSource;
+use crate::source::{ChunkSource, Fetched};
 
 /// A chunk of a source node: (node id, chunk index).
 type Key = (u64, Vec<u64>);
@@ -46,8 +59,24 @@ type Key = (u64, Vec<u64>);
 /// What a task reads: `plan(n, out)` appends task `n`'s chunks to `out`.
 type PlanFn<'a> = dyn Fn(u64, &mut Vec<Want>) + Sync + 'a;
 
-/// Most chunks kept ahead of the workers, whatever the budget allows.
-const MAX_SLOTS: usize = 64;
+/// Most chunks kept ahead of the workers by I/O threads (one thread each),
+/// whatever the budget allows.
+pub(crate) const MAX_SLOTS: usize = 64;
+
+/// Most chunks kept ahead of the workers by fetching, whatever the budget
+/// allows: at 20–50 ms per request, 256 requests at once move 1.3–3.2 GB/s
+/// of 250 KB chunks, more than the workers decode.
+pub(crate) const MAX_FETCHES: usize = 256;
+
+/// How long a cancelled or failed job waits for its fetches under way
+/// (a request to a store answers in tens of milliseconds; one that hangs
+/// must not hold up Ctrl-C).
+const FETCH_GRACE: Duration = Duration::from_millis(500);
+
+/// What fetching costs besides the chunks it holds: the store's I/O
+/// runtime threads (two, see `ndstream-formats`' `remote`), whose
+/// allocator caches hold freed request buffers, like an I/O thread's.
+pub(crate) const FETCH_IO_BYTES: u64 = 2 * IO_THREAD_BYTES;
 
 /// What an I/O thread costs besides the chunks it holds: the allocator's
 /// per-thread caches of freed chunk-sized buffers. Measured on a 2-core
@@ -183,30 +212,53 @@ fn walk(a: &Array, sel: &[AxisSel], out: &mut Vec<Want>, seen: &mut HashSet<(u64
     }
 }
 
-/// The most requests the latency-bound sources under `roots` ask to keep in
-/// flight (0: none of them is latency-bound, and a job needs no read-ahead).
-pub(crate) fn wanted_depth(roots: &[&Array]) -> (usize, u64) {
-    let mut depth = 0usize;
-    let mut bytes = 0u64;
+/// What the latency-bound sources under `roots` ask of a read-ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    /// The most reads any of them asks to keep in flight (0: none of them
+    /// is latency-bound, and a job needs no read-ahead).
+    pub(crate) depth: usize,
+    /// The largest chunk any of them reads.
+    pub(crate) chunk_bytes: u64,
+    /// Every one of them [fetches](ChunkSource::fetches).
+    pub(crate) fetching: bool,
+}
+
+/// What the latency-bound sources under `roots` ask of a read-ahead.
+pub(crate) fn wanted(roots: &[&Array]) -> Wanted {
+    let mut w = Wanted {
+        depth: 0,
+        chunk_bytes: 0,
+        fetching: true,
+    };
     for r in roots {
         for s in r.sources() {
             let d = s.read_ahead();
             if d > 0 && !s.supports_selection() {
-                depth = depth.max(d);
-                bytes = bytes.max(s.chunk_read_bytes());
+                w.depth = w.depth.max(d);
+                w.chunk_bytes = w.chunk_bytes.max(s.chunk_read_bytes());
+                w.fetching &= s.fetches();
             }
         }
     }
-    (depth, bytes)
+    w.fetching &= w.depth > 0;
+    w
 }
 
 enum Entry {
-    /// An I/O thread is reading it, for task `task`.
+    /// An I/O thread is reading it (or its fetch is under way), for task
+    /// `task`.
     Reading { task: u64 },
     /// Read, waiting for a worker; its bytes are reserved.
     Ready {
         task: u64,
         block: Block,
+        _res: Reservation,
+    },
+    /// Fetched, waiting for a worker to decode it; its bytes are reserved.
+    Fetched {
+        task: u64,
+        data: Fetched,
         _res: Reservation,
     },
     /// Read by a worker itself (or the read-ahead's read failed, and the
@@ -217,7 +269,10 @@ enum Entry {
 impl Entry {
     fn task(&self) -> u64 {
         match self {
-            Entry::Reading { task } | Entry::Ready { task, .. } | Entry::Gone { task } => *task,
+            Entry::Reading { task }
+            | Entry::Ready { task, .. }
+            | Entry::Fetched { task, .. }
+            | Entry::Gone { task } => *task,
         }
     }
     fn holds_slot(&self) -> bool {
@@ -237,6 +292,8 @@ struct State {
     claimed: u64,
     /// One bit per task: over (its reads ahead are no longer wanted).
     over: Vec<u64>,
+    /// Fetches started and not yet done.
+    fetching: usize,
     stopped: bool,
 }
 
@@ -262,115 +319,217 @@ pub(crate) fn as_task<R>(n: u64, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// What the job's threads and the fetches' completions share.
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Wait for a change, at most `ms` milliseconds.
+    fn wait<'g>(&self, g: MutexGuard<'g, State>, ms: u64) -> MutexGuard<'g, State> {
+        self.changed
+            .wait_timeout(g, Duration::from_millis(ms))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0)
+    }
+
+    /// The fetch of `key` is done: keep its bytes for a worker (under
+    /// `res`), or give its slot back where its task no longer wants it or
+    /// the fetch failed (the worker then reads the chunk itself and
+    /// reports the error, as it would have).
+    fn fetched(&self, key: Key, got: Result<Fetched>, res: Reservation) {
+        let mut g = self.lock();
+        let task = match g.entries.get(&key) {
+            Some(Entry::Reading { task }) => Some(*task),
+            // The job gave every chunk back already.
+            _ => None,
+        };
+        let unwanted = match (task, got) {
+            (Some(task), Ok(data)) if !g.is_over(task) && !g.stopped => {
+                g.entries.insert(
+                    key,
+                    Entry::Fetched {
+                        task,
+                        data,
+                        _res: res,
+                    },
+                );
+                None
+            }
+            (Some(task), got) => {
+                if got.is_ok() {
+                    g.entries.remove(&key);
+                } else {
+                    g.entries.insert(key, Entry::Gone { task });
+                }
+                g.in_use -= 1;
+                Some((got, res))
+            }
+            (None, got) => Some((got, res)),
+        };
+        // Given back before the fetch counts as done, so that a job that
+        // waited for its fetches holds none of their bytes.
+        drop(unwanted);
+        g.fetching -= 1;
+        self.changed.notify_all();
+    }
+}
+
 /// The read-ahead of one job (see the module docs).
 pub(crate) struct ReadAhead<'a> {
-    /// The I/O threads' own memory ([`IO_THREAD_BYTES`] each).
+    /// The I/O threads' own memory ([`IO_THREAD_BYTES`] each, or
+    /// [`FETCH_IO_BYTES`] when fetching).
     _threads: Reservation,
     total: u64,
     /// How many tasks past the last claimed one are planned.
     lookahead: u64,
     slots: usize,
+    /// Reads are started by fetching, from one I/O thread.
+    fetching: bool,
     chunk_bytes: u64,
     plan: Box<PlanFn<'a>>,
     budget: &'a Budget,
     cancel: &'a AtomicBool,
-    state: Mutex<State>,
-    changed: Condvar,
+    shared: Arc<Shared>,
 }
 
 impl<'a> ReadAhead<'a> {
     /// A read-ahead over tasks `0..total`, whose task `n` reads what
-    /// `plan(n, out)` appends, holding at most `room` bytes of `budget`
-    /// (in units of `chunk_bytes`) and at most `depth` chunks; `None` when
-    /// that leaves no slot.
+    /// `plan(n, out)` appends, for sources that ask for `want`, holding at
+    /// most `room` bytes of `budget`; `None` when that leaves no slot.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         total: u64,
         lookahead: u64,
-        depth: usize,
-        chunk_bytes: u64,
+        want: Wanted,
         room: u64,
         budget: &'a Budget,
         cancel: &'a AtomicBool,
         plan: impl Fn(u64, &mut Vec<Want>) + Sync + 'a,
     ) -> Option<ReadAhead<'a>> {
-        let fit = room / chunk_bytes.max(1).saturating_add(IO_THREAD_BYTES);
-        let slots = (depth.min(MAX_SLOTS) as u64).min(fit) as usize;
+        let chunk_bytes = want.chunk_bytes.max(1);
+        let (fit, most, thread_bytes) = if want.fetching {
+            (
+                room.saturating_sub(FETCH_IO_BYTES) / chunk_bytes,
+                MAX_FETCHES,
+                FETCH_IO_BYTES,
+            )
+        } else {
+            (
+                room / chunk_bytes.saturating_add(IO_THREAD_BYTES),
+                MAX_SLOTS,
+                IO_THREAD_BYTES,
+            )
+        };
+        let slots = (want.depth.min(most) as u64).min(fit) as usize;
         if slots == 0 || total == 0 {
             return None;
         }
-        let threads = budget.try_reserve_no_evict(slots as u64 * IO_THREAD_BYTES)?;
+        let threads = if want.fetching { 1 } else { slots as u64 };
+        let threads = budget.try_reserve_no_evict(threads * thread_bytes)?;
         Some(ReadAhead {
             _threads: threads,
             total,
             lookahead: lookahead.max(1),
             slots,
-            chunk_bytes: chunk_bytes.max(1),
+            fetching: want.fetching,
+            chunk_bytes,
             plan: Box::new(plan),
             budget,
             cancel,
-            state: Mutex::new(State {
-                next_task: 0,
-                queue: VecDeque::new(),
-                entries: HashMap::new(),
-                in_use: 0,
-                claimed: 0,
-                over: vec![0; total.div_ceil(64) as usize],
-                stopped: false,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    next_task: 0,
+                    queue: VecDeque::new(),
+                    entries: HashMap::new(),
+                    in_use: 0,
+                    claimed: 0,
+                    over: vec![0; total.div_ceil(64) as usize],
+                    fetching: 0,
+                    stopped: false,
+                }),
+                changed: Condvar::new(),
             }),
-            changed: Condvar::new(),
         })
     }
 
     /// The I/O threads to run [`io_loop`](Self::io_loop) on: one per slot
-    /// (a read blocks its thread for the request's latency).
+    /// (a read blocks its thread for the request's latency), or one that
+    /// starts every fetch.
     pub(crate) fn io_threads(&self) -> usize {
-        self.slots
+        if self.fetching {
+            1
+        } else {
+            self.slots
+        }
     }
 
     /// A worker claimed task `n`.
     pub(crate) fn claimed(&self, n: u64) {
-        let mut g = lock(&self.state);
+        let mut g = self.shared.lock();
         if n + 1 > g.claimed {
             g.claimed = n + 1;
-            self.changed.notify_all();
+            self.shared.changed.notify_all();
         }
     }
 
     /// Task `n` is over: chunks read ahead for it and not taken (a chunk
     /// the cache already held, a resumed chunk skipped) give their slots back.
     pub(crate) fn finished(&self, n: u64) {
-        let mut g = lock(&self.state);
+        let mut g = self.shared.lock();
         if let Some(w) = g.over.get_mut((n / 64) as usize) {
             *w |= 1 << (n % 64);
         }
         let before = g.entries.len();
         let mut freed = 0;
-        g.entries.retain(|_, e| {
-            let drop = e.task() == n && !matches!(e, Entry::Reading { .. });
-            if drop && e.holds_slot() {
-                freed += 1;
+        let mut dropped = Vec::new();
+        let entries = std::mem::take(&mut g.entries);
+        for (k, e) in entries {
+            if e.task() == n && !matches!(e, Entry::Reading { .. }) {
+                if e.holds_slot() {
+                    freed += 1;
+                }
+                dropped.push(e);
+            } else {
+                g.entries.insert(k, e);
             }
-            !drop
-        });
+        }
         g.in_use -= freed;
         if g.entries.len() != before {
-            self.changed.notify_all();
+            self.shared.changed.notify_all();
         }
+        drop(g);
+        drop(dropped);
     }
 
     /// Stop the I/O threads (the job is over).
     pub(crate) fn stop(&self) {
-        lock(&self.state).stopped = true;
-        self.changed.notify_all();
+        self.shared.lock().stopped = true;
+        self.shared.changed.notify_all();
     }
 
-    /// Give back every chunk still held (after the I/O threads have ended).
+    /// Give back every chunk still held (after the I/O threads have ended),
+    /// once the fetches under way are done. A cancelled (or failed) job
+    /// waits for them at most [`FETCH_GRACE`]; a fetch done later gives its
+    /// own reservation back.
     pub(crate) fn clear(&self) {
-        let mut g = lock(&self.state);
-        g.entries.clear();
+        let start = std::time::Instant::now();
+        let mut g = self.shared.lock();
+        while g.fetching > 0
+            && (!self.cancel.load(Ordering::Relaxed) || start.elapsed() < FETCH_GRACE)
+        {
+            g = self.shared.wait(g, 10);
+        }
+        let entries = std::mem::take(&mut g.entries);
         g.queue.clear();
         g.in_use = 0;
+        drop(g);
+        drop(entries);
     }
 
     /// Chunk `idx` of source node `id`: read ahead, waited for if its read
@@ -380,28 +539,26 @@ impl<'a> ReadAhead<'a> {
     /// As [`ChunkSource::read_chunk`].
     pub(crate) fn read(&self, id: u64, src: &dyn ChunkSource, idx: &[u64]) -> Result<Block> {
         let key = (id, idx.to_vec());
-        let mut g = lock(&self.state);
+        let mut g = self.shared.lock();
         loop {
             match g.entries.get(&key) {
                 Some(Entry::Reading { .. }) => {
-                    g = self
-                        .changed
-                        .wait_timeout(g, Duration::from_millis(50))
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|e| e.into_inner().0);
+                    g = self.shared.wait(g, 50);
                     if self.cancel.load(Ordering::Relaxed) {
                         break;
                     }
                 }
-                Some(Entry::Ready { task, .. }) => {
+                Some(Entry::Ready { task, .. } | Entry::Fetched { task, .. }) => {
                     let task = *task;
-                    if let Some(Entry::Ready { block, .. }) =
-                        g.entries.insert(key.clone(), Entry::Gone { task })
-                    {
-                        g.in_use -= 1;
-                        self.changed.notify_all();
-                        return Ok(block);
-                    }
+                    let taken = g.entries.insert(key.clone(), Entry::Gone { task });
+                    g.in_use -= 1;
+                    self.shared.changed.notify_all();
+                    drop(g);
+                    return match taken {
+                        Some(Entry::Ready { block, .. }) => Ok(block),
+                        Some(Entry::Fetched { data, .. }) => src.decode_fetched(idx, data),
+                        _ => src.read_chunk(idx),
+                    };
                 }
                 Some(Entry::Gone { .. }) => break,
                 None => {
@@ -417,11 +574,11 @@ impl<'a> ReadAhead<'a> {
         src.read_chunk(idx)
     }
 
-    /// An I/O thread: read the planned chunks, in task order, while slots
-    /// and budget room are free.
+    /// An I/O thread: read (or start fetching) the planned chunks, in task
+    /// order, while slots and budget room are free.
     pub(crate) fn io_loop(&self) {
         let mut plan_buf = Vec::new();
-        let mut g = lock(&self.state);
+        let mut g = self.shared.lock();
         loop {
             if g.stopped || self.cancel.load(Ordering::Relaxed) {
                 return;
@@ -437,7 +594,9 @@ impl<'a> ReadAhead<'a> {
                         // keep it for this one too.
                         let t = task.max(e.task());
                         match e {
-                            Entry::Reading { task } | Entry::Ready { task, .. } => *task = t,
+                            Entry::Reading { task }
+                            | Entry::Ready { task, .. }
+                            | Entry::Fetched { task, .. } => *task = t,
                             Entry::Gone { .. } => {}
                         }
                         continue;
@@ -445,18 +604,23 @@ impl<'a> ReadAhead<'a> {
                     let Some(res) = self.reserve() else {
                         // The workers hold the room for now: wait for them.
                         g.queue.push_front((task, w));
-                        g = self
-                            .changed
-                            .wait_timeout(g, Duration::from_millis(20))
-                            .map(|(g, _)| g)
-                            .unwrap_or_else(|e| e.into_inner().0);
+                        g = self.shared.wait(g, 20);
                         continue;
                     };
                     g.entries.insert(key.clone(), Entry::Reading { task });
                     g.in_use += 1;
+                    if self.fetching {
+                        g.fetching += 1;
+                        drop(g);
+                        let shared = Arc::clone(&self.shared);
+                        w.src
+                            .fetch(&w.idx, Box::new(move |got| shared.fetched(key, got, res)));
+                        g = self.shared.lock();
+                        continue;
+                    }
                     drop(g);
                     let got = w.src.read_chunk(&w.idx);
-                    g = lock(&self.state);
+                    g = self.shared.lock();
                     let task = g.entries.get(&key).map(Entry::task).unwrap_or(task);
                     match got {
                         Ok(_) if g.is_over(task) => {
@@ -480,7 +644,7 @@ impl<'a> ReadAhead<'a> {
                             g.in_use -= 1;
                         }
                     }
-                    self.changed.notify_all();
+                    self.shared.changed.notify_all();
                     continue;
                 }
                 if g.next_task < self.total && g.next_task < g.claimed + self.lookahead {
@@ -493,7 +657,7 @@ impl<'a> ReadAhead<'a> {
                     drop(g);
                     plan_buf.clear();
                     (self.plan)(n, &mut plan_buf);
-                    g = lock(&self.state);
+                    g = self.shared.lock();
                     let at = g
                         .queue
                         .iter()
@@ -505,11 +669,7 @@ impl<'a> ReadAhead<'a> {
                     continue;
                 }
             }
-            g = self
-                .changed
-                .wait_timeout(g, Duration::from_millis(50))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            g = self.shared.wait(g, 50);
         }
     }
 
@@ -525,6 +685,7 @@ impl std::fmt::Debug for ReadAhead<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadAhead")
             .field("slots", &self.slots)
+            .field("fetching", &self.fetching)
             .field("chunk_bytes", &self.chunk_bytes)
             .finish()
     }

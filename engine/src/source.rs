@@ -16,6 +16,7 @@
 //!   store complete; a store that was never finished is detectably
 //!   incomplete, and `is_done` lets a resumed job skip verified chunks.
 
+use std::any::Any;
 use std::fmt;
 
 use crate::block::Block;
@@ -25,6 +26,45 @@ use crate::grid::{AxisSel, ChunkGrid};
 
 /// User attributes carried from a source to a sink (JSON object).
 pub type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// A chunk's stored bytes read ahead by [`ChunkSource::fetch`], waiting
+/// to be decoded by [`ChunkSource::decode_fetched`]: what they are is the
+/// source's business (encoded bytes, or a decoded block).
+pub struct Fetched(Box<dyn Any + Send>);
+
+impl Fetched {
+    /// Wrap what a source fetched.
+    pub fn new<T: Any + Send>(payload: T) -> Fetched {
+        Fetched(Box::new(payload))
+    }
+
+    /// What was wrapped, if it is a `T`; else `self` back.
+    ///
+    /// # Errors
+    /// `self`, unchanged, when the payload is not a `T`.
+    ///
+    /// ```
+    /// use ndstream_engine::Fetched;
+    /// let f = Fetched::new(vec![1u8, 2, 3]);
+    /// let f = f.downcast::<String>().unwrap_err();
+    /// assert_eq!(f.downcast::<Vec<u8>>().ok(), Some(vec![1, 2, 3]));
+    /// ```
+    pub fn downcast<T: Any>(self) -> std::result::Result<T, Fetched> {
+        match self.0.downcast::<T>() {
+            Ok(t) => Ok(*t),
+            Err(b) => Err(Fetched(b)),
+        }
+    }
+}
+
+impl fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fetched(..)")
+    }
+}
+
+/// Called once with the outcome of a [`ChunkSource::fetch`].
+pub type FetchDone = Box<dyn FnOnce(Result<Fetched>) + Send>;
 
 /// Somewhere chunks come from: a Zarr array, an HDF5 dataset, a `.npy` file.
 pub trait ChunkSource: Send + Sync + fmt::Debug {
@@ -60,6 +100,36 @@ pub trait ChunkSource: Send + Sync + fmt::Debug {
     /// its budget leaves (see the engine's design notes, "Read-ahead").
     fn read_ahead(&self) -> usize {
         0
+    }
+    /// True if [`fetch`](Self::fetch) starts a chunk's read without
+    /// blocking the caller (an object store's request, driven by the
+    /// store's own I/O runtime). A job's read-ahead then keeps its reads in
+    /// flight from one thread, as many as its budget room holds, instead of
+    /// one thread per read. False by default.
+    fn fetches(&self) -> bool {
+        false
+    }
+    /// Start reading chunk `idx`'s stored bytes; `done` is called once
+    /// with them (or with the read's error), on whichever thread finished
+    /// the read. The bytes are decoded by
+    /// [`decode_fetched`](Self::decode_fetched) on the thread that needs
+    /// the chunk. Only called where [`fetches`](Self::fetches) is true.
+    /// The default reads and decodes the chunk here, before returning.
+    fn fetch(&self, idx: &[u64], done: FetchDone) {
+        done(self.read_chunk(idx).map(Fetched::new));
+    }
+    /// The chunk `idx` from what [`fetch`](Self::fetch) handed over: the
+    /// same block [`read_chunk`](Self::read_chunk) returns, with no second
+    /// request.
+    ///
+    /// # Errors
+    /// As [`read_chunk`](Self::read_chunk) (a stored chunk that does not
+    /// decode).
+    fn decode_fetched(&self, idx: &[u64], fetched: Fetched) -> Result<Block> {
+        match fetched.downcast::<Block>() {
+            Ok(block) => Ok(block),
+            Err(_) => self.read_chunk(idx),
+        }
     }
     /// True if any strided selection can be read directly, about as cheaply
     /// as the chunks that hold it (memory-mapped or contiguous storage).

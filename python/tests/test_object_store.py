@@ -434,7 +434,8 @@ def test_a_store_on_a_web_server_reads_as_written(da, s3, rng, zarr_format):
 def test_a_store_behind_20_ms_per_request_is_read_with_requests_in_flight(da, s3, rng, tmp_path):
     """The latency of a real object store, added by a loopback proxy: each
     request is held 20 ms. The reads agree with NumPy, and more requests
-    were under way at once than there were workers (the read-ahead)."""
+    were under way at once than there were workers (the read-ahead, by
+    fetches: more than its I/O threads could hold, one request each)."""
     data = rng.standard_normal((48, 30, 40))
     _write(s3, "latency.zarr", data, zarr_format=3, chunks=(1, 15, 20))  # 192 chunks
     status = tmp_path / "most-at-once"
@@ -454,9 +455,30 @@ def test_a_store_behind_20_ms_per_request_is_read_with_requests_in_flight(da, s3
         store = str(tmp_path / "local.zarr")
         x.to_zarr(store)
         np.testing.assert_array_equal(zarr.open_array(store, mode="r")[...], data)
+        # Fetched chunks decode as read ones do: a missing chunk is the
+        # fill value (v2 and v3), a corrupt one an error naming its object.
+        for fmt, sep in ((3, "/c/"), (2, "/")):
+            name = f"holes-v{fmt}.zarr"
+            _write(s3, name, data, zarr_format=fmt, chunks=(1, 15, 20), fill_value=-1.0)
+            for k in ("17/0/1", "40/1/0"):
+                s3["client"].delete_object(
+                    Bucket=BUCKET, Key=name + sep + k.replace("/", "." if fmt == 2 else "/")
+                )
+            want = data.copy()
+            want[17, :15, 20:] = -1.0
+            want[40, 15:, :20] = -1.0
+            np.testing.assert_array_equal(
+                da.from_zarr(f"s3://{BUCKET}/{name}").compute(threads=2), want
+            )
+        s3["client"].put_object(Bucket=BUCKET, Key="latency.zarr/c/33/1/1", Body=b"not zstd")
+        with pytest.raises(Exception, match=r"s3://ndstream-test/latency\.zarr/c/33/1/1"):
+            da.from_zarr(f"s3://{BUCKET}/latency.zarr").sum().compute(threads=2)
     finally:
         os.environ["AWS_ENDPOINT_URL"] = saved
         proxy.kill()
         proxy.wait()
     most = int(status.read_text())
     assert most > 2, f"at most {most} requests at once with 2 workers: nothing was read ahead"
+    # Fetched from one thread, not a thread per request: more requests at
+    # once than the 32 I/O threads (and 2 workers) the read-ahead had.
+    assert most > 40, f"at most {most} requests at once"

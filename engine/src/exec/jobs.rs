@@ -520,15 +520,14 @@ impl Executor {
         room: u64,
         plan: impl Fn(u64, &mut Vec<readahead::Want>) + Sync + 'a,
     ) -> Option<ReadAhead<'a>> {
-        let (depth, chunk_bytes) = readahead::wanted_depth(roots);
-        if depth == 0 {
+        let want = readahead::wanted(roots);
+        if want.depth == 0 {
             return None;
         }
         ReadAhead::new(
             total,
             window,
-            depth,
-            chunk_bytes,
+            want,
             room,
             &self.budget,
             &self.cancel.flag,

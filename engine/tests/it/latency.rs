@@ -8,12 +8,14 @@
 //! finished; a failed write is the job's error and the sink is not
 //! finished.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ndstream_engine::{Array, Block, ChunkGrid, ChunkSink, ChunkSource, DType, Executor};
+use ndstream_engine::{
+    Array, Block, ChunkGrid, ChunkSink, ChunkSource, DType, Executor, FetchDone, Fetched,
+};
 
 use crate::common::bits;
 
@@ -27,8 +29,17 @@ struct Remote {
     depth: usize,
     fail_at: Option<Vec<u64>>,
     reads: Mutex<HashMap<Vec<u64>, u64>>,
-    now: AtomicU64,
+    /// Reads and fetches under way.
+    now: Arc<AtomicU64>,
     most: AtomicU64,
+    /// Reads are started by `fetch` (a thread of its own stands in for an
+    /// object store's I/O runtime) and decoded by `decode_fetched`.
+    fetching: bool,
+    /// Fetches per chunk, and decodes of fetched chunks.
+    fetches: Mutex<HashMap<Vec<u64>, u64>>,
+    decodes: AtomicU64,
+    /// The threads that started fetches.
+    fetchers: Mutex<HashSet<std::thread::ThreadId>>,
 }
 
 fn value(i: u64, j: u64, k: u64) -> f64 {
@@ -44,9 +55,19 @@ impl Remote {
             depth,
             fail_at: None,
             reads: Mutex::new(HashMap::new()),
-            now: AtomicU64::new(0),
+            now: Arc::new(AtomicU64::new(0)),
             most: AtomicU64::new(0),
+            fetching: false,
+            fetches: Mutex::new(HashMap::new()),
+            decodes: AtomicU64::new(0),
+            fetchers: Mutex::new(HashSet::new()),
         })
+    }
+
+    fn fetching(shape: [u64; 3], chunk: [u64; 3], delay_ms: u64, depth: usize) -> Arc<Remote> {
+        let mut r = Arc::into_inner(Remote::new(shape, chunk, delay_ms, depth)).unwrap();
+        r.fetching = true;
+        Arc::new(r)
     }
 
     fn failing(shape: [u64; 3], chunk: [u64; 3], at: [u64; 3]) -> Arc<Remote> {
@@ -97,6 +118,71 @@ impl ChunkSource for Remote {
                 "the server answered 500",
             ));
         }
+        Ok(self.stored(idx))
+    }
+    fn fetches(&self) -> bool {
+        self.fetching
+    }
+    fn fetch(&self, idx: &[u64], done: FetchDone) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        *self
+            .fetches
+            .lock()
+            .unwrap()
+            .entry(idx.to_vec())
+            .or_default() += 1;
+        self.fetchers
+            .lock()
+            .unwrap()
+            .insert(std::thread::current().id());
+        let failed = self.fail_at.as_deref() == Some(idx);
+        // What the store holds: the chunk's values as little-endian bytes.
+        let bytes: Vec<u8> = match self.stored(idx) {
+            Block::F64(a) => a.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            _ => unreachable!(),
+        };
+        let (delay, name, at) = (self.delay, self.name().to_string(), idx.to_vec());
+        let now = Arc::clone(&self.now);
+        // Detached, as an object store's runtime thread is: the job waits
+        // for every fetch it started before it returns.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            now.fetch_sub(1, Ordering::SeqCst);
+            done(if failed {
+                Err(ndstream_engine::Error::source(
+                    &name,
+                    &at,
+                    "the server answered 500",
+                ))
+            } else {
+                Ok(Fetched::new(bytes))
+            })
+        });
+    }
+    fn decode_fetched(&self, idx: &[u64], fetched: Fetched) -> ndstream_engine::Result<Block> {
+        self.decodes.fetch_add(1, Ordering::SeqCst);
+        let bytes = fetched.downcast::<Vec<u8>>().unwrap();
+        let v: Vec<f64> = bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let shape: Vec<usize> = self
+            .grid
+            .chunk_shape(idx)
+            .iter()
+            .map(|&n| n as usize)
+            .collect();
+        Ok(Block::from(
+            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), v).unwrap(),
+        ))
+    }
+}
+
+impl Remote {
+    /// Chunk `idx` as stored.
+    fn stored(&self, idx: &[u64]) -> Block {
         let r = self.grid.chunk_region(idx);
         let shape: Vec<usize> = r.iter().map(|r| (r.end - r.start) as usize).collect();
         let mut v = Vec::with_capacity(shape.iter().product());
@@ -107,9 +193,7 @@ impl ChunkSource for Remote {
                 }
             }
         }
-        Ok(Block::from(
-            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), v).unwrap(),
-        ))
+        Block::from(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), v).unwrap())
     }
 }
 
@@ -236,6 +320,75 @@ fn a_failed_read_ahead_is_reported_by_the_task_that_needed_it() {
         assert!(err.contains("s3://bucket/remote.zarr"), "{err}");
         assert!(err.contains("500"), "{err}");
         assert!(err.contains("5, 2, 1") || err.contains("5.2.1"), "{err}");
+    }
+}
+
+#[test]
+fn a_fetching_source_has_more_reads_in_flight_than_threads_each_chunk_once() {
+    let want = mean0(SHAPE);
+    let local = Remote::new(SHAPE, CHUNK, 0, 0);
+    let plain = exec(2, 64 << 20)
+        .compute(&local.array().mean(Some(0)).unwrap())
+        .unwrap();
+    for threads in [1, 2] {
+        let remote = Remote::fetching(SHAPE, CHUNK, 20, 96);
+        let e = exec(threads, 512 << 20);
+        let got = e.compute(&remote.array().mean(Some(0)).unwrap()).unwrap();
+        assert_eq!(bits(&got), bits(&plain), "threads {threads}");
+        for (g, w) in got.to_f64_vec().iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+        }
+        let reads = remote.reads.lock().unwrap().clone();
+        let fetches = remote.fetches.lock().unwrap().clone();
+        let decodes = remote.decodes.load(Ordering::SeqCst);
+        assert!(decodes > 0, "nothing was fetched");
+        assert_eq!(
+            decodes,
+            fetches.values().sum::<u64>(),
+            "every chunk fetched was decoded by a worker"
+        );
+        assert_eq!(
+            remote.fetchers.lock().unwrap().len(),
+            1,
+            "one I/O thread starts every fetch"
+        );
+        for i in 0..12 {
+            for j in 0..4 {
+                for k in 0..3 {
+                    let c = vec![i, j, k];
+                    let n = reads.get(&c).unwrap_or(&0) + fetches.get(&c).unwrap_or(&0);
+                    assert_eq!(n, 1, "chunk {c:?} read {n} times");
+                }
+            }
+        }
+        // One I/O thread starts every fetch: with one read at a time per
+        // thread, at most 1 + threads could be under way.
+        let most = remote.most.load(Ordering::SeqCst);
+        assert!(
+            most > 8 + threads as u64,
+            "{most} reads at once with {threads} workers and one I/O thread"
+        );
+        assert!(most <= 96 + threads as u64, "{most} reads at once");
+        assert!(e.budget().peak() <= 512 << 20);
+        assert_eq!(e.budget().used(), 0, "every fetched chunk was given back");
+    }
+}
+
+#[test]
+fn a_failed_fetch_is_reported_by_the_task_that_needed_it() {
+    let mut r = Arc::into_inner(Remote::fetching(SHAPE, CHUNK, 2, 32)).unwrap();
+    r.fail_at = Some(vec![7, 3, 0]);
+    let remote = Arc::new(r);
+    for threads in [1, 2] {
+        let e = exec(threads, 512 << 20);
+        let err = e
+            .compute(&remote.array().mean(Some(0)).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s3://bucket/remote.zarr"), "{err}");
+        assert!(err.contains("500"), "{err}");
+        assert!(err.contains("7, 3, 0") || err.contains("7.3.0"), "{err}");
+        assert_eq!(e.budget().used(), 0);
     }
 }
 

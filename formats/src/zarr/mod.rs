@@ -31,6 +31,9 @@ use crate::spec::{ArrayInfo, SinkSpec, StoreInfo, ZarrVersion};
 use meta::{ArrayMeta, Node};
 use store::AtomicFsStore;
 
+#[cfg(feature = "object-store")]
+pub(crate) use source::{GetDone, GetFn};
+
 /// The file marking an array a sink has not finished.
 pub(crate) const INCOMPLETE_MARKER: &str = ".ndstream-incomplete";
 

@@ -15,9 +15,9 @@ use zarrs::storage::{ListableStorageTraits, ReadableStorageTraits, StoreKey, Sto
 
 use super::meta::{self, MetaReader, Node};
 use super::sink::{StoreState, ZarrSink};
-use super::source::ZarrSource;
+use super::source::{HandedStore, ZarrSource};
 use super::{array_info, version_name, zarrs_node_path, INCOMPLETE_MARKER};
-use crate::remote::{open_store, RemoteStore};
+use crate::remote::{open_fetching, open_store, RemoteStore};
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 use crate::url::split_url;
 
@@ -107,7 +107,7 @@ fn node(name: &str, store: &RemoteStore, root: &str, array: &str) -> Result<Node
 
 /// Open the array at `root/array` (`root` a URL) as a chunk source.
 pub(crate) fn open_source(name: &str, root: &str, array: &str) -> Result<Arc<dyn ChunkSource>> {
-    let store = open_store(name, root)?;
+    let (store, get) = open_fetching(name, root)?;
     let meta = match node(name, &store, root, array)? {
         Node::Array(m) => m,
         Node::Group { .. } => {
@@ -117,7 +117,8 @@ pub(crate) fn open_source(name: &str, root: &str, array: &str) -> Result<Arc<dyn
             ))
         }
     };
-    let storage: Arc<dyn ReadableStorageTraits> = store;
+    // Chunks fetched ahead are handed to the store for their decode.
+    let storage: Arc<dyn ReadableStorageTraits> = Arc::new(HandedStore(store));
     let zarr = Array::open(storage, &zarrs_node_path(array)).map_err(|e| Error::Open {
         path: name.to_string(),
         message: format!("zarrs cannot open the array: {e}"),
@@ -126,6 +127,7 @@ pub(crate) fn open_source(name: &str, root: &str, array: &str) -> Result<Arc<dyn
     // zarrs' chunk keys include the array's path: name chunks from the root.
     let mut src = ZarrSource::new(name, root.to_string(), zarr, meta);
     src.read_ahead = crate::remote::READ_AHEAD;
+    src.fetcher = Some(get);
     src.locator = crate::Location::ZarrUrl {
         root: root.to_string(),
         array: array.to_string(),

@@ -10,22 +10,85 @@
 //! The shard-index cache is bounded ([`SHARD_INDEX_CACHE`] shards).
 //! Decoding runs on the calling thread (codec concurrency 1): the executor
 //! owns the threads.
+//!
+//! An array in an object store also *fetches* (`ChunkSource::fetch`): the
+//! read-ahead starts a chunk's GET on the store's I/O runtime and goes on,
+//! and the worker that takes the chunk decodes the fetched bytes through
+//! the same zarrs `retrieve_chunk` as a read: the bytes are handed to the
+//! array's store ([`HandedStore`]) for that one call, so decoding, the
+//! fill value of a missing chunk and the edge trim are a read's own.
+
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use ndarray::{ArrayD, SliceInfoElem};
 use ndstream_engine::{
-    Attributes, Block, BlockElement, ChunkGrid, ChunkIndex, ChunkSource, DType, Error, Result,
+    Attributes, Block, BlockElement, ChunkGrid, ChunkIndex, ChunkSource, DType, Error, FetchDone,
+    Fetched, Result,
 };
 use zarrs::array::{
     Array, ArrayShardedReadableExt, ArrayShardedReadableExtCache, CodecOptions, ElementOwned,
 };
 
-use zarrs::storage::ReadableStorageTraits;
+use zarrs::storage::byte_range::ByteRangeIterator;
+use zarrs::storage::{
+    MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
+};
 
 use super::codec_options;
 use super::meta::ArrayMeta;
 
 /// Shard indexes kept at most (each is 16 bytes per inner chunk of a shard).
 const SHARD_INDEX_CACHE: usize = 64;
+
+/// What a [`GetFn`] hands over: the object's bytes (`None`: no such
+/// object), or the request's error.
+pub(crate) type GetDone = Box<dyn FnOnce(std::result::Result<MaybeBytes, String>) + Send>;
+
+/// Starts a GET of a store key without waiting for it; calls its
+/// [`GetDone`] once, from another thread, with the outcome.
+pub(crate) type GetFn = dyn Fn(&StoreKey, GetDone) + Send + Sync;
+
+thread_local! {
+    /// A fetched object handed to this thread's next `get` of its key.
+    static HANDED: RefCell<Option<(StoreKey, MaybeBytes)>> = const { RefCell::new(None) };
+}
+
+/// A store whose `get` of a key first takes the object handed to the
+/// calling thread for it (by [`ZarrSource::decode_fetched`]), and asks the
+/// store under it otherwise.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub(crate) struct HandedStore<S: ?Sized>(pub(crate) Arc<S>);
+
+impl<S: ?Sized + ReadableStorageTraits> ReadableStorageTraits for HandedStore<S> {
+    fn get(&self, key: &StoreKey) -> std::result::Result<MaybeBytes, StorageError> {
+        let handed = HANDED.with(|h| {
+            let mut h = h.borrow_mut();
+            match h.as_ref() {
+                Some((k, _)) if k == key => h.take().map(|(_, b)| b),
+                _ => None,
+            }
+        });
+        match handed {
+            Some(bytes) => Ok(bytes),
+            None => self.0.get(key),
+        }
+    }
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
+        self.0.get_partial_many(key, byte_ranges)
+    }
+    fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
+        self.0.size_key(key)
+    }
+    fn supports_get_partial(&self) -> bool {
+        self.0.supports_get_partial()
+    }
+}
 
 /// A Zarr array opened for reading.
 pub(crate) struct ZarrSource {
@@ -42,6 +105,9 @@ pub(crate) struct ZarrSource {
     /// Reads worth keeping in flight (see `ChunkSource::read_ahead`): 0 on
     /// local disk, more in an object store.
     pub(crate) read_ahead: usize,
+    /// Starts a chunk's GET without waiting (an object store; the array's
+    /// store must be a [`HandedStore`]): see `ChunkSource::fetch`.
+    pub(crate) fetcher: Option<Arc<GetFn>>,
 }
 
 impl std::fmt::Debug for ZarrSource {
@@ -78,6 +144,7 @@ impl ZarrSource {
             options: codec_options(),
             locator: None,
             read_ahead: 0,
+            fetcher: None,
         }
     }
 
@@ -165,6 +232,40 @@ impl ChunkSource for ZarrSource {
     }
     fn read_ahead(&self) -> usize {
         self.read_ahead
+    }
+    fn fetches(&self) -> bool {
+        // A chunk of an unsharded array is one object; an inner chunk of
+        // a shard is a ranged read, left to `read_chunk`.
+        self.fetcher.is_some() && self.meta.inner.is_none()
+    }
+    fn fetch(&self, idx: &[u64], done: FetchDone) {
+        let Some(get) = self.fetcher.as_ref().filter(|_| self.fetches()) else {
+            return done(self.read_chunk(idx).map(Fetched::new));
+        };
+        if let Err(m) = self.grid.check_chunk(idx) {
+            return done(Err(Error::source(&self.name, idx, m)));
+        }
+        let key = self.array.chunk_key(idx);
+        let (name, at, file) = (self.name.clone(), idx.to_vec(), self.chunk_file(idx));
+        let handed = key.clone();
+        get(
+            &key,
+            Box::new(move |got| {
+                done(match got {
+                    Ok(bytes) => Ok(Fetched::new((handed, bytes))),
+                    Err(m) => Err(Error::source(&name, &at, format!("{m} (file {file})"))),
+                })
+            }),
+        );
+    }
+    fn decode_fetched(&self, idx: &[u64], fetched: Fetched) -> Result<Block> {
+        let Ok(handed) = fetched.downcast::<(StoreKey, MaybeBytes)>() else {
+            return self.read_chunk(idx);
+        };
+        HANDED.with(|h| *h.borrow_mut() = Some(handed));
+        let r = self.read_chunk(idx);
+        HANDED.with(|h| h.borrow_mut().take());
+        r
     }
     fn chunk_read_bytes(&self) -> u64 {
         // A chunk decodes whole, at its declared shape, even where the
