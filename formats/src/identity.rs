@@ -106,6 +106,11 @@ pub fn resolve(loc: &Location) -> std::io::Result<Resolved> {
         // A URL is compared by its text, with the scheme and bucket written
         // one way (`s3a://` is `s3://`); it never names a local path: those
         // resolve to absolute paths, a URL's text is not one.
+        Location::Hdf5Url { url, dataset } => (
+            PathBuf::from(crate::url::canonical(url)),
+            Some(dataset.trim_matches('/').to_string()),
+            false,
+        ),
         Location::ZarrUrl { root, array } => {
             let mut p = PathBuf::from(crate::url::canonical(root));
             for part in array.split('/').filter(|p| !p.is_empty()) {

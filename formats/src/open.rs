@@ -47,6 +47,25 @@ fn no_npy(path: &str) -> Error {
     lacking(path, ".npy", "npy")
 }
 
+/// The error for an HDF5 file reached by URL in a build that cannot read it.
+#[cfg(not(all(feature = "hdf5", feature = "object-store")))]
+fn no_hdf5_url(path: &str) -> Error {
+    Error::open(
+        path,
+        "this build cannot read HDF5 files by URL; rebuild ndstream with the `hdf5` and \
+         `object-store` features",
+    )
+}
+
+/// The error for writing to an HDF5 file reached by URL.
+fn hdf5_url_read_only(path: &str) -> Error {
+    Error::open(
+        path,
+        "an HDF5 or netCDF-4 file reached by URL is read-only; write HDF5 to a local path, \
+         or Zarr to object storage (s3://bucket/x.zarr)",
+    )
+}
+
 /// Open a stored array as a chunk source with its native chunking
 /// (contiguous stores get chunks of about [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES)).
 ///
@@ -90,6 +109,10 @@ pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
         Location::Hdf5 { file, dataset } => crate::hdf5::open_source(&file, &dataset, path),
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
+        #[cfg(all(feature = "hdf5", feature = "object-store"))]
+        Location::Hdf5Url { url, dataset } => crate::hdf5::open_url_source(&url, &dataset, path),
+        #[cfg(not(all(feature = "hdf5", feature = "object-store")))]
+        Location::Hdf5Url { .. } => Err(no_hdf5_url(path)),
     }
 }
 
@@ -123,9 +146,9 @@ pub(crate) fn split_pattern(pattern: &str) -> (String, String) {
             let rest = pattern.get(root.len()..).unwrap_or("").to_string();
             (root, rest)
         }
-        Ok(Location::ZarrUrl { root, .. }) => {
-            let rest = pattern.get(root.len()..).unwrap_or("").to_string();
-            (root, rest)
+        Ok(Location::ZarrUrl { root: file, .. } | Location::Hdf5Url { url: file, .. }) => {
+            let rest = pattern.get(file.len()..).unwrap_or("").to_string();
+            (file, rest)
         }
         _ => (pattern.to_string(), String::new()),
     }
@@ -161,8 +184,10 @@ pub fn open_many(pattern: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
         return Ok(vec![open_source(pattern)?]);
     }
     let (file_pat, rest) = split_pattern(pattern);
-    if let Ok(Location::ZarrUrl { .. }) = parse_location(pattern) {
-        return open_url_matches(pattern, &file_pat, &rest);
+    match parse_location(pattern) {
+        Ok(Location::ZarrUrl { .. }) => return open_url_matches(pattern, &file_pat, &rest, false),
+        Ok(Location::Hdf5Url { .. }) => return open_url_matches(pattern, &file_pat, &rest, true),
+        _ => {}
     }
     let paths = glob::glob(&file_pat)
         .map_err(|e| Error::open(pattern, format!("bad glob pattern: {e}")))?;
@@ -186,10 +211,15 @@ fn open_url_matches(
     pattern: &str,
     file_pat: &str,
     rest: &str,
+    files: bool,
 ) -> Result<Vec<Arc<dyn ChunkSource>>> {
-    let roots = zarr::url_glob(pattern, file_pat)?;
+    let roots = zarr::url_glob(pattern, file_pat, files)?;
     if roots.is_empty() {
-        return Err(Error::open(pattern, "no stores match this pattern"));
+        let what = if files { "files" } else { "stores" };
+        return Err(Error::open(
+            pattern,
+            format!("no {what} match this pattern"),
+        ));
     }
     roots
         .iter()
@@ -198,7 +228,7 @@ fn open_url_matches(
 }
 
 #[cfg(not(feature = "zarr"))]
-fn open_url_matches(pattern: &str, _: &str, _: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
+fn open_url_matches(pattern: &str, _: &str, _: &str, _: bool) -> Result<Vec<Arc<dyn ChunkSource>>> {
     Err(no_zarr(pattern))
 }
 
@@ -243,6 +273,7 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
         Location::Hdf5 { file, dataset } => crate::hdf5::create_sink(&file, &dataset, path, spec),
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
+        Location::Hdf5Url { .. } => Err(hdf5_url_read_only(path)),
     }
 }
 
@@ -308,6 +339,7 @@ pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
         Location::Hdf5 { .. } => crate::hdf5::sink_needs(path, spec),
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
+        Location::Hdf5Url { .. } => Err(hdf5_url_read_only(path)),
     }
 }
 
@@ -342,5 +374,13 @@ pub fn info(path: &str) -> Result<StoreInfo> {
         ),
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5 { .. } => Err(no_hdf5(path)),
+        #[cfg(all(feature = "hdf5", feature = "object-store"))]
+        Location::Hdf5Url { url, dataset } => crate::hdf5::url_info(
+            &url,
+            (!dataset.is_empty()).then_some(dataset.as_str()),
+            path,
+        ),
+        #[cfg(not(all(feature = "hdf5", feature = "object-store")))]
+        Location::Hdf5Url { .. } => Err(no_hdf5_url(path)),
     }
 }

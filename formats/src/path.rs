@@ -37,6 +37,10 @@ pub enum Location {
     /// `http(s)://`; no trailing `/`) and the array (or group) path inside
     /// it, as for [`Location::Zarr`].
     ZarrUrl { root: String, array: String },
+    /// An HDF5 or netCDF-4 file reached by URL (`s3://bucket/x.nc`,
+    /// `http(s)://`; read-only, by byte ranges) and the dataset inside it,
+    /// as for [`Location::Hdf5`].
+    Hdf5Url { url: String, dataset: String },
     /// A NumPy `.npy` file.
     Npy(PathBuf),
     /// A raw binary file and its layout.
@@ -115,6 +119,7 @@ impl Location {
                 };
                 (text, self.clone())
             }
+            Location::Hdf5Url { url, dataset } => (format!("{url}:{dataset}"), self.clone()),
             Location::Npy(file) => {
                 let f = abs(file)?;
                 (f.clone(), Location::Npy(PathBuf::from(f)))
@@ -171,6 +176,12 @@ pub fn parse_location(path: &str) -> Result<Location> {
             check_inner(path, "array path", array)?;
         }
         Location::Hdf5 { dataset, .. } => check_inner(path, "dataset path", dataset)?,
+        Location::Hdf5Url { url, dataset } => {
+            if let Some(u) = crate::url::split_url(url) {
+                check_inner(path, "URL path", u.path)?;
+            }
+            check_inner(path, "dataset path", dataset)?;
+        }
         Location::Npy(_) | Location::Raw { .. } => {}
     }
     Ok(loc)

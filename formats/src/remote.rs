@@ -51,6 +51,12 @@ use crate::zarr::{GetDone, GetFn};
 /// sharded array, read by I/O threads (at most the engine's 64).
 pub(crate) const READ_AHEAD: usize = 128;
 
+/// Chunk reads kept in flight ahead of the workers where each is a thread
+/// waiting on its request (a contiguous HDF5 dataset read by byte
+/// ranges): 32, each I/O thread reserved at the engine's 10 MiB.
+#[cfg(feature = "hdf5")]
+pub(crate) const READ_AHEAD_THREADS: usize = 32;
+
 /// A store reached by URL, with zarrs' synchronous storage traits
 /// (readable, listable; writable where the service is).
 pub(crate) type RemoteStore =
@@ -112,13 +118,7 @@ fn object_store_for(name: &str, root: &str) -> Result<Arc<dyn ObjectStore>> {
     // prefix of every key.
     let service: Arc<dyn ObjectStore> = match scheme.as_str() {
         "s3" | "s3a" => {
-            let mut b = AmazonS3Builder::from_env();
-            for (k, v) in
-                aws_profile(&|k| std::env::var(k).ok()).map_err(|m| Error::open(name, m))?
-            {
-                b = b.with_config(k, v);
-            }
-            let b = b.with_url(root);
+            let b = s3_builder(name, root)?;
             let http = b
                 .get_config_value(&AmazonS3ConfigKey::Endpoint)
                 .is_some_and(|e| e.starts_with("http://"));
@@ -169,6 +169,16 @@ fn object_store_for(name: &str, root: &str) -> Result<Arc<dyn ObjectStore>> {
     } else {
         Ok(Arc::new(PrefixStore::new(service, u.path)))
     }
+}
+
+/// An S3 service's settings for the URL `root`: the environment's, then
+/// the AWS profile's (see [`aws_profile`]), then the URL's bucket.
+fn s3_builder(name: &str, root: &str) -> Result<AmazonS3Builder> {
+    let mut b = AmazonS3Builder::from_env();
+    for (k, v) in aws_profile(&|k| std::env::var(k).ok()).map_err(|m| Error::open(name, m))? {
+        b = b.with_config(k, v);
+    }
+    Ok(b.with_url(root))
 }
 
 /// S3 settings from the AWS shared files for what the environment (read
@@ -328,6 +338,277 @@ fn getter(store: Arc<dyn ObjectStore>, rt: tokio::runtime::Handle) -> Arc<GetFn>
     })
 }
 
+/// One object read by byte ranges: an HDF5 or netCDF-4 file in a bucket
+/// or on a web server, whose chunks are read where its chunk index puts
+/// them, each by one ranged GET.
+#[derive(Debug)]
+pub(crate) struct RangeFile {
+    store: Arc<dyn ObjectStore>,
+    key: object_store::path::Path,
+    len: u64,
+    rt: tokio::runtime::Handle,
+    /// The object's URL as the user wrote it, for messages.
+    pub(crate) url: String,
+}
+
+/// Bytes a [`RangeFile::fetch`] got, as the response holds them (no copy).
+pub(crate) struct RangeBytes(Box<dyn AsRef<[u8]> + Send>);
+
+impl std::ops::Deref for RangeBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+/// The URL of the folder holding `url`'s object, and the object's name.
+fn split_leaf(url: &str) -> Option<(String, &str)> {
+    let u = split_url(url)?;
+    let (dir, leaf) = u.path.rsplit_once('/').unwrap_or(("", u.path));
+    if leaf.is_empty() {
+        return None;
+    }
+    let base = format!("{}://{}", u.scheme, u.authority);
+    Some((
+        if dir.is_empty() {
+            base
+        } else {
+            format!("{base}/{dir}")
+        },
+        leaf,
+    ))
+}
+
+impl RangeFile {
+    /// The object at `url` (`s3://bucket/dir/x.nc`, `https://host/x.h5`),
+    /// its length asked by a HEAD request; settings as [`open_store`]'s.
+    ///
+    /// # Errors
+    /// [`Error::Open`] for a URL naming no object, an object that is not
+    /// there, and a service that cannot be reached (with an I/O cause).
+    pub(crate) fn open(name: &str, url: &str) -> Result<RangeFile> {
+        let (dir, leaf) =
+            split_leaf(url).ok_or_else(|| Error::open(name, format!("{url} names no file")))?;
+        let rt = runtime().map_err(|m| Error::open(name, m))?;
+        let store = object_store_for(name, &dir)?;
+        let key = object_store::path::Path::from(leaf);
+        let meta = rt.block_on(store.head(&key)).map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                Error::open(name, format!("no such file: {url}"))
+            }
+            e => Error::Open {
+                path: name.to_string(),
+                message: format!("cannot reach {url}: {e}"),
+                cause: Some(Box::new(e)),
+            },
+        })?;
+        Ok(RangeFile {
+            store,
+            key,
+            len: meta.size,
+            rt: rt.handle().clone(),
+            url: url.to_string(),
+        })
+    }
+
+    /// The object's length in bytes, when it was opened.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The `n` bytes at `at`, by one ranged GET, handed to `use_bytes`.
+    fn with_range<R>(
+        &self,
+        at: u64,
+        n: usize,
+        use_bytes: impl FnOnce(&[u8]) -> R,
+    ) -> std::io::Result<R> {
+        if n == 0 {
+            return Ok(use_bytes(&[]));
+        }
+        let end = at
+            .checked_add(n as u64)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{n} bytes at {at} lie past the end of the {}-byte object",
+                        self.len
+                    ),
+                )
+            })?;
+        let got = self
+            .rt
+            .block_on(self.store.get_range(&self.key, at..end))
+            .map_err(|e| {
+                std::io::Error::other(format!("GET of bytes {at}..{end} of {}: {e}", self.url))
+            })?;
+        if got.len() != n {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "GET of bytes {at}..{end} of {} gave {} bytes",
+                    self.url,
+                    got.len()
+                ),
+            ));
+        }
+        Ok(use_bytes(&got))
+    }
+
+    /// Start a GET of the `n` bytes at `at` on the I/O runtime and return at
+    /// once; `done` gets the bytes (or the request's error) on a runtime
+    /// thread.
+    pub(crate) fn fetch(
+        self: &Arc<Self>,
+        at: u64,
+        n: usize,
+        done: Box<dyn FnOnce(std::io::Result<RangeBytes>) + Send>,
+    ) {
+        let Some(end) = at.checked_add(n as u64).filter(|&e| e <= self.len) else {
+            return done(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{n} bytes at {at} lie past the end of the {}-byte object",
+                    self.len
+                ),
+            )));
+        };
+        let file = Arc::clone(self);
+        self.rt.spawn(async move {
+            let got = file.store.get_range(&file.key, at..end).await;
+            done(match got {
+                Ok(b) if b.len() == n => Ok(RangeBytes(Box::new(b))),
+                Ok(b) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "GET of bytes {at}..{end} of {} gave {} bytes",
+                        file.url,
+                        b.len()
+                    ),
+                )),
+                Err(e) => Err(std::io::Error::other(format!(
+                    "GET of bytes {at}..{end} of {}: {e}",
+                    file.url
+                ))),
+            });
+        });
+    }
+
+    /// Fill `buf` from byte `at` of the object.
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        self.with_range(at, buf.len(), |got| buf.copy_from_slice(got))
+    }
+
+    /// Fill `buf` (uninitialised) from byte `at` of the object.
+    pub(crate) fn read_exact_at_uninit(
+        &self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+        at: u64,
+    ) -> std::io::Result<()> {
+        self.with_range(at, buf.len(), |got| {
+            for (d, s) in buf.iter_mut().zip(got) {
+                d.write(*s);
+            }
+        })
+    }
+}
+
+/// How libhdf5's read-only S3 driver reaches an object: the `http(s)://`
+/// URL it requests and, for a bucket with keys, how it signs.
+#[derive(Debug)]
+pub(crate) struct Ros3Target {
+    pub(crate) url: String,
+    pub(crate) signing: Option<Ros3Keys>,
+}
+
+/// Keys libhdf5's S3 driver signs its requests with.
+pub(crate) struct Ros3Keys {
+    pub(crate) region: String,
+    pub(crate) id: String,
+    pub(crate) secret: String,
+    pub(crate) token: Option<String>,
+}
+
+impl std::fmt::Debug for Ros3Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ros3Keys")
+            .field("region", &self.region)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Characters a key keeps in a URL path: RFC 3986's unreserved ones and `/`.
+const KEY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// The `http(s)://` URL of an S3 object: path-style under `endpoint`
+/// where one is set, else AWS's virtual-hosted form; the key escaped as a
+/// URL path.
+fn s3_object_url(endpoint: Option<&str>, bucket: &str, region: &str, key: &str) -> String {
+    let key = percent_encoding::utf8_percent_encode(key, KEY_ESCAPES);
+    match endpoint {
+        Some(e) => format!("{}/{bucket}/{key}", e.trim_end_matches('/')),
+        None => format!("https://{bucket}.s3.{region}.amazonaws.com/{key}"),
+    }
+}
+
+/// What libhdf5's S3 driver needs to read the object at `url`: a web
+/// server's URL as it is, unsigned; an S3 object's at the endpoint the
+/// environment or profile names (`{endpoint}/{bucket}/{key}`), else at
+/// AWS (`https://{bucket}.s3.{region}.amazonaws.com/{key}`), signed with
+/// the same keys [`open_store`] uses (unsigned where there are none or
+/// `AWS_SKIP_SIGNATURE` is set).
+///
+/// # Errors
+/// [`Error::Open`] for a scheme other than `s3`, `http` and `https`, and
+/// settings the environment cannot give.
+pub(crate) fn ros3_target(name: &str, url: &str) -> Result<Ros3Target> {
+    let u = split_url(url).ok_or_else(|| Error::open(name, "not a URL"))?;
+    match u.scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" => Ok(Ros3Target {
+            url: url.to_string(),
+            signing: None,
+        }),
+        "s3" | "s3a" => {
+            let b = s3_builder(name, &format!("s3://{}", u.authority))?;
+            let get = |k: AmazonS3ConfigKey| b.get_config_value(&k).filter(|v| !v.is_empty());
+            let bucket = get(AmazonS3ConfigKey::Bucket).unwrap_or_else(|| u.authority.to_string());
+            let region = get(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".to_string());
+            let endpoint = get(AmazonS3ConfigKey::Endpoint);
+            let url = s3_object_url(endpoint.as_deref(), &bucket, &region, u.path);
+            let skip = get(AmazonS3ConfigKey::SkipSignature).is_some_and(|v| v == "true");
+            let signing = match (
+                get(AmazonS3ConfigKey::AccessKeyId),
+                get(AmazonS3ConfigKey::SecretAccessKey),
+            ) {
+                (Some(id), Some(secret)) if !skip => Some(Ros3Keys {
+                    region,
+                    id,
+                    secret,
+                    token: get(AmazonS3ConfigKey::Token),
+                }),
+                _ => None,
+            };
+            Ok(Ros3Target { url, signing })
+        }
+        other => Err(Error::open(
+            name,
+            format!(
+                "HDF5 and netCDF-4 files are read by URL from s3://, http:// and https:// \
+                 (through libhdf5's S3 driver), not {other}://; copy the file to a local path \
+                 or a bucket to read it"
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +719,32 @@ mod tests {
             e.contains("by `role_arn`, which ndstream does not follow"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_s3_object_has_the_url_its_endpoint_or_aws_serves_it_at() {
+        assert_eq!(
+            s3_object_url(
+                Some("http://127.0.0.1:9000/"),
+                "b",
+                "us-east-1",
+                "era5/t 2m~é.nc"
+            ),
+            "http://127.0.0.1:9000/b/era5/t%202m~%C3%A9.nc"
+        );
+        assert_eq!(
+            s3_object_url(None, "b", "eu-west-1", "d/x.h5"),
+            "https://b.s3.eu-west-1.amazonaws.com/d/x.h5"
+        );
+        assert_eq!(
+            split_leaf("s3://b/d/e/x.nc"),
+            Some(("s3://b/d/e".to_string(), "x.nc"))
+        );
+        assert_eq!(
+            split_leaf("https://h:1/x.h5"),
+            Some(("https://h:1".to_string(), "x.h5"))
+        );
+        assert_eq!(split_leaf("s3://b"), None);
     }
 
     #[test]

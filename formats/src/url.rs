@@ -69,10 +69,41 @@ pub(crate) fn canonical(url: &str) -> String {
 }
 
 /// Extensions of the formats that are read from local files only.
-const FILE_EXTS: [&str; 9] = ["h5", "hdf5", "nc", "he5", "npy", "bin", "raw", "dat", "nc4"];
+const FILE_EXTS: [&str; 4] = ["npy", "bin", "raw", "dat"];
 
-/// Parse a URL into a [`Location::ZarrUrl`]; `Ok(None)` if `path` is not a
-/// URL (`file://` is handled by the caller).
+/// Extensions of HDF5 and netCDF-4 files, read by URL through byte ranges.
+const HDF5_URL_EXTS: [&str; 5] = ["h5", "hdf5", "nc", "he5", "nc4"];
+
+/// `url` split at the HDF5 file it names: the file's URL and the dataset
+/// path after it (`s3://b/x.nc:/t2m`, `s3://b/x.nc` for the whole file,
+/// `/` added in front of a relative dataset path, as for local files).
+fn split_hdf5_url(url: &str) -> Option<(String, String)> {
+    let ext_at = |end: usize| {
+        let file = &url[..end];
+        let leaf = file.rsplit('/').next().unwrap_or(file);
+        leaf.rsplit_once('.').is_some_and(|(stem, e)| {
+            !stem.is_empty() && HDF5_URL_EXTS.contains(&e.to_ascii_lowercase().as_str())
+        })
+    };
+    // The file part ends at the first `:` after the scheme's that follows
+    // an HDF5 extension, or at the end.
+    let after_scheme = url.find("://")? + 3;
+    for (i, _) in url.match_indices(':').filter(|(i, _)| *i >= after_scheme) {
+        if ext_at(i) {
+            let ds = &url[i + 1..];
+            let dataset = if ds.is_empty() || ds.starts_with('/') {
+                ds.to_string()
+            } else {
+                format!("/{ds}")
+            };
+            return Some((url[..i].to_string(), dataset));
+        }
+    }
+    ext_at(url.len()).then(|| (url.to_string(), String::new()))
+}
+
+/// Parse a URL into a [`Location::ZarrUrl`] or a [`Location::Hdf5Url`];
+/// `Ok(None)` if `path` is not a URL (`file://` is handled by the caller).
 pub(crate) fn parse_url(path: &str) -> Result<Option<Location>> {
     let Some(u) = split_url(path) else {
         return Ok(None);
@@ -102,6 +133,14 @@ pub(crate) fn parse_url(path: &str) -> Result<Option<Location>> {
     }
     let parts: Vec<&str> = u.path.split('/').filter(|p| !p.is_empty()).collect();
     let base = format!("{}://{}", u.scheme, u.authority);
+    let zarr_part = parts
+        .iter()
+        .any(|p| p.len() > 5 && p.to_ascii_lowercase().ends_with(".zarr"));
+    if !zarr_part {
+        if let Some((url, dataset)) = split_hdf5_url(path) {
+            return Ok(Some(Location::Hdf5Url { url, dataset }));
+        }
+    }
     let at = parts
         .iter()
         .position(|p| p.len() > 5 && p.to_ascii_lowercase().ends_with(".zarr"));
@@ -113,8 +152,8 @@ pub(crate) fn parse_url(path: &str) -> Result<Option<Location>> {
                 if ext.is_some_and(|e| FILE_EXTS.contains(&e.as_str())) {
                     return Err(Error::open(
                         path,
-                        "only Zarr stores are read by URL; copy this file to a local \
-                         path to read it",
+                        "only Zarr stores and HDF5/netCDF-4 files are read by URL; copy \
+                         this file to a local path to read it",
                     ));
                 }
             }
@@ -175,6 +214,41 @@ mod tests {
         assert!(parse_url("x.zarr/a").unwrap().is_none());
     }
 
+    fn hdf5_loc(p: &str) -> (String, String) {
+        match parse_url(p).unwrap().unwrap() {
+            Location::Hdf5Url { url, dataset } => (url, dataset),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_hdf5_url_splits_at_the_file_as_a_local_path_does() {
+        assert_eq!(
+            hdf5_loc("s3://b/era5/t.nc:/t2m"),
+            ("s3://b/era5/t.nc".into(), "/t2m".into())
+        );
+        assert_eq!(
+            hdf5_loc("https://host:8000/d/x.H5:g/x"),
+            ("https://host:8000/d/x.H5".into(), "/g/x".into())
+        );
+        assert_eq!(
+            hdf5_loc("s3://b/x.hdf5"),
+            ("s3://b/x.hdf5".into(), String::new())
+        );
+        assert_eq!(
+            hdf5_loc("gs://b/x.nc4:"),
+            ("gs://b/x.nc4".into(), String::new())
+        );
+        // The port's `:` is not a dataset separator; a `.zarr` component
+        // makes the URL a Zarr store's.
+        assert_eq!(
+            url_loc("s3://b/x.zarr/a.nc"),
+            ("s3://b/x.zarr".into(), "a.nc".into())
+        );
+        // A bare extension is no file name.
+        assert_eq!(url_loc("s3://b/.nc"), ("s3://b/.nc".into(), String::new()));
+    }
+
     #[test]
     fn one_bucket_named_two_ways_is_one_location() {
         assert_eq!(canonical("S3A://b/x.zarr/"), "s3://b/x.zarr");
@@ -197,7 +271,7 @@ mod tests {
         let e = |p: &str| parse_url(p).unwrap_err().to_string();
         assert!(e("ftp://h/x.zarr").contains("unsupported URL scheme `ftp://`"));
         assert!(e("s3:///x.zarr").contains("names no bucket"));
-        assert!(e("s3://b/x.nc").contains("only Zarr stores are read by URL"));
+        assert!(e("s3://b/x.npy").contains("only Zarr stores and HDF5/netCDF-4 files"));
         assert!(e("https://h/x.zarr?sig=1").contains("query or fragment"));
     }
 }

@@ -161,8 +161,10 @@ def test_missing_stores_and_arrays_are_named(da, s3):
     _write(s3, "one.zarr", np.arange(6.0), chunks=(3,))
     with pytest.raises(Exception, match="no array or group `nope`"):
         da.open(f"s3://{BUCKET}/one.zarr/nope")
-    with pytest.raises(Exception, match="only Zarr stores are read by URL"):
-        da.open(f"s3://{BUCKET}/x.nc")
+    with pytest.raises(Exception, match="only Zarr stores and HDF5/netCDF-4 files"):
+        da.open(f"s3://{BUCKET}/x.npy")
+    with pytest.raises(Exception, match=r"no such file: s3://ndstream-test/absent\.nc"):
+        da.open(f"s3://{BUCKET}/absent.nc:/t2m")
 
 
 def test_a_chunk_missing_from_the_bucket_reads_as_the_fill_value(da, s3):
@@ -482,3 +484,118 @@ def test_a_store_behind_20_ms_per_request_is_read_with_requests_in_flight(da, s3
     # Fetched from one thread, not a thread per request: more requests at
     # once than the 32 I/O threads (and 2 workers) the read-ahead had.
     assert most > 40, f"at most {most} requests at once"
+
+
+def _proxy(s3, tmp_path, delay_ms: int):
+    """The delay proxy in front of the server: (process, its endpoint, the
+    file it writes the bytes the server sent to)."""
+    sent = tmp_path / f"sent-{delay_ms}"
+    port = s3["endpoint"].rsplit(":", 1)[1]
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("delay_proxy.py")),
+            port,
+            str(delay_ms),
+            str(tmp_path / f"most-{delay_ms}"),
+            str(sent),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return proxy, f"http://127.0.0.1:{int(proxy.stdout.readline())}", sent
+
+
+def _hdf5_file(path: Path, rng) -> dict:
+    """An HDF5 file as h5py writes netCDF-4-like data: a filtered chunked
+    dataset in a group, a contiguous big-endian one, a sparse one with a
+    fill value, and a large one no test reads."""
+    h5py = pytest.importorskip("h5py")
+    arrays = {
+        "g/x": rng.standard_normal((50, 41)),
+        "c": np.arange(3000, dtype=">i4").reshape(30, 100),
+        "big": rng.standard_normal(2_000_000),
+    }
+    with h5py.File(path, "w") as f:
+        f.create_dataset(
+            "g/x",
+            data=arrays["g/x"],
+            chunks=(7, 9),
+            compression="gzip",
+            shuffle=True,
+            fletcher32=True,
+        )
+        f.create_dataset("c", data=arrays["c"])
+        f.create_dataset("big", data=arrays["big"], chunks=(100_000,))
+        f.create_dataset("sparse", shape=(20, 20), chunks=(5, 5), dtype="f8", fillvalue=-7.0)
+        f["sparse"][5:10, 0:5] = 1.5
+        f["g/x"].attrs["scale"] = 2.5
+    sparse = np.full((20, 20), -7.0)
+    sparse[5:10, 0:5] = 1.5
+    arrays["sparse"] = sparse
+    return arrays
+
+
+def test_an_hdf5_file_in_a_bucket_is_read_by_byte_ranges(da, s3, rng, tmp_path):
+    """An HDF5/netCDF-4 file in a bucket is read where its chunk index puts
+    each chunk, never downloaded: the bytes the server sends while one small
+    dataset is read are a small part of the file. The values (and the bits
+    of a reduction) are the local file's; chunked, contiguous and sparse
+    datasets, filters, groups and attributes read as h5py wrote them."""
+    path = tmp_path / "f.h5"
+    arrays = _hdf5_file(path, rng)
+    s3["client"].upload_file(str(path), BUCKET, "nc/f.h5")
+    size = path.stat().st_size
+    proxy, endpoint, sent = _proxy(s3, tmp_path, 0)
+    saved = os.environ["AWS_ENDPOINT_URL"]
+    try:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        x = da.open(f"s3://{BUCKET}/nc/f.h5:/g/x")
+        assert x.shape == (50, 41) and x.chunksize == (7, 9) and x.dtype == np.float64
+        np.testing.assert_array_equal(x.compute(), arrays["g/x"])
+        local = da.open(f"{path}:/g/x")
+        for threads in (1, 2):
+            assert x.mean(axis=0).compute(threads=threads).tobytes() == (
+                local.mean(axis=0).compute(threads=threads).tobytes()
+            )
+        np.testing.assert_array_equal(da.open(f"s3://{BUCKET}/nc/f.h5:c").compute(), arrays["c"])
+        np.testing.assert_array_equal(
+            da.open(f"s3://{BUCKET}/nc/f.h5:/sparse").compute(), arrays["sparse"]
+        )
+        read = int(sent.read_text())
+    finally:
+        os.environ["AWS_ENDPOINT_URL"] = saved
+        proxy.kill()
+        proxy.wait()
+    assert size > 16_000_000
+    assert read < size // 20, f"{read} bytes sent of a {size}-byte file"
+    # The whole dataset through the bucket, and a write to the file refused.
+    np.testing.assert_array_equal(da.open(f"s3://{BUCKET}/nc/f.h5:/big").compute(), arrays["big"])
+    with pytest.raises(Exception, match="reached by URL is read-only"):
+        da.to_hdf5(f"s3://{BUCKET}/nc/f.h5", "/y", x)
+
+
+def test_hdf5_files_by_url_glob_web_server_and_errors(da, s3, rng, tmp_path):
+    """A glob over a bucket's HDF5 files opens each in order; a web server
+    serves one to the anonymous reader; a netCDF-3 file, a missing dataset
+    and a scheme libhdf5's S3 driver cannot reach are refused by name."""
+    parts = []
+    for i in range(3):
+        path = tmp_path / f"p{i}.nc"
+        parts.append(_hdf5_file(path, rng)["g/x"])
+        s3["client"].upload_file(str(path), BUCKET, f"parts/p{i}.nc")
+    s3["client"].put_object(Bucket=BUCKET, Key="parts/notes.txt", Body=b"not a match")
+    xs = da.open_many(f"s3://{BUCKET}/parts/p*.nc:/g/x")
+    assert len(xs) == 3
+    np.testing.assert_array_equal(da.stack(xs).compute(), np.stack(parts))
+    # Over plain HTTP (no signing) from the same server.
+    s3["client"].put_object_acl(Bucket=BUCKET, Key="parts/p1.nc", ACL="public-read")
+    web = da.open(f"{s3['endpoint']}/{BUCKET}/parts/p1.nc:/g/x")
+    np.testing.assert_array_equal(web.compute(), parts[1])
+    with pytest.raises(Exception, match="no dataset /nope"):
+        da.open(f"s3://{BUCKET}/parts/p0.nc:/nope")
+    s3["client"].put_object(Bucket=BUCKET, Key="classic.nc", Body=b"CDF\x01" + bytes(28))
+    with pytest.raises(Exception, match="netCDF-3 file, which is read from a local path only"):
+        da.open(f"s3://{BUCKET}/classic.nc:/t")
+    with pytest.raises(Exception, match=r"not gs://"):
+        da.open("gs://bucket/x.nc:/t")

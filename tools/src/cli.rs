@@ -183,7 +183,7 @@ pub struct StoreArgs {
 /// `ndstream info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The array or group: file.h5[:/dataset], dir.zarr[/array], file.npy, file.bin?dtype=<f4&shape=.., s3://bucket/x.zarr[/array]
+    /// The array or group: file.h5[:/dataset], dir.zarr[/array], file.npy, file.bin?dtype=<f4&shape=.., s3://bucket/x.zarr[/array], s3://bucket/x.nc[:/variable]
     pub path: String,
     /// Print JSON.
     #[arg(long)]
@@ -193,7 +193,7 @@ pub struct InfoArgs {
 /// `ndstream convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Input array (a path, or a Zarr URL: s3://bucket/x.zarr/a), or a glob (`days/*.h5:/t2m`) stacked along a new first axis.
+    /// Input array (a path, or a URL: s3://bucket/x.zarr/a, s3://bucket/x.nc:/t2m), or a glob (`days/*.h5:/t2m`) stacked along a new first axis.
     pub src: String,
     /// Output: out.zarr[/array], out.h5:/dataset, out.npy, out.bin?dtype=..
     pub dst: String,

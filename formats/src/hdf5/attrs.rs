@@ -37,8 +37,11 @@ pub(crate) fn read_attrs(loc: &Location) -> Attributes {
         if let Ok(a) = loc.attr(&name) {
             if let Some(v) = attr_value(&a, &mut || {
                 *heaps_ok.get_or_insert_with(|| {
+                    // A file read by URL is not scanned (the scan reads
+                    // the whole file): its variable-length values are left out.
                     let file = loc.filename();
-                    super::heap::collections_ok(std::path::Path::new(&file)).is_ok()
+                    crate::url::split_url(&file).is_none()
+                        && super::heap::collections_ok(std::path::Path::new(&file)).is_ok()
                 })
             }) {
                 out.insert(name, v);

@@ -93,16 +93,52 @@ fn check(loc: &hdf5::Location, name: &str, info: &H5O_info1_t) -> Result<(), Str
         ));
     }
     let path = loc.filename();
+    #[cfg(feature = "object-store")]
+    if super::url::is_url(&path) {
+        // A file read by URL: its header is read by ranged GETs.
+        let Some(remote) = super::url::opening(&path) else {
+            return Err(format!("{path} is not being opened by URL on this thread"));
+        };
+        let mut r = FileReader::new(&*remote).map_err(|e| format!("{}: {e}", remote.url))?;
+        return r
+            .object(info.addr, 0)
+            .map_err(|why| format!("{name} in {}: corrupt object header: {why}", remote.url));
+    }
     let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
     let mut r = FileReader::new(&file).map_err(|e| format!("{path}: {e}"))?;
     r.object(info.addr, 0)
         .map_err(|why| format!("{name} in {path}: corrupt object header: {why}"))
 }
 
+/// What the check reads from: a local file, or an object by URL.
+trait ReadAt {
+    fn len(&self) -> std::io::Result<u64>;
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, at)
+    }
+}
+
+#[cfg(feature = "object-store")]
+impl ReadAt for crate::remote::RangeFile {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(crate::remote::RangeFile::len(self))
+    }
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        crate::remote::RangeFile::read_exact_at(self, buf, at)
+    }
+}
+
 /// The file as the check sees it: sizes from the superblock, reads
 /// counted against [`BUDGET`].
 struct FileReader<'a> {
-    file: &'a File,
+    file: &'a dyn ReadAt,
     len: u64,
     /// Where addresses count from: the superblock's own offset, as
     /// libhdf5 takes it.
@@ -115,9 +151,9 @@ struct FileReader<'a> {
 type Check<T> = Result<T, String>;
 
 impl<'a> FileReader<'a> {
-    fn new(file: &'a File) -> std::io::Result<FileReader<'a>> {
+    fn new(file: &'a dyn ReadAt) -> std::io::Result<FileReader<'a>> {
         const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
-        let len = file.metadata()?.len();
+        let len = file.len()?;
         let mut at = 0u64;
         while at.saturating_add(16) <= len {
             let mut h = [0u8; 16];

@@ -26,6 +26,8 @@ mod heap;
 mod lifecycle;
 mod sink;
 mod source;
+#[cfg(feature = "object-store")]
+mod url;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -67,6 +69,54 @@ pub fn open_source(file: &Path, dataset: &str, name: &str) -> Result<Arc<dyn Chu
     Ok(Arc::new(src))
 }
 
+/// Open dataset `dataset` of the HDF5 or netCDF-4 file at `url`
+/// (`s3://bucket/x.nc`, `https://host/x.h5`) as a chunk source, reading
+/// the file by byte ranges (feature `object-store`; `name` is the user's
+/// path, for errors). An empty `dataset` opens the file's only dataset.
+///
+/// ```no_run
+/// let src = ndstream_formats::open_source("s3://bucket/era5.nc:/t2m").unwrap();
+/// println!("{:?} {}", src.shape(), src.dtype());
+/// ```
+///
+/// # Errors
+/// As [`open_source`], and [`Error::Open`] for a scheme other than `s3`,
+/// `http` and `https`, a libhdf5 without its S3 driver, or a service that
+/// cannot be reached.
+#[cfg(feature = "object-store")]
+pub fn open_url_source(url: &str, dataset: &str, name: &str) -> Result<Arc<dyn ChunkSource>> {
+    let opened = url::open(url, name)?;
+    let raw = Arc::clone(&opened.raw);
+    let shown = Path::new(url);
+    let mut src = opened.checked(|| {
+        source::Hdf5Source::open_in(
+            opened.file.clone(),
+            &|| Ok(source::RawFile::Url(Arc::clone(&raw))),
+            shown,
+            dataset,
+            name,
+        )
+    })?;
+    // Each chunk is one request: keep reads in flight ahead of the workers.
+    src.read_ahead = src.url_read_ahead();
+    src.locator = crate::Location::Hdf5Url {
+        url: url.to_string(),
+        dataset: src.path.clone(),
+    }
+    .to_locator();
+    Ok(Arc::new(src))
+}
+
+/// [`info`] for the HDF5 or netCDF-4 file at `url` (see [`open_url_source`]).
+///
+/// # Errors
+/// As [`open_url_source`].
+#[cfg(feature = "object-store")]
+pub fn url_info(url: &str, dataset: Option<&str>, name: &str) -> Result<StoreInfo> {
+    let opened = url::open(url, name)?;
+    opened.checked(|| info_in(&opened.file, Path::new(url), dataset, name))
+}
+
 /// Create (or resume, or overwrite) dataset `dataset` in `file` as `spec` describes.
 ///
 /// Groups on the way are created; an existing file keeps its other datasets.
@@ -100,6 +150,11 @@ pub fn sink_needs(name: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
 /// [`Error::Open`] for a missing file or path, or a dataset of an unsupported dtype.
 pub fn info(file: &Path, dataset: Option<&str>, name: &str) -> Result<StoreInfo> {
     let f = open_file(file, name)?;
+    info_in(&f, file, dataset, name)
+}
+
+/// [`info`] of the open file `f`, which `file` names in messages.
+fn info_in(f: &hdf5::File, file: &Path, dataset: Option<&str>, name: &str) -> Result<StoreInfo> {
     let path = normalize(dataset.unwrap_or("/"));
     hdf5::sync::sync(|| {
         let is_group = f.group(&path).is_ok();
@@ -116,7 +171,7 @@ pub fn info(file: &Path, dataset: Option<&str>, name: &str) -> Result<StoreInfo>
                 arrays,
             })
         } else {
-            let ds = open_dataset(&f, &path, file, name)?;
+            let ds = open_dataset(f, &path, file, name)?;
             Ok(StoreInfo::Array(array_info(&ds, file, name)?))
         }
     })

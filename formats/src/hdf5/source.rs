@@ -32,10 +32,56 @@ use ndstream_engine::{
     with_block, with_dtype, Attributes, AxisSel, Block, ChunkGrid, ChunkSource, DType, Error,
     Result,
 };
+#[cfg(feature = "object-store")]
+use ndstream_engine::{FetchDone, Fetched};
 
 use super::codec::{self, Step};
 use super::{attrs, filter_word, normalize, open_dataset, open_file, Meta};
 use crate::DEFAULT_TARGET_CHUNK_BYTES;
+
+/// The file's bytes, as chunks and contiguous data are read from them: a
+/// local file (positioned reads), or an object reached by URL (ranged GETs).
+#[derive(Debug)]
+pub(crate) enum RawFile {
+    Local(File),
+    #[cfg(feature = "object-store")]
+    Url(std::sync::Arc<crate::remote::RangeFile>),
+}
+
+impl RawFile {
+    fn len(&self) -> std::io::Result<u64> {
+        match self {
+            RawFile::Local(f) => Ok(f.metadata()?.len()),
+            #[cfg(feature = "object-store")]
+            RawFile::Url(f) => Ok(f.len()),
+        }
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        match self {
+            RawFile::Local(f) => f.read_exact_at(buf, at),
+            #[cfg(feature = "object-store")]
+            RawFile::Url(f) => f.read_exact_at(buf, at),
+        }
+    }
+
+    fn read_exact_at_uninit(&self, buf: &mut [MaybeUninit<u8>], at: u64) -> std::io::Result<()> {
+        match self {
+            RawFile::Local(f) => read_exact_at_uninit(f, buf, at),
+            #[cfg(feature = "object-store")]
+            RawFile::Url(f) => f.read_exact_at_uninit(buf, at),
+        }
+    }
+
+    /// The local file, which can be mapped.
+    fn local(&self) -> Option<&File> {
+        match self {
+            RawFile::Local(f) => Some(f),
+            #[cfg(feature = "object-store")]
+            RawFile::Url(_) => None,
+        }
+    }
+}
 
 /// Where one allocated chunk lives in the file.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +100,7 @@ enum Storage {
         /// Per chunk of the grid (C order), `None` if never written.
         locs: Vec<Option<ChunkLoc>>,
         pipeline: Vec<Step>,
-        file: File,
+        file: RawFile,
         /// The file's length at open: every chunk read is checked to lie
         /// inside it before its declared size sizes a buffer.
         file_len: u64,
@@ -66,7 +112,7 @@ enum Storage {
     Contiguous {
         /// File offset of element 0, `None` if storage was never allocated.
         offset: Option<u64>,
-        file: File,
+        file: RawFile,
     },
     Library {
         ds: Dataset,
@@ -89,6 +135,8 @@ pub(crate) struct Hdf5Source {
     pub(crate) path: String,
     /// Where the array can be opened again (see `ChunkSource::locator`).
     pub(crate) locator: Option<String>,
+    /// Chunk reads kept in flight ahead of the workers (a file read by URL).
+    pub(crate) read_ahead: usize,
 }
 
 /// Refuse a dataset whose filters libhdf5 cannot decode here (a plugin
@@ -126,15 +174,28 @@ impl Hdf5Source {
     /// Open `dataset` in `file` (see [`super::open_source`]).
     pub(crate) fn open(file: &Path, dataset: &str, name: &str) -> Result<Hdf5Source> {
         let f = open_file(file, name)?;
+        let raw = || {
+            File::open(file)
+                .map(RawFile::Local)
+                .map_err(|e| Error::open(name, format!("cannot open {}: {e}", file.display())))
+        };
+        Hdf5Source::open_in(f, &raw, file, dataset, name)
+    }
+
+    /// Open `dataset` in the open file `f`, whose bytes `raw` reads; `file`
+    /// names it in messages.
+    pub(crate) fn open_in(
+        f: hdf5::File,
+        raw: &dyn Fn() -> Result<RawFile>,
+        file: &Path,
+        dataset: &str,
+        name: &str,
+    ) -> Result<Hdf5Source> {
         let ds = open_dataset(&f, &normalize(dataset), file, name)?;
         let path = ds.name();
         let meta = Meta::read(&ds, name)?;
         let attrs = hdf5::sync::sync(|| attrs::read_attrs(&ds));
         let itemsize = meta.dtype.size();
-        let raw = || {
-            File::open(file)
-                .map_err(|e| Error::open(name, format!("cannot open {}: {e}", file.display())))
-        };
         let pipeline = meta.pipeline();
         let layout = meta.layout;
         let (grid, storage) = match (&meta.chunk, layout, pipeline) {
@@ -146,15 +207,14 @@ impl Hdf5Source {
                 let chunk: Vec<usize> = chunk.iter().map(|&c| c as usize).collect();
                 let file = raw()?;
                 let file_len = file
-                    .metadata()
-                    .map_err(|e| Error::open(name, format!("cannot stat the file: {e}")))?
-                    .len();
+                    .len()
+                    .map_err(|e| Error::open(name, format!("cannot stat the file: {e}")))?;
                 let full = (chunk.iter().product::<usize>() * itemsize) as u64;
                 let mappable = pipeline.is_empty()
                     && meta.dtype != DType::Bool
                     && meta.big_endian == cfg!(target_endian = "big");
-                let map = if mappable {
-                    map_chunks(&file, file_len, &locs, full)
+                let map = if let Some(local) = file.local().filter(|_| mappable) {
+                    map_chunks(local, file_len, &locs, full)
                 } else {
                     None
                 };
@@ -210,7 +270,22 @@ impl Hdf5Source {
             storage,
             path,
             locator: None,
+            read_ahead: 0,
         })
+    }
+
+    /// Chunk reads to keep in flight ahead of the workers for a file read
+    /// by URL: stored chunks are fetched (one GET each, no thread), a
+    /// contiguous dataset's chunks are read by I/O threads, and reads
+    /// through libhdf5 (which holds its lock while it waits) are not read
+    /// ahead.
+    #[cfg(feature = "object-store")]
+    pub(crate) fn url_read_ahead(&self) -> usize {
+        match self.storage {
+            Storage::Chunked { .. } => crate::remote::READ_AHEAD,
+            Storage::Contiguous { .. } => crate::remote::READ_AHEAD_THREADS,
+            Storage::Library { .. } => 0,
+        }
     }
 
     fn err(&self, idx: &[u64], msg: impl Into<String>) -> Error {
@@ -245,15 +320,21 @@ impl Hdf5Source {
         })
     }
 
-    fn read_chunked(
-        &self,
-        idx: &[u64],
-        chunk: &[usize],
-        locs: &[Option<ChunkLoc>],
-        pipeline: &[Step],
-        file: &File,
-        file_len: u64,
-    ) -> Result<Block> {
+    /// Chunk `idx` of chunked storage, read from the file or decoded from
+    /// the bytes a fetch got (`fetched`).
+    fn read_chunked(&self, idx: &[u64], fetched: Option<&[u8]>) -> Result<Block> {
+        let Storage::Chunked {
+            chunk,
+            locs,
+            pipeline,
+            file,
+            file_len,
+            ..
+        } = &self.storage
+        else {
+            return Err(self.err(idx, "not chunked storage"));
+        };
+        let (chunk, file_len) = (chunk.as_slice(), *file_len);
         let shape: Vec<usize> = self
             .grid
             .chunk_shape(idx)
@@ -293,6 +374,9 @@ impl Hdf5Source {
                 ),
             )
         };
+        if fetched.is_some_and(|b| b.len() != stored) {
+            return Err(self.err(idx, "the fetched chunk has the wrong length"));
+        }
         let plain = pipeline.is_empty()
             && shape == chunk
             && stored == full_bytes
@@ -302,19 +386,29 @@ impl Hdf5Source {
             // Unfiltered whole chunk in native order: read straight into the block.
             // SAFETY: `read_exact_at_uninit` fills the whole buffer or fails.
             return unsafe {
-                Block::from_ne_fill_uninit(self.dtype, &shape, |buf| {
-                    read_exact_at_uninit(file, buf, loc.addr).map_err(read_err)
+                Block::from_ne_fill_uninit(self.dtype, &shape, |buf| match fetched {
+                    Some(b) => {
+                        for (d, s) in buf.iter_mut().zip(b) {
+                            d.write(*s);
+                        }
+                        Ok(())
+                    }
+                    None => file.read_exact_at_uninit(buf, loc.addr).map_err(read_err),
                 })
             };
         }
         codec::with_scratch(|cur, tmp| {
-            // `with_scratch` hands `cur` over empty: read into its spare
-            // capacity, with no zeroing pass first.
-            cur.reserve(stored);
-            read_exact_at_uninit(file, &mut cur.spare_capacity_mut()[..stored], loc.addr)
-                .map_err(read_err)?;
-            // SAFETY: the read filled all `stored` bytes (it fails otherwise).
-            unsafe { cur.set_len(stored) };
+            if let Some(b) = fetched {
+                cur.extend_from_slice(b);
+            } else {
+                // `with_scratch` hands `cur` over empty: read into its spare
+                // capacity, with no zeroing pass first.
+                cur.reserve(stored);
+                file.read_exact_at_uninit(&mut cur.spare_capacity_mut()[..stored], loc.addr)
+                    .map_err(read_err)?;
+                // SAFETY: the read filled all `stored` bytes (it fails otherwise).
+                unsafe { cur.set_len(stored) };
+            }
             codec::decode(cur, tmp, pipeline, loc.mask, full_bytes)
                 .map_err(|m| self.err(idx, m))?;
             if shape == chunk {
@@ -386,7 +480,7 @@ impl Hdf5Source {
     /// order, C order; `out` holds exactly the selection).
     fn gather(
         &self,
-        file: &File,
+        file: &RawFile,
         base: u64,
         sel: &[AxisSel],
         label: &[u64],
@@ -448,7 +542,7 @@ impl Hdf5Source {
     #[allow(clippy::too_many_arguments)]
     fn read_run(
         &self,
-        file: &File,
+        file: &RawFile,
         off: u64,
         row: AxisSel,
         unit: usize,
@@ -619,6 +713,71 @@ impl ChunkSource for Hdf5Source {
         self.locator.clone()
     }
 
+    fn read_ahead(&self) -> usize {
+        self.read_ahead
+    }
+
+    #[cfg(feature = "object-store")]
+    fn fetches(&self) -> bool {
+        // A stored chunk of a file read by URL is one ranged GET.
+        matches!(
+            self.storage,
+            Storage::Chunked {
+                file: RawFile::Url(_),
+                ..
+            }
+        )
+    }
+
+    #[cfg(feature = "object-store")]
+    fn fetch(&self, idx: &[u64], done: FetchDone) {
+        let whole = || done_read(self, idx);
+        let Storage::Chunked {
+            locs,
+            file: RawFile::Url(file),
+            file_len,
+            ..
+        } = &self.storage
+        else {
+            return done(whole());
+        };
+        if self.grid.check_chunk(idx).is_err() {
+            return done(whole());
+        }
+        // A chunk never written is the fill value; one the index puts past
+        // the end is `read_chunk`'s error.
+        let loc = locs.get(self.grid.ravel(idx) as usize).copied().flatten();
+        let Some((loc, n)) = loc
+            .filter(|l| l.addr.checked_add(l.size).is_some_and(|e| e <= *file_len))
+            .and_then(|l| Some((l, usize::try_from(l.size).ok()?)))
+        else {
+            return done(whole());
+        };
+        let (name, at) = (self.name.clone(), idx.to_vec());
+        file.fetch(
+            loc.addr,
+            n,
+            Box::new(move |got| {
+                done(got.map(Fetched::new).map_err(|e| {
+                    Error::source(
+                        &name,
+                        &at,
+                        format!("reading {n} bytes at file offset {}: {e}", loc.addr),
+                    )
+                }))
+            }),
+        );
+    }
+
+    #[cfg(feature = "object-store")]
+    fn decode_fetched(&self, idx: &[u64], fetched: Fetched) -> Result<Block> {
+        let bytes = match fetched.downcast::<crate::remote::RangeBytes>() {
+            Ok(b) => b,
+            Err(other) => return other.downcast::<Block>().or_else(|_| self.read_chunk(idx)),
+        };
+        self.read_chunked(idx, Some(&bytes))
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -666,14 +825,7 @@ impl ChunkSource for Hdf5Source {
             ));
         }
         match &self.storage {
-            Storage::Chunked {
-                chunk,
-                locs,
-                pipeline,
-                file,
-                file_len,
-                ..
-            } => self.read_chunked(idx, chunk, locs, pipeline, file, *file_len),
+            Storage::Chunked { .. } => self.read_chunked(idx, None),
             Storage::Contiguous { offset, file } => {
                 let sel: Vec<AxisSel> = self
                     .grid
@@ -778,7 +930,7 @@ impl Hdf5Source {
     fn read_contiguous(
         &self,
         offset: &Option<u64>,
-        file: &File,
+        file: &RawFile,
         sel: &[AxisSel],
         label: &[u64],
     ) -> Result<Block> {
@@ -794,7 +946,7 @@ impl Hdf5Source {
                     // SAFETY: `read_exact_at_uninit` fills the whole buffer or fails.
                     return unsafe {
                         Block::from_ne_fill_uninit(self.dtype, &shape, |bytes| {
-                            read_exact_at_uninit(file, bytes, at)
+                            file.read_exact_at_uninit(bytes, at)
                                 .map_err(|e| self.read_err(label, at, e))
                         })
                     };
@@ -815,6 +967,12 @@ impl Hdf5Source {
             }
         }
     }
+}
+
+/// A chunk read and decoded here, as a fetch's payload.
+#[cfg(feature = "object-store")]
+fn done_read(src: &Hdf5Source, idx: &[u64]) -> Result<Fetched> {
+    src.read_chunk(idx).map(Fetched::new)
 }
 
 /// `FileExt::read_exact_at` into uninitialised memory: fills all of `buf`

@@ -283,13 +283,14 @@ pub(crate) fn url_info(name: &str, root: &str, array: &str) -> Result<StoreInfo>
     }
 }
 
-/// The store roots a URL glob pattern names, sorted.
-pub(crate) fn url_glob(name: &str, pattern: &str) -> Result<Vec<String>> {
+/// The store roots (or, with `files`, the files) a URL glob pattern
+/// names, sorted.
+pub(crate) fn url_glob(name: &str, pattern: &str, files: bool) -> Result<Vec<String>> {
     #[cfg(feature = "object-store")]
-    return object::glob(name, pattern);
+    return object::glob(name, pattern, files);
     #[cfg(not(feature = "object-store"))]
     {
-        let _ = pattern;
+        let _ = (pattern, files);
         Err(no_object_store(name))
     }
 }

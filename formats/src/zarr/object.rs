@@ -226,8 +226,9 @@ fn is_wild(part: &str) -> bool {
 /// The store roots a URL pattern names (`s3://b/runs/*.zarr`): each
 /// component with `*` or `[...]` is matched against the names listed
 /// under the components before it. Sorted; temporaries of overwrites in
-/// progress are left out.
-pub(crate) fn glob(name: &str, pattern: &str) -> Result<Vec<String>> {
+/// progress are left out. With `files`, the last component is matched
+/// against the objects listed there instead (`s3://b/era5/*.nc`).
+pub(crate) fn glob(name: &str, pattern: &str, files: bool) -> Result<Vec<String>> {
     let u = split_url(pattern).ok_or_else(|| Error::open(name, "not a URL"))?;
     if is_wild(u.authority) {
         return Err(Error::open(
@@ -243,9 +244,33 @@ pub(crate) fn glob(name: &str, pattern: &str) -> Result<Vec<String>> {
     }
     let store = open_store(name, &base)?;
     let mut current = vec![String::new()];
-    for part in &parts[first..] {
+    let last = parts.len().saturating_sub(1);
+    for (at, part) in parts.iter().enumerate().skip(first) {
         let mut next = Vec::new();
-        if is_wild(part) {
+        if files && at == last {
+            // Objects, not prefixes: a literal name is kept as it is (a
+            // missing one is reported when it is opened).
+            if !is_wild(part) {
+                next = current.iter().map(|pre| format!("{pre}{part}")).collect();
+            }
+            let pat = glob::Pattern::new(part)
+                .map_err(|e| Error::open(name, format!("bad glob pattern `{part}`: {e}")))?;
+            for pre in current.iter().filter(|_| is_wild(part)) {
+                let p =
+                    StorePrefix::new(pre.clone()).map_err(|e| Error::open(name, e.to_string()))?;
+                let listing = store
+                    .list_dir(&p)
+                    .map_err(|e| Error::open(name, format!("cannot list {base}/{pre}: {e}")))?;
+                for key in listing.keys() {
+                    let Some(n) = key.as_str().strip_prefix(pre.as_str()) else {
+                        continue;
+                    };
+                    if pat.matches(n) {
+                        next.push(key.as_str().to_string());
+                    }
+                }
+            }
+        } else if is_wild(part) {
             let pat = glob::Pattern::new(part)
                 .map_err(|e| Error::open(name, format!("bad glob pattern `{part}`: {e}")))?;
             for pre in &current {
