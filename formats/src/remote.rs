@@ -33,7 +33,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::http::HttpBuilder;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, RetryConfig};
 use zarrs::storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
 };
@@ -41,7 +41,7 @@ use zarrs::storage::StoreKey;
 use zarrs_object_store::AsyncObjectStore;
 
 use crate::url::{split_url, SCHEMES};
-use crate::zarr::{GetDone, GetFn};
+use crate::zarr::{Claim, ClaimFn, GetDone, GetFn};
 
 /// Chunk reads of an array in an object store kept in flight ahead of the
 /// workers (`ChunkSource::read_ahead`): at 20–50 ms per request, 128 reads
@@ -311,13 +311,56 @@ pub(crate) fn open_store(name: &str, root: &str) -> Result<Arc<RemoteStore>> {
 /// # Errors
 /// As [`open_store`].
 pub(crate) fn open_fetching(name: &str, root: &str) -> Result<(Arc<RemoteStore>, Arc<GetFn>)> {
+    let (sync, store, rt) = open_parts(name, root)?;
+    Ok((sync, getter(store, rt)))
+}
+
+/// [`open_store`], and a [`claimer`] of the same store's keys.
+///
+/// # Errors
+/// As [`open_store`].
+pub(crate) fn open_claiming(name: &str, root: &str) -> Result<(Arc<RemoteStore>, Box<ClaimFn>)> {
+    let (sync, store, rt) = open_parts(name, root)?;
+    Ok((sync, claimer(store, rt)))
+}
+
+/// The store rooted at `root` with zarrs' synchronous traits, the object
+/// store under it, and the runtime that drives it.
+fn open_parts(
+    name: &str,
+    root: &str,
+) -> Result<(
+    Arc<RemoteStore>,
+    Arc<dyn ObjectStore>,
+    tokio::runtime::Handle,
+)> {
     let rt = runtime().map_err(|m| Error::open(name, m))?;
     let store = object_store_for(name, root)?;
     let sync = Arc::new(AsyncToSyncStorageAdapter::new(
         Arc::new(AsyncObjectStore::new(Arc::clone(&store))),
         BlockOn(rt.handle().clone()),
     ));
-    Ok((sync, getter(store, rt.handle().clone())))
+    Ok((sync, store, rt.handle().clone()))
+}
+
+/// Puts of a key that succeed only where no object has that key yet (a
+/// conditional PUT: `If-None-Match: *` on S3, the services' own
+/// preconditions on Google Cloud Storage and Azure): [`Claim::Taken`]
+/// where one does, an error where the request failed otherwise (a service
+/// without conditional PUTs among them).
+fn claimer(store: Arc<dyn ObjectStore>, rt: tokio::runtime::Handle) -> Box<ClaimFn> {
+    Box::new(move |key: &StoreKey, bytes: Vec<u8>| {
+        let path = object_store::path::Path::from(key.as_str());
+        let put = store.put_opts(&path, bytes.into(), PutMode::Create.into());
+        match rt.block_on(put) {
+            Ok(_) => Ok(Claim::Created),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(Claim::Taken),
+            Err(e) => Err(e.to_string()),
+        }
+    })
 }
 
 /// Starts GETs of `store`'s keys on the runtime `rt` without waiting: the
@@ -346,6 +389,10 @@ pub(crate) struct RangeFile {
     store: Arc<dyn ObjectStore>,
     key: object_store::path::Path,
     len: u64,
+    /// The object's ETag at open: every read asks for that version
+    /// (`If-Match`), so a file replaced while it is read is an error, not
+    /// a mixture of two files.
+    e_tag: Option<String>,
     rt: tokio::runtime::Handle,
     /// The object's URL as the user wrote it, for messages.
     pub(crate) url: String,
@@ -406,9 +453,39 @@ impl RangeFile {
             store,
             key,
             len: meta.size,
+            e_tag: meta.e_tag,
             rt: rt.handle().clone(),
             url: url.to_string(),
         })
+    }
+
+    /// A GET of bytes `range` of the version of the object that was opened.
+    fn get(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> impl core::future::Future<Output = std::io::Result<impl AsRef<[u8]> + Send + 'static>>
+           + Send
+           + 'static {
+        let (store, key) = (Arc::clone(&self.store), self.key.clone());
+        let url = self.url.clone();
+        let options = object_store::GetOptions::new()
+            .with_range(Some(range.clone()))
+            .with_if_match(self.e_tag.clone());
+        async move {
+            let got = match store.get_opts(&key, options).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            };
+            got.map_err(|e| match e {
+                object_store::Error::Precondition { .. } => std::io::Error::other(format!(
+                    "{url} changed since it was opened (its ETag no longer matches); open it again"
+                )),
+                e => std::io::Error::other(format!(
+                    "GET of bytes {}..{} of {url}: {e}",
+                    range.start, range.end
+                )),
+            })
+        }
     }
 
     /// The object's length in bytes, when it was opened.
@@ -438,12 +515,8 @@ impl RangeFile {
                     ),
                 )
             })?;
-        let got = self
-            .rt
-            .block_on(self.store.get_range(&self.key, at..end))
-            .map_err(|e| {
-                std::io::Error::other(format!("GET of bytes {at}..{end} of {}: {e}", self.url))
-            })?;
+        let got = self.rt.block_on(self.get(at..end))?;
+        let got = got.as_ref();
         if got.len() != n {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -454,14 +527,14 @@ impl RangeFile {
                 ),
             ));
         }
-        Ok(use_bytes(&got))
+        Ok(use_bytes(got))
     }
 
     /// Start a GET of the `n` bytes at `at` on the I/O runtime and return at
     /// once; `done` gets the bytes (or the request's error) on a runtime
     /// thread.
     pub(crate) fn fetch(
-        self: &Arc<Self>,
+        &self,
         at: u64,
         n: usize,
         done: Box<dyn FnOnce(std::io::Result<RangeBytes>) + Send>,
@@ -475,23 +548,18 @@ impl RangeFile {
                 ),
             )));
         };
-        let file = Arc::clone(self);
+        let (get, url) = (self.get(at..end), self.url.clone());
         self.rt.spawn(async move {
-            let got = file.store.get_range(&file.key, at..end).await;
-            done(match got {
-                Ok(b) if b.len() == n => Ok(RangeBytes(Box::new(b))),
+            done(match get.await {
+                Ok(b) if b.as_ref().len() == n => Ok(RangeBytes(Box::new(b))),
                 Ok(b) => Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     format!(
-                        "GET of bytes {at}..{end} of {} gave {} bytes",
-                        file.url,
-                        b.len()
+                        "GET of bytes {at}..{end} of {url} gave {} bytes",
+                        b.as_ref().len()
                     ),
                 )),
-                Err(e) => Err(std::io::Error::other(format!(
-                    "GET of bytes {at}..{end} of {}: {e}",
-                    file.url
-                ))),
+                Err(e) => Err(e),
             });
         });
     }

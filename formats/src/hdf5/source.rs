@@ -369,8 +369,9 @@ impl Hdf5Source {
             self.err(
                 idx,
                 format!(
-                    "reading {stored} bytes at file offset {}: {e} (truncated or damaged file?)",
-                    loc.addr
+                    "reading {stored} bytes at file offset {}: {e}{}",
+                    loc.addr,
+                    damaged_hint(&e)
                 ),
             )
         };
@@ -438,7 +439,7 @@ impl Hdf5Source {
     fn read_err(&self, label: &[u64], at: u64, e: std::io::Error) -> Error {
         self.err(
             label,
-            format!("reading at file offset {at}: {e} (truncated or damaged file?)"),
+            format!("reading at file offset {at}: {e}{}", damaged_hint(&e)),
         )
     }
 
@@ -966,6 +967,16 @@ impl Hdf5Source {
                 self.to_block(label, &shape, &mut bytes)
             }
         }
+    }
+}
+
+/// What a read that ended early says about the file (a request that
+/// failed on the network says nothing about it).
+fn damaged_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        " (truncated or damaged file?)"
+    } else {
+        ""
     }
 }
 

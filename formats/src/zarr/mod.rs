@@ -32,6 +32,8 @@ use meta::{ArrayMeta, Node};
 use store::AtomicFsStore;
 
 #[cfg(feature = "object-store")]
+pub(crate) use sink::{Claim, ClaimFn};
+#[cfg(feature = "object-store")]
 pub(crate) use source::{GetDone, GetFn};
 
 /// The file marking an array a sink has not finished.

@@ -17,7 +17,7 @@ use super::meta::{self, MetaReader, Node};
 use super::sink::{StoreState, ZarrSink};
 use super::source::{HandedStore, ZarrSource};
 use super::{array_info, version_name, zarrs_node_path, INCOMPLETE_MARKER};
-use crate::remote::{open_fetching, open_store, RemoteStore};
+use crate::remote::{open_claiming, open_fetching, open_store, RemoteStore};
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 use crate::url::split_url;
 
@@ -318,7 +318,7 @@ pub(crate) fn create_sink(
     spec: &SinkSpec,
 ) -> Result<Arc<dyn ChunkSink>> {
     refuse_read_only(name, root)?;
-    let store = open_store(name, root)?;
+    let (store, claim) = open_claiming(name, root)?;
     let prefix = prefix_of(array);
     let existing = KeyReader::new(&store, root, prefix.clone()).node(name)?;
     let p = StorePrefix::new(prefix.clone()).map_err(|e| Error::open(name, e.to_string()))?;
@@ -341,6 +341,7 @@ pub(crate) fn create_sink(
         existing,
         keys,
         groups,
+        claim: Some(claim),
     };
     Ok(Arc::new(ZarrSink::create_in_store(
         name, &url, store, array, spec, state,

@@ -50,7 +50,10 @@
 //! shard) is one PUT (whole or absent, as object stores promise), and
 //! `Resume` trusts a chunk that is present and decodes. There are no locks
 //! and no rename, so `Create` refuses any key already under the array's
-//! prefix, and `Into` and `Shared` are refused (they would need a lock).
+//! prefix and claims the prefix by a conditional PUT of its marker (put
+//! only where no marker is, [`StoreState::claim`]): of two writers that
+//! both found the prefix empty, the second is refused before it writes
+//! anything. `Into` and `Shared` are refused (they would need a lock).
 //! `Overwrite` replaces a Zarr node (or what an interrupted write of ours
 //! left: a prefix holding our marker) in place, never other objects: it
 //! puts the marker, erases every metadata document under the prefix, then
@@ -435,6 +438,22 @@ fn new_array(
     Ok(a)
 }
 
+/// What a conditional put of a key found (see [`StoreState::claim`]).
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The key was absent and now holds the bytes.
+    Created,
+    /// Another writer put the key first; nothing was written.
+    Taken,
+}
+
+/// Put `bytes` at a key only where no object has that key: a
+/// [`Claim`], or the request's error (a store without conditional puts
+/// among them).
+pub(crate) type ClaimFn =
+    dyn Fn(&StoreKey, Vec<u8>) -> std::result::Result<Claim, String> + Send + Sync;
+
 /// What a store reached by URL holds, as [`ZarrSink::create_in_store`]
 /// needs to know it.
 #[cfg_attr(not(feature = "object-store"), allow(dead_code))]
@@ -446,6 +465,11 @@ pub(crate) struct StoreState {
     pub keys: Vec<StoreKey>,
     /// The nodes at the groups above the array, root first.
     pub groups: Vec<Option<Node>>,
+    /// The store's conditional put: a new array (`Create`) claims its
+    /// prefix by putting its incomplete marker only where there is none
+    /// yet, so that of two writers that both found the prefix empty, one
+    /// goes on and the other is refused before it writes anything.
+    pub claim: Option<Box<ClaimFn>>,
 }
 
 impl ZarrSink {
@@ -565,6 +589,40 @@ impl ZarrSink {
                 }
             }
         }
+        // A new array claims its prefix before anything is written (and
+        // after every check that could refuse it): the marker is put only
+        // if no other writer's is there.
+        let claimed = spec.mode == WriteMode::Create && !resume && !replace;
+        if claimed {
+            let taken = match state
+                .claim
+                .as_ref()
+                .map(|c| c(&marker, marker_text.to_vec()))
+            {
+                Some(Ok(Claim::Taken)) => true,
+                Some(Ok(Claim::Created)) => false,
+                // No conditional put here (or it failed): a plain put.
+                Some(Err(_)) | None => {
+                    store
+                        .set(&marker, marker_text.to_vec().into())
+                        .map_err(|e| put_err("the incomplete marker", e))?;
+                    false
+                }
+            };
+            if taken {
+                return Err(Error::Sink {
+                    sink_name: name.to_string(),
+                    what: "the output".into(),
+                    message: format!(
+                        "{url} is being created by another writer (its incomplete marker \
+                         appeared after this write found the path empty), or a write was \
+                         interrupted as it began; nothing was changed. Resume it (--resume) \
+                         or replace it (--overwrite)"
+                    ),
+                    cause: None,
+                });
+            }
+        }
         if replace {
             // No rename in object storage: the old array is removed in place,
             // marked incomplete first and its metadata erased next, so that
@@ -594,9 +652,11 @@ impl ZarrSink {
                 .set(k, group_json.to_string().into_bytes().into())
                 .map_err(|e| put_err("the group metadata", e))?;
         }
-        store
-            .set(&marker, marker_text.to_vec().into())
-            .map_err(|e| put_err("the incomplete marker", e))?;
+        if !claimed {
+            store
+                .set(&marker, marker_text.to_vec().into())
+                .map_err(|e| put_err("the incomplete marker", e))?;
+        }
         let node = super::zarrs_node_path(array);
         let array_handle = if resume {
             open_rw(name, store.clone(), &node)?
