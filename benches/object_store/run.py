@@ -18,10 +18,13 @@ that long (the latency of a real object store; the issue's figure is 20 ms).
 
 Workloads (BENCHMARKS.md): W5c, the mean over axis 0 of the Zarr stack, to
 ``.npy``; W5a, the HDF5 stack written to Zarr v3, zstd level 3, chunks
-(1, 250, 250). Sides alternate, --runs times each: ndstream on local disk,
-ndstream on the server, and for W5c zarr-python + Dask (threaded scheduler)
-through s3fs. The W5c results and the W5a stores are checked to be the same
-bytes on every side.
+(1, 250, 250); W5c-h5, the mean over axis 0 of the 31 HDF5 files read in
+place by URL (byte ranges; ``--workloads`` picks). Sides alternate, --runs
+times each: ndstream on local disk, ndstream on the server, for W5c
+zarr-python + Dask (threaded scheduler) through s3fs, and for W5c-h5 h5py
++ Dask reading the files through s3fs (what xarray's h5netcdf engine
+does). The results and the W5a stores are checked to be the same bytes on
+every side.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def main() -> None:
     p.add_argument("--data", default=None)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--delay-ms", type=float, default=0.0)
+    p.add_argument("--workloads", default="W5c,W5a,W5c-h5")
     p.add_argument(
         "--s3s-fs",
         default=None,
@@ -162,7 +166,11 @@ def main() -> None:
                 client.upload_file(
                     path, BUCKET, "weather-big.zarr/" + os.path.relpath(path, stack)
                 )
-        print(f"uploaded the Zarr stack in {time.perf_counter() - t0:.1f} s")
+        for f in sorted(glob.glob(os.path.join(data, "weather-big", "*.hdf5"))):
+            client.upload_file(f, BUCKET, "weather-big/" + os.path.basename(f))
+        print(
+            f"uploaded the Zarr stack and the HDF5 files in {time.perf_counter() - t0:.1f} s"
+        )
         fs = s3fs.S3FileSystem(
             key=KEY,
             secret=KEY,
@@ -213,14 +221,42 @@ def main() -> None:
                 os.path.join(out, f"w5c-dask-{fresh()}.npy"), z.mean(axis=0).compute()
             )
 
+        def w5h(where: str, name: str):
+            expr = f"stack('{where}/*.hdf5:/t2m').mean(axis=0)"
+            nd(["eval", expr, "-o", os.path.join(out, f"w5h-{name}-{fresh()}.npy")])
+
+        def w5h_dask():
+            import h5py
+
+            sync_fs = s3fs.S3FileSystem(
+                key=KEY,
+                secret=KEY,
+                client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
+            )
+            names = sorted(sync_fs.glob(f"{BUCKET}/weather-big/*.hdf5"))
+            handles = [h5py.File(sync_fs.open(n, "rb"), "r") for n in names]
+            try:
+                ds = [h["t2m"] for h in handles]
+                z = dda.stack([dda.from_array(d, chunks=d.chunks) for d in ds])
+                np.save(
+                    os.path.join(out, f"w5h-dask-{fresh()}.npy"),
+                    z.mean(axis=0).compute(),
+                )
+            finally:
+                for h in handles:
+                    h.close()
+
         src = os.path.join(data, "weather-big", "*.hdf5:/t2m")
         conv = ["--chunks", f"1,{c},{c}", "--codec", "zstd:3"]
 
         def w5a_local():
             nd(["convert", src, os.path.join(out, f"w5a-local-{fresh()}.zarr"), *conv])
 
+        last_w5a = [0]
+
         def w5a_s3():
-            nd(["convert", src, f"s3://{BUCKET}/w5a-{fresh()}.zarr", *conv])
+            last_w5a[0] = fresh()
+            nd(["convert", src, f"s3://{BUCKET}/w5a-{last_w5a[0]}.zarr", *conv])
 
         sides = {
             "W5c": [
@@ -229,7 +265,17 @@ def main() -> None:
                 ("zarr-python + Dask, S3", w5c_dask),
             ],
             "W5a": [("ndstream, local disk", w5a_local), ("ndstream, S3", w5a_s3)],
+            "W5c-h5": [
+                (
+                    "ndstream, local disk",
+                    lambda: w5h(os.path.join(data, "weather-big"), "local"),
+                ),
+                ("ndstream, S3", lambda: w5h(f"s3://{BUCKET}/weather-big", "s3")),
+                ("h5py + Dask, S3", w5h_dask),
+            ],
         }
+        chosen = a.workloads.split(",")
+        sides = {w: ss for w, ss in sides.items() if w in chosen}
         results = {}
         for w, ss in sides.items():
             for _ in range(a.runs):
@@ -239,26 +285,29 @@ def main() -> None:
                     fn()
                     results.setdefault((w, name), []).append(time.perf_counter() - t)
         # Same bytes on every side.
-        npys = sorted(glob.glob(os.path.join(out, "w5c-*.npy")))
-        ref = np.load(next(f for f in npys if "dask" not in f))
-        for f in npys:
-            got = np.load(f)
-            if "dask" in f:
-                np.testing.assert_allclose(got, ref, rtol=1e-6)
-            else:
-                assert got.tobytes() == ref.tobytes(), f"{f} differs"
-        local = glob.glob(os.path.join(out, "w5a-local-*.zarr"))[0]
-        for d, _, fl in os.walk(local):
-            for f in fl:
-                rel = os.path.relpath(os.path.join(d, f), local)
-                with open(os.path.join(d, f), "rb") as fh:
-                    want = fh.read()
-                got = client.get_object(Bucket=BUCKET, Key=f"w5a-{n[0]}.zarr/{rel}")[
-                    "Body"
-                ].read()
-                assert got == want, f"W5a: {rel} differs between local disk and S3"
+        for w in ("w5c", "w5h"):
+            npys = sorted(glob.glob(os.path.join(out, f"{w}-*.npy")))
+            if not npys:
+                continue
+            ref = np.load(next(f for f in npys if "dask" not in f))
+            for f in npys:
+                got = np.load(f)
+                if "dask" in f:
+                    np.testing.assert_allclose(got, ref, rtol=1e-6)
+                else:
+                    assert got.tobytes() == ref.tobytes(), f"{f} differs"
+        for local in glob.glob(os.path.join(out, "w5a-local-*.zarr"))[:1]:
+            for d, _, fl in os.walk(local):
+                for f in fl:
+                    rel = os.path.relpath(os.path.join(d, f), local)
+                    with open(os.path.join(d, f), "rb") as fh:
+                        want = fh.read()
+                    got = client.get_object(
+                        Bucket=BUCKET, Key=f"w5a-{last_w5a[0]}.zarr/{rel}"
+                    )["Body"].read()
+                    assert got == want, f"W5a: {rel} differs between local disk and S3"
         print(
-            "W5c: the same result on every side; W5a: the S3 store has the local store's bytes"
+            "W5c, W5c-h5: the same result on every side; W5a: the S3 store has the local store's bytes"
         )
         for w, ss in sides.items():
             base = statistics.median(results[(w, ss[0][0])])
@@ -266,7 +315,7 @@ def main() -> None:
             for name, _ in ss:
                 print(f"{w} {name:24s} {med(results[(w, name)])}")
             print(f"{w} S3 / local {s3 / base:.2f}")
-            if w == "W5c":
+            if len(ss) > 2:
                 print(
                     f"{w} Dask / ndstream on S3 {statistics.median(results[(w, ss[2][0])]) / s3:.2f}"
                 )

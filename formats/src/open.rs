@@ -221,10 +221,13 @@ fn open_url_matches(
             format!("no {what} match this pattern"),
         ));
     }
-    roots
-        .iter()
-        .map(|r| open_source(&format!("{r}{rest}")))
-        .collect()
+    let paths: Vec<String> = roots.iter().map(|r| format!("{r}{rest}")).collect();
+    #[cfg(all(feature = "hdf5", feature = "object-store"))]
+    if files {
+        // Files are reached together, not one after another.
+        return crate::hdf5::open_url_sources(&paths);
+    }
+    paths.iter().map(|p| open_source(p)).collect()
 }
 
 #[cfg(not(feature = "zarr"))]

@@ -47,14 +47,14 @@ use crate::zarr::{Claim, ClaimFn, GetDone, GetFn};
 /// workers (`ChunkSource::read_ahead`): at 20–50 ms per request, 128 reads
 /// at once move 0.6–1.6 GB/s of 250 KB chunks, and hold 128 chunks of the
 /// budget at most (fewer where the budget has less room). The read-ahead
-/// fetches them (no thread per request), except the inner chunks of a
-/// sharded array, read by I/O threads (at most the engine's 64).
+/// fetches them (no thread per request); see [`READ_AHEAD_THREADS`] for
+/// reads that need a thread each.
 pub(crate) const READ_AHEAD: usize = 128;
 
 /// Chunk reads kept in flight ahead of the workers where each is a thread
-/// waiting on its request (a contiguous HDF5 dataset read by byte
-/// ranges): 32, each I/O thread reserved at the engine's 10 MiB.
-#[cfg(feature = "hdf5")]
+/// waiting on its request (the inner chunks of a sharded Zarr array, a
+/// contiguous HDF5 dataset read by byte ranges): 32, each I/O thread
+/// reserved at the engine's 10 MiB.
 pub(crate) const READ_AHEAD_THREADS: usize = 32;
 
 /// A store reached by URL, with zarrs' synchronous storage traits
@@ -396,7 +396,18 @@ pub(crate) struct RangeFile {
     rt: tokio::runtime::Handle,
     /// The object's URL as the user wrote it, for messages.
     pub(crate) url: String,
+    /// Blocks of the object read for small reads (most recent last).
+    blocks: std::sync::Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
 }
+
+/// Small reads of a [`RangeFile`] (an HDF5 file's metadata: superblock,
+/// object headers, chunk index nodes, mostly near each other) are served
+/// from aligned blocks of this many bytes, each one GET, instead of one
+/// GET per read: libhdf5 reads a file's metadata in dozens of reads of a
+/// few hundred bytes.
+const BLOCK: u64 = 512 << 10;
+/// Blocks kept per file, at most ([`BLOCK`] each: 4 MiB).
+const BLOCKS: usize = 8;
 
 /// Bytes a [`RangeFile::fetch`] got, as the response holds them (no copy).
 pub(crate) struct RangeBytes(Box<dyn AsRef<[u8]> + Send>);
@@ -434,29 +445,142 @@ impl RangeFile {
     /// [`Error::Open`] for a URL naming no object, an object that is not
     /// there, and a service that cannot be reached (with an I/O cause).
     pub(crate) fn open(name: &str, url: &str) -> Result<RangeFile> {
-        let (dir, leaf) =
-            split_leaf(url).ok_or_else(|| Error::open(name, format!("{url} names no file")))?;
-        let rt = runtime().map_err(|m| Error::open(name, m))?;
-        let store = object_store_for(name, &dir)?;
-        let key = object_store::path::Path::from(leaf);
-        let meta = rt.block_on(store.head(&key)).map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                Error::open(name, format!("no such file: {url}"))
+        let mut one = RangeFile::open_all(&[(name.to_string(), url.to_string())])?;
+        Ok(one.remove(0))
+    }
+
+    /// Open the objects `(name, url)` at once: every HEAD, and the GET of
+    /// every object's first block (where a file's metadata begins), in
+    /// flight together, so that opening many files costs a few round
+    /// trips, not a few per file. As [`open`](Self::open) otherwise.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), for the first object (in order) that fails.
+    pub(crate) fn open_all(files: &[(String, String)]) -> Result<Vec<RangeFile>> {
+        let Some((first_name, _)) = files.first() else {
+            return Ok(Vec::new());
+        };
+        let rt = runtime().map_err(|m| Error::open(first_name, m))?;
+        let mut set = tokio::task::JoinSet::new();
+        for (i, (name, url)) in files.iter().enumerate() {
+            let (dir, leaf) =
+                split_leaf(url).ok_or_else(|| Error::open(name, format!("{url} names no file")))?;
+            let store = object_store_for(name, &dir)?;
+            let key = object_store::path::Path::from(leaf);
+            set.spawn_on(
+                async move {
+                    let got = async {
+                        let meta = store.head(&key).await?;
+                        let options = object_store::GetOptions::new()
+                            .with_range(Some(0..BLOCK.min(meta.size)))
+                            .with_if_match(meta.e_tag.clone());
+                        let first = if meta.size == 0 {
+                            Vec::new()
+                        } else {
+                            store.get_opts(&key, options).await?.bytes().await?.to_vec()
+                        };
+                        Ok::<_, object_store::Error>((meta, first))
+                    }
+                    .await;
+                    (i, store, key, got)
+                },
+                rt.handle(),
+            );
+        }
+        let mut opened: Vec<Option<Result<RangeFile>>> = (0..files.len()).map(|_| None).collect();
+        let done = rt.block_on(async {
+            let mut done = Vec::new();
+            while let Some(r) = set.join_next().await {
+                done.push(r);
             }
-            e => Error::Open {
-                path: name.to_string(),
-                message: format!("cannot reach {url}: {e}"),
-                cause: Some(Box::new(e)),
-            },
-        })?;
-        Ok(RangeFile {
-            store,
-            key,
-            len: meta.size,
-            e_tag: meta.e_tag,
-            rt: rt.handle().clone(),
-            url: url.to_string(),
-        })
+            done
+        });
+        for r in done {
+            let (i, store, key, got) = r.map_err(|e| Error::open(first_name, e.to_string()))?;
+            let (name, url) = &files[i];
+            opened[i] = Some(match got {
+                Ok((meta, first)) => Ok(RangeFile {
+                    store,
+                    key,
+                    len: meta.size,
+                    e_tag: meta.e_tag,
+                    rt: rt.handle().clone(),
+                    url: url.clone(),
+                    blocks: std::sync::Mutex::new(vec![(0, Arc::new(first))]),
+                }),
+                Err(object_store::Error::NotFound { .. }) => {
+                    Err(Error::open(name, format!("no such file: {url}")))
+                }
+                Err(e) => Err(Error::Open {
+                    path: name.clone(),
+                    message: format!("cannot reach {url}: {e}"),
+                    cause: Some(Box::new(e)),
+                }),
+            });
+        }
+        opened
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::open(first_name, "an open did not finish"))))
+            .collect()
+    }
+
+    /// Fill `buf` from byte `at`, through the block cache where `buf` is
+    /// no larger than a block (see [`BLOCK`]).
+    pub(crate) fn read_cached(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        if buf.len() as u64 > BLOCK {
+            return self.read_exact_at(buf, at);
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = at + done as u64;
+            let b = pos / BLOCK;
+            let block = self.block(b)?;
+            let off = (pos - b * BLOCK) as usize;
+            let n = (buf.len() - done).min(block.len().saturating_sub(off));
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "byte {pos} lies past the end of the {}-byte object",
+                        self.len
+                    ),
+                ));
+            }
+            buf[done..done + n].copy_from_slice(&block[off..off + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Block `b` of the object, from the cache or by one GET.
+    fn block(&self, b: u64) -> std::io::Result<Arc<Vec<u8>>> {
+        let mut blocks = self
+            .blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = blocks.iter().position(|(k, _)| *k == b) {
+            let hit = blocks.remove(i);
+            let data = Arc::clone(&hit.1);
+            blocks.push(hit);
+            return Ok(data);
+        }
+        let start = b * BLOCK;
+        let end = (start + BLOCK).min(self.len);
+        let n = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+        let data = Arc::new(self.with_range(start, n, <[u8]>::to_vec)?);
+        if blocks.len() >= BLOCKS {
+            blocks.remove(0);
+        }
+        blocks.push((b, Arc::clone(&data)));
+        Ok(data)
+    }
+
+    /// Forget the cached blocks (once the file's metadata has been read).
+    pub(crate) fn drop_cache(&self) {
+        self.blocks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// A GET of bytes `range` of the version of the object that was opened.
@@ -813,6 +937,16 @@ mod tests {
             Some(("https://h:1".to_string(), "x.h5"))
         );
         assert_eq!(split_leaf("s3://b"), None);
+    }
+
+    #[cfg(feature = "hdf5")]
+    #[test]
+    fn libhdf5s_s3_driver_is_not_asked_for_other_services() {
+        let e = ros3_target("gs://b/x.nc", "gs://b/x.nc").unwrap_err();
+        assert!(e.to_string().contains("not gs://"), "{e}");
+        let t = ros3_target("n", "https://h:8/d/x.nc").unwrap();
+        assert_eq!(t.url, "https://h:8/d/x.nc");
+        assert!(t.signing.is_none());
     }
 
     #[test]

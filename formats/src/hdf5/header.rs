@@ -131,7 +131,7 @@ impl ReadAt for crate::remote::RangeFile {
         Ok(crate::remote::RangeFile::len(self))
     }
     fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-        crate::remote::RangeFile::read_exact_at(self, buf, at)
+        self.read_cached(buf, at)
     }
 }
 

@@ -28,6 +28,8 @@ mod sink;
 mod source;
 #[cfg(feature = "object-store")]
 mod url;
+#[cfg(all(feature = "object-store", ndstream_hdf5_vfd_1_10))]
+mod vfd;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,7 +87,58 @@ pub fn open_source(file: &Path, dataset: &str, name: &str) -> Result<Arc<dyn Chu
 /// cannot be reached.
 #[cfg(feature = "object-store")]
 pub fn open_url_source(url: &str, dataset: &str, name: &str) -> Result<Arc<dyn ChunkSource>> {
-    let opened = url::open(url, name)?;
+    open_opened(url::open(url, name)?, url, dataset, name)
+}
+
+/// Files opened together by [`open_url_sources`], at most: each holds its
+/// first block (512 KiB) until its dataset is open.
+#[cfg(feature = "object-store")]
+const OPEN_TOGETHER: usize = 32;
+
+/// [`open_url_source`] of several `url:dataset` paths (a glob's matches
+/// over a bucket), in order: the files are reached [`OPEN_TOGETHER`] at a
+/// time, each batch's requests in flight together, so that a stack of
+/// many files opens in a few round trips per batch rather than a few per
+/// file.
+///
+/// # Errors
+/// As [`open_url_source`], for the first path that fails.
+#[cfg(feature = "object-store")]
+pub fn open_url_sources(paths: &[String]) -> Result<Vec<Arc<dyn ChunkSource>>> {
+    let mut parsed = Vec::with_capacity(paths.len());
+    for p in paths {
+        match crate::parse_location(p)? {
+            crate::Location::Hdf5Url { url, dataset } => parsed.push((p.clone(), url, dataset)),
+            _ => return Err(Error::open(p, "not an HDF5 file reached by URL")),
+        }
+    }
+    let mut out = Vec::with_capacity(paths.len());
+    for batch in parsed.chunks(OPEN_TOGETHER) {
+        let files: Vec<(String, String)> = batch
+            .iter()
+            .map(|(p, u, _)| (p.clone(), u.clone()))
+            .collect();
+        let raws = crate::remote::RangeFile::open_all(&files)?;
+        for (raw, (path, url, dataset)) in raws.into_iter().zip(batch) {
+            out.push(open_opened(
+                url::open_raw(Arc::new(raw), url, path)?,
+                url,
+                dataset,
+                path,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// The source of `dataset` in a file opened by URL.
+#[cfg(feature = "object-store")]
+fn open_opened(
+    opened: url::Opened,
+    url: &str,
+    dataset: &str,
+    name: &str,
+) -> Result<Arc<dyn ChunkSource>> {
     let raw = Arc::clone(&opened.raw);
     let shown = Path::new(url);
     let mut src = opened.checked(|| {
@@ -97,6 +150,8 @@ pub fn open_url_source(url: &str, dataset: &str, name: &str) -> Result<Arc<dyn C
             name,
         )
     })?;
+    // The metadata is read; chunks are read by their own GETs.
+    opened.raw.drop_cache();
     // Each chunk is one request: keep reads in flight ahead of the workers.
     src.read_ahead = src.url_read_ahead();
     src.locator = crate::Location::Hdf5Url {

@@ -3,19 +3,21 @@
 //! downloading them.
 //!
 //! libhdf5 reads the file's metadata (superblock, object headers, the
-//! chunk index) through its read-only S3 driver (ROS3), one ranged request
-//! per read, and the chunk index is looked up once at open, as for a local
-//! file. Chunks are then read by ranged GETs through the `object_store`
-//! crate (a [`RangeFile`]), with the same settings and retries as a Zarr
-//! store in the same bucket, and decoded on the workers exactly as a local
-//! file's. Every read checks the object's length at open, so a chunk index
+//! chunk index) through ndstream's own read-only file driver (`vfd`, for
+//! libhdf5 1.10.8+ of the 1.10 series), whose reads go through a
+//! [`RangeFile`] and its block cache: a few ranged GETs per file, by the
+//! `object_store` client, with the same settings, credentials and retries
+//! as a Zarr store in the same bucket (so `gs://` and `az://` too). Other
+//! libhdf5 releases use libhdf5's own read-only S3 driver (ROS3), one
+//! request per metadata read, `s3://` and `http(s)://` only: it is looked
+//! up in the loaded library when first needed (`H5Pset_fapl_ros3`), so a
+//! libhdf5 built without it still runs ndstream and refuses only URLs, and
+//! it signs with a static key pair (a session token where libhdf5 ≥ 1.14.2
+//! takes one). The chunk index is looked up once at open, as for a local
+//! file; chunks are then read by ranged GETs through the `RangeFile`
+//! (fetched ahead of the workers) and decoded exactly as a local file's.
+//! Every read checks the object's length at open, so a chunk index
 //! pointing past the end is an error, as on disk.
-//!
-//! The driver is looked up in the loaded libhdf5 when first needed
-//! (`H5Pset_fapl_ros3`), so a libhdf5 built without it still builds and
-//! runs ndstream, and refuses only URLs. It signs with a static key pair
-//! (and a session token where libhdf5 ≥ 1.14.2 takes one); credentials
-//! that need a role or a metadata service are not followed.
 //!
 //! Before libhdf5 decodes an object's header, ndstream checks it (see
 //! `header`); reading by URL, the check's reads are ranged GETs of the
@@ -134,11 +136,17 @@ impl Opened {
 /// netCDF-3 file as such), a libhdf5 without its S3 driver, and a file the
 /// driver cannot open (credentials, a service it cannot reach).
 pub(crate) fn open(url: &str, name: &str) -> Result<Opened> {
-    let target = ros3_target(name, url)?;
-    let raw = Arc::new(RangeFile::open(name, url)?);
+    open_raw(Arc::new(RangeFile::open(name, url)?), url, name)
+}
+
+/// [`open`] of a file whose [`RangeFile`] is open already.
+///
+/// # Errors
+/// As [`open`].
+pub(crate) fn open_raw(raw: Arc<RangeFile>, url: &str, name: &str) -> Result<Opened> {
     let mut head = [0u8; 8];
     let n = raw.len().min(8) as usize;
-    raw.read_exact_at(&mut head[..n], 0)
+    raw.read_cached(&mut head[..n], 0)
         .map_err(|e| Error::Open {
             path: name.to_string(),
             message: format!("cannot read {url}: {e}"),
@@ -153,11 +161,25 @@ pub(crate) fn open(url: &str, name: &str) -> Result<Opened> {
             ),
         ));
     }
-    let file = hdf5::sync::sync(|| open_ros3(&target)).map_err(|m| Error::Open {
+    let cannot = |m: String| Error::Open {
         path: name.to_string(),
         message: format!("cannot open {url} as an HDF5 file: {m}"),
         cause: Some(Box::new(std::io::Error::other(m))),
-    })?;
+    };
+    // `NDSTREAM_HDF5_URL_DRIVER=ros3` picks libhdf5's S3 driver where
+    // ndstream's own would serve (to compare them, or to test it).
+    #[cfg(ndstream_hdf5_vfd_1_10)]
+    if super::vfd::usable() && std::env::var("NDSTREAM_HDF5_URL_DRIVER").as_deref() != Ok("ros3") {
+        let c = CString::new(url).map_err(|_| Error::open(name, "the URL holds a NUL"))?;
+        let file = hdf5::sync::sync(|| super::vfd::open_file(&raw, &c)).map_err(cannot)?;
+        return Ok(Opened {
+            file,
+            raw,
+            driver_url: url.to_string(),
+        });
+    }
+    let target = ros3_target(name, url)?;
+    let file = hdf5::sync::sync(|| open_ros3(&target)).map_err(cannot)?;
     Ok(Opened {
         file,
         raw,

@@ -126,8 +126,14 @@ pub(crate) fn open_source(name: &str, root: &str, array: &str) -> Result<Arc<dyn
     })?;
     // zarrs' chunk keys include the array's path: name chunks from the root.
     let mut src = ZarrSource::new(name, root.to_string(), zarr, meta);
-    src.read_ahead = crate::remote::READ_AHEAD;
     src.fetcher = Some(get);
+    // Fetched chunks cost their bytes; the inner chunks of a shard are
+    // read by I/O threads, which cost a thread each.
+    src.read_ahead = if src.fetches() {
+        crate::remote::READ_AHEAD
+    } else {
+        crate::remote::READ_AHEAD_THREADS
+    };
     src.locator = crate::Location::ZarrUrl {
         root: root.to_string(),
         array: array.to_string(),
