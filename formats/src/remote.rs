@@ -17,6 +17,9 @@
 //! token, or a managed identity). An endpoint written as `http://…` (a
 //! server on loopback, say) is used as written, as boto3 and s3fs do.
 //!
+//! An HDF5 or netCDF-4 file there is one object read by byte ranges
+//! ([`RangeFile`], for `hdf5::url`), through the same clients.
+//!
 //! The stores are asynchronous. One small tokio runtime per process drives
 //! their requests. A thread that reads a chunk waits for its request
 //! (zarrs' async-to-sync adapter), and the read-ahead starts GETs on the
