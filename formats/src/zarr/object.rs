@@ -253,30 +253,10 @@ pub(crate) fn glob(name: &str, pattern: &str, files: bool) -> Result<Vec<String>
     let last = parts.len().saturating_sub(1);
     for (at, part) in parts.iter().enumerate().skip(first) {
         let mut next = Vec::new();
-        if files && at == last {
-            // Objects, not prefixes: a literal name is kept as it is (a
-            // missing one is reported when it is opened).
-            if !is_wild(part) {
-                next = current.iter().map(|pre| format!("{pre}{part}")).collect();
-            }
-            let pat = glob::Pattern::new(part)
-                .map_err(|e| Error::open(name, format!("bad glob pattern `{part}`: {e}")))?;
-            for pre in current.iter().filter(|_| is_wild(part)) {
-                let p =
-                    StorePrefix::new(pre.clone()).map_err(|e| Error::open(name, e.to_string()))?;
-                let listing = store
-                    .list_dir(&p)
-                    .map_err(|e| Error::open(name, format!("cannot list {base}/{pre}: {e}")))?;
-                for key in listing.keys() {
-                    let Some(n) = key.as_str().strip_prefix(pre.as_str()) else {
-                        continue;
-                    };
-                    if pat.matches(n) {
-                        next.push(key.as_str().to_string());
-                    }
-                }
-            }
-        } else if is_wild(part) {
+        let objects = files && at == last;
+        if is_wild(part) {
+            // Folders (prefixes) match a component; in the last component
+            // of a file pattern, objects do.
             let pat = glob::Pattern::new(part)
                 .map_err(|e| Error::open(name, format!("bad glob pattern `{part}`: {e}")))?;
             for pre in &current {
@@ -285,16 +265,25 @@ pub(crate) fn glob(name: &str, pattern: &str, files: bool) -> Result<Vec<String>
                 let listing = store
                     .list_dir(&p)
                     .map_err(|e| Error::open(name, format!("cannot list {base}/{pre}: {e}")))?;
-                for child in listing.prefixes() {
-                    let Some(n) = child.as_str().strip_prefix(pre.as_str()) else {
+                let found: Vec<&str> = if objects {
+                    listing.keys().iter().map(StoreKey::as_str).collect()
+                } else {
+                    listing.prefixes().iter().map(StorePrefix::as_str).collect()
+                };
+                for child in found {
+                    let Some(n) = child.strip_prefix(pre.as_str()) else {
                         continue;
                     };
                     let n = n.trim_end_matches('/');
                     if pat.matches(n) && !crate::swap::is_temporary_name(n) {
-                        next.push(child.as_str().to_string());
+                        next.push(child.to_string());
                     }
                 }
             }
+        } else if objects {
+            // A literal file name is kept as it is (a missing one is
+            // reported when it is opened).
+            next = current.iter().map(|pre| format!("{pre}{part}")).collect();
         } else {
             next = current.iter().map(|pre| format!("{pre}{part}/")).collect();
         }
