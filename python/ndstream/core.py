@@ -1200,13 +1200,15 @@ def from_zarr(url: Any, component: str | None = None, chunks: Any = "auto", **kw
 def open(path: str | os.PathLike, chunks: Any = "auto") -> Array:
     """A stored array, by ndstream's path syntax: ``x.npy``,
     ``store.zarr`` (``store.zarr/group/array``), ``file.h5:/dataset``,
-    ``file.bin?dtype=<f4&shape=100,200``."""
+    ``file.bin?dtype=<f4&shape=100,200``, and by URL a Zarr store
+    (``s3://bucket/x.zarr/array``) or an HDF5/netCDF-4 file, read by byte
+    ranges (``s3://bucket/era5.nc:/t2m``)."""
     return _open_store(os.fspath(path), chunks)
 
 
 def open_many(pattern: str, chunks: Any = "auto") -> list:
     """Every array a glob pattern names, sorted by path
-    (``open_many("data/*.h5:/t2m")``)."""
+    (``open_many("data/*.h5:/t2m")``, ``open_many("s3://bucket/era5/*.nc:/t2m")``)."""
     out = [Array(a) for a in _ndstream.open_many(pattern)]
     if chunks is not None and not (isinstance(chunks, str) and chunks == "auto"):
         out = [x.rechunk(chunks) for x in out]
