@@ -19,9 +19,9 @@ pub(crate) struct RangeFile {
     store: Arc<dyn ObjectStore>,
     key: object_store::path::Path,
     len: u64,
-    /// The object's ETag at open: every read asks for that version
-    /// (`If-Match`), so a file replaced while it is read is an error, not
-    /// a mixture of two files.
+    /// The object's ETag at open (a strong one; see [`strong`]): every read
+    /// asks for that version (`If-Match`), so a file replaced while it is
+    /// read is an error, not a mixture of two files.
     e_tag: Option<String>,
     rt: tokio::runtime::Handle,
     /// The object's URL as the user wrote it, for messages.
@@ -47,6 +47,13 @@ impl std::ops::Deref for RangeBytes {
     fn deref(&self) -> &[u8] {
         (*self.0).as_ref()
     }
+}
+
+/// An ETag that `If-Match` can compare: a weak one (`W/"…"`, which a web
+/// server may give for a representation it re-encodes) never matches, so
+/// a file with one is read unpinned.
+fn strong(e_tag: Option<&str>) -> Option<String> {
+    e_tag.filter(|t| !t.starts_with("W/")).map(str::to_string)
 }
 
 /// The URL of the folder holding `url`'s object, and the object's name.
@@ -103,7 +110,7 @@ impl RangeFile {
                         let meta = store.head(&key).await?;
                         let options = object_store::GetOptions::new()
                             .with_range(Some(0..BLOCK.min(meta.size)))
-                            .with_if_match(meta.e_tag.clone());
+                            .with_if_match(strong(meta.e_tag.as_deref()));
                         let first = if meta.size == 0 {
                             Vec::new()
                         } else {
@@ -133,7 +140,7 @@ impl RangeFile {
                     store,
                     key,
                     len: meta.size,
-                    e_tag: meta.e_tag,
+                    e_tag: strong(meta.e_tag.as_deref()),
                     rt: rt.handle().clone(),
                     url: url.clone(),
                     blocks: std::sync::Mutex::new(vec![(0, Arc::new(first))]),
@@ -434,6 +441,13 @@ pub(crate) fn ros3_target(name: &str, url: &str) -> Result<Ros3Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_pinned_to_strong_etags_only() {
+        assert_eq!(strong(Some("\"abc\"")), Some("\"abc\"".to_string()));
+        assert_eq!(strong(Some("W/\"abc\"")), None);
+        assert_eq!(strong(None), None);
+    }
 
     #[test]
     fn an_s3_object_has_the_url_its_endpoint_or_aws_serves_it_at() {
