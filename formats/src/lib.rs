@@ -7,6 +7,8 @@
 //! reads netCDF-3 files (classic, 64-bit offset and CDF-5, memory-mapped),
 //! and picks one from a path:
 //!
+//! - [`Format`]: one per format, listed by [`formats`]; [`format_of`]
+//!   picks the one that serves a location (see [`format`]);
 //! - [`parse_location`]: the path syntax (`file.h5:/dset`, `dir.zarr/a`,
 //!   `file.npy`, `file.bin?dtype=<f4&shape=100,200`), see [`path`];
 //! - [`open_source`] / [`open_many`]: read an array (or every array a glob matches);
@@ -34,6 +36,8 @@ pub mod path;
 pub mod spec;
 
 mod contiguous;
+pub mod format;
+mod lifecycle;
 mod lock;
 mod netcdf3;
 #[cfg(feature = "npy")]
@@ -47,8 +51,9 @@ mod url;
 #[cfg(feature = "zarr")]
 mod zarr;
 
+pub use format::{format_of, formats, Format};
 pub use identity::{check_output, check_output_file, real_path};
-pub use open::{create_sink, info, is_pattern, open_many, open_source, sink_needs};
+pub use open::{create_sink, info, is_pattern, open_many, open_source, sink_needs, write_location};
 pub use path::{parse_location, Location, RawSpec};
 pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};
 

@@ -42,8 +42,14 @@ use std::path::Path;
 use ndstream_engine::{Attributes, DType, Error, Result};
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource};
+
 use crate::contiguous::{open_err, ContiguousSource, Layout};
-use crate::spec::{ArrayInfo, StoreInfo};
+use crate::format::Format;
+use crate::path::Location;
+use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 
 /// Which netCDF-3 variant a file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -720,6 +726,57 @@ fn dim_names(l: &Layouts, i: usize) -> Vec<String> {
         .iter()
         .map(|&d| l.header.dims[d].name.clone())
         .collect()
+}
+
+/// NetCDF-3 files, in every build: read only, named as HDF5 files are
+/// and told apart by their magic number (see the module doc).
+pub(crate) struct NetCdf3;
+
+impl NetCdf3 {
+    /// The file and variable of a netCDF-3 location.
+    fn parts<'a>(path: &str, loc: &'a Location) -> Result<(&'a Path, &'a str)> {
+        match loc {
+            Location::Hdf5 { file, dataset } => Ok((file, dataset)),
+            _ => Err(Error::open(path, "not a netCDF-3 file")),
+        }
+    }
+
+    /// A write to a netCDF-3 file: refused in every mode, and the file
+    /// is never replaced (it may hold variables ndstream cannot read).
+    fn refuse(path: &str, loc: &Location) -> Error {
+        let file =
+            Self::parts(path, loc).map_or_else(|_| path.into(), |(f, _)| f.display().to_string());
+        Error::open(
+            path,
+            format!(
+                "{file} is a netCDF-3 file, not an HDF5 file: ndstream reads netCDF-3 but does \
+                 not write it, and refuses to replace it (remove it, or name another file)"
+            ),
+        )
+    }
+}
+
+impl Format for NetCdf3 {
+    fn name(&self) -> &'static str {
+        "netcdf3"
+    }
+    fn probe(&self, loc: &Location) -> bool {
+        matches!(loc, Location::Hdf5 { file, .. } if probe(file).is_some())
+    }
+    fn open(&self, path: &str, loc: &Location) -> Result<Arc<dyn ChunkSource>> {
+        let (file, dataset) = Self::parts(path, loc)?;
+        Ok(Arc::new(open_source(path, file, dataset)?))
+    }
+    fn info(&self, path: &str, loc: &Location) -> Result<StoreInfo> {
+        let (file, dataset) = Self::parts(path, loc)?;
+        info(path, file, dataset)
+    }
+    fn sink_needs(&self, path: &str, loc: &Location, _: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+        Err(Self::refuse(path, loc))
+    }
+    fn create(&self, path: &str, loc: &Location, _: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
+        Err(Self::refuse(path, loc))
+    }
 }
 
 #[cfg(test)]

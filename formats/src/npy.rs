@@ -12,12 +12,14 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
-use ndstream_engine::{DType, Error, Result};
+use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result};
 
 use crate::contiguous::{contiguous_info, open_err, ContiguousSink, ContiguousSource, Layout};
-use crate::path::{parse_typestr, typestr};
-use crate::spec::{ArrayInfo, SinkSpec};
+use crate::format::Format;
+use crate::path::{parse_typestr, typestr, Location};
+use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
@@ -223,6 +225,38 @@ pub(crate) fn info(name: &str, file: &Path) -> Result<ArrayInfo> {
     // Opening checks the size, so a truncated file is reported here too.
     ContiguousSource::open(name, file, src_layout.clone())?;
     Ok(contiguous_info(name, "npy", file, &src_layout))
+}
+
+/// NumPy `.npy` files (feature `npy`; see the module doc).
+pub(crate) struct Npy;
+
+impl Format for Npy {
+    fn name(&self) -> &'static str {
+        "npy"
+    }
+    fn probe(&self, loc: &Location) -> bool {
+        matches!(loc, Location::Npy(_))
+    }
+    fn open(&self, path: &str, loc: &Location) -> Result<Arc<dyn ChunkSource>> {
+        Ok(Arc::new(open_source(path, npy_file(path, loc)?)?))
+    }
+    fn info(&self, path: &str, loc: &Location) -> Result<StoreInfo> {
+        Ok(StoreInfo::Array(info(path, npy_file(path, loc)?)?))
+    }
+    fn sink_needs(&self, path: &str, _: &Location, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+        crate::contiguous::sink_needs(path, spec)
+    }
+    fn create(&self, path: &str, loc: &Location, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
+        Ok(Arc::new(create_sink(path, npy_file(path, loc)?, spec)?))
+    }
+}
+
+/// The file of a `.npy` location.
+fn npy_file<'a>(path: &str, loc: &'a Location) -> Result<&'a Path> {
+    match loc {
+        Location::Npy(file) => Ok(file),
+        _ => Err(Error::open(path, "not a .npy file")),
+    }
 }
 
 #[cfg(test)]

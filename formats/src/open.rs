@@ -1,70 +1,20 @@
 //! Format dispatch: a user path to the format module that serves it.
 //!
-//! Every entry point parses the path with [`parse_location`] and hands the
-//! pieces to one format module (`raw` in every build; `zarr`, `npy` and
-//! `hdf5` when the crate is built with their features, otherwise the path
-//! is refused naming the feature). An HDF5-style path (`x.nc:/v`)
-//! whose file starts with a netCDF-3 magic number is read by `netcdf3`
-//! instead, in every build. The user's path string is the store's name in
-//! every error and repr.
+//! Every entry point parses the path with [`parse_location`] (for a
+//! write, [`write_location`]) and hands the location to the format that
+//! serves it ([`format_of`], see [`crate::format`]). The user's path
+//! string is the store's name in every error and repr. Globs are expanded
+//! here, on a local file system or by listing a bucket, and their matches
+//! opened by their formats.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, Error, Result};
 
-#[cfg(feature = "npy")]
-use crate::npy;
+use crate::format::{format_of, Format};
 use crate::path::{parse_location, split_raw, Location};
 use crate::spec::{SinkSpec, StoreInfo};
-#[cfg(feature = "zarr")]
-use crate::zarr;
-use crate::{netcdf3, raw};
-
-/// The error for a path of a format this build lacks.
-#[cfg(not(all(feature = "hdf5", feature = "zarr", feature = "npy")))]
-fn lacking(path: &str, format: &str, feature: &str) -> Error {
-    Error::open(
-        path,
-        format!(
-            "this build has no {format} support; rebuild ndstream with the `{feature}` feature"
-        ),
-    )
-}
-
-#[cfg(not(feature = "hdf5"))]
-fn no_hdf5(path: &str) -> Error {
-    lacking(path, "HDF5", "hdf5")
-}
-
-#[cfg(not(feature = "zarr"))]
-fn no_zarr(path: &str) -> Error {
-    lacking(path, "Zarr", "zarr")
-}
-
-#[cfg(not(feature = "npy"))]
-fn no_npy(path: &str) -> Error {
-    lacking(path, ".npy", "npy")
-}
-
-/// The error for an HDF5 file reached by URL in a build that cannot read it.
-#[cfg(not(all(feature = "hdf5", feature = "object-store")))]
-fn no_hdf5_url(path: &str) -> Error {
-    Error::open(
-        path,
-        "this build cannot read HDF5 files by URL; rebuild ndstream with the `hdf5` and \
-         `object-store` features",
-    )
-}
-
-/// The error for writing to an HDF5 file reached by URL.
-fn hdf5_url_read_only(path: &str) -> Error {
-    Error::open(
-        path,
-        "an HDF5 or netCDF-4 file reached by URL is read-only; write HDF5 to a local path, \
-         or Zarr to object storage (s3://bucket/x.zarr)",
-    )
-}
 
 /// Open a stored array as a chunk source with its native chunking
 /// (contiguous stores get chunks of about [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES)).
@@ -88,32 +38,7 @@ fn hdf5_url_read_only(path: &str) -> Error {
 /// an unsupported dtype, or a format this build lacks.
 pub fn open_source(path: &str) -> Result<Arc<dyn ChunkSource>> {
     let loc = parse_location(path)?;
-    if let Location::Hdf5 { file, dataset } = &loc {
-        if netcdf3::probe(file).is_some() {
-            return Ok(Arc::new(netcdf3::open_source(path, file, dataset)?));
-        }
-    }
-    match loc {
-        #[cfg(feature = "zarr")]
-        Location::Zarr { root, array } => zarr::open_source(path, &root, &array),
-        #[cfg(feature = "zarr")]
-        Location::ZarrUrl { root, array } => zarr::open_url_source(path, &root, &array),
-        #[cfg(not(feature = "zarr"))]
-        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
-        #[cfg(feature = "npy")]
-        Location::Npy(file) => Ok(Arc::new(npy::open_source(path, &file)?)),
-        #[cfg(not(feature = "npy"))]
-        Location::Npy(_) => Err(no_npy(path)),
-        Location::Raw { file, spec } => Ok(Arc::new(raw::open_source(path, &file, &spec)?)),
-        #[cfg(feature = "hdf5")]
-        Location::Hdf5 { file, dataset } => crate::hdf5::open_source(&file, &dataset, path),
-        #[cfg(not(feature = "hdf5"))]
-        Location::Hdf5 { .. } => Err(no_hdf5(path)),
-        #[cfg(all(feature = "hdf5", feature = "object-store"))]
-        Location::Hdf5Url { url, dataset } => crate::hdf5::open_url_source(&url, &dataset, path),
-        #[cfg(not(all(feature = "hdf5", feature = "object-store")))]
-        Location::Hdf5Url { .. } => Err(no_hdf5_url(path)),
-    }
+    format_of(&loc)?.open(path, &loc)
 }
 
 /// Split a pattern into its file part (globbed) and the rest (`:/dset`,
@@ -199,10 +124,27 @@ pub fn open_many(pattern: &str) -> Result<Vec<Arc<dyn ChunkSource>>> {
     if files.is_empty() {
         return Err(Error::open(pattern, "no files match this pattern"));
     }
-    files
+    let paths: Vec<String> = files
         .iter()
-        .map(|f| open_source(&format!("{}{rest}", f.display())))
-        .collect()
+        .map(|f| format!("{}{rest}", f.display()))
+        .collect();
+    open_found(&paths)
+}
+
+/// Open the matches of a glob, in order: each run of matches one format
+/// serves is opened by that format together ([`Format::open_all`]).
+fn open_found(paths: &[String]) -> Result<Vec<Arc<dyn ChunkSource>>> {
+    let mut found = Vec::with_capacity(paths.len());
+    for p in paths {
+        let loc = parse_location(p)?;
+        found.push((format_of(&loc)?, (p.clone(), loc)));
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for run in found.chunk_by(|a, b| a.0.name() == b.0.name()) {
+        let locs: Vec<(String, Location)> = run.iter().map(|(_, l)| l.clone()).collect();
+        out.extend(run[0].0.open_all(&locs)?);
+    }
+    Ok(out)
 }
 
 /// [`open_many`] of a URL pattern: the stores its listing matches.
@@ -213,7 +155,7 @@ fn open_url_matches(
     rest: &str,
     files: bool,
 ) -> Result<Vec<Arc<dyn ChunkSource>>> {
-    let roots = zarr::url_glob(pattern, file_pat, files)?;
+    let roots = crate::zarr::url_glob(pattern, file_pat, files)?;
     if roots.is_empty() {
         let what = if files { "files" } else { "stores" };
         return Err(Error::open(
@@ -222,17 +164,12 @@ fn open_url_matches(
         ));
     }
     let paths: Vec<String> = roots.iter().map(|r| format!("{r}{rest}")).collect();
-    #[cfg(all(feature = "hdf5", feature = "object-store"))]
-    if files {
-        // Files are reached together, not one after another.
-        return crate::hdf5::open_url_sources(&paths);
-    }
-    paths.iter().map(|p| open_source(p)).collect()
+    open_found(&paths)
 }
 
 #[cfg(not(feature = "zarr"))]
 fn open_url_matches(pattern: &str, _: &str, _: &str, _: bool) -> Result<Vec<Arc<dyn ChunkSource>>> {
-    Err(no_zarr(pattern))
+    Err(Error::open(pattern, crate::format::lacking("Zarr", "zarr")))
 }
 
 /// Create a store to write an array into, per `spec` (shape, dtype,
@@ -247,6 +184,16 @@ fn open_url_matches(pattern: &str, _: &str, _: &str, _: bool) -> Result<Vec<Arc<
 /// [`WriteMode::Create`](crate::WriteMode::Create) (left untouched), a
 /// resume whose store does not match, or I/O failures creating it.
 pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
+    let (format, loc) = for_write(path, spec)?;
+    format.create(path, &loc, spec)
+}
+
+/// The format and location of a write of `spec` at `path`, after the
+/// checks every format shares: the chunks' rank, and
+/// [`WriteMode::Into`](crate::WriteMode::Into) and
+/// [`WriteMode::Shared`](crate::WriteMode::Shared) only where the format
+/// writes into an existing array.
+fn for_write(path: &str, spec: &SinkSpec) -> Result<(&'static dyn Format, Location)> {
     if spec.shape.len() != spec.chunks.len() {
         return Err(Error::open(
             path,
@@ -256,41 +203,46 @@ pub fn create_sink(path: &str, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
             ),
         ));
     }
-    refuse_into(path, spec)?;
-    if let Some((file, query)) = split_raw(path) {
-        return Ok(Arc::new(raw::create_sink(path, &file, query, spec)?));
-    }
-    match parse_location(path)? {
-        #[cfg(feature = "zarr")]
-        Location::Zarr { root, array } => zarr::create_sink(path, &root, &array, spec),
-        #[cfg(feature = "zarr")]
-        Location::ZarrUrl { root, array } => zarr::create_url_sink(path, &root, &array, spec),
-        #[cfg(not(feature = "zarr"))]
-        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
-        #[cfg(feature = "npy")]
-        Location::Npy(file) => Ok(Arc::new(npy::create_sink(path, &file, spec)?)),
-        #[cfg(not(feature = "npy"))]
-        Location::Npy(_) => Err(no_npy(path)),
-        Location::Raw { file, .. } => Ok(Arc::new(raw::create_sink(path, &file, None, spec)?)),
-        #[cfg(feature = "hdf5")]
-        Location::Hdf5 { file, dataset } => crate::hdf5::create_sink(&file, &dataset, path, spec),
-        #[cfg(not(feature = "hdf5"))]
-        Location::Hdf5 { .. } => Err(no_hdf5(path)),
-        Location::Hdf5Url { .. } => Err(hdf5_url_read_only(path)),
-    }
-}
-
-/// [`WriteMode::Into`](crate::WriteMode::Into) and
-/// [`WriteMode::Shared`](crate::WriteMode::Shared) are for Zarr arrays only.
-fn refuse_into(path: &str, spec: &SinkSpec) -> Result<()> {
-    let zarr = split_raw(path).is_none() && matches!(parse_location(path)?, Location::Zarr { .. });
-    if matches!(spec.mode, crate::WriteMode::Into | crate::WriteMode::Shared) && !zarr {
+    let loc = write_location(path, spec)?;
+    let format = format_of(&loc)?;
+    if matches!(spec.mode, crate::WriteMode::Into | crate::WriteMode::Shared)
+        && !format.writes_into(&loc)
+    {
         return Err(Error::open(
             path,
             "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",
         ));
     }
-    Ok(())
+    Ok((format, loc))
+}
+
+/// Where a write of `spec` at `path` goes: [`parse_location`], except
+/// that a raw binary file needs no `?dtype=..&shape=..` (the spec has
+/// them; what the path gives must agree, and may set the byte order and
+/// an offset).
+///
+/// ```
+/// use ndstream_engine::DType;
+/// use ndstream_formats::{write_location, Location, SinkSpec};
+/// let spec = SinkSpec::new(vec![2, 3], DType::I16, vec![2, 3]);
+/// let Location::Raw { spec: raw, .. } = write_location("x.bin?dtype=>i2", &spec).unwrap() else {
+///     panic!()
+/// };
+/// assert_eq!((raw.shape, raw.little_endian), (vec![2, 3], false));
+/// assert!(write_location("x.bin?dtype=<f4", &spec).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Open`] for a malformed path, or a raw layout that disagrees
+/// with the spec.
+pub fn write_location(path: &str, spec: &SinkSpec) -> Result<Location> {
+    match split_raw(path) {
+        Some((file, query)) => Ok(Location::Raw {
+            spec: crate::raw::write_spec(path, query, spec)?,
+            file,
+        }),
+        None => parse_location(path),
+    }
 }
 
 /// What writing `spec` at `path` needs, known before anything is opened or
@@ -306,44 +258,8 @@ fn refuse_into(path: &str, spec: &SinkSpec) -> Result<()> {
 /// The spec errors [`create_sink`] would give (chunks that do not fit the
 /// shape, a codec the format cannot write, a bad path).
 pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
-    if spec.shape.len() != spec.chunks.len() {
-        return Err(Error::open(
-            path,
-            format!(
-                "chunks {:?} do not match the rank of shape {:?}",
-                spec.chunks, spec.shape
-            ),
-        ));
-    }
-    refuse_into(path, spec)?;
-    let contiguous = |path: &str| -> Result<(ChunkGrid, u64)> {
-        let grid = crate::contiguous::spec_grid(path, spec)?;
-        let bytes = grid
-            .max_chunk_elems()
-            .saturating_mul(spec.dtype.size() as u64);
-        Ok((grid, bytes))
-    };
-    if split_raw(path).is_some() {
-        return contiguous(path);
-    }
-    match parse_location(path)? {
-        #[cfg(feature = "zarr")]
-        Location::Zarr { .. } => zarr::sink_needs(path, spec),
-        #[cfg(feature = "zarr")]
-        Location::ZarrUrl { root, .. } => zarr::url_sink_needs(path, &root, spec),
-        #[cfg(not(feature = "zarr"))]
-        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
-        #[cfg(not(feature = "npy"))]
-        Location::Npy(_) => Err(no_npy(path)),
-        #[cfg(feature = "npy")]
-        Location::Npy(_) => contiguous(path),
-        Location::Raw { .. } => contiguous(path),
-        #[cfg(feature = "hdf5")]
-        Location::Hdf5 { .. } => crate::hdf5::sink_needs(path, spec),
-        #[cfg(not(feature = "hdf5"))]
-        Location::Hdf5 { .. } => Err(no_hdf5(path)),
-        Location::Hdf5Url { .. } => Err(hdf5_url_read_only(path)),
-    }
+    let (format, loc) = for_write(path, spec)?;
+    format.sink_needs(path, &loc, spec)
 }
 
 /// Describe a stored array, or a group / HDF5 file and the arrays in it.
@@ -352,38 +268,5 @@ pub fn sink_needs(path: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
 /// As [`open_source`].
 pub fn info(path: &str) -> Result<StoreInfo> {
     let loc = parse_location(path)?;
-    if let Location::Hdf5 { file, dataset } = &loc {
-        if netcdf3::probe(file).is_some() {
-            return netcdf3::info(path, file, dataset);
-        }
-    }
-    match loc {
-        #[cfg(feature = "zarr")]
-        Location::Zarr { root, array } => zarr::info(path, &root, &array),
-        #[cfg(feature = "zarr")]
-        Location::ZarrUrl { root, array } => zarr::url_info(path, &root, &array),
-        #[cfg(not(feature = "zarr"))]
-        Location::Zarr { .. } | Location::ZarrUrl { .. } => Err(no_zarr(path)),
-        #[cfg(feature = "npy")]
-        Location::Npy(file) => Ok(StoreInfo::Array(npy::info(path, &file)?)),
-        #[cfg(not(feature = "npy"))]
-        Location::Npy(_) => Err(no_npy(path)),
-        Location::Raw { file, spec } => Ok(StoreInfo::Array(raw::info(path, &file, &spec)?)),
-        #[cfg(feature = "hdf5")]
-        Location::Hdf5 { file, dataset } => crate::hdf5::info(
-            &file,
-            (!dataset.is_empty()).then_some(dataset.as_str()),
-            path,
-        ),
-        #[cfg(not(feature = "hdf5"))]
-        Location::Hdf5 { .. } => Err(no_hdf5(path)),
-        #[cfg(all(feature = "hdf5", feature = "object-store"))]
-        Location::Hdf5Url { url, dataset } => crate::hdf5::url_info(
-            &url,
-            (!dataset.is_empty()).then_some(dataset.as_str()),
-            path,
-        ),
-        #[cfg(not(all(feature = "hdf5", feature = "object-store")))]
-        Location::Hdf5Url { .. } => Err(no_hdf5_url(path)),
-    }
+    format_of(&loc)?.info(path, &loc)
 }

@@ -48,9 +48,9 @@ pub(crate) use source::{open_err, release_pages, ContiguousSource};
 
 use std::path::{Path, PathBuf};
 
-use ndstream_engine::DType;
+use ndstream_engine::{ChunkGrid, DType, Result};
 
-use crate::spec::ArrayInfo;
+use crate::spec::{ArrayInfo, SinkSpec};
 
 /// Where and how the elements lie in a contiguous file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +120,17 @@ impl Layout {
     fn needs_swap(&self) -> bool {
         self.dtype.size() > 1 && self.little_endian != cfg!(target_endian = "little")
     }
+}
+
+/// What writing `spec` to a contiguous file needs (see
+/// [`crate::sink_needs`]): the spec's grid, and one chunk's bytes, which
+/// the sink gathers before its positioned write.
+pub(crate) fn sink_needs(name: &str, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+    let grid = spec_grid(name, spec)?;
+    let bytes = grid
+        .max_chunk_elems()
+        .saturating_mul(spec.dtype.size() as u64);
+    Ok((grid, bytes))
 }
 
 /// The sidecar that marks a contiguous file as being written.

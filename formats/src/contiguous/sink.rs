@@ -11,6 +11,7 @@ use ndstream_engine::{Block, ChunkGrid, ChunkSink, DType, Error, Result};
 
 use super::gather::swap_bytes;
 use super::{marker_path, Layout};
+use crate::lifecycle::{decide, Action, Existing, Found};
 use crate::lock::{LockKind, OutputLock};
 use crate::spec::{SinkSpec, WriteMode};
 
@@ -83,7 +84,7 @@ impl ContiguousSink {
         layout: Layout,
         header: &[u8],
         spec: &SinkSpec,
-        matches: impl FnOnce(&Path) -> std::result::Result<(), String>,
+        matches: impl Fn(&Path) -> std::result::Result<(), String>,
     ) -> Result<ContiguousSink> {
         debug_assert!(!layout.fortran);
         let grid = spec_grid(name, spec)?;
@@ -112,26 +113,29 @@ impl ContiguousSink {
             // Under the output's lock: what a killed writer left goes.
             crate::swap::clean_stale(file);
         }
-        let (f, target, swap, fresh) = match (target, spec.mode) {
-            (Some(_), WriteMode::Create) => {
-                return Err(Error::open(
-                    name,
-                    "already exists; overwrite it or resume the write explicitly",
-                ))
-            }
-            (Some(t), WriteMode::Resume) => {
-                matches(file).map_err(|m| Error::open(name, format!("cannot resume: {m}")))?;
+        if matches!(spec.mode, WriteMode::Into | WriteMode::Shared) {
+            // `create_sink` refuses it first; kept for callers of this sink.
+            return Err(Error::open(
+                name,
+                "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",
+            ));
+        }
+        let layout_of = || matches(file);
+        let existing = match target {
+            Some(_) => Existing::Array(Found {
+                layout: &layout_of,
+                grid: &layout_of,
+                incomplete: marker.exists(),
+            }),
+            None => Existing::Nothing,
+        };
+        let action = decide(name, spec.mode, existing, "file")?;
+        let (f, target, swap, fresh) = match (target, action) {
+            (Some(t), Action::Resume) => {
                 write_marker(name, &marker)?;
                 (t, None, None, false)
             }
-            (_, WriteMode::Into | WriteMode::Shared) => {
-                // `create_sink` refuses it first; kept for callers of this sink.
-                return Err(Error::open(
-                    name,
-                    "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",
-                ));
-            }
-            (Some(t), WriteMode::Overwrite) => {
+            (Some(t), Action::Replace) => {
                 let tmp = crate::swap::temp_sibling(file);
                 let f = OpenOptions::new()
                     .read(true)
@@ -148,7 +152,14 @@ impl ContiguousSink {
                 };
                 (lock, Some(t), Some((tmp, file.to_path_buf())), true)
             }
-            (None, _) => {
+            (Some(_), Action::New | Action::Into)
+            | (None, Action::Replace | Action::Resume | Action::Into) => {
+                return Err(Error::open(
+                    name,
+                    "the write mode does not apply to what is here",
+                ))
+            }
+            (None, Action::New) => {
                 if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent)
                         .map_err(|e| io_err(name, "creating the directory", e))?;

@@ -55,8 +55,9 @@ use ndstream_engine::{with_dtype, Error, Result};
 
 use super::codec::Step;
 use super::{attrs, h5_open_err, map_dtype, Meta, INCOMPLETE_ATTR};
+use crate::lifecycle::{decide, Action, Existing, Found};
 use crate::lock::{LockKind, OutputLock};
-use crate::spec::{SinkSpec, WriteMode};
+use crate::spec::SinkSpec;
 
 /// How `finish` puts the written dataset in place.
 #[derive(Debug)]
@@ -255,39 +256,31 @@ pub(super) fn open_for_write(
         ));
     }
     if !is_hdf5(file) {
-        return Err(Error::open(
+        // Every mode refuses it.
+        decide(
             name,
-            format!(
-                "{} exists and is not an HDF5 file; refusing to replace it (remove it, or name another file)",
-                file.display()
-            ),
-        ));
+            spec.mode,
+            Existing::Foreign("is not an HDF5 file"),
+            "dataset",
+        )?;
     }
     let mut locks = vec![lock(file, name)?];
     // Under the file's lock: temporary files a killed writer left go.
     crate::swap::clean_stale(file);
-    // Look first without writing (an open for writing marks the superblock).
-    let (exists, only, leftover) = {
+    // Look first without writing (an open for writing marks the
+    // superblock): most refusals are made here.
+    let (action, only, leftover) = {
         let ro = super::open_read_only(file)
             .map_err(|e| open_failed(name, file, "cannot open as HDF5", e))?;
         super::cloexec(&ro);
-        let exists = ro.link_exists(path);
+        let action = decide_in(&ro, path, name, spec, pipeline)?;
         (
-            exists,
-            exists && holds_only(&ro, path),
+            action,
+            action == Action::Replace && holds_only(&ro, path),
             ro.link_exists(&temp_dataset(path)),
         )
     };
-    if spec.mode == WriteMode::Create && exists {
-        return Err(Error::open(
-            name,
-            format!(
-                "{path} already exists in {}; overwrite or resume it explicitly",
-                file.display()
-            ),
-        ));
-    }
-    if spec.mode == WriteMode::Overwrite && only && !leftover {
+    if action == Action::Replace && only && !leftover {
         let temp = crate::swap::temp_sibling(file);
         let new = h5_open(&temp, true).map_err(|e| open_failed(name, &temp, "cannot create", e))?;
         super::cloexec(&new);
@@ -320,21 +313,13 @@ pub(super) fn open_for_write(
     super::cloexec(&f);
     claim_whole_file(&f, name)?;
     tidy(&f, path, name)?;
-    let exists = f.link_exists(path);
     let on_disk = file.to_path_buf();
-    match spec.mode {
-        WriteMode::Create if exists => Err(Error::open(
-            name,
-            format!(
-                "{path} already exists in {}; overwrite or resume it explicitly",
-                file.display()
-            ),
-        )),
-        WriteMode::Resume if exists => {
+    // Again after tidying, which may have moved a finished dataset into place.
+    match decide_in(&f, path, name, spec, pipeline)? {
+        Action::Resume => {
             let ds = super::checked_dataset(&f, path).map_err(|e| {
                 h5_open_err(name, &format!("cannot resume: {path} is not a dataset"), e)
             })?;
-            check_resumable(&ds, name, spec, pipeline)?;
             let was_complete = ds.attr(INCOMPLETE_ATTR).is_err();
             if was_complete {
                 mark_incomplete(&ds, name)?;
@@ -350,7 +335,7 @@ pub(super) fn open_for_write(
                 on_disk,
             })
         }
-        WriteMode::Overwrite if exists => {
+        Action::Replace => {
             use_110_format(&f, name)?;
             let temp = temp_dataset(path);
             let ds = new_dataset(&f, &temp, name, spec, level, !pipeline.is_empty())?;
@@ -367,7 +352,7 @@ pub(super) fn open_for_write(
                 on_disk,
             })
         }
-        _ => {
+        Action::New => {
             use_110_format(&f, name)?;
             let ds = new_dataset(&f, path, name, spec, level, !pipeline.is_empty())?;
             flush(&f, name, "the new dataset")?;
@@ -380,7 +365,37 @@ pub(super) fn open_for_write(
                 on_disk,
             })
         }
+        // `create_sink` refuses `Into` and `Shared` for HDF5 first.
+        Action::Into => Err(Error::open(
+            name,
+            "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",
+        )),
     }
+}
+
+/// The write mode's action for the dataset `path` of the open file `f`
+/// ([`decide`]): nothing there, a dataset (resumable if its layout is the
+/// spec's, see [`layout_diff`]), or another object (a group).
+fn decide_in(
+    f: &hdf5::File,
+    path: &str,
+    name: &str,
+    spec: &SinkSpec,
+    pipeline: &[Step],
+) -> Result<Action> {
+    if !f.link_exists(path) {
+        return decide(name, spec.mode, Existing::Nothing, "dataset");
+    }
+    let Ok(ds) = super::checked_dataset(f, path) else {
+        return decide(name, spec.mode, Existing::Other, "dataset");
+    };
+    let layout = || layout_diff(&ds, name, spec, pipeline);
+    let found = Found {
+        layout: &layout,
+        grid: &layout,
+        incomplete: ds.attr(INCOMPLETE_ATTR).is_ok(),
+    };
+    decide(name, spec.mode, Existing::Array(found), "dataset")
 }
 
 /// A new file: made under a temporary name, given its dataset, flushed,
@@ -589,12 +604,18 @@ fn create_dataset(
         .map_err(|e| h5_open_err(name, &format!("cannot create dataset {path}"), e))
 }
 
-/// A dataset can be resumed if its shape, dtype, chunks and filters are the spec's.
-fn check_resumable(ds: &Dataset, name: &str, spec: &SinkSpec, pipeline: &[Step]) -> Result<()> {
-    let meta = Meta::read(ds, name)?;
+/// A dataset can be resumed if its shape, dtype, chunks and filters are
+/// the spec's; if not, how they differ.
+fn layout_diff(
+    ds: &Dataset,
+    name: &str,
+    spec: &SinkSpec,
+    pipeline: &[Step],
+) -> std::result::Result<(), String> {
+    let meta = Meta::read(ds, name).map_err(|e| e.to_string())?;
     let dt = ds
         .dtype()
-        .map_err(|e| h5_open_err(name, "cannot read the dataset's type", e))?;
+        .map_err(|e| format!("cannot read the type of {}: {e}", ds.name()))?;
     let native = map_dtype(&dt)
         .map(|(_, be)| be == cfg!(target_endian = "big"))
         .unwrap_or(false);
@@ -633,10 +654,7 @@ fn check_resumable(ds: &Dataset, name: &str, spec: &SinkSpec, pipeline: &[Step])
     if why.is_empty() {
         Ok(())
     } else {
-        Err(Error::open(
-            name,
-            format!("cannot resume {}: it has {}", ds.name(), why.join(", ")),
-        ))
+        Err(format!("{} has {}", ds.name(), why.join(", ")))
     }
 }
 

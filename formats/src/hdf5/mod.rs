@@ -40,6 +40,8 @@ use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::Dataset;
 use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, DType, Error, Result};
 
+use crate::format::Format;
+use crate::path::Location;
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 
 pub(crate) use codec::{decode as codec_decode, encode as codec_encode, Packing, Step};
@@ -763,4 +765,94 @@ pub(crate) fn h5_open_err(name: &str, what: &str, e: hdf5::Error) -> Error {
         message: format!("{what}: {e}"),
         cause: Some(Box::new(e)),
     }
+}
+/// HDF5 and netCDF-4 files (feature `hdf5`): local files read and
+/// written, and, with the `object-store` feature, files reached by URL
+/// read by byte ranges (see the module doc).
+pub(crate) struct Hdf5;
+
+/// A local file, or a file by URL, and the dataset path in it.
+enum At<'a> {
+    Local(&'a Path, &'a str),
+    #[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+    Url(&'a str, &'a str),
+}
+
+fn at<'a>(path: &str, loc: &'a Location) -> Result<At<'a>> {
+    match loc {
+        Location::Hdf5 { file, dataset } => Ok(At::Local(file, dataset)),
+        Location::Hdf5Url { url, dataset } => Ok(At::Url(url, dataset)),
+        _ => Err(Error::open(path, "not an HDF5 file")),
+    }
+}
+
+/// The error for an HDF5 file reached by URL in a build that cannot read it.
+#[cfg(not(feature = "object-store"))]
+fn no_url(path: &str) -> Error {
+    Error::open(
+        path,
+        "this build cannot read HDF5 files by URL; rebuild ndstream with the `hdf5` and \
+         `object-store` features",
+    )
+}
+
+impl Format for Hdf5 {
+    fn name(&self) -> &'static str {
+        "hdf5"
+    }
+    fn probe(&self, loc: &Location) -> bool {
+        matches!(loc, Location::Hdf5 { .. } | Location::Hdf5Url { .. })
+    }
+    fn open(&self, path: &str, loc: &Location) -> Result<Arc<dyn ChunkSource>> {
+        match at(path, loc)? {
+            At::Local(file, dataset) => open_source(file, dataset, path),
+            #[cfg(feature = "object-store")]
+            At::Url(url, dataset) => open_url_source(url, dataset, path),
+            #[cfg(not(feature = "object-store"))]
+            At::Url(..) => Err(no_url(path)),
+        }
+    }
+    /// Files reached by URL are opened [`OPEN_TOGETHER`] at a time (see
+    /// [`open_url_sources`]).
+    fn open_all(&self, found: &[(String, Location)]) -> Result<Vec<Arc<dyn ChunkSource>>> {
+        #[cfg(feature = "object-store")]
+        if found
+            .iter()
+            .all(|(_, l)| matches!(l, Location::Hdf5Url { .. }))
+        {
+            let paths: Vec<String> = found.iter().map(|(p, _)| p.clone()).collect();
+            return open_url_sources(&paths);
+        }
+        found.iter().map(|(p, loc)| self.open(p, loc)).collect()
+    }
+    fn info(&self, path: &str, loc: &Location) -> Result<StoreInfo> {
+        match at(path, loc)? {
+            At::Local(file, dataset) => info(file, (!dataset.is_empty()).then_some(dataset), path),
+            #[cfg(feature = "object-store")]
+            At::Url(url, dataset) => url_info(url, (!dataset.is_empty()).then_some(dataset), path),
+            #[cfg(not(feature = "object-store"))]
+            At::Url(..) => Err(no_url(path)),
+        }
+    }
+    fn sink_needs(&self, path: &str, loc: &Location, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+        match at(path, loc)? {
+            At::Local(..) => sink_needs(path, spec),
+            At::Url(..) => Err(url_read_only(path)),
+        }
+    }
+    fn create(&self, path: &str, loc: &Location, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
+        match at(path, loc)? {
+            At::Local(file, dataset) => create_sink(file, dataset, path, spec),
+            At::Url(..) => Err(url_read_only(path)),
+        }
+    }
+}
+
+/// The error for writing to an HDF5 file reached by URL.
+fn url_read_only(path: &str) -> Error {
+    Error::open(
+        path,
+        "an HDF5 or netCDF-4 file reached by URL is read-only; write HDF5 to a local path, \
+         or Zarr to object storage (s3://bucket/x.zarr)",
+    )
 }

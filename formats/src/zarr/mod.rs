@@ -27,6 +27,8 @@ use ndstream_engine::{ChunkGrid, ChunkSink, ChunkSource, Error, Result};
 use zarrs::array::{Array, CodecOptions};
 use zarrs::storage::ReadableStorageTraits;
 
+use crate::format::Format;
+use crate::path::Location;
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo, ZarrVersion};
 use meta::{ArrayMeta, Node};
 use store::AtomicFsStore;
@@ -324,5 +326,61 @@ pub(crate) fn url_sink_needs(name: &str, root: &str, spec: &SinkSpec) -> Result<
     {
         let _ = (root, spec);
         Err(no_object_store(name))
+    }
+}
+
+/// Zarr v2 and v3 (feature `zarr`): stores on a local file system and,
+/// with the `object-store` feature, reached by URL.
+pub(crate) struct Zarr;
+
+/// The store root and array path of a Zarr location, local or by URL.
+enum At<'a> {
+    Local(&'a Path, &'a str),
+    Url(&'a str, &'a str),
+}
+
+fn at<'a>(path: &str, loc: &'a Location) -> Result<At<'a>> {
+    match loc {
+        Location::Zarr { root, array } => Ok(At::Local(root, array)),
+        Location::ZarrUrl { root, array } => Ok(At::Url(root, array)),
+        _ => Err(Error::open(path, "not a Zarr store")),
+    }
+}
+
+impl Format for Zarr {
+    fn name(&self) -> &'static str {
+        "zarr"
+    }
+    fn probe(&self, loc: &Location) -> bool {
+        matches!(loc, Location::Zarr { .. } | Location::ZarrUrl { .. })
+    }
+    fn open(&self, path: &str, loc: &Location) -> Result<Arc<dyn ChunkSource>> {
+        match at(path, loc)? {
+            At::Local(root, array) => open_source(path, root, array),
+            At::Url(root, array) => open_url_source(path, root, array),
+        }
+    }
+    fn info(&self, path: &str, loc: &Location) -> Result<StoreInfo> {
+        match at(path, loc)? {
+            At::Local(root, array) => info(path, root, array),
+            At::Url(root, array) => url_info(path, root, array),
+        }
+    }
+    fn sink_needs(&self, path: &str, loc: &Location, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
+        match at(path, loc)? {
+            At::Local(..) => sink_needs(path, spec),
+            At::Url(root, _) => url_sink_needs(path, root, spec),
+        }
+    }
+    fn create(&self, path: &str, loc: &Location, spec: &SinkSpec) -> Result<Arc<dyn ChunkSink>> {
+        match at(path, loc)? {
+            At::Local(root, array) => create_sink(path, root, array, spec),
+            At::Url(root, array) => create_url_sink(path, root, array, spec),
+        }
+    }
+    /// A local array only ([`WriteMode::Into`](crate::WriteMode::Into)
+    /// and `Shared` take the array's lock, which a bucket has not).
+    fn writes_into(&self, loc: &Location) -> bool {
+        matches!(loc, Location::Zarr { .. })
     }
 }

@@ -76,6 +76,7 @@ use zarrs::storage::{ReadableWritableStorageTraits, StoreKey};
 use super::meta::{self, ArrayMeta, Node};
 use super::store::AtomicFsStore;
 use super::{codec_options, INCOMPLETE_MARKER};
+use crate::lifecycle::{decide, into_nothing, Action, Existing, Found};
 use crate::lock::{LockKind, OutputLock};
 use crate::spec::{Codec, SinkSpec, WriteMode};
 
@@ -394,6 +395,49 @@ fn same_layout(a: &ArrayMeta, b: &ArrayMeta) -> bool {
         && a.codec == b.codec
 }
 
+/// Whether the existing array `have` can be resumed by a write of
+/// `want` ([`same_layout`]), and if not, how the two differ.
+fn layout_diff(have: &ArrayMeta, want: &ArrayMeta) -> std::result::Result<(), String> {
+    if same_layout(have, want) {
+        return Ok(());
+    }
+    let words = |m: &ArrayMeta| {
+        format!(
+            "{} {} {:?} in chunks {:?}{} ({})",
+            super::version_name(m.version),
+            m.dtype,
+            m.shape,
+            m.chunks,
+            shard_words(m),
+            m.codec
+        )
+    };
+    Err(format!(
+        "the existing array is {}, the write is {}",
+        words(have),
+        words(want)
+    ))
+}
+
+/// Whether a write of `want` can go into the existing array `have`
+/// ([`same_grid`]), and if not, how the two differ.
+fn grid_diff(have: &ArrayMeta, want: &ArrayMeta) -> std::result::Result<(), String> {
+    if same_grid(have, want) {
+        return Ok(());
+    }
+    Err(format!(
+        "it is {} {:?} in chunks {:?}{}, the array written is {} {:?} in chunks {:?}{}",
+        have.dtype,
+        have.shape,
+        have.chunks,
+        shard_words(have),
+        want.dtype,
+        want.shape,
+        want.chunks,
+        shard_words(want)
+    ))
+}
+
 /// ", inner chunks [..]" for a sharded array.
 fn shard_words(m: &ArrayMeta) -> String {
     m.inner
@@ -501,52 +545,33 @@ impl ZarrSink {
         // array whose metadata went.
         let has_keys = state.keys.iter().any(|k| k.as_str() != marker_name);
         let marked = state.keys.iter().any(|k| k.as_str() == marker_name);
-        let exists = state.existing.is_some() || has_keys;
-        let mut replace = false;
-        let resume = match (spec.mode, &state.existing) {
-            (WriteMode::Into | WriteMode::Shared, _) => {
-                return Err(Error::open(
-                    name,
-                    "writing into an existing array is supported on a local file system only",
-                ))
+        if matches!(spec.mode, WriteMode::Into | WriteMode::Shared) {
+            return Err(Error::open(
+                name,
+                "writing into an existing array is supported on a local file system only",
+            ));
+        }
+        let (layout_of, grid_of);
+        let found = match &state.existing {
+            Some(Node::Array(have)) => {
+                layout_of = || layout_diff(have, &want);
+                grid_of = || grid_diff(have, &want);
+                Existing::Array(Found {
+                    layout: &layout_of,
+                    grid: &grid_of,
+                    incomplete: marked,
+                })
             }
-            (WriteMode::Create | WriteMode::Overwrite, _) if !exists => false,
-            (WriteMode::Create, _) => {
-                return Err(Error::open(
-                    name,
-                    "already exists; resume the write explicitly, or remove it first",
-                ))
-            }
-            // Only a Zarr node, or what an interrupted write of ours left
-            // (its marker), is replaced: never objects of unknown origin.
-            (WriteMode::Overwrite, None) if !marked => {
-                return Err(Error::open(
-                    name,
-                    "exists and is not a Zarr array or group; refusing to delete it",
-                ))
-            }
-            (WriteMode::Overwrite, _) => {
-                replace = true;
-                false
-            }
-            (WriteMode::Resume, Some(Node::Array(have))) if same_layout(have, &want) => true,
-            (WriteMode::Resume, Some(Node::Array(have))) => {
-                return Err(Error::open(
-                    name,
-                    format!(
-                        "cannot resume: the existing array is {} {:?} in chunks {:?} ({}), the write is {} {:?} in chunks {:?} ({})",
-                        have.dtype, have.shape, have.chunks, have.codec, want.dtype, want.shape, want.chunks, want.codec
-                    ),
-                ))
-            }
-            (WriteMode::Resume, _) if !exists => false,
-            (WriteMode::Resume, _) => {
-                return Err(Error::open(
-                    name,
-                    "cannot resume: the existing path is not a Zarr array",
-                ))
-            }
+            Some(Node::Group { .. }) => Existing::Other,
+            // What an interrupted write of ours left (its marker) is
+            // replaced; objects of unknown origin never are.
+            None if has_keys && marked => Existing::Other,
+            None if has_keys => Existing::Foreign("is not a Zarr array or group"),
+            None => Existing::Nothing,
         };
+        let action = decide(name, spec.mode, found, "Zarr array")?;
+        let resume = action == Action::Resume;
+        let replace = action == Action::Replace;
         let put_err = |what: &str, e: zarrs::storage::StorageError| Error::Sink {
             sink_name: name.to_string(),
             what: what.to_string(),
@@ -700,10 +725,8 @@ impl ZarrSink {
         if matches!(spec.mode, WriteMode::Into | WriteMode::Shared)
             && !crate::path::is_zarr_node(&dir)
         {
-            return Err(Error::open(
-                name,
-                "there is no Zarr array here to write into",
-            ));
+            // Refused before the array's directory is made.
+            return into_nothing(name, spec.mode, "Zarr array");
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| io_err(name, "creating the array directory", e))?;
@@ -725,76 +748,24 @@ impl ZarrSink {
         } else {
             None
         };
-        let mut resume = false;
-        let mut swap = None;
-        if exists {
-            match spec.mode {
-                WriteMode::Create => {
-                    return Err(Error::open(name, "already exists; overwrite it or resume the write explicitly"))
-                }
-                WriteMode::Overwrite => {
-                    if existing.is_none() {
-                        return Err(Error::open(
-                            name,
-                            "exists and is not a Zarr array or group; refusing to delete it",
-                        ));
-                    }
-                    swap = Some(crate::swap::temp_sibling(&dir));
-                }
-                WriteMode::Resume => match &existing {
-                    Some(Node::Array(have)) if same_layout(have, &want) => resume = true,
-                    Some(Node::Array(have)) => {
-                        return Err(Error::open(
-                            name,
-                            format!(
-                                "cannot resume: the existing array is {} {:?} in chunks {:?} ({}), the write is {} {:?} in chunks {:?} ({})",
-                                have.dtype, have.shape, have.chunks, have.codec, want.dtype, want.shape, want.chunks, want.codec
-                            ),
-                        ))
-                    }
-                    _ => return Err(Error::open(name, "cannot resume: the existing path is not a Zarr array")),
-                },
-                WriteMode::Into => match &existing {
-                    Some(Node::Array(have)) if same_grid(have, &want) => resume = true,
-                    Some(Node::Array(have)) => {
-                        return Err(Error::open(
-                            name,
-                            format!(
-                                "cannot write into the existing array: it is {} {:?} in chunks {:?}{}, the array written is {} {:?} in chunks {:?}{}",
-                                have.dtype, have.shape, have.chunks, shard_words(have), want.dtype, want.shape, want.chunks, shard_words(&want)
-                            ),
-                        ))
-                    }
-                    _ => return Err(Error::open(name, "there is no Zarr array here to write into")),
-                },
-                WriteMode::Shared => match &existing {
-                    Some(Node::Array(have)) if same_layout(have, &want) => {
-                        if !dir.join(INCOMPLETE_MARKER).exists() {
-                            return Err(Error::open(
-                                name,
-                                "the array is complete (or was not created by a plan): the tasks of a plan write only into the array the plan created",
-                            ));
-                        }
-                        resume = true;
-                    }
-                    Some(Node::Array(have)) => {
-                        return Err(Error::open(
-                            name,
-                            format!(
-                                "the array is not the one the plan created: it is {} {:?} in chunks {:?}{} ({}), the plan writes {} {:?} in chunks {:?}{} ({})",
-                                have.dtype, have.shape, have.chunks, shard_words(have), have.codec, want.dtype, want.shape, want.chunks, shard_words(&want), want.codec
-                            ),
-                        ))
-                    }
-                    _ => return Err(Error::open(name, "there is no Zarr array here for the plan's tasks to write into (run `ndstream plan` again)")),
-                },
+        let (layout_of, grid_of);
+        let found = match &existing {
+            Some(Node::Array(have)) => {
+                layout_of = || layout_diff(have, &want);
+                grid_of = || grid_diff(have, &want);
+                Existing::Array(Found {
+                    layout: &layout_of,
+                    grid: &grid_of,
+                    incomplete: dir.join(INCOMPLETE_MARKER).exists(),
+                })
             }
-        } else if shared {
-            return Err(Error::open(
-                name,
-                "there is no Zarr array here for the plan's tasks to write into (run `ndstream plan` again)",
-            ));
-        }
+            Some(Node::Group { .. }) => Existing::Other,
+            None if exists => Existing::Foreign("is not a Zarr array or group"),
+            None => Existing::Nothing,
+        };
+        let action = decide(name, spec.mode, found, "Zarr array")?;
+        let resume = matches!(action, Action::Resume | Action::Into);
+        let swap = (action == Action::Replace).then(|| crate::swap::temp_sibling(&dir));
         if !resume {
             ensure_groups(name, root, array, spec)?;
         }

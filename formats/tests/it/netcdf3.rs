@@ -421,3 +421,49 @@ fn classic(dims: &[&str], vars: &[&str]) -> Vec<u8> {
     }
     v
 }
+
+/// The matches of one glob may be of two formats that share a path
+/// syntax: each is opened by its own (netCDF-3 by its magic number, HDF5
+/// by libhdf5), in the glob's order, and a write to the netCDF-3 one is
+/// refused before anything changes.
+#[cfg(feature = "hdf5")]
+#[test]
+fn a_glob_over_netcdf3_and_hdf5_files_opens_each_with_its_format() {
+    use ndstream_formats::{
+        create_sink, format_of, open_many, parse_location, sink_needs, SinkSpec, WriteMode,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("a1.nc"), classic(&["x"], &["v"])).unwrap();
+    let h5 = format!("{d}/a2.nc:/v");
+    let sink = create_sink(&h5, &SinkSpec::new(vec![3], DType::I32, vec![2])).unwrap();
+    sink.write_chunk(&[0], &Block::from(ndarray::arr1(&[7, 8]).into_dyn()))
+        .unwrap();
+    sink.write_chunk(&[1], &Block::from(ndarray::arr1(&[9]).into_dyn()))
+        .unwrap();
+    sink.finish().unwrap();
+    let names: Vec<&str> = ["a1.nc", "a2.nc"]
+        .iter()
+        .map(|f| {
+            let loc = parse_location(&format!("{d}/{f}:/v")).unwrap();
+            format_of(&loc).unwrap().name()
+        })
+        .collect();
+    assert_eq!(names, ["netcdf3", "hdf5"]);
+    let all = open_many(&format!("{d}/a*.nc:/v")).unwrap();
+    let values: Vec<Vec<f64>> = all
+        .iter()
+        .map(|s| read_all(s.as_ref()).unwrap().to_f64_vec())
+        .collect();
+    assert_eq!(values, [vec![1.0, 2.0], vec![7.0, 8.0, 9.0]]);
+    let before = std::fs::read(dir.path().join("a1.nc")).unwrap();
+    for mode in [WriteMode::Create, WriteMode::Overwrite, WriteMode::Resume] {
+        let mut spec = SinkSpec::new(vec![2], DType::I32, vec![2]);
+        spec.mode = mode;
+        let at = format!("{d}/a1.nc:/v");
+        let m = sink_needs(&at, &spec).unwrap_err().to_string();
+        assert!(m.contains("netCDF-3") && m.contains("a1.nc"), "{m}");
+        assert!(create_sink(&at, &spec).is_err());
+    }
+    assert_eq!(std::fs::read(dir.path().join("a1.nc")).unwrap(), before);
+}
