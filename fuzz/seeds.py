@@ -127,10 +127,39 @@ def expr():
         put("expr", s.encode())
 
 
+def program():
+    """Programs as JSON, written by the ndstream Python package (pip install ./python)."""
+    try:
+        import numpy as np
+
+        import ndstream as da
+        from ndstream import _ndstream
+    except ImportError as e:
+        sys.exit(f"the program seeds need numpy and the ndstream Python package: {e}")
+    x = da.random.normal(10, 0.1, size=(20, 30), chunks=(5, 6))
+    a = da.arange(24, chunks=5).reshape((4, 6)).rechunk((3, 4))
+    m = da.from_array(np.array([[1.5, np.nan], [-0.0, np.inf]]), chunks=1)
+    for y in [
+        da.ones((4, 6), chunks=(2, 3)).sum(axis=0),
+        x[::2, ::-3].mean(axis=1),
+        (a * 2 - 1)[1:, None, ...].max(),
+        da.stack([da.zeros((3,)), da.ones((3,))], axis=1).T.std(ddof=1),
+        da.where(x > 10, x, -x).cumsum(axis=1),
+        da.concatenate([da.full((2, 2), 7, dtype="int16"), da.ones((2, 2), chunks=1)], axis=0).astype("float32"),
+        x.var(axis=0),
+        x.argmax(axis=1),
+        da.topk(x[0], 3),
+        da.triu(da.ones((5, 5)), 1).any(axis=(0, 1), keepdims=True),
+        da.nansum(m, axis=0) + m.T,
+        x[x[:, 0] > 10],
+    ]:
+        put("program", _ndstream.to_program([y._a]).encode())
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["npy_header", "zarr_meta", "hdf5_open", "hdf5_codec", "path_syntax", "expr",
-                             "netcdf3"]
+                             "netcdf3", "program"]
     fns = {"npy_header": npy, "zarr_meta": zarr, "hdf5_open": hdf5, "hdf5_codec": codec,
-           "path_syntax": paths, "expr": expr, "netcdf3": netcdf3}
+           "path_syntax": paths, "expr": expr, "netcdf3": netcdf3, "program": program}
     for w in which:
         fns[w]()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the readers, the path syntax and the expression
-# language (fuzz/, cargo-fuzz + libFuzzer with AddressSanitizer).
+# Coverage-guided fuzzing of the readers, the path syntax, the expression
+# language and program JSON (fuzz/, cargo-fuzz + libFuzzer with
+# AddressSanitizer).
 #
 #   bash scripts/fuzz.sh [SECONDS_EACH] [TARGET...]
 #
@@ -25,7 +26,7 @@ export RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=never
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}
 secs=${1:-60}
 shift || true
-all=(npy_header zarr_meta hdf5_open hdf5_codec path_syntax expr netcdf3)
+all=(npy_header zarr_meta hdf5_open hdf5_codec path_syntax expr netcdf3 program)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 jobs=${FUZZ_JOBS:-$(nproc)}

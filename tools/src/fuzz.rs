@@ -1,8 +1,13 @@
-//! The entry point of the `expr` fuzz target (`fuzz/`), shared with the
-//! regression test that replays its corpus (`tests/safety.rs`).
+//! The entry points of the `expr` and `program` fuzz targets (`fuzz/`),
+//! shared with the regression tests that replay their corpora
+//! (`tests/safety.rs`).
 //!
-//! The bytes are a program of `ndstream eval`'s expression language. It is
-//! parsed and evaluated; the arrays it yields are computed when they are
+//! `expr`: the bytes are a program of `ndstream eval`'s expression
+//! language. `program`: they are a [`Program`](ndstream::Program) as JSON,
+//! what a plan file (`ndstream plan`, read by `run-task` on any worker)
+//! and a pickled Python array carry to another process; it is read and
+//! rebuilt, with stored inputs refused (the fuzzer opens no file).
+//! Either way the arrays it yields are computed when they are
 //! small enough to print (as `eval` would), under a 256 MiB budget and a
 //! watchdog that cancels a computation still running after two seconds (a
 //! small result can stand for a huge reduction; that is slow, not a bug),
@@ -40,6 +45,34 @@ pub fn expr(data: &[u8]) {
     };
     let mut arrays = Vec::new();
     collect(&value, &mut arrays);
+    compute_small(src, &arrays);
+}
+
+/// `program`: `data` (if UTF-8) as a program's JSON, rebuilt with every
+/// stored input refused.
+pub fn program(data: &[u8]) {
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(program) = ndstream::Program::from_json(src) else {
+        return;
+    };
+    let refuse = |locator: &str| -> ndstream::Result<std::sync::Arc<dyn ndstream::ChunkSource>> {
+        Err(ndstream::Error::invalid(
+            "fuzz",
+            "locator",
+            format!("no stored input while fuzzing: {locator}"),
+        ))
+    };
+    let Ok(arrays) = program.build(&refuse) else {
+        return;
+    };
+    compute_small(src, &arrays);
+}
+
+/// Compute `arrays` (what `src` yields) when each is small enough to print,
+/// under the budget and the watchdog, and format the results.
+fn compute_small(src: &str, arrays: &[ndstream::Array]) {
     if arrays.is_empty() || arrays.iter().any(|a| a.size() > MAX_ELEMENTS) {
         return;
     }
@@ -58,7 +91,7 @@ pub fn expr(data: &[u8]) {
                 cancel.cancel();
             }
         });
-        let blocks = exec.compute_many(&arrays);
+        let blocks = exec.compute_many(arrays);
         let _ = done.send(());
         blocks
     });

@@ -281,3 +281,26 @@ fn the_expr_fuzz_corpus_replays_without_a_panic() {
         }
     }
 }
+
+/// The `program` fuzz target's corpus and crashers (`fuzz/corpus/program`,
+/// `fuzz/regressions/program`), replayed through its entry point: program
+/// JSON the fuzzer found (what plan files and pickled arrays carry), each
+/// read, rebuilt, computed when small and printed; none may panic.
+#[test]
+fn the_program_fuzz_corpus_replays_without_a_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut inputs = Vec::new();
+    for dir in ["corpus/program", "regressions/program"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
+            inputs.extend(rd.map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(!inputs.is_empty(), "no corpus for the program fuzz target");
+    inputs.sort();
+    for p in inputs {
+        let data = std::fs::read(&p).unwrap();
+        if std::panic::catch_unwind(|| ndstream_cli::fuzz::program(&data)).is_err() {
+            panic!("the fuzz input {} of program panics", p.display());
+        }
+    }
+}
