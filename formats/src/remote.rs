@@ -446,6 +446,13 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Owned key-value pairs, as `profile` gives them.
+    fn kv(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     /// `aws_profile` with these variables set and `HOME` at `home`.
     fn profile(
         home: &std::path::Path,
@@ -478,11 +485,6 @@ mod tests {
              source_profile = default\n\n[profile cfgkeys]\naws_access_key_id = AKCFG\naws_secret_access_key = scfg\n",
         )
         .unwrap();
-        let kv = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
         assert_eq!(
             profile(home.path(), &[]).unwrap(),
             kv(&[
@@ -575,11 +577,6 @@ mod tests {
             ),
         )
         .unwrap();
-        let kv = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
         assert_eq!(
             profile(home.path(), &[("AWS_PROFILE", "proc")]).unwrap(),
             kv(&[
