@@ -37,10 +37,10 @@ pub(crate) struct Found<'a> {
     /// `Ok` if its whole layout is the write's (shape, dtype, chunks,
     /// codecs), so its chunks can be kept: `Resume` and `Shared` need it.
     /// `Err` says how it differs.
-    pub layout: &'a dyn Fn() -> std::result::Result<(), String>,
+    pub layout: Box<dyn Fn() -> std::result::Result<(), String> + 'a>,
     /// `Ok` if its shape, dtype and chunk grid are the write's: `Into`
     /// needs only that (it writes with the array's own codecs).
-    pub grid: &'a dyn Fn() -> std::result::Result<(), String>,
+    pub grid: Box<dyn Fn() -> std::result::Result<(), String> + 'a>,
     /// Marked incomplete (a write has not finished it).
     pub incomplete: bool,
 }
@@ -188,8 +188,8 @@ mod tests {
     fn an_array_is_kept_replaced_resumed_or_written_into_as_told() {
         let t = table(|| {
             Existing::Array(Found {
-                layout: &ok,
-                grid: &ok,
+                layout: Box::new(ok),
+                grid: Box::new(ok),
                 incomplete: true,
             })
         });
@@ -206,8 +206,8 @@ mod tests {
         // Another layout: resumed by no one, written into where the grid is the same.
         let t = table(|| {
             Existing::Array(Found {
-                layout: &differs,
-                grid: &ok,
+                layout: Box::new(differs),
+                grid: Box::new(ok),
                 incomplete: true,
             })
         });
@@ -224,8 +224,8 @@ mod tests {
         // Another grid: not written into.
         let t = table(|| {
             Existing::Array(Found {
-                layout: &differs,
-                grid: &differs,
+                layout: Box::new(differs),
+                grid: Box::new(differs),
                 incomplete: true,
             })
         });
@@ -233,8 +233,8 @@ mod tests {
         // A complete array is no plan's.
         let t = table(|| {
             Existing::Array(Found {
-                layout: &ok,
-                grid: &ok,
+                layout: Box::new(ok),
+                grid: Box::new(ok),
                 incomplete: false,
             })
         });

@@ -259,48 +259,37 @@ fn shapes_and_flags_give_clear_errors_and_exit_codes() {
     assert_eq!(ok(&["eval", &prog], d).trim(), "9003.0");
 }
 
-/// The `expr` fuzz target's corpus and crashers (`fuzz/corpus/expr`,
-/// `fuzz/regressions/expr`), replayed through its entry point: programs
-/// the fuzzer found, each parsed, evaluated, computed when small and
-/// printed, none may panic.
-#[test]
-fn the_expr_fuzz_corpus_replays_without_a_panic() {
+/// Replay a fuzz target's corpus and crashers (`fuzz/corpus/TARGET`,
+/// `fuzz/regressions/TARGET`) through its entry point: none may panic.
+fn replay(target: &str, entry: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut inputs = Vec::new();
-    for dir in ["corpus/expr", "regressions/expr"] {
-        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
+    for dir in ["corpus", "regressions"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(dir).join(target)) {
             inputs.extend(rd.map(|e| e.unwrap().path()));
         }
     }
-    assert!(!inputs.is_empty(), "no corpus for the expr fuzz target");
+    assert!(!inputs.is_empty(), "no corpus for the {target} fuzz target");
     inputs.sort();
     for p in inputs {
         let data = std::fs::read(&p).unwrap();
-        if std::panic::catch_unwind(|| ndstream_cli::fuzz::expr(&data)).is_err() {
-            panic!("the fuzz input {} of expr panics", p.display());
+        if std::panic::catch_unwind(|| entry(&data)).is_err() {
+            panic!("the fuzz input {} of {target} panics", p.display());
         }
     }
 }
 
-/// The `program` fuzz target's corpus and crashers (`fuzz/corpus/program`,
-/// `fuzz/regressions/program`), replayed through its entry point: program
-/// JSON the fuzzer found (what plan files and pickled arrays carry), each
-/// read, rebuilt, computed when small and printed; none may panic.
+/// The `expr` fuzz target's inputs: programs the fuzzer found, each
+/// parsed, evaluated, computed when small and printed.
+#[test]
+fn the_expr_fuzz_corpus_replays_without_a_panic() {
+    replay("expr", ndstream_cli::fuzz::expr);
+}
+
+/// The `program` fuzz target's inputs: program JSON (what plan files and
+/// pickled arrays carry), each read, rebuilt, computed when small and
+/// printed.
 #[test]
 fn the_program_fuzz_corpus_replays_without_a_panic() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let mut inputs = Vec::new();
-    for dir in ["corpus/program", "regressions/program"] {
-        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
-            inputs.extend(rd.map(|e| e.unwrap().path()));
-        }
-    }
-    assert!(!inputs.is_empty(), "no corpus for the program fuzz target");
-    inputs.sort();
-    for p in inputs {
-        let data = std::fs::read(&p).unwrap();
-        if std::panic::catch_unwind(|| ndstream_cli::fuzz::program(&data)).is_err() {
-            panic!("the fuzz input {} of program panics", p.display());
-        }
-    }
+    replay("program", ndstream_cli::fuzz::program);
 }

@@ -120,11 +120,10 @@ impl ContiguousSink {
                 "writing into an existing array (keeping its metadata) is supported for Zarr arrays only",
             ));
         }
-        let layout_of = || matches(file);
         let existing = match target {
             Some(_) => Existing::Array(Found {
-                layout: &layout_of,
-                grid: &layout_of,
+                layout: Box::new(|| matches(file)),
+                grid: Box::new(|| matches(file)),
                 incomplete: marker.exists(),
             }),
             None => Existing::Nothing,

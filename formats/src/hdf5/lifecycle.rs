@@ -389,10 +389,9 @@ fn decide_in(
     let Ok(ds) = super::checked_dataset(f, path) else {
         return decide(name, spec.mode, Existing::Other, "dataset");
     };
-    let layout = || layout_diff(&ds, name, spec, pipeline);
     let found = Found {
-        layout: &layout,
-        grid: &layout,
+        layout: Box::new(|| layout_diff(&ds, name, spec, pipeline)),
+        grid: Box::new(|| layout_diff(&ds, name, spec, pipeline)),
         incomplete: ds.attr(INCOMPLETE_ATTR).is_ok(),
     };
     decide(name, spec.mode, Existing::Array(found), "dataset")

@@ -395,6 +395,16 @@ fn same_layout(a: &ArrayMeta, b: &ArrayMeta) -> bool {
         && a.codec == b.codec
 }
 
+/// The existing array `have` as [`lifecycle::decide`](crate::lifecycle::decide)
+/// sees it, compared with a write of `want`.
+fn found_array<'a>(have: &'a ArrayMeta, want: &'a ArrayMeta, incomplete: bool) -> Existing<'a> {
+    Existing::Array(Found {
+        layout: Box::new(move || layout_diff(have, want)),
+        grid: Box::new(move || grid_diff(have, want)),
+        incomplete,
+    })
+}
+
 /// Whether the existing array `have` can be resumed by a write of
 /// `want` ([`same_layout`]), and if not, how the two differ.
 fn layout_diff(have: &ArrayMeta, want: &ArrayMeta) -> std::result::Result<(), String> {
@@ -551,17 +561,8 @@ impl ZarrSink {
                 "writing into an existing array is supported on a local file system only",
             ));
         }
-        let (layout_of, grid_of);
         let found = match &state.existing {
-            Some(Node::Array(have)) => {
-                layout_of = || layout_diff(have, &want);
-                grid_of = || grid_diff(have, &want);
-                Existing::Array(Found {
-                    layout: &layout_of,
-                    grid: &grid_of,
-                    incomplete: marked,
-                })
-            }
+            Some(Node::Array(have)) => found_array(have, &want, marked),
             Some(Node::Group { .. }) => Existing::Other,
             // What an interrupted write of ours left (its marker) is
             // replaced; objects of unknown origin never are.
@@ -748,16 +749,9 @@ impl ZarrSink {
         } else {
             None
         };
-        let (layout_of, grid_of);
         let found = match &existing {
             Some(Node::Array(have)) => {
-                layout_of = || layout_diff(have, &want);
-                grid_of = || grid_diff(have, &want);
-                Existing::Array(Found {
-                    layout: &layout_of,
-                    grid: &grid_of,
-                    incomplete: dir.join(INCOMPLETE_MARKER).exists(),
-                })
+                found_array(have, &want, dir.join(INCOMPLETE_MARKER).exists())
             }
             Some(Node::Group { .. }) => Existing::Other,
             None if exists => Existing::Foreign("is not a Zarr array or group"),
