@@ -8,7 +8,7 @@
 //! and picks one from a path:
 //!
 //! - [`Format`]: one per format, listed by [`formats`]; [`format_of`]
-//!   picks the one that serves a location (see [`format`]);
+//!   picks the one that serves a location (see [`format`](mod@format));
 //! - [`parse_location`]: the path syntax (`file.h5:/dset`, `dir.zarr/a`,
 //!   `file.npy`, `file.bin?dtype=<f4&shape=100,200`), see [`path`];
 //! - [`open_source`] / [`open_many`]: read an array (or every array a glob matches);
