@@ -1,5 +1,7 @@
 //! Plan files: a store described once, run as numbered tasks by any
-//! number of processes on any machines that share the file system.
+//! number of processes on any machines that share the file system or
+//! reach the same object store (the output, and the work directory, may
+//! be in a bucket: `s3://bucket/out.zarr`, `s3://bucket/job.work`).
 //!
 //! [`PlanFile::create`] checks a store as [`store`](crate::store) would
 //! (output is not input, the budget holds every task), creates the output
@@ -30,9 +32,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ndstream_engine::exec::{
-    task_key, DirStore, StageKind, StageReport, TaskPlan, TaskStage, TaskStore,
-};
+use ndstream_engine::exec::{task_key, StageKind, StageReport, TaskPlan, TaskStage, TaskStore};
 use ndstream_engine::program::Program;
 use ndstream_formats as formats;
 use serde_json::{json, Value};
@@ -69,8 +69,9 @@ pub struct PlanFile {
     /// checked against it).
     pub memory: u64,
     /// Where tasks record what they did (partials, merged results, done
-    /// markers).
-    pub work_dir: PathBuf,
+    /// markers): an absolute directory path, or a URL of a prefix in
+    /// object storage (`s3://bucket/jobs/x.work`).
+    pub work_dir: String,
     /// The stages, in order.
     pub stages: Vec<TaskStage>,
 }
@@ -136,11 +137,13 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 impl PlanFile {
-    /// Plan a store of `a` at `output` (a Zarr array) with `opts`, checked
-    /// against `exec`'s budget, and write the plan to `plan_path`. The
-    /// output is created, marked incomplete, and the work directory
-    /// (`work_dir`, by default the plan file's path with `.work` added) is
-    /// made; neither may exist, nor the plan file. Nothing is read.
+    /// Plan a store of `a` at `output` (a Zarr array, on disk or in object
+    /// storage) with `opts`, checked against `exec`'s budget, and write
+    /// the plan to `plan_path`. The work directory (`work_dir`: a
+    /// directory, or a URL such as `s3://bucket/job.work`; by default the
+    /// plan file's path with `.work` added) is made and the output
+    /// created, marked incomplete; the output and the plan file may not
+    /// exist, nor may the work directory hold anything. Nothing is read.
     ///
     /// # Errors
     /// An output that is not a new Zarr array, or is an input
@@ -156,7 +159,7 @@ impl PlanFile {
         output: &str,
         opts: &StoreOptions,
         plan_path: &Path,
-        work_dir: Option<&Path>,
+        work_dir: Option<&str>,
     ) -> Result<PlanFile> {
         if opts.mode != formats::WriteMode::Create {
             return Err(Error::invalid(
@@ -166,10 +169,13 @@ impl PlanFile {
             ));
         }
         let loc = formats::parse_location(output)?;
-        if !matches!(loc, formats::Location::Zarr { .. }) {
+        if !matches!(
+            loc,
+            formats::Location::Zarr { .. } | formats::Location::ZarrUrl { .. }
+        ) {
             return Err(Error::open(
                 output,
-                "a plan writes Zarr outputs (its tasks write chunks side by side); store to .zarr, then convert the result if another format is needed",
+                "a plan writes Zarr outputs, on disk or in object storage (its tasks write chunks side by side); store to .zarr, then convert the result if another format is needed",
             ));
         }
         let abs_output = loc.to_locator().ok_or_else(|| {
@@ -179,23 +185,30 @@ impl PlanFile {
         formats::check_output(output, &inputs)?;
         let plan_path = absolute(plan_path)?;
         let work_dir = match work_dir {
-            Some(w) => absolute(w)?,
+            Some(w) if formats::work::is_url(w) => w.trim_end_matches('/').to_string(),
+            Some(w) => text_of_path(&absolute(Path::new(w))?)?,
             None => {
                 let mut w = plan_path.clone().into_os_string();
                 w.push(".work");
-                PathBuf::from(w)
+                text_of_path(Path::new(&w))?
             }
         };
         let mut guarded = inputs.clone();
         guarded.push(abs_output.clone());
-        for (what, p) in [("plan file", &plan_path), ("work directory", &work_dir)] {
-            formats::check_output_file(p, &guarded)?;
-            if std::fs::symlink_metadata(p).is_ok() && !is_empty_dir(p) {
-                return Err(bad_plan(
-                    p,
-                    format!("the {what} exists; remove it or name another"),
-                ));
-            }
+        formats::check_output_file(&plan_path, &guarded)?;
+        if std::fs::symlink_metadata(&plan_path).is_ok() {
+            return Err(bad_plan(
+                &plan_path,
+                "the plan file exists; remove it or name another",
+            ));
+        }
+        formats::check_output_dir(&work_dir, &guarded)?;
+        let work = formats::work::WorkStore::open(&work_dir)?;
+        if !work.is_empty()? {
+            return Err(Error::open(
+                &work_dir,
+                "the work directory exists; remove it or name another",
+            ));
         }
         let program = Program::of(std::slice::from_ref(a))?;
         let mut spec = sink_spec(a, opts);
@@ -216,31 +229,39 @@ impl PlanFile {
             stages: tasks.stages().to_vec(),
         };
         // What this call makes, so that a failure takes it away again: the
-        // highest missing directory of each path (made with its parents).
-        let array_dir = match &loc {
-            formats::Location::Zarr { root, array } if !array.is_empty() => root.join(array),
-            formats::Location::Zarr { root, .. } => root.clone(),
-            _ => PathBuf::new(),
-        };
-        let new_output = highest_missing(&array_dir);
-        let new_work = highest_missing(&plan.work_dir);
-        // The output, marked incomplete until the finish stage (a sink
-        // dropped unfinished leaves a new array so).
-        drop(formats::create_sink(output, &spec)?);
+        // highest missing directory of the work directory (made with its
+        // parents), or the id in an empty one (or under an empty prefix),
+        // and the plan file.
+        let new_work = work.dir().and_then(|d| highest_missing(&d));
+        let mut saved = false;
         let made = (|| -> Result<()> {
-            std::fs::create_dir_all(&plan.work_dir)
-                .map_err(|e| io_error(&plan.work_dir, "cannot create the work directory", e))?;
-            DirStore::new(&plan.work_dir).put(PLAN_ID_FILE, plan.id.as_bytes())?;
-            plan.save()
+            if let Some(d) = work.dir() {
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| io_error(&d, "cannot create the work directory", e))?;
+            }
+            work.put(PLAN_ID_FILE, plan.id.as_bytes())?;
+            plan.save()?;
+            saved = true;
+            // The output last, marked incomplete until the finish stage
+            // (a sink dropped unfinished leaves a new array so). A sink
+            // that refuses or fails leaves no output of its own making,
+            // and none of another writer's is touched here.
+            drop(formats::create_sink(output, &spec)?);
+            Ok(())
         })();
         if let Err(e) = made {
-            // Create mode made the output new, and the work directory was
-            // missing or empty: nothing of anyone else's is removed.
-            for p in [&new_output, &new_work].into_iter().flatten() {
-                let _ = std::fs::remove_dir_all(p);
+            // The work directory was missing or empty, and the plan file
+            // missing: nothing of anyone else's is removed.
+            match &new_work {
+                Some(p) => {
+                    let _ = std::fs::remove_dir_all(p);
+                }
+                None => {
+                    let _ = work.remove(PLAN_ID_FILE);
+                }
             }
-            if new_work.is_none() {
-                let _ = std::fs::remove_file(plan.work_dir.join(PLAN_ID_FILE));
+            if saved {
+                let _ = std::fs::remove_file(&plan.path);
             }
             return Err(e);
         }
@@ -271,7 +292,7 @@ impl PlanFile {
                 },
             },
             "memory": self.memory,
-            "work_dir": self.work_dir.to_string_lossy(),
+            "work_dir": self.work_dir,
             "stages": stages,
             "program": program,
         });
@@ -302,7 +323,18 @@ impl PlanFile {
     pub fn load(path: &Path) -> Result<PlanFile> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| io_error(path, "cannot read the plan file", e))?;
-        let v: Value = serde_json::from_str(&text)
+        Self::from_json(&text, &absolute(path)?)
+    }
+
+    /// A plan from its JSON text ([`PlanFile::to_json`]), as a worker
+    /// that cannot see the plan file gets it (the Dask adapter sends the
+    /// text with each task); `path` is where the plan file was written,
+    /// which names the plan in messages.
+    ///
+    /// # Errors
+    /// Text that is not a plan of this version.
+    pub fn from_json(text: &str, path: &Path) -> Result<PlanFile> {
+        let v: Value = serde_json::from_str(text)
             .map_err(|e| bad_plan(path, format!("not a plan file: {e}")))?;
         let version = v.get("ndstream_plan").and_then(Value::as_u64);
         if version != Some(PLAN_VERSION) {
@@ -378,7 +410,7 @@ impl PlanFile {
         }
         let program = Program::from_json(&field("program")?.to_string())?;
         Ok(PlanFile {
-            path: absolute(path)?,
+            path: path.to_path_buf(),
             id: text_of(field("id")?, "id")?,
             program,
             output: text_of(out_field("path")?, "output path")?,
@@ -387,24 +419,24 @@ impl PlanFile {
             codec,
             zarr_version,
             memory: u64_of(field("memory")?, "memory")?,
-            work_dir: PathBuf::from(text_of(field("work_dir")?, "work_dir")?),
+            work_dir: text_of(field("work_dir")?, "work_dir")?,
             stages,
         })
     }
 
     /// The work directory's store, checked to be this plan's.
-    fn store(&self) -> Result<DirStore> {
-        let store = DirStore::new(&self.work_dir);
+    fn store(&self) -> Result<formats::work::WorkStore> {
+        let store = formats::work::WorkStore::open(&self.work_dir)?;
         match store.get(PLAN_ID_FILE)? {
             Some(id) if id == self.id.as_bytes() => Ok(store),
-            Some(_) => Err(bad_plan(
+            Some(_) => Err(Error::open(
                 &self.work_dir,
                 format!(
                     "the work directory belongs to another plan than {}",
                     self.path.display()
                 ),
             )),
-            None => Err(bad_plan(
+            None => Err(Error::open(
                 &self.work_dir,
                 format!(
                     "the work directory of {} is missing (or not a plan's)",
@@ -507,15 +539,34 @@ impl PlanFile {
         if kind == StageKind::Finish {
             // The records are no longer needed: the output is complete.
             for s in 0..finish {
-                let dir = self.work_dir.join(format!("stage-{s}"));
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        return Err(io_error(&dir, "cannot remove the records", e));
-                    }
-                }
+                store.remove_all(&format!("stage-{s}"))?;
             }
         }
         Ok(report)
+    }
+
+    /// Remove the work directory, records and plan id with it: after the
+    /// job has finished, or to abandon it (its output stays, marked
+    /// incomplete, until removed or overwritten). The plan file is left.
+    ///
+    /// # Errors
+    /// A work directory that is another plan's, or cannot be removed.
+    pub fn remove_work(&self) -> Result<()> {
+        let store = match self.store() {
+            Ok(s) => s,
+            // Nothing of this plan's is there (already removed).
+            Err(_) if formats::work::WorkStore::open(&self.work_dir)?.is_empty()? => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for s in 0..self.stages.len() {
+            store.remove_all(&format!("stage-{s}"))?;
+        }
+        store.remove(PLAN_ID_FILE)?;
+        if let Some(d) = store.dir() {
+            // The directory itself, if nothing else was put there.
+            let _ = std::fs::remove_dir(d);
+        }
+        Ok(())
     }
 
     /// How far the job has got.
@@ -552,6 +603,9 @@ fn highest_missing(p: &Path) -> Option<PathBuf> {
     missing
 }
 
-fn is_empty_dir(p: &Path) -> bool {
-    std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
+/// `p` as text, which a plan file holds (and other processes read back).
+fn text_of_path(p: &Path) -> Result<String> {
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad_plan(p, "the path is not UTF-8 and cannot be written into a plan"))
 }

@@ -209,6 +209,35 @@ pub fn check_output_file<S: AsRef<str>>(output: &Path, inputs: &[S]) -> Result<(
     check_resolved(&name, &out, inputs)
 }
 
+/// [`check_output`] for a directory written outside the path syntax (a
+/// plan's work directory): refused where it is, holds or lies inside an
+/// input. A URL (`s3://bucket/job.work`) is compared by its text, as
+/// URLs in the path syntax are.
+///
+/// ```
+/// use ndstream_formats::check_output_dir;
+/// assert!(check_output_dir("s3://b/x.zarr/work", &["s3://b/x.zarr"]).is_err());
+/// assert!(check_output_dir("s3://b/job.work", &["s3://b/x.zarr"]).is_ok());
+/// ```
+///
+/// # Errors
+/// As [`check_output`].
+pub fn check_output_dir<S: AsRef<str>>(output: &str, inputs: &[S]) -> Result<()> {
+    let path = if crate::url::split_url(output).is_some() {
+        PathBuf::from(crate::url::canonical(output.trim_end_matches('/')))
+    } else {
+        real_path(Path::new(output))
+            .map_err(|e| Error::open(output, format!("cannot resolve the output path: {e}")))?
+    };
+    let out = Resolved {
+        inode: inode_of(&path),
+        path,
+        inner: None,
+        is_dir: true,
+    };
+    check_resolved(output, &out, inputs)
+}
+
 fn check_resolved<S: AsRef<str>>(name: &str, out: &Resolved, inputs: &[S]) -> Result<()> {
     for input in inputs {
         let input = input.as_ref();

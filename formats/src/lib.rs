@@ -48,11 +48,12 @@ mod raw;
 mod remote;
 mod swap;
 mod url;
+pub mod work;
 #[cfg(feature = "zarr")]
 mod zarr;
 
 pub use format::{format_of, formats, Format};
-pub use identity::{check_output, check_output_file, real_path};
+pub use identity::{check_output, check_output_dir, check_output_file, real_path};
 pub use open::{create_sink, info, is_pattern, open_many, open_source, sink_needs, write_location};
 pub use path::{parse_location, Location, RawSpec};
 pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};

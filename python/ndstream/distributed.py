@@ -12,9 +12,11 @@ and a stage starts when the one before it has finished. Reductions are
 computed as partials that one task merges in order, so the result has
 the bits of the same job run in this process.
 
-Every worker must see the files the job reads and writes (the inputs, the
-output, and the plan kept beside the output, or for ``compute`` in
-``ndstream.config`` ``temporary_directory``). Before anything runs, each
+Every worker must see the data the job reads and writes: the inputs, the
+output and the plan's records kept beside the output (for ``compute``, in
+``ndstream.config`` ``temporary_directory``), on a file system they share
+or in object storage (``to_zarr("s3://bucket/out.zarr", scheduler=client)``
+needs no shared file system when the inputs are in buckets too). Before anything runs, each
 worker's memory limit is checked against what its threads may hold at
 once (threads x the plan's memory budget per task).
 
@@ -77,9 +79,17 @@ def get_client(scheduler: Any = None) -> Any:
     return scheduler
 
 
-def _run_task(plan_path: str, stage: int, start: int, end: int, threads: int) -> tuple:
-    """One Dask task: ndstream tasks ``start..end`` of ``stage``."""
-    return _ndstream.plan_run_task(plan_path, stage, start, end, threads)
+def _run_task(
+    plan_path: str, stage: int, start: int, end: int, threads: int, text: str | None = None
+) -> tuple:
+    """One Dask task: ndstream tasks ``start..end`` of ``stage`` (of the plan
+    given as its JSON ``text``, where the worker cannot see the file)."""
+    return _ndstream.plan_run_task(plan_path, stage, start, end, threads, text)
+
+
+def _is_url(path: str) -> bool:
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and scheme[:1].isalpha() and all(c.isalnum() or c in "+-." for c in scheme)
 
 
 def _workers(client: Any) -> dict:
@@ -136,6 +146,10 @@ def run_plan(
     if workers is None:
         workers = _workers(client)
     threads = sum(max(int(w.get("nthreads", 1)), 1) for w in workers.values())
+    # The plan goes to the workers as its text: they need to see the
+    # inputs, the output and the work directory, not the plan file.
+    with open(plan_path, encoding="utf-8") as f:
+        text = client.scatter(f.read(), broadcast=True)
     for s, (_, tasks, _) in enumerate(stages):
         parts = max(min(tasks, threads * PARTS_PER_THREAD), 1)
         bounds = [tasks * i // parts for i in range(parts + 1)]
@@ -147,6 +161,7 @@ def run_plan(
             [a for a, _ in ranges],
             [b for _, b in ranges],
             [1] * len(ranges),
+            [text] * len(ranges),
             pure=False,
             retries=retries,
         )
@@ -165,21 +180,34 @@ def store(
     memory: int | None = None,
     store_root: str | None = None,
 ) -> None:
-    """Store ``x`` (an ``_ndstream`` array) at ``path`` (a new Zarr array) on
-    the cluster. The plan and its records live beside the store
-    (``store_root``, default ``path``) while the job runs and are removed
-    when it has finished."""
-    path = os.path.abspath(path)
-    root = os.path.abspath(store_root) if store_root is not None else path
-    parent = os.path.dirname(root.rstrip("/")) or "."
+    """Store ``x`` (an ``_ndstream`` array) at ``path`` (a new Zarr array,
+    on a file system the workers share or in object storage) on the
+    cluster. The plan's records live beside the store (``store_root``,
+    default ``path``: a hidden directory there, or a hidden prefix in the
+    bucket) while the job runs and are removed when it has finished; the
+    plan file itself stays on this machine (the workers get its text)."""
+    url = _is_url(path)
+    if not url:
+        path = os.path.abspath(path)
+    root = store_root if store_root is not None else path
+    root = root.rstrip("/") if url else os.path.abspath(root)
     workers = _workers(client)
     budget = _task_budget(client, memory, workers)
     # Every task runs under `budget` (the plan refuses a task that needs
     # more), so this refuses before the output is created.
     check_workers(client, budget, workers)
-    work = tempfile.mkdtemp(prefix=".ndstream-plan-", dir=parent)
+    if url:
+        local = tempfile.mkdtemp(prefix="ndstream-plan-", dir=config.get("temporary_directory"))
+        parent = root.rsplit("/", 1)[0] if root.count("/") > 2 else root
+        work_dir = (
+            f"{parent}/{os.path.basename(local).replace('ndstream-plan-', '.ndstream-plan-')}"
+        )
+    else:
+        parent = os.path.dirname(root.rstrip("/")) or "."
+        local = tempfile.mkdtemp(prefix=".ndstream-plan-", dir=parent)
+        work_dir = os.path.join(local, "work")
+    plan_path = os.path.join(local, "plan.json")
     try:
-        plan_path = os.path.join(work, "plan.json")
         stages = _ndstream.plan_tasks(
             x,
             path,
@@ -189,11 +217,15 @@ def store(
             zarr_version=zarr_format,
             attributes=json.dumps(attributes) if attributes else None,
             memory=budget,
-            work_dir=os.path.join(work, "work"),
+            work_dir=work_dir,
         )
-        run_plan(client, plan_path, stages, workers=workers)
+        try:
+            run_plan(client, plan_path, stages, workers=workers)
+        finally:
+            if url:
+                _ndstream.plan_remove_work(plan_path)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(local, ignore_errors=True)
 
 
 def compute(client: Any, arrays: list, memory: int | None = None) -> list:

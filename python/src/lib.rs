@@ -996,7 +996,7 @@ fn plan_tasks(
                 path,
                 &opts,
                 std::path::Path::new(plan_path),
-                work_dir.map(std::path::Path::new),
+                work_dir,
             )
         })
         .py()?;
@@ -1007,9 +1007,21 @@ fn plan_tasks(
         .collect())
 }
 
-/// Run tasks `start..end` of stage `stage` of the plan at `plan_path` in
-/// this process on `threads` threads; `(ran, skipped)`.
+/// The plan at `plan_path`, or from its JSON `text` where given (a worker
+/// that cannot see the plan file; `plan_path` then only names it).
+fn load_plan(plan_path: &str, text: Option<&str>) -> ndstream::Result<ndstream::plan::PlanFile> {
+    let path = std::path::Path::new(plan_path);
+    match text {
+        Some(t) => ndstream::plan::PlanFile::from_json(t, path),
+        None => ndstream::plan::PlanFile::load(path),
+    }
+}
+
+/// Run tasks `start..end` of stage `stage` of the plan at `plan_path` (or
+/// given as its JSON `text`) in this process on `threads` threads;
+/// `(ran, skipped)`.
 #[pyfunction]
+#[pyo3(signature = (plan_path, stage, start, end, threads, text=None))]
 fn plan_run_task(
     py: Python<'_>,
     plan_path: &str,
@@ -1017,20 +1029,22 @@ fn plan_run_task(
     start: u64,
     end: u64,
     threads: usize,
+    text: Option<&str>,
 ) -> PyResult<(u64, u64)> {
     if threads == 0 {
         return Err(PyValueError::new_err("threads must be at least 1"));
     }
     let r = py
-        .detach(|| {
-            ndstream::plan::PlanFile::load(std::path::Path::new(plan_path))?.run_task(
-                stage,
-                start..end,
-                threads,
-            )
-        })
+        .detach(|| load_plan(plan_path, text)?.run_task(stage, start..end, threads))
         .py()?;
     Ok((r.ran, r.skipped))
+}
+
+/// Remove the work directory of the plan at `plan_path` (records and id;
+/// the plan file and the output stay).
+#[pyfunction]
+fn plan_remove_work(py: Python<'_>, plan_path: &str) -> PyResult<()> {
+    py.detach(|| load_plan(plan_path, None)?.remove_work()).py()
 }
 
 /// How far the plan at `plan_path` has got: `([(done, tasks)...], complete)`.
@@ -1113,6 +1127,7 @@ fn _ndstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(plan_run_task, m)?)?;
     m.add_function(wrap_pyfunction!(plan_status, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_remove_work, m)?)?;
     m.add_function(wrap_pyfunction!(default_memory, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(human_bytes, m)?)?;

@@ -453,6 +453,112 @@ def test_the_cli_reads_and_writes_a_bucket(s3, rng, tmp_path):
     assert _objects(s3, "") == before
 
 
+def _relative(objects: dict, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in objects.items()}
+
+
+def test_a_plan_writes_a_bucket_and_keeps_its_records_there(s3, rng, tmp_path):
+    """``ndstream plan`` with its output and its work directory in the
+    bucket: the tasks, run in parts and then by the process pool, write
+    the bytes of the same job run in one process, and leave only the
+    finish record and the plan's id under the work prefix."""
+    exe = _cli()
+    if exe is None:
+        pytest.skip("no ndstream binary built (cargo build)")
+    data = rng.standard_normal((60, 45))
+    _write(s3, "plan-in.zarr", data, chunks=(8, 9))
+    expr = f"x = open('s3://{BUCKET}/plan-in.zarr'); (x - x.mean(axis=0)) / x.std()"
+    opts = ["--codec", "zstd:3", "--chunks", "16,20"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [exe, *args], check=False, capture_output=True, text=True, cwd=tmp_path
+        )
+
+    ref = cli("eval", expr, "-o", f"s3://{BUCKET}/plan-ref.zarr", *opts)
+    assert ref.returncode == 0, ref.stderr
+    work = f"s3://{BUCKET}/jobs/plan.work"
+    made = cli(
+        "plan", "-o", "job.json", "--work-dir", work,
+        "eval", expr, "-o", f"s3://{BUCKET}/plan-out.zarr", *opts,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert not (tmp_path / "job.json.work").exists()
+    assert "plan-out.zarr/.ndstream-incomplete" in _keys(s3, "plan-out.zarr/")
+    assert _keys(s3, "jobs/plan.work/") == ["jobs/plan.work/plan-id"]
+    stages = json.loads((tmp_path / "job.json").read_text())["stages"]
+    assert len(stages) >= 3, stages  # partials, merges, writes, finish
+    # One task of the first stage, recorded in the bucket; then the pool
+    # runs the rest (that task skipped).
+    part = cli("run-task", "job.json", "--stage", "0", "--tasks", "0..1")
+    assert part.returncode == 0, part.stderr
+    assert "jobs/plan.work/stage-0/0" in _keys(s3, "jobs/plan.work/")
+    status = cli("status", "job.json", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["stages"][0]["done"] == 1, status.stdout
+    run = cli("run", "job.json", "--processes", "2")
+    assert run.returncode == 0, run.stderr
+    out = _relative(_objects(s3, "plan-out.zarr/"), "plan-out.zarr/")
+    assert out == _relative(_objects(s3, "plan-ref.zarr/"), "plan-ref.zarr/")
+    assert ".ndstream-incomplete" not in out
+    np.testing.assert_allclose(
+        _zarr_read(s3, "plan-out.zarr"), (data - data.mean(axis=0)) / data.std(), rtol=1e-12
+    )
+    assert _keys(s3, "jobs/plan.work/") == sorted(
+        ["jobs/plan.work/plan-id", f"jobs/plan.work/stage-{len(stages) - 1}/0"]
+    )
+    # A work directory inside the output, or inside an input, is refused
+    # before anything is made.
+    before = _objects(s3, "")
+    for bad in (f"s3://{BUCKET}/plan-new.zarr/work", f"s3://{BUCKET}/plan-in.zarr/work"):
+        r = cli(
+            "plan", "-o", "again.json", "--work-dir", bad,
+            "eval", expr, "-o", f"s3://{BUCKET}/plan-new.zarr", *opts,
+        )  # fmt: skip
+        assert r.returncode == 2, (bad, r.stderr)
+        assert f"{bad}: the output would overwrite the input" in r.stderr, r.stderr
+    # So is a work prefix that holds records already (this plan's).
+    r = cli(
+        "plan", "-o", "again.json", "--work-dir", work,
+        "eval", expr, "-o", f"s3://{BUCKET}/plan-new.zarr", *opts,
+    )  # fmt: skip
+    assert r.returncode == 2 and "exists" in r.stderr, r.stderr
+    assert _objects(s3, "") == before
+    assert not (tmp_path / "again.json").exists()
+
+
+def test_a_dask_cluster_writes_a_bucket_with_no_shared_files(da, s3, rng, tmp_path):
+    """``to_zarr("s3://…", scheduler=client)``: the workers get the plan as
+    text and keep their records in the bucket; the bytes are those of the
+    same write run in this process, and nothing of the job is left."""
+    distributed = pytest.importorskip("distributed")
+    data = rng.standard_normal((50, 36))
+    _write(s3, "dask-in.zarr", data, chunks=(10, 12))
+    x = da.from_zarr(f"s3://{BUCKET}/dask-in.zarr")
+    y = x - x.mean(axis=0)
+    y.to_zarr(f"s3://{BUCKET}/dask-ref.zarr", codec="zstd:3")
+    # The workers start after the fixture set the endpoint and keys in
+    # this process's environment, and inherit them.
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit="2GiB",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        y.to_zarr(f"s3://{BUCKET}/dask-out.zarr", codec="zstd:3", scheduler=client)
+    out = _relative(_objects(s3, "dask-out.zarr/"), "dask-out.zarr/")
+    assert out == _relative(_objects(s3, "dask-ref.zarr/"), "dask-ref.zarr/")
+    assert not [k for k in _keys(s3, "") if ".ndstream-plan-" in k]
+    np.testing.assert_allclose(
+        _zarr_read(s3, "dask-out.zarr"), data - data.mean(axis=0), rtol=1e-12
+    )
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_a_store_on_a_web_server_reads_as_written(da, s3, rng, zarr_format):
     """The S3 server answers plain unsigned GETs of ``/bucket/key`` (with

@@ -66,9 +66,11 @@ pub struct PlanArgs {
     /// The plan file to write.
     #[arg(short, long, value_name = "PLAN")]
     pub output: PathBuf,
-    /// Where tasks record their results [default: PLAN.work].
+    /// Where tasks record their results: a directory every task's process
+    /// sees, or a prefix in object storage (`s3://bucket/job.work`)
+    /// [default: PLAN.work].
     #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
+    pub work_dir: Option<String>,
     /// The job to plan (`--memory` there is the budget of every task).
     #[command(subcommand)]
     pub job: PlanJob,

@@ -155,6 +155,55 @@ fn eval_prints_like_numpy_and_lists_in_one_pass() {
     assert_eq!(lines[0].parse::<f64>().ok(), Some(sum));
 }
 
+/// The scans (rows of the library's scan table) and `reshape`, as
+/// functions and methods, over chunkings that carry across chunks; the
+/// expected text is what NumPy prints for the same calls.
+#[test]
+fn scans_and_reshape_print_like_numpy() {
+    let d = tmp();
+    let p = d.path();
+    let cases = [
+        ("cumsum(arange(1, 6, chunks=2))", "[ 1  3  6 10 15]\n"),
+        (
+            "arange(12.).reshape(3, 4).rechunk((2, 3)).cumsum(axis=0)",
+            "[[ 0.  1.  2.  3.]\n [ 4.  6.  8. 10.]\n [12. 15. 18. 21.]]\n",
+        ),
+        (
+            "cumprod(arange(1., 7., chunks=2).reshape((2, 3)), axis=1)",
+            "[[  1.   2.   6.]\n [  4.  20. 120.]]\n",
+        ),
+        (
+            "x = array([1., nan, 2., nan, 3.]).rechunk(2); [nancumsum(x), x.nancumprod()]",
+            "[1. 1. 3. 3. 6.]\n[1. 1. 2. 2. 6.]\n",
+        ),
+        // NumPy accumulates in the dtype asked for (int8 wraps).
+        (
+            "x = cumsum(ones((2, 2), dtype='i4'), dtype='i1'); [x, x.dtype]",
+            "[1 2 3 4]\nint8\n",
+        ),
+        ("arange(6).reshape(2, 3).cumsum()", "[ 0  1  3  6 10 15]\n"),
+        (
+            "[arange(6).reshape(2, -1), reshape(arange(6, chunks=4), (3, 2)).T]",
+            "[[0 1 2]\n [3 4 5]]\n[[0 2 4]\n [1 3 5]]\n",
+        ),
+        (
+            "reshape(arange(6), newshape=(2, 3))",
+            "[[0 1 2]\n [3 4 5]]\n",
+        ),
+        (
+            "arange(24, chunks=5).reshape((2, 3, 4)).reshape(6, 4)[:, 1]",
+            "[ 1  5  9 13 17 21]\n",
+        ),
+    ];
+    for (expr, want) in cases {
+        assert_eq!(ok(&["eval", expr], p), want, "{expr}");
+    }
+    let e = fails(&["eval", "arange(6).reshape(4, 2)"], p, 2);
+    assert!(e.contains("cannot reshape an array of size 6"), "{e}");
+    let e = fails(&["eval", "arange(6).cumsum(axis=1)"], p, 2);
+    assert!(e.contains("axis 1 is out of bounds"), "{e}");
+}
+
 /// `tan` is a function of the language because it is a row of the op
 /// table; NumPy prints `np.tan(np.linspace(0, 1, 5))` (and its float32
 /// version) exactly so.

@@ -15,7 +15,7 @@
 
 mod meta;
 #[cfg(feature = "object-store")]
-mod object;
+pub(crate) mod object;
 mod sink;
 mod source;
 mod store;
@@ -378,9 +378,8 @@ impl Format for Zarr {
             At::Url(root, array) => create_url_sink(path, root, array, spec),
         }
     }
-    /// A local array only ([`WriteMode::Into`](crate::WriteMode::Into)
-    /// and `Shared` take the array's lock, which a bucket has not).
-    fn writes_into(&self, loc: &Location) -> bool {
-        matches!(loc, Location::Zarr { .. })
+    /// On disk and in object storage (a web server is read-only).
+    fn writes_into(&self, _loc: &Location) -> bool {
+        true
     }
 }

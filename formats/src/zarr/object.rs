@@ -18,7 +18,7 @@ use super::sink::{StoreState, ZarrSink};
 use super::source::{HandedStore, ZarrSource};
 use super::{array_info, version_name, zarrs_node_path, INCOMPLETE_MARKER};
 use crate::remote::{open_claiming, open_fetching, open_store, RemoteStore};
-use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
+use crate::spec::{ArrayInfo, SinkSpec, StoreInfo, WriteMode};
 use crate::url::split_url;
 
 /// The key prefix of a node (`""` for the root, `a/b/` for `a/b`).
@@ -317,11 +317,24 @@ pub(crate) fn create_sink(
     let prefix = prefix_of(array);
     let existing = KeyReader::new(&store, root, prefix.clone()).node(name)?;
     let p = StorePrefix::new(prefix.clone()).map_err(|e| Error::open(name, e.to_string()))?;
-    let keys = store.list_prefix(&p).map_err(|e| Error::Open {
+    let cannot = |what: &str, e: zarrs::storage::StorageError| Error::Open {
         path: name.to_string(),
-        message: format!("cannot list {root}/{prefix}: {e}"),
+        message: format!("cannot {what} {root}/{prefix}: {e}"),
         cause: Some(Box::new(std::io::Error::other(e.to_string()))),
-    })?;
+    };
+    let keys = if matches!(spec.mode, WriteMode::Into | WriteMode::Shared) {
+        // Writing into the array that stands needs only to know whether it
+        // is marked incomplete: one look, where a listing of every chunk
+        // (by each of a plan's tasks) would cost a request per thousand.
+        let marker = StoreKey::new(format!("{prefix}{INCOMPLETE_MARKER}"))
+            .map_err(|e| Error::open(name, e.to_string()))?;
+        match store.size_key(&marker).map_err(|e| cannot("look at", e))? {
+            Some(_) => vec![marker],
+            None => Vec::new(),
+        }
+    } else {
+        store.list_prefix(&p).map_err(|e| cannot("list", e))?
+    };
     let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
     let mut groups = Vec::new();
     for i in 0..parts.len() {

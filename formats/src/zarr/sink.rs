@@ -53,7 +53,11 @@
 //! prefix and claims the prefix by a conditional PUT of its marker (put
 //! only where no marker is, [`StoreState::claim`]): of two writers that
 //! both found the prefix empty, the second is refused before it writes
-//! anything. `Into` and `Shared` are refused (they would need a lock).
+//! anything. `Into` writes every chunk into an array that stands (marked
+//! incomplete meanwhile, as a resume is), and `Shared` (a plan's tasks)
+//! into the incomplete array the plan created, leaving the marker for the
+//! plan's last stage; with no lock, nothing keeps another process from
+//! writing the same array meanwhile, as for `Resume`.
 //! `Overwrite` replaces a Zarr node (or what an interrupted write of ours
 //! left: a prefix holding our marker) in place, never other objects: it
 //! puts the marker, erases every metadata document under the prefix, then
@@ -555,12 +559,6 @@ impl ZarrSink {
         // array whose metadata went.
         let has_keys = state.keys.iter().any(|k| k.as_str() != marker_name);
         let marked = state.keys.iter().any(|k| k.as_str() == marker_name);
-        if matches!(spec.mode, WriteMode::Into | WriteMode::Shared) {
-            return Err(Error::open(
-                name,
-                "writing into an existing array is supported on a local file system only",
-            ));
-        }
         let found = match &state.existing {
             Some(Node::Array(have)) => found_array(have, &want, marked),
             Some(Node::Group { .. }) => Existing::Other,
@@ -573,6 +571,10 @@ impl ZarrSink {
         let action = decide(name, spec.mode, found, "Zarr array")?;
         let resume = action == Action::Resume;
         let replace = action == Action::Replace;
+        // `Into` and `Shared` write into the array that stands, as a
+        // resume does, but every chunk of it.
+        let existing = resume || action == Action::Into;
+        let shared = spec.mode == WriteMode::Shared;
         let put_err = |what: &str, e: zarrs::storage::StorageError| Error::Sink {
             sink_name: name.to_string(),
             what: what.to_string(),
@@ -586,7 +588,7 @@ impl ZarrSink {
         // or erased: refused where an array or a group of the other Zarr
         // version stands, made (below) where missing.
         let mut new_groups = Vec::new();
-        if !resume {
+        if !existing {
             let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
             for (i, node) in state.groups.iter().enumerate() {
                 let group = parts[..i].join("/");
@@ -678,13 +680,14 @@ impl ZarrSink {
                 .set(k, group_json.to_string().into_bytes().into())
                 .map_err(|e| put_err("the group metadata", e))?;
         }
-        if !claimed {
+        // A plan's tasks leave the marker to its last stage, as on disk.
+        if !claimed && !shared {
             store
                 .set(&marker, marker_text.to_vec().into())
                 .map_err(|e| put_err("the incomplete marker", e))?;
         }
         let node = super::zarrs_node_path(array);
-        let array_handle = if resume {
+        let array_handle = if existing {
             open_rw(name, store.clone(), &node)?
         } else {
             new_array(name, store.clone(), &node, spec, url)?
@@ -712,7 +715,7 @@ impl ZarrSink {
             // A new array has no chunk yet: asking the store for each
             // would cost a request per chunk.
             into: !resume,
-            shared: false,
+            shared,
         })
     }
 
@@ -1011,6 +1014,11 @@ impl ChunkSink for ZarrSink {
         }
     }
     fn finish(&self) -> Result<()> {
+        if let (Some(_), true) = (&self.remote_marker, self.shared) {
+            // One plan task's chunks are finished PUTs; the marker stays
+            // for the plan's last stage to erase.
+            return Ok(());
+        }
         if let Some((store, marker)) = &self.remote_marker {
             // Every chunk is a finished PUT: the array is complete once
             // the marker is gone.

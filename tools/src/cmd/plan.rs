@@ -1,7 +1,8 @@
 //! `ndstream plan`, `run-task`, `run`, `status` and `slurm`: a `convert`
 //! or `eval -o` planned once ([`PlanFile`]) and run as numbered tasks by
 //! any number of processes, here or on other machines that share the file
-//! system.
+//! system, or reach the same object store (output and `--work-dir` in a
+//! bucket).
 //!
 //! - `plan -o job.json convert SRC out.zarr ...` writes the plan and
 //!   creates the output (a Zarr array, marked incomplete until the last

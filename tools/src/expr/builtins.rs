@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndstream::{Array, BinaryOp, Chunks, DType, ReduceOp, ReduceParam, UnaryOp};
+use ndstream::{Array, BinaryOp, Chunks, DType, ReduceOp, ReduceParam, ScanOp, UnaryOp};
 
 use super::error::{ExprError, Span};
 use super::eval::{binary, lib_err, syntax_op};
@@ -17,7 +17,7 @@ use super::value::{
     as_str, Args, Value,
 };
 
-const OTHERS: [&str; 20] = [
+const OTHERS: [&str; 21] = [
     "open",
     "stack",
     "concatenate",
@@ -38,6 +38,7 @@ const OTHERS: [&str; 20] = [
     "rechunk",
     "array",
     "asarray",
+    "reshape",
 ];
 
 const METHOD_ONLY: [&str; 4] = ["compute", "persist", "copy", "astype"];
@@ -64,9 +65,20 @@ pub fn reduction_names() -> impl Iterator<Item = &'static str> {
         .flat_map(|op| std::iter::once(op.name()).chain(op.aliases().iter().copied()))
 }
 
+/// The names of the cumulative reductions: every row of the library's
+/// scan table (`cumsum`, `cumprod`, `nancumsum`, `nancumprod`).
+pub fn scan_names() -> impl Iterator<Item = &'static str> {
+    ScanOp::ALL.iter().map(|op| op.name())
+}
+
+fn scan_op(name: &str) -> Option<ScanOp> {
+    ScanOp::ALL.iter().copied().find(|op| op.name() == name)
+}
+
 /// True if `name` is a function of the language (for "did you mean to call it" hints).
 pub fn is_function(name: &str) -> bool {
     ReduceOp::from_name(name).is_some()
+        || scan_op(name).is_some()
         || UnaryOp::from_name(name).is_some()
         || BinaryOp::from_name(name).is_some()
         || OTHERS.contains(&name)
@@ -75,8 +87,9 @@ pub fn is_function(name: &str) -> bool {
 /// True if `name` is an array method.
 pub fn is_method(name: &str) -> bool {
     ReduceOp::from_name(name).is_some()
+        || scan_op(name).is_some()
         || METHOD_ONLY.contains(&name)
-        || matches!(name, "rechunk" | "transpose" | "clip")
+        || matches!(name, "rechunk" | "transpose" | "clip" | "reshape")
 }
 
 /// Call the function `name` (`random.` prefixed for the random module).
@@ -90,6 +103,9 @@ pub fn call(name: &str, mut a: Args) -> Result<Value, ExprError> {
     }
     if let Some(op) = ReduceOp::from_name(name) {
         return reduction(name, op, a);
+    }
+    if let Some(op) = scan_op(name) {
+        return scan(op, a);
     }
     if let Some(op) = UnaryOp::from_name(name) {
         let (x, xs) = a.req(0, "x")?;
@@ -259,7 +275,7 @@ fn array_function(name: &str, mut a: Args) -> Result<Value, ExprError> {
     let span = a.span;
     let known = matches!(
         name,
-        "clip" | "triu" | "tril" | "transpose" | "astype" | "rechunk"
+        "clip" | "triu" | "tril" | "transpose" | "astype" | "rechunk" | "reshape"
     );
     if !known {
         return Err(ExprError::eval(format!("unknown function `{name}`"), span));
@@ -304,6 +320,14 @@ fn array_function(name: &str, mut a: Args) -> Result<Value, ExprError> {
             let (d, ds) = a.req(1, "dtype")?;
             Ok(x.astype(as_dtype(&d, ds)?))
         }
+        "reshape" => {
+            // NumPy 2's `shape`, and `newshape` as before it.
+            let (v, vs) = match a.some(1, "shape")? {
+                Some(v) => v,
+                None => a.req(99, "newshape")?,
+            };
+            x.reshape(&as_new_shape(&v, vs)?)
+        }
         _ => {
             let (c, cs) = a.req(1, "chunks")?;
             x.rechunk(as_chunks(&c, Some(x.ndim()), cs)?)
@@ -333,6 +357,19 @@ pub fn method(name: &str, mut a: Args) -> Result<Value, ExprError> {
             let lo = lo.map(|(v, s)| as_f64(&v, s)).transpose()?;
             let hi = hi.map(|(v, s)| as_f64(&v, s)).transpose()?;
             Ok(Value::Array(x.clip(lo, hi).map_err(lib_err(xs))?))
+        }
+        "reshape" => {
+            let (x, xs) = a.req(0, "self")?;
+            // `x.reshape(2, -1)` as well as `x.reshape((2, -1))`.
+            let mut shape = Vec::new();
+            let mut i = 1;
+            while let Some((v, s)) = a.opt(i, "shape")? {
+                shape.extend(as_new_shape(&v, s)?);
+                i += 1;
+            }
+            a.finish()?;
+            let x = as_array(&x, xs)?;
+            Ok(Value::Array(x.reshape(&shape).map_err(lib_err(xs))?))
         }
         "transpose" => {
             let (x, xs) = a.req(0, "self")?;
@@ -365,6 +402,40 @@ pub fn method(name: &str, mut a: Args) -> Result<Value, ExprError> {
             a.span,
         )),
     }
+}
+
+/// A shape for `reshape`: lengths, one of which may be `-1`.
+fn as_new_shape(v: &Value, span: Span) -> Result<Vec<i64>, ExprError> {
+    match v {
+        Value::Tuple(t) | Value::List(t) => t.iter().map(|x| as_int(x, span)).collect(),
+        _ => Ok(vec![as_int(v, span)?]),
+    }
+}
+
+/// A cumulative reduction, function or method form: `cumsum(a, axis=None,
+/// dtype=None)` as NumPy's (over the flattened array without an axis;
+/// with a `dtype`, computed in and returned as that type).
+fn scan(op: ScanOp, mut a: Args) -> Result<Value, ExprError> {
+    let span = a.span;
+    let (x, xs) = a.req(0, "a")?;
+    let axis = match a.some(1, "axis")? {
+        Some((v, s)) => Some(as_int(&v, s)? as isize),
+        None => None,
+    };
+    let dtype = match a.some(2, "dtype")? {
+        Some((v, s)) => Some(as_dtype(&v, s)?),
+        None => None,
+    };
+    a.finish()?;
+    let mut x = as_array(&x, xs)?;
+    if let Some(d) = dtype {
+        x = x.astype(d);
+    }
+    let mut r = x.scan(op, axis).map_err(lib_err(span))?;
+    if let Some(d) = dtype {
+        r = r.astype(d);
+    }
+    Ok(Value::Array(r))
 }
 
 /// A reduction (`op`, called `name`), function or method form. The
@@ -554,6 +625,7 @@ mod tests {
     fn every_listed_name_dispatches() {
         for n in reduction_names()
             .chain(elementwise_names())
+            .chain(scan_names())
             .chain(OTHERS.iter().copied())
         {
             assert!(is_function(n));
