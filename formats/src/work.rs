@@ -111,6 +111,23 @@ impl WorkStore {
         }
     }
 
+    /// Remove everything in the work directory (or under the prefix), and
+    /// the directory itself: for a temporary one its maker is done with.
+    ///
+    /// # Errors
+    /// What is there cannot be removed.
+    pub fn clear(&self) -> Result<()> {
+        match self {
+            WorkStore::Dir(d) => match std::fs::remove_dir_all(d.root()) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(dir_error(d, "cannot remove", e)),
+            },
+            #[cfg(feature = "object-store")]
+            WorkStore::Remote(r) => r.clear(),
+        }
+    }
+
     /// The directory, or `None` in object storage.
     #[must_use]
     pub fn dir(&self) -> Option<PathBuf> {
@@ -236,6 +253,12 @@ pub mod remote {
             self.store
                 .erase(&k)
                 .map_err(|e| self.error("cannot remove", key, e))
+        }
+
+        pub(super) fn clear(&self) -> Result<()> {
+            self.store
+                .erase_prefix(&StorePrefix::root())
+                .map_err(|e| self.error("cannot remove", "", e))
         }
 
         pub(super) fn remove_all(&self, prefix: &str) -> Result<()> {

@@ -22,7 +22,7 @@ the active ``dask.distributed`` ``Client`` (see
 ``temporary_directory`` is where a distributed ``compute`` keeps its
 plan and result while the job runs (default: the system's temporary
 directory); on a cluster of several machines it must be a file system
-they all see.
+they all see, or a bucket prefix (``"s3://bucket/scratch"``).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from typing import Any
 
 from . import _ndstream, config
@@ -197,7 +198,10 @@ def store(
     # more), so this refuses before the output is created.
     check_workers(client, budget, workers)
     if url:
-        local = tempfile.mkdtemp(prefix="ndstream-plan-", dir=config.get("temporary_directory"))
+        scratch = config.get("temporary_directory")
+        local = tempfile.mkdtemp(
+            prefix="ndstream-plan-", dir=None if scratch is None or _is_url(scratch) else scratch
+        )
         parent = root.rsplit("/", 1)[0] if root.count("/") > 2 else root
         work_dir = (
             f"{parent}/{os.path.basename(local).replace('ndstream-plan-', '.ndstream-plan-')}"
@@ -232,15 +236,24 @@ def compute(client: Any, arrays: list, memory: int | None = None) -> list:
     """The values of ``arrays`` (``_ndstream`` arrays), each computed on the
     cluster into a Zarr array in a temporary directory and read back here
     under the same memory budget (``memory``; the engine's default if
-    ``None``)."""
+    ``None``). The directory is made in ``ndstream.config``'s
+    ``temporary_directory``: a path every worker shares, or a bucket
+    prefix (``s3://bucket/scratch``) where they share none."""
     out = []
+    root = config.get("temporary_directory")
     for x in arrays:
-        tmp = tempfile.mkdtemp(prefix="ndstream-compute-", dir=config.get("temporary_directory"))
+        if root is not None and _is_url(root):
+            tmp = f"{root.rstrip('/')}/ndstream-compute-{uuid.uuid4().hex}"
+        else:
+            tmp = tempfile.mkdtemp(prefix="ndstream-compute-", dir=root)
         try:
-            path = os.path.join(tmp, "result.zarr")
+            path = f"{tmp}/result.zarr" if _is_url(tmp) else os.path.join(tmp, "result.zarr")
             store(client, x, path, memory=memory)
             (value,) = _ndstream.compute([_ndstream.open(path)], memory, None, None)
             out.append(value)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if _is_url(tmp):
+                _ndstream.remove_temporary(tmp)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -1047,6 +1047,25 @@ fn plan_remove_work(py: Python<'_>, plan_path: &str) -> PyResult<()> {
     py.detach(|| load_plan(plan_path, None)?.remove_work()).py()
 }
 
+/// Remove a temporary directory (or bucket prefix) this package made for
+/// a distributed `compute`, and all in it. Refused for any location whose
+/// last component is not one of its names (`ndstream-compute-…`).
+#[pyfunction]
+fn remove_temporary(py: Python<'_>, location: &str) -> PyResult<()> {
+    let last = location
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    if !last.starts_with("ndstream-compute-") {
+        return Err(PyValueError::new_err(format!(
+            "{location} is not a temporary directory of ndstream's"
+        )));
+    }
+    py.detach(|| ndstream::formats::work::WorkStore::open(location)?.clear())
+        .py()
+}
+
 /// How far the plan at `plan_path` has got: `([(done, tasks)...], complete)`.
 #[pyfunction]
 fn plan_status(py: Python<'_>, plan_path: &str) -> PyResult<(Vec<(u64, u64)>, bool)> {
@@ -1128,6 +1147,7 @@ fn _ndstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan_run_task, m)?)?;
     m.add_function(wrap_pyfunction!(plan_status, m)?)?;
     m.add_function(wrap_pyfunction!(plan_remove_work, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_temporary, m)?)?;
     m.add_function(wrap_pyfunction!(default_memory, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(human_bytes, m)?)?;

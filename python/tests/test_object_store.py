@@ -530,7 +530,8 @@ def test_a_plan_writes_a_bucket_and_keeps_its_records_there(s3, rng, tmp_path):
 def test_a_dask_cluster_writes_a_bucket_with_no_shared_files(da, s3, rng, tmp_path):
     """``to_zarr("s3://…", scheduler=client)``: the workers get the plan as
     text and keep their records in the bucket; the bytes are those of the
-    same write run in this process, and nothing of the job is left."""
+    same write run in this process, and nothing of the job is left. With
+    ``temporary_directory`` in the bucket, ``compute`` works the same way."""
     distributed = pytest.importorskip("distributed")
     data = rng.standard_normal((50, 36))
     _write(s3, "dask-in.zarr", data, chunks=(10, 12))
@@ -551,12 +552,26 @@ def test_a_dask_cluster_writes_a_bucket_with_no_shared_files(da, s3, rng, tmp_pa
         distributed.Client(cluster) as client,
     ):
         y.to_zarr(f"s3://{BUCKET}/dask-out.zarr", codec="zstd:3", scheduler=client)
+        # A compute's result goes through a bucket prefix, removed after.
+        m = x.mean(axis=0)
+        with da.config.set(temporary_directory=f"s3://{BUCKET}/scratch"):
+            there = m.compute(scheduler=client)
+        assert not _keys(s3, "scratch/")
+    here = m.compute()
+    assert there.dtype == here.dtype and there.tobytes() == here.tobytes()
     out = _relative(_objects(s3, "dask-out.zarr/"), "dask-out.zarr/")
     assert out == _relative(_objects(s3, "dask-ref.zarr/"), "dask-ref.zarr/")
     assert not [k for k in _keys(s3, "") if ".ndstream-plan-" in k]
     np.testing.assert_allclose(
         _zarr_read(s3, "dask-out.zarr"), data - data.mean(axis=0), rtol=1e-12
     )
+    # The clean-up removes only what carries its temporary names.
+    from ndstream import _ndstream
+
+    before = _objects(s3, "")
+    with pytest.raises(ValueError, match="not a temporary directory"):
+        _ndstream.remove_temporary(f"s3://{BUCKET}/dask-out.zarr")
+    assert _objects(s3, "") == before
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
