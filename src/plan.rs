@@ -65,6 +65,10 @@ pub struct PlanFile {
     /// as the sink that created the output does).
     pub codec: formats::Codec,
     pub zarr_version: formats::ZarrVersion,
+    /// Flush what each task writes (its chunks, then its record) to the
+    /// disk before the task counts as done, and the output before it is
+    /// marked complete ([`StoreOptions::sync`]).
+    pub sync: bool,
     /// The memory budget every task runs under, bytes (the plan was
     /// checked against it).
     pub memory: u64,
@@ -213,6 +217,7 @@ impl PlanFile {
         let program = Program::of(std::slice::from_ref(a))?;
         let mut spec = sink_spec(a, opts);
         spec.mode = formats::WriteMode::Create;
+        let work = work.with_sync(spec.sync);
         let (grid, sink_bytes) = formats::sink_needs(output, &spec)?;
         let tasks = exec.plan_tasks(a, &grid, sink_bytes)?;
         let plan = PlanFile {
@@ -224,6 +229,7 @@ impl PlanFile {
             shards: spec.shards.clone(),
             codec: spec.codec.clone(),
             zarr_version: spec.zarr_version,
+            sync: spec.sync,
             memory: exec.budget().limit(),
             work_dir,
             stages: tasks.stages().to_vec(),
@@ -290,6 +296,7 @@ impl PlanFile {
                     formats::ZarrVersion::V2 => 2,
                     _ => 3,
                 },
+                "sync": self.sync,
             },
             "memory": self.memory,
             "work_dir": self.work_dir,
@@ -418,6 +425,13 @@ impl PlanFile {
             shards,
             codec,
             zarr_version,
+            // Plans written before the field existed did not flush.
+            sync: match out.get("sync") {
+                None | Some(Value::Null) => false,
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| bad_plan(path, "the output's `sync` is not true or false"))?,
+            },
             memory: u64_of(field("memory")?, "memory")?,
             work_dir: text_of(field("work_dir")?, "work_dir")?,
             stages,
@@ -426,7 +440,7 @@ impl PlanFile {
 
     /// The work directory's store, checked to be this plan's.
     fn store(&self) -> Result<formats::work::WorkStore> {
-        let store = formats::work::WorkStore::open(&self.work_dir)?;
+        let store = formats::work::WorkStore::open(&self.work_dir)?.with_sync(self.sync);
         match store.get(PLAN_ID_FILE)? {
             Some(id) if id == self.id.as_bytes() => Ok(store),
             Some(_) => Err(Error::open(
@@ -468,6 +482,7 @@ impl PlanFile {
         spec.shards = self.shards.clone();
         spec.codec = self.codec.clone();
         spec.zarr_version = self.zarr_version;
+        spec.sync = self.sync;
         spec.mode = formats::WriteMode::Shared;
         let (grid, sink_bytes) = formats::sink_needs(&self.output, &spec)?;
         let tasks = exec.plan_tasks(&a, &grid, sink_bytes)?;

@@ -178,7 +178,9 @@ pub struct SinkSpec {
     /// by default, as in NumPy, h5py and zarr-python: the data is then
     /// handed to the OS, which is enough for the store to be complete after
     /// the program exits or fails (the incomplete marker covers a job that
-    /// stops midway either way).
+    /// stops midway either way). A plan's task (`WriteMode::Shared`, Zarr
+    /// on disk) flushes each chunk as it writes it instead: the task is
+    /// recorded done as soon as it returns.
     pub sync: bool,
 }
 

@@ -59,6 +59,18 @@ impl WorkStore {
         ))
     }
 
+    /// This store, flushing each record to the disk before it is put
+    /// (a directory's; one PUT in object storage is durable already),
+    /// where `sync`.
+    #[must_use]
+    pub fn with_sync(self, sync: bool) -> WorkStore {
+        match self {
+            WorkStore::Dir(d) => WorkStore::Dir(d.with_sync(sync)),
+            #[cfg(feature = "object-store")]
+            other @ WorkStore::Remote(_) => other,
+        }
+    }
+
     /// Whether nothing is there yet (no directory, an empty one, or no
     /// key under the prefix).
     ///

@@ -88,6 +88,58 @@ fn a_plan_run_in_ranges_writes_what_store_writes() {
     assert!(!d.join("o2.zarr").exists());
 }
 
+/// `sync` (the CLI's `--sync`) is part of the plan: every task that reads
+/// the plan flushes what it writes, and a plan file written before the
+/// field existed reads as not flushing.
+#[test]
+fn a_plan_keeps_its_sync_setting_for_every_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let exec = Executor::builder()
+        .memory(32 << 20)
+        .threads(2)
+        .build()
+        .unwrap();
+    let opts = StoreOptions {
+        chunks: Some(vec![40, 50]),
+        codec: Some("zstd:2".parse().unwrap()),
+        sync: true,
+        ..StoreOptions::default()
+    };
+    let a = job();
+    let reference = d.join("ref.zarr");
+    ndstream::store(&exec, &a, reference.to_str().unwrap(), &opts).unwrap();
+    let out = d.join("out.zarr");
+    let plan = PlanFile::create(
+        &exec,
+        &a,
+        out.to_str().unwrap(),
+        &opts,
+        &d.join("p.json"),
+        None,
+    )
+    .unwrap();
+    assert!(plan.sync);
+    let text = std::fs::read_to_string(d.join("p.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["output"]["sync"], serde_json::json!(true), "{text}");
+    let again = PlanFile::load(&d.join("p.json")).unwrap();
+    assert!(again.sync);
+    for (s, st) in again.stages.iter().enumerate() {
+        again.run_task(s, 0..st.tasks, 2).unwrap();
+    }
+    assert!(again.status().unwrap().complete);
+    assert_eq!(files(&out), files(&reference));
+    // Without the field: not flushed, as before it existed.
+    let mut old = v.clone();
+    old["output"].as_object_mut().unwrap().remove("sync");
+    let p = PlanFile::from_json(&old.to_string(), &d.join("old.json")).unwrap();
+    assert!(!p.sync);
+    old["output"]["sync"] = serde_json::json!("yes");
+    let e = PlanFile::from_json(&old.to_string(), &d.join("old.json")).unwrap_err();
+    assert!(e.to_string().contains("`sync` is not true or false"), "{e}");
+}
+
 #[test]
 fn a_damaged_plan_file_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();

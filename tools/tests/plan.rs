@@ -542,6 +542,87 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
     assert!(err.contains("already exists"), "{err}");
 }
 
+/// The fsync calls `ndstream ARGS` makes in `dir`, counted by strace, or
+/// `None` where strace is not installed (`.ci/run` installs it).
+fn fsyncs(args: &[&str], dir: &Path) -> Option<usize> {
+    let log = dir.join("strace.log");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&log)
+        .arg(bin())
+        .arg("--quiet")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    Some(
+        text.lines()
+            .filter(|l| {
+                (l.contains("fsync(") || l.contains("fdatasync(")) && !l.contains("resumed>")
+            })
+            .count(),
+    )
+}
+
+/// `--sync` reaches every task of a plan: each chunk a task writes, and
+/// its record, is flushed (a file and its directory entry each) before
+/// the task counts as done; without it nothing is.
+#[test]
+fn a_plan_with_sync_flushes_each_task_before_recording_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    inputs(dir);
+    let convert = [
+        "convert", "x.zarr", "OUT", "--chunks", "100,50", "--codec", "zstd:3",
+    ];
+    let with = |out: &str, plan: &str, extra: &[&'static str]| {
+        let mut a = vec!["plan", "-o", plan];
+        a.extend(convert.iter().map(|&s| if s == "OUT" { out } else { s }));
+        a.extend(extra);
+        ok(&a, dir);
+    };
+    with("synced.zarr", "synced.json", &["--sync"]);
+    with("plain.zarr", "plain.json", &[]);
+    let stages = |plan: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join(plan)).unwrap())
+            .unwrap()["stages"]
+            .clone()
+    };
+    let tasks = stages("synced.json")[0]["tasks"].as_u64().unwrap();
+    assert_eq!(stages("synced.json")[0]["kind"], "write");
+    assert!(tasks >= 4, "{tasks}");
+    let task_range = format!("0..{tasks}");
+    let run = |plan: &'static str| {
+        fsyncs(
+            &["run-task", plan, "--stage", "0", "--tasks", &task_range],
+            dir,
+        )
+    };
+    let (Some(synced), Some(plain)) = (run("synced.json"), run("plain.json")) else {
+        eprintln!("strace is not installed: the flushes are not counted");
+        return;
+    };
+    // Per task: one chunk file and its directory, one record and its directory.
+    assert!(
+        synced >= 4 * tasks as usize,
+        "{synced} fsyncs for {tasks} tasks"
+    );
+    assert_eq!(plain, 0);
+    ok(&["run", "synced.json", "--processes", "2"], dir);
+    ok(&["run", "plain.json", "--processes", "2"], dir);
+    assert_eq!(
+        tree(&dir.join("synced.zarr")),
+        tree(&dir.join("plain.zarr"))
+    );
+}
+
 /// The generated script submitted to a real Slurm (a single node on
 /// loopback, started by `scripts/slurm.sh`; `.ci/run` starts it and sets
 /// `NDSTREAM_SLURM=1`). Without it the test says so and passes.

@@ -100,12 +100,25 @@ pub trait TaskStore: Send + Sync {
 #[derive(Clone, Debug)]
 pub struct DirStore {
     root: PathBuf,
+    sync: bool,
 }
 
 impl DirStore {
     /// The store in `root` (made when the first value is put).
     pub fn new(root: impl Into<PathBuf>) -> DirStore {
-        DirStore { root: root.into() }
+        DirStore {
+            root: root.into(),
+            sync: false,
+        }
+    }
+
+    /// This store, flushing each value it puts to the disk (the file, then
+    /// its directory's entry) before `put` returns, where `sync`: records
+    /// of tasks whose output is flushed too survive a power loss.
+    #[must_use]
+    pub fn with_sync(mut self, sync: bool) -> DirStore {
+        self.sync = sync;
+        self
     }
 
     /// The directory.
@@ -156,7 +169,19 @@ impl TaskStore for DirStore {
             std::process::id(),
             TEMPORARIES.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        let written = (|| -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            if self.sync {
+                f.sync_all()?;
+            }
+            drop(f);
+            std::fs::rename(&tmp, &path)?;
+            if self.sync {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(self.io("cannot write", &path, e));

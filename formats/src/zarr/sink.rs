@@ -793,8 +793,13 @@ impl ZarrSink {
             write_marker(name, &write_dir)?;
         }
         let array_handle = if resume {
-            let store: std::sync::Arc<dyn ReadableWritableStorageTraits> =
-                std::sync::Arc::new(AtomicFsStore::new(&dir).map_err(|m| Error::open(name, m))?);
+            // A plan's task is recorded done when its chunks are written:
+            // with `sync`, each is on the disk by then.
+            let store: std::sync::Arc<dyn ReadableWritableStorageTraits> = std::sync::Arc::new(
+                AtomicFsStore::new(&dir)
+                    .map_err(|m| Error::open(name, m))?
+                    .with_sync(shared && spec.sync),
+            );
             open_rw(name, store, "/")?
         } else {
             let store = std::sync::Arc::new(
@@ -1030,11 +1035,9 @@ impl ChunkSink for ZarrSink {
             });
         }
         if self.shared {
-            // One task's chunks are written (each file atomically); the
-            // array stays incomplete until the plan's last stage.
-            if self.sync {
-                sync_tree(&self.dir).map_err(|e| io_err(&self.name, "the final sync", e))?;
-            }
+            // One task's chunks are written (each file atomically, and
+            // with `sync` flushed as it was); the array stays incomplete
+            // until the plan's last stage.
             self.locks.lock().unwrap_or_else(|p| p.into_inner()).clear();
             return Ok(());
         }

@@ -8,6 +8,9 @@
 //! new one, or absent. Values are not fsynced one by one (that would cost a
 //! disk flush per chunk); after a power loss a chunk may be empty, which a
 //! resumed write detects because `is_done` decodes every chunk it trusts.
+//! A store made [`AtomicFsStore::with_sync`] does flush each value, and
+//! its directory entry, before `set` returns: what a plan's task writes
+//! with `--sync`, since the task is recorded done as soon as it returns.
 //!
 //! Partial writes (`set_partial_many`) are refused: ndstream writes whole
 //! chunks and whole shards only. A directory a value goes into is checked
@@ -47,6 +50,8 @@ pub(crate) struct AtomicFsStore {
     /// The base directory's path and the inode found there when a reader
     /// opened it.
     pin: Option<Pin>,
+    /// fsync each value and its directory before `set` returns.
+    sync: bool,
 }
 
 /// A directory held open, and what its path named when it was opened.
@@ -84,7 +89,16 @@ impl AtomicFsStore {
             counter: AtomicU64::new(0),
             dirs: Mutex::new(HashSet::new()),
             pin: None,
+            sync: false,
         })
+    }
+
+    /// This store, flushing every value it sets to the disk (the file,
+    /// then its directory's entry) before `set` returns, where `sync`.
+    #[must_use]
+    pub fn with_sync(mut self, sync: bool) -> AtomicFsStore {
+        self.sync = sync;
+        self
     }
 
     /// A store for reading the directory `base`, pinned to the directory
@@ -210,8 +224,15 @@ impl WritableStorageTraits for AtomicFsStore {
                 r => r?,
             };
             f.write_all(&value)?;
+            if self.sync {
+                f.sync_all()?;
+            }
             drop(f);
-            std::fs::rename(&tmp, &path)
+            std::fs::rename(&tmp, &path)?;
+            if self.sync {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
