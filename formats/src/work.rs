@@ -233,17 +233,7 @@ pub mod remote {
         fn key(&self, key: &str) -> Result<StoreKey> {
             // Keys are made by the plan (`stage-S/N`, `plan-id`); anything
             // else is refused, as in a directory.
-            if key.is_empty()
-                || key
-                    .split('/')
-                    .any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.'))
-            {
-                return Err(Error::invalid(
-                    "task store",
-                    "key",
-                    format!("`{key}` is not a key of the work directory"),
-                ));
-            }
+            ndstream_engine::exec::check_key(key)?;
             StoreKey::new(key).map_err(|e| self.error("cannot name", key, e))
         }
 

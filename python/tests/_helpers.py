@@ -84,3 +84,19 @@ def make_2d(rng, dtype="float64", shape=(10, 7)):
     if dtype.kind == "b":
         return rng.random(shape) > 0.5
     raise ValueError(dtype)
+
+
+def local_cluster():
+    """A dask.distributed LocalCluster of 2 single-thread worker processes
+    on loopback, each limited to 2 GiB (the workers inherit this process's
+    environment as it is when they start)."""
+    import distributed
+
+    return distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit="2GiB",
+    )

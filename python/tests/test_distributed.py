@@ -21,19 +21,14 @@ pytestmark = pytest.mark.ndstream_only
 
 distributed = pytest.importorskip("distributed")
 
+from _helpers import local_cluster  # noqa: E402
+
 import ndstream as da  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        memory_limit="2GiB",
-    )
+    cluster = local_cluster()
     c = distributed.Client(cluster)
     yield c
     c.close()

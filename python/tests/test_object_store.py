@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import local_cluster
 
 pytestmark = pytest.mark.ndstream_only
 
@@ -541,14 +542,7 @@ def test_a_dask_cluster_writes_a_bucket_with_no_shared_files(da, s3, rng, tmp_pa
     # The workers start after the fixture set the endpoint and keys in
     # this process's environment, and inherit them.
     with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            memory_limit="2GiB",
-        ) as cluster,
+        local_cluster() as cluster,
         distributed.Client(cluster) as client,
     ):
         y.to_zarr(f"s3://{BUCKET}/dask-out.zarr", codec="zstd:3", scheduler=client)

@@ -32,33 +32,44 @@ fn job() -> ndstream::Array {
     &(&x - &m) / &x.std(None, 0).unwrap()
 }
 
+fn executor() -> Executor {
+    Executor::builder()
+        .memory(32 << 20)
+        .threads(2)
+        .build()
+        .unwrap()
+}
+
+/// [`job`] stored in one process at `d/ref.zarr` with `opts`, and planned
+/// into `d/out.zarr` with the plan file `d/p.json`.
+fn stored_and_planned(d: &Path, opts: &StoreOptions) -> PlanFile {
+    let exec = executor();
+    let a = job();
+    ndstream::store(&exec, &a, d.join("ref.zarr").to_str().unwrap(), opts).unwrap();
+    PlanFile::create(
+        &exec,
+        &a,
+        d.join("out.zarr").to_str().unwrap(),
+        opts,
+        &d.join("p.json"),
+        None,
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_plan_run_in_ranges_writes_what_store_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let exec = Executor::builder()
-        .memory(32 << 20)
-        .threads(2)
-        .build()
-        .unwrap();
+    let exec = executor();
     let opts = StoreOptions {
         chunks: Some(vec![40, 50]),
         codec: Some("zstd:2".parse().unwrap()),
         ..StoreOptions::default()
     };
     let a = job();
-    let reference = d.join("ref.zarr");
-    ndstream::store(&exec, &a, reference.to_str().unwrap(), &opts).unwrap();
-    let out = d.join("out.zarr");
-    let plan = PlanFile::create(
-        &exec,
-        &a,
-        out.to_str().unwrap(),
-        &opts,
-        &d.join("p.json"),
-        None,
-    )
-    .unwrap();
+    let (reference, out) = (d.join("ref.zarr"), d.join("out.zarr"));
+    let plan = stored_and_planned(d, &opts);
     // What was written reads back as what was made.
     let again = PlanFile::load(&d.join("p.json")).unwrap();
     assert_eq!(again.to_json(), plan.to_json());
@@ -95,30 +106,14 @@ fn a_plan_run_in_ranges_writes_what_store_writes() {
 fn a_plan_keeps_its_sync_setting_for_every_task() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let exec = Executor::builder()
-        .memory(32 << 20)
-        .threads(2)
-        .build()
-        .unwrap();
     let opts = StoreOptions {
         chunks: Some(vec![40, 50]),
         codec: Some("zstd:2".parse().unwrap()),
         sync: true,
         ..StoreOptions::default()
     };
-    let a = job();
-    let reference = d.join("ref.zarr");
-    ndstream::store(&exec, &a, reference.to_str().unwrap(), &opts).unwrap();
-    let out = d.join("out.zarr");
-    let plan = PlanFile::create(
-        &exec,
-        &a,
-        out.to_str().unwrap(),
-        &opts,
-        &d.join("p.json"),
-        None,
-    )
-    .unwrap();
+    let plan = stored_and_planned(d, &opts);
+    let (reference, out) = (d.join("ref.zarr"), d.join("out.zarr"));
     assert!(plan.sync);
     let text = std::fs::read_to_string(d.join("p.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -28,7 +28,10 @@
 mod jobs;
 mod tasks;
 
-pub use tasks::{task_key, DirStore, StageKind, StageReport, TaskPlan, TaskStage, TaskStore};
+pub use tasks::{
+    check_key, task_key, write_then_rename, DirStore, StageKind, StageReport, TaskPlan, TaskStage,
+    TaskStore,
+};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -127,19 +127,7 @@ impl DirStore {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
-        // Keys are made here (`stage-S/N`); refuse anything that could
-        // leave the directory all the same.
-        if key.is_empty()
-            || key
-                .split('/')
-                .any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.'))
-        {
-            return Err(Error::invalid(
-                "task store",
-                "key",
-                format!("`{key}` is not a key of the work directory"),
-            ));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
 
@@ -151,6 +139,55 @@ impl DirStore {
             cause: Some(Box::new(e)),
         }
     }
+}
+
+/// Refuse a key of a [`TaskStore`] that is not a plain relative path of
+/// visible names (`stage-S/N`, `plan-id`): keys are made by the plans,
+/// and one that could leave the work directory is refused all the same.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the key.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.'))
+    {
+        return Err(Error::invalid(
+            "task store",
+            "key",
+            format!("`{key}` is not a key of the work directory"),
+        ));
+    }
+    Ok(())
+}
+
+/// Write `bytes` into `file` (newly made at `tmp`, beside `path`) and
+/// rename it to `path`; where `sync`, the file is flushed to the disk
+/// before the rename and the directory's entry after it. The whole-value
+/// write of a [`DirStore`] and of the Zarr sinks' chunk files.
+///
+/// # Errors
+/// The write, flush or rename fails (the temporary is left to the caller).
+pub fn write_then_rename(
+    mut file: std::fs::File,
+    bytes: &[u8],
+    tmp: &Path,
+    path: &Path,
+    sync: bool,
+) -> std::io::Result<()> {
+    std::io::Write::write_all(&mut file, bytes)?;
+    if sync {
+        file.sync_all()?;
+    }
+    drop(file);
+    std::fs::rename(tmp, path)?;
+    if sync {
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 static TEMPORARIES: AtomicU64 = AtomicU64::new(0);
@@ -169,19 +206,8 @@ impl TaskStore for DirStore {
             std::process::id(),
             TEMPORARIES.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = (|| -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, bytes)?;
-            if self.sync {
-                f.sync_all()?;
-            }
-            drop(f);
-            std::fs::rename(&tmp, &path)?;
-            if self.sync {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })();
+        let written = std::fs::File::create(&tmp)
+            .and_then(|f| write_then_rename(f, bytes, &tmp, &path, self.sync));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(self.io("cannot write", &path, e));

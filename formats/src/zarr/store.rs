@@ -25,11 +25,11 @@
 //! value: a reader gets the old array whole, or an error, never a mixture.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use ndstream_engine::exec::write_then_rename;
 use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::byte_range::ByteRangeIterator;
 use zarrs::storage::{
@@ -215,7 +215,7 @@ impl WritableStorageTraits for AtomicFsStore {
             std::process::id()
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = match std::fs::File::create(&tmp) {
+            let f = match std::fs::File::create(&tmp) {
                 // A directory seen before and removed since: make it again.
                 Err(e) if known && e.kind() == std::io::ErrorKind::NotFound => {
                     self.make_dir(dir)?;
@@ -223,16 +223,7 @@ impl WritableStorageTraits for AtomicFsStore {
                 }
                 r => r?,
             };
-            f.write_all(&value)?;
-            if self.sync {
-                f.sync_all()?;
-            }
-            drop(f);
-            std::fs::rename(&tmp, &path)?;
-            if self.sync {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
+            write_then_rename(f, &value, &tmp, &path, self.sync)
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
