@@ -93,6 +93,8 @@ impl WorkStore {
     /// # Errors
     /// The records cannot be removed.
     pub fn remove_all(&self, prefix: &str) -> Result<()> {
+        // Names made by the plans only: nothing outside the directory.
+        ndstream_engine::exec::check_key(prefix)?;
         match self {
             WorkStore::Dir(d) => {
                 let dir = d.root().join(prefix);
@@ -112,6 +114,7 @@ impl WorkStore {
     /// # Errors
     /// The record cannot be removed.
     pub fn remove(&self, key: &str) -> Result<()> {
+        ndstream_engine::exec::check_key(key)?;
         match self {
             WorkStore::Dir(d) => match std::fs::remove_file(d.root().join(key)) {
                 Ok(()) => Ok(()),
@@ -307,5 +310,34 @@ pub mod remote {
                 .count();
             Ok(n as u64)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_removed_by_their_names_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("keep");
+        std::fs::write(&outside, b"mine").unwrap();
+        let root = tmp.path().join("work");
+        let w = WorkStore::open(root.to_str().unwrap()).unwrap();
+        assert!(w.is_empty().unwrap());
+        w.put("stage-0/1", b"x").unwrap();
+        w.put("plan-id", b"id").unwrap();
+        assert!(!w.is_empty().unwrap());
+        for bad in ["../keep", "..", "", "stage-0/../../keep", ".hidden"] {
+            assert!(w.remove(bad).is_err(), "{bad}");
+            assert!(w.remove_all(bad).is_err(), "{bad}");
+        }
+        assert_eq!(std::fs::read(&outside).ok().as_deref(), Some(&b"mine"[..]));
+        w.remove_all("stage-0").unwrap();
+        assert!(!w.has("stage-0/1").unwrap());
+        w.remove("plan-id").unwrap();
+        assert!(w.is_empty().unwrap());
+        w.clear().unwrap();
+        assert!(!root.exists() && outside.exists());
     }
 }
