@@ -1019,9 +1019,11 @@ impl ChunkSink for ZarrSink {
         }
     }
     fn finish(&self) -> Result<()> {
-        if let (Some(_), true) = (&self.remote_marker, self.shared) {
-            // One plan task's chunks are finished PUTs; the marker stays
-            // for the plan's last stage to erase.
+        if self.shared {
+            // One task's chunks are written (each file atomically, and
+            // with `sync` flushed as it was; or each a finished PUT); the
+            // array stays incomplete until the plan's last stage.
+            self.locks.lock().unwrap_or_else(|p| p.into_inner()).clear();
             return Ok(());
         }
         if let Some((store, marker)) = &self.remote_marker {
@@ -1033,13 +1035,6 @@ impl ChunkSink for ZarrSink {
                 message: format!("{e} (store {})", self.dir.display()),
                 cause: Some(Box::new(e)),
             });
-        }
-        if self.shared {
-            // One task's chunks are written (each file atomically, and
-            // with `sync` flushed as it was); the array stays incomplete
-            // until the plan's last stage.
-            self.locks.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            return Ok(());
         }
         let mut swap = self.swap.0.lock().unwrap_or_else(|p| p.into_inner());
         if self.sync {
