@@ -58,6 +58,10 @@ pub struct PlanFile {
     pub program: Program,
     /// The output, as an absolute location (`/data/out.zarr`).
     pub output: String,
+    /// The plan replaces a Zarr array that stood on disk at `output`: its
+    /// tasks write a new array beside it ([`formats::Staged`]), which the
+    /// last stage swaps in. Otherwise they write at `output` itself.
+    pub replace: bool,
     /// The output's chunk shape, and its shard shape if sharded.
     pub chunks: Vec<u64>,
     pub shards: Option<Vec<u64>>,
@@ -146,17 +150,28 @@ impl PlanFile {
     /// the plan to `plan_path`. The work directory (`work_dir`: a
     /// directory, or a URL such as `s3://bucket/job.work`; by default the
     /// plan file's path with `.work` added) is made and the output
-    /// created, marked incomplete; the output and the plan file may not
-    /// exist, nor may the work directory hold anything. Nothing is read.
+    /// created, marked incomplete. The plan file may not exist, nor may
+    /// the work directory hold anything. Nothing is read.
+    ///
+    /// With `opts.mode` [`Create`](formats::WriteMode::Create) the output
+    /// may not exist. With [`Overwrite`](formats::WriteMode::Overwrite) a
+    /// Zarr array or group that stands on disk at `output` is replaced
+    /// only when the job finishes: the tasks write the new array beside
+    /// it ([`formats::Staged`]) and the last stage swaps it in, so until
+    /// then the old one is whole and readable, and an abandoned plan
+    /// leaves it so ([`PlanFile::remove_work`]). In object storage, which
+    /// has no rename, the old array is replaced in place when the plan is
+    /// made, as an in-process overwrite there does.
     ///
     /// # Errors
-    /// An output that is not a new Zarr array, or is an input
-    /// ([`Error::OutputIsInput`]); a plan file or work directory that
-    /// exists or lies inside an input or the output; `opts.mode` other
-    /// than create (an interrupted plan resumes by running it again); an
-    /// array that cannot be described as a program (an in-memory input
-    /// of this process only, `map_blocks`); plan/budget errors as
-    /// [`store`](crate::store).
+    /// An output that is not a Zarr array, or is an input
+    /// ([`Error::OutputIsInput`]); an existing output with `Create`, or
+    /// one that `Overwrite` refuses to replace (a directory that is not
+    /// Zarr's); a plan file or work directory that exists or lies inside
+    /// an input or the output; `opts.mode` resume or into (an interrupted
+    /// plan resumes by running it again); an array that cannot be
+    /// described as a program (an in-memory input of this process only,
+    /// `map_blocks`); plan/budget errors as [`store`](crate::store).
     pub fn create(
         exec: &Executor,
         a: &Array,
@@ -165,11 +180,14 @@ impl PlanFile {
         plan_path: &Path,
         work_dir: Option<&str>,
     ) -> Result<PlanFile> {
-        if opts.mode != formats::WriteMode::Create {
+        if !matches!(
+            opts.mode,
+            formats::WriteMode::Create | formats::WriteMode::Overwrite
+        ) {
             return Err(Error::invalid(
                 "plan",
                 "mode",
-                "a plan writes a new output: to replace one, remove it first; an interrupted plan resumes by running it again",
+                "a plan writes a new output or replaces one (overwrite); an interrupted plan resumes by running it again",
             ));
         }
         let loc = formats::parse_location(output)?;
@@ -216,15 +234,29 @@ impl PlanFile {
         }
         let program = Program::of(std::slice::from_ref(a))?;
         let mut spec = sink_spec(a, opts);
-        spec.mode = formats::WriteMode::Create;
         let work = work.with_sync(spec.sync);
         let (grid, sink_bytes) = formats::sink_needs(output, &spec)?;
         let tasks = exec.plan_tasks(a, &grid, sink_bytes)?;
+        let id = new_id();
+        // An array on disk to replace: the tasks write beside it. Anywhere
+        // else the output is written in place (created new, or replaced
+        // in a bucket as `Overwrite` does there).
+        let staged = if opts.mode == formats::WriteMode::Overwrite {
+            formats::Staged::begin(&abs_output, &id)?
+        } else {
+            None
+        };
+        if staged.is_some() || !formats::work::is_url(output) {
+            // On disk the plan's own array is always a new one (beside the
+            // old, or where nothing stood).
+            spec.mode = formats::WriteMode::Create;
+        }
         let plan = PlanFile {
             path: plan_path,
-            id: new_id(),
+            id,
             program,
             output: abs_output,
+            replace: staged.is_some(),
             chunks: spec.chunks.clone(),
             shards: spec.shards.clone(),
             codec: spec.codec.clone(),
@@ -251,8 +283,12 @@ impl PlanFile {
             // The output last, marked incomplete until the finish stage
             // (a sink dropped unfinished leaves a new array so). A sink
             // that refuses or fails leaves no output of its own making,
-            // and none of another writer's is touched here.
-            drop(formats::create_sink(output, &spec)?);
+            // and none of another writer's is touched here (but for the
+            // array in a bucket that `Overwrite` replaces in place).
+            match &staged {
+                Some(s) => s.create(&spec)?,
+                None => drop(formats::create_sink(output, &spec)?),
+            }
             Ok(())
         })();
         if let Err(e) = made {
@@ -297,6 +333,7 @@ impl PlanFile {
                     _ => 3,
                 },
                 "sync": self.sync,
+                "replace": self.replace,
             },
             "memory": self.memory,
             "work_dir": self.work_dir,
@@ -421,6 +458,13 @@ impl PlanFile {
             id: text_of(field("id")?, "id")?,
             program,
             output: text_of(out_field("path")?, "output path")?,
+            // Plans written before the field existed wrote in place.
+            replace: match out.get("replace") {
+                None | Some(Value::Null) => false,
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| bad_plan(path, "the output's `replace` is not true or false"))?,
+            },
             chunks: list_of(out_field("chunks")?, "chunks")?,
             shards,
             codec,
@@ -526,8 +570,9 @@ impl PlanFile {
     pub fn run_task(&self, stage: usize, tasks: Range<u64>, threads: usize) -> Result<StageReport> {
         let store = self.store()?;
         let finish = self.stages.len().saturating_sub(1);
-        if stage != finish && store.has(&task_key(finish, 0))? {
-            // A finished plan: every task is done.
+        if store.has(&task_key(finish, 0))? {
+            // A finished plan: every task is done (the finish's own too, so
+            // a runner's retry of it changes nothing).
             return Ok(StageReport {
                 ran: 0,
                 skipped: tasks.end.saturating_sub(tasks.start),
@@ -543,7 +588,11 @@ impl PlanFile {
             if kind == StageKind::Finish {
                 spec.mode = formats::WriteMode::Into;
             }
-            formats::create_sink(&self.output, &spec)
+            match self.staged()? {
+                // The staged array; the finish swaps it in.
+                Some(s) => s.sink(&spec),
+                None => formats::create_sink(&self.output, &spec),
+            }
         };
         let kind = self
             .stages
@@ -560,13 +609,35 @@ impl PlanFile {
         Ok(report)
     }
 
+    /// The staged replacement the tasks write, for a plan that replaces
+    /// an array on disk.
+    fn staged(&self) -> Result<Option<formats::Staged>> {
+        if !self.replace {
+            return Ok(None);
+        }
+        formats::Staged::of(&self.output, &self.id)?
+            .map(Some)
+            .ok_or_else(|| {
+                bad_plan(
+                    &self.path,
+                    "a plan that replaces an array names no Zarr array on disk",
+                )
+            })
+    }
+
     /// Remove the work directory, records and plan id with it: after the
-    /// job has finished, or to abandon it (its output stays, marked
-    /// incomplete, until removed or overwritten). The plan file is left.
+    /// job has finished, or to abandon it. An abandoned plan's new output
+    /// stays, marked incomplete, until removed or overwritten; where the
+    /// plan replaces an array on disk, its staged array is removed instead
+    /// (if the last stage has not swapped it in), and the old array stays
+    /// as it was. The plan file is left.
     ///
     /// # Errors
     /// A work directory that is another plan's, or cannot be removed.
     pub fn remove_work(&self) -> Result<()> {
+        if let Some(s) = self.staged()? {
+            s.remove();
+        }
         let store = match self.store() {
             Ok(s) => s,
             // Nothing of this plan's is there (already removed).

@@ -34,6 +34,7 @@ pub mod hdf5;
 pub mod identity;
 pub mod path;
 pub mod spec;
+mod staged;
 
 mod contiguous;
 pub mod format;
@@ -57,6 +58,7 @@ pub use identity::{check_output, check_output_dir, check_output_file, real_path}
 pub use open::{create_sink, info, is_pattern, open_many, open_source, sink_needs, write_location};
 pub use path::{parse_location, Location, RawSpec};
 pub use spec::{ArrayInfo, Codec, SinkSpec, StoreInfo, WriteMode, ZarrVersion};
+pub use staged::Staged;
 
 /// Target chunk size (bytes) for stores without their own chunking
 /// (`.npy`, raw binary, contiguous HDF5 datasets).

@@ -28,6 +28,11 @@ use crate::lock;
 const NEW_TAG: &str = "ndstream-new";
 /// The tag of an old directory renamed aside where no atomic exchange exists.
 const OLD_TAG: &str = "ndstream-old";
+/// The tag of a plan's staged replacement of a Zarr array: written by the
+/// plan's tasks in any number of processes, swapped in by its last stage
+/// (`crate::zarr::staged`). No writer's lock keeps it, so [`clean_stale`]
+/// never takes it for a killed writer's temporary.
+const PLAN_TAG: &str = "ndstream-plan";
 
 /// `.<name>.` — the start of every temporary of `target`.
 fn prefix(target: &Path) -> String {
@@ -41,6 +46,17 @@ fn prefix(target: &Path) -> String {
 /// A fresh temporary path beside `target` (not created).
 pub(crate) fn temp_sibling(target: &Path) -> PathBuf {
     tagged_sibling(target, NEW_TAG)
+}
+
+/// The staged replacement of `target` by the plan `id` (not created):
+/// `.<name>.ndstream-plan-<id>` beside it.
+#[cfg_attr(not(feature = "zarr"), allow(dead_code))]
+pub(crate) fn plan_sibling(target: &Path, id: &str) -> PathBuf {
+    let name = format!("{}{PLAN_TAG}-{id}", prefix(target));
+    match target.parent() {
+        Some(p) => p.join(name),
+        None => PathBuf::from(name),
+    }
 }
 
 fn tagged_sibling(target: &Path, tag: &str) -> PathBuf {
@@ -58,7 +74,9 @@ fn tagged_sibling(target: &Path, tag: &str) -> PathBuf {
 #[cfg_attr(not(feature = "zarr"), allow(dead_code))]
 pub(crate) fn is_temporary_name(name: &str) -> bool {
     name.starts_with('.')
-        && (name.contains(&format!(".{NEW_TAG}-")) || name.contains(&format!(".{OLD_TAG}-")))
+        && [NEW_TAG, OLD_TAG, PLAN_TAG]
+            .iter()
+            .any(|tag| name.contains(&format!(".{tag}-")))
 }
 
 /// Remove the temporaries a killed writer of `target` left beside it.

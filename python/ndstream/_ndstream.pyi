@@ -110,6 +110,7 @@ def plan_tasks(
     attributes: str | None = ...,
     memory: int | None = ...,
     work_dir: str | None = ...,
+    mode: str = ...,
 ) -> list[tuple[str, int, int]]: ...
 def plan_run_task(
     plan_path: str, stage: int, start: int, end: int, threads: int, text: str | None = ...

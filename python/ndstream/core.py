@@ -2337,9 +2337,11 @@ def to_zarr(
     ``codec`` is ndstream's (``"zstd:3"``, ``"gzip:6"``, ``"none"``);
     ``zarr_format`` 2 or 3. With a ``dask.distributed`` ``Client`` as
     ``scheduler`` (or ``"distributed"``, or set in ``ndstream.config``) the
-    chunks are written by the cluster's workers (a new array only; see
-    :mod:`ndstream.distributed`); an interrupted distributed write leaves
-    the array marked incomplete, and ``resume=True`` finishes it here.
+    chunks are written by the cluster's workers (see
+    :mod:`ndstream.distributed`; ``overwrite=True`` there swaps the new
+    array in on disk only once the job has finished); an interrupted
+    distributed write of a new array leaves it marked incomplete, and
+    ``resume=True`` finishes it here.
     """
     arr = _as_array(arr)
     if kwargs:
@@ -2362,7 +2364,7 @@ def to_zarr(
     from . import distributed
 
     client = distributed.get_client(scheduler)
-    if client is not None and not (overwrite or resume):
+    if client is not None and not resume:
         m, _ = config.resolve(memory, threads)
         distributed.store(
             client,
@@ -2374,12 +2376,13 @@ def to_zarr(
             attributes=attributes,
             memory=m,
             store_root=os.fspath(url),
+            mode=_write_mode(overwrite, resume),
         )
         return from_zarr(path) if return_stored else None
     if client is not None:
         raise NotImplementedError(
-            "overwrite=True or resume=True with a distributed scheduler: a cluster writes "
-            "a new array (remove the old one first), and resume=True runs here"
+            "resume=True with a distributed scheduler: finish an interrupted array here "
+            "(without scheduler=), or overwrite it on the cluster (overwrite=True)"
         )
     _store_path(
         arr,

@@ -166,7 +166,15 @@ def run_plan(
             pure=False,
             retries=retries,
         )
-        client.gather(futures)
+        try:
+            client.gather(futures)
+        except Exception:
+            # The stage's other ranges end (or fail) before the caller
+            # removes the records and any staged array they write into.
+            from distributed import wait
+
+            wait(futures)
+            raise
 
 
 def store(
@@ -180,13 +188,19 @@ def store(
     attributes: Any = None,
     memory: int | None = None,
     store_root: str | None = None,
+    mode: str = "create",
 ) -> None:
-    """Store ``x`` (an ``_ndstream`` array) at ``path`` (a new Zarr array,
-    on a file system the workers share or in object storage) on the
-    cluster. The plan's records live beside the store (``store_root``,
-    default ``path``: a hidden directory there, or a hidden prefix in the
-    bucket) while the job runs and are removed when it has finished; the
-    plan file itself stays on this machine (the workers get its text)."""
+    """Store ``x`` (an ``_ndstream`` array) at ``path`` (a Zarr array, on a
+    file system the workers share or in object storage) on the cluster.
+    ``mode`` is ``"create"`` (a new array) or ``"overwrite"``: an array
+    that stands on disk is replaced only when the job has finished (the
+    workers write the new one beside it, and the last task swaps it in;
+    a job that fails leaves the old one as it was), and one in a bucket is
+    replaced in place, as an overwrite there always is. The plan's records
+    live beside the store (``store_root``, default ``path``: a hidden
+    directory there, or a hidden prefix in the bucket) while the job runs
+    and are removed when it has finished; the plan file itself stays on
+    this machine (the workers get its text)."""
     url = _is_url(path)
     if not url:
         path = os.path.abspath(path)
@@ -222,12 +236,14 @@ def store(
             attributes=json.dumps(attributes) if attributes else None,
             memory=budget,
             work_dir=work_dir,
+            mode=mode,
         )
         try:
             run_plan(client, plan_path, stages, workers=workers)
         finally:
-            if url:
-                _ndstream.plan_remove_work(plan_path)
+            # The records; after a failure also a staged replacement that
+            # was never swapped in (the old array stays).
+            _ndstream.plan_remove_work(plan_path)
     finally:
         shutil.rmtree(local, ignore_errors=True)
 

@@ -967,10 +967,12 @@ fn store_options(
 
 /// Plan a store of `x` at `path` (a Zarr array) as stages of tasks that
 /// other processes run (`ndstream::plan`): writes the plan file at
-/// `plan_path`, creates the output (marked incomplete) and the work
-/// directory. Returns the stages as `(kind, tasks, memory)`.
+/// `plan_path`, creates the output (marked incomplete; with `mode`
+/// "overwrite" an array that stands on disk is replaced only by the last
+/// stage) and the work directory. Returns the stages as
+/// `(kind, tasks, memory)`.
 #[pyfunction]
-#[pyo3(signature = (x, path, plan_path, chunks=None, codec=None, zarr_version=3, attributes=None, memory=None, work_dir=None))]
+#[pyo3(signature = (x, path, plan_path, chunks=None, codec=None, zarr_version=3, attributes=None, memory=None, work_dir=None, mode="create"))]
 #[allow(clippy::too_many_arguments)]
 fn plan_tasks(
     py: Python<'_>,
@@ -983,8 +985,9 @@ fn plan_tasks(
     attributes: Option<&str>,
     memory: Option<u64>,
     work_dir: Option<&str>,
+    mode: &str,
 ) -> PyResult<Vec<(String, u64, u64)>> {
-    let opts = store_options(chunks, codec, "create", zarr_version, attributes)?;
+    let opts = store_options(chunks, codec, mode, zarr_version, attributes)?;
     let counts = Arc::new(Counts::default());
     let exec = executor(memory, Some(1), &counts)?;
     let a = x.a.clone();

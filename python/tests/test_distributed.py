@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -91,6 +92,32 @@ def test_w5a_stack_to_zarr_has_the_local_bytes(client, days, tmp_path):
     x.to_zarr(tmp_path / "here.zarr", codec="zstd:3", chunks=(1, 100, 75))
     x.to_zarr(tmp_path / "there.zarr", codec="zstd:3", chunks=(1, 100, 75), scheduler=client)
     assert tree(tmp_path / "there.zarr") == tree(tmp_path / "here.zarr")
+
+
+def test_overwrite_on_the_cluster_swaps_the_new_array_in_when_the_job_ends(client, tmp_path):
+    x = da.random.RandomState(6).normal(0, 1, size=(240, 160), chunks=(60, 40))
+    y = x - x.mean(axis=0)
+    y.to_zarr(tmp_path / "here.zarr", codec="zstd:1")
+    there = tmp_path / "there.zarr"
+    da.arange(100, chunks=30).to_zarr(there)
+    old = tree(there)
+    # A job that fails on the workers (an input gone) leaves the old
+    # array as it was, and nothing of the plan beside it.
+    gone = tmp_path / "gone.zarr"
+    da.ones((240, 160), chunks=(60, 40)).to_zarr(gone)
+    z = da.from_zarr(gone) + y
+    shutil.rmtree(gone)
+    with pytest.raises(Exception, match=r"gone\.zarr"):
+        z.to_zarr(there, overwrite=True, scheduler=client)
+    assert tree(there) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.zarr", "there.zarr"]
+    y.to_zarr(there, codec="zstd:1", overwrite=True, scheduler=client)
+    assert tree(there) == tree(tmp_path / "here.zarr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.zarr", "there.zarr"]
+    # Without overwrite=True an existing array is refused, untouched.
+    with pytest.raises(Exception, match="exists"):
+        x.to_zarr(there, scheduler=client)
+    assert tree(there) == tree(tmp_path / "here.zarr")
 
 
 def lennard_jones(n: int):

@@ -526,6 +526,24 @@ def test_a_plan_writes_a_bucket_and_keeps_its_records_there(s3, rng, tmp_path):
     assert r.returncode == 2 and "exists" in r.stderr, r.stderr
     assert _objects(s3, "") == before
     assert not (tmp_path / "again.json").exists()
+    # A plan that overwrites an array in a bucket replaces it in place (no
+    # rename there), marked incomplete until its last stage, and ends with
+    # the bytes of the same overwrite run in one process.
+    expr2 = f"open('s3://{BUCKET}/plan-in.zarr')[::2] * 2"
+    ref2 = cli("eval", expr2, "-o", f"s3://{BUCKET}/plan-ref.zarr", "--overwrite", *opts)
+    assert ref2.returncode == 0, ref2.stderr
+    r = cli(
+        "plan", "-o", "over.json", "--work-dir", f"s3://{BUCKET}/jobs/over.work",
+        "eval", expr2, "-o", f"s3://{BUCKET}/plan-out.zarr", "--overwrite", *opts,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert not json.loads((tmp_path / "over.json").read_text())["output"]["replace"]
+    assert "plan-out.zarr/.ndstream-incomplete" in _keys(s3, "plan-out.zarr/")
+    run = cli("run", "over.json", "--processes", "2")
+    assert run.returncode == 0, run.stderr
+    out = _relative(_objects(s3, "plan-out.zarr/"), "plan-out.zarr/")
+    assert out == _relative(_objects(s3, "plan-ref.zarr/"), "plan-ref.zarr/")
+    np.testing.assert_array_equal(_zarr_read(s3, "plan-out.zarr"), data[::2] * 2)
 
 
 def test_a_dask_cluster_writes_a_bucket_with_no_shared_files(da, s3, rng, tmp_path):

@@ -135,6 +135,99 @@ fn a_plan_keeps_its_sync_setting_for_every_task() {
     assert!(e.to_string().contains("`sync` is not true or false"), "{e}");
 }
 
+/// A plan that overwrites an array on disk leaves the old one whole and
+/// readable until its last stage, which swaps the new one in: the bytes
+/// `store` writes, no staging directory and no plan id left. An
+/// abandoned one (`remove_work`) leaves the old array as it was; what
+/// `Overwrite` refuses to replace is refused before anything is made.
+#[test]
+fn a_plan_that_overwrites_swaps_the_new_array_in_at_its_last_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let exec = executor();
+    let a = job();
+    let opts = StoreOptions {
+        chunks: Some(vec![40, 50]),
+        codec: Some("zstd:2".parse().unwrap()),
+        ..StoreOptions::default()
+    };
+    let (reference, out) = (d.join("ref.zarr"), d.join("out.zarr"));
+    ndstream::store(&exec, &a, reference.to_str().unwrap(), &opts).unwrap();
+    // The old array: another shape, dtype and chunking.
+    let old = random::uniform(0.0, 1.0, &[30, 7], [8, 7], 5)
+        .unwrap()
+        .astype(ndstream::DType::F32);
+    let out_s = out.to_str().unwrap();
+    ndstream::store(&exec, &old, out_s, &StoreOptions::default()).unwrap();
+    let old_files = files(&out);
+    let overwrite = StoreOptions {
+        mode: ndstream::formats::WriteMode::Overwrite,
+        ..opts.clone()
+    };
+    let plan = PlanFile::create(&exec, &a, out_s, &overwrite, &d.join("p.json"), None).unwrap();
+    assert!(plan.replace);
+    let staging = d.join(format!(".out.zarr.ndstream-plan-{}", plan.id));
+    assert!(staging.is_dir());
+    let again = PlanFile::load(&d.join("p.json")).unwrap();
+    assert!(again.replace);
+    let finish = again.stages.len() - 1;
+    for (s, st) in again.stages.iter().enumerate().take(finish) {
+        again.run_task(s, 0..st.tasks, 2).unwrap();
+        // Every stage but the last leaves the old array as it was.
+        assert_eq!(files(&out), old_files, "after stage {s}");
+    }
+    let read = ndstream::open(out_s).unwrap();
+    assert_eq!(read.shape(), &[30, 7]);
+    again.run_task(finish, 0..1, 2).unwrap();
+    assert!(again.status().unwrap().complete);
+    assert_eq!(files(&out), files(&reference));
+    assert!(!staging.exists());
+    // The last stage again (a runner's retry) changes nothing.
+    again.run_task(finish, 0..1, 1).unwrap();
+    assert_eq!(files(&out), files(&reference));
+
+    // Abandoned before its last stage: the staged array goes, the array
+    // that stood stays.
+    let before = files(&out);
+    let p2 = PlanFile::create(&exec, &old, out_s, &overwrite, &d.join("p2.json"), None).unwrap();
+    let staging2 = d.join(format!(".out.zarr.ndstream-plan-{}", p2.id));
+    p2.run_task(0, 0..p2.stages[0].tasks, 2).unwrap();
+    assert!(staging2.is_dir());
+    p2.remove_work().unwrap();
+    assert!(!staging2.exists());
+    assert!(!d.join("p2.json.work").exists());
+    assert_eq!(files(&out), before);
+
+    // A directory that is not Zarr's is not replaced, and nothing is made.
+    let other = d.join("other.zarr");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let listing = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let names = listing(d);
+    let e = PlanFile::create(
+        &exec,
+        &a,
+        other.to_str().unwrap(),
+        &overwrite,
+        &d.join("p3.json"),
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("refusing to delete it"), "{e}");
+    assert_eq!(listing(d), names);
+    assert_eq!(
+        files(&other),
+        vec![("notes.txt".to_string(), b"mine".to_vec())]
+    );
+}
+
 #[test]
 fn a_damaged_plan_file_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();

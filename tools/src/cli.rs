@@ -79,7 +79,8 @@ pub struct PlanArgs {
 /// What `ndstream plan` plans.
 #[derive(Debug, Subcommand)]
 pub enum PlanJob {
-    /// A `convert SRC DST` (DST a .zarr).
+    /// A `convert SRC DST` (DST a .zarr; with `--overwrite` an array
+    /// that stands there is swapped out only by the plan's last stage).
     Convert(ConvertArgs),
     /// An `eval EXPR -o DST` (DST a .zarr).
     Eval(EvalArgs),

@@ -446,16 +446,10 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
     );
     refused(
         &[
-            "plan",
-            "-o",
-            "p.json",
-            "convert",
-            "x.zarr",
-            "out.zarr",
-            "--overwrite",
+            "plan", "-o", "p.json", "convert", "x.zarr", "out.zarr", "--resume",
         ],
         dir,
-        "new output",
+        "new output or replaces one",
     );
     refused(
         &["plan", "-o", "p.json", "eval", "open('x.zarr').sum()"],
@@ -540,6 +534,80 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
     let (code, _, err) = ndstream(&["convert", "x.zarr", "o.zarr"], dir);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already exists"), "{err}");
+}
+
+/// `plan --overwrite` of an array that stands: killed at random moments,
+/// the array at the output is always the old one or the new one whole
+/// (the staged array is swapped in by the last stage), and `run` again
+/// ends with the bytes of an in-process `eval -o` (no staging directory
+/// or plan id left).
+#[test]
+fn a_plan_that_overwrites_shows_the_old_array_or_the_new_one_never_a_mixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let expr = "x = random.normal(3, 2, size=(3000, 2000), chunks=(100, 100), seed=3); \
+                y = x - x.mean(axis=0); y / y.std()";
+    let store = ["--chunks", "50,200", "--codec", "zstd:1"];
+    let mut args = vec!["eval", expr, "-o", "ref.zarr"];
+    args.extend(store);
+    ok(&args, dir);
+    let new = tree(&dir.join("ref.zarr"));
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut kills = 0;
+    for round in 0..3 {
+        ok(
+            &[
+                "eval",
+                "arange(4000, dtype='int32') * 2",
+                "-o",
+                "out.zarr",
+                "--overwrite",
+            ],
+            dir,
+        );
+        let old = tree(&dir.join("out.zarr"));
+        let plan = format!("p{round}.json");
+        let mut args = vec![
+            "plan",
+            "-o",
+            &plan,
+            "eval",
+            expr,
+            "-o",
+            "out.zarr",
+            "--overwrite",
+        ];
+        args.extend(store);
+        ok(&args, dir);
+        assert_eq!(
+            tree(&dir.join("out.zarr")),
+            old,
+            "planning changed the old array"
+        );
+        for _ in 0..8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if run_and_kill(&plan, dir, 20 + seed % 400) {
+                break;
+            }
+            kills += 1;
+            let mut now = tree(&dir.join("out.zarr"));
+            // Between the swap and the end of the last stage the new
+            // array holds the plan's id.
+            now.remove(Path::new(".ndstream-plan-id"));
+            assert!(now == old || now == new, "a mixture after a kill");
+        }
+        ok(&["run", &plan], dir);
+        same_store(&dir.join("out.zarr"), &dir.join("ref.zarr"));
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("ndstream-plan"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    assert!(kills > 0);
 }
 
 /// The fsync calls `ndstream ARGS` makes in `dir`, counted by strace, or

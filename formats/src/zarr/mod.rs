@@ -18,6 +18,7 @@ mod meta;
 pub(crate) mod object;
 mod sink;
 mod source;
+pub(crate) mod staged;
 mod store;
 
 use std::path::Path;

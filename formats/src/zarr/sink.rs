@@ -155,7 +155,7 @@ fn write_marker(name: &str, dir: &Path) -> Result<()> {
 
 /// Refuse a store whose groups between `root` and the array include a
 /// symbolic link: writing through it would write outside the store.
-fn no_links_inside(name: &str, root: &Path, array: &str) -> Result<()> {
+pub(super) fn no_links_inside(name: &str, root: &Path, array: &str) -> Result<()> {
     let mut p = root.to_path_buf();
     for part in array.split('/').filter(|p| !p.is_empty()) {
         p.push(part);
@@ -178,7 +178,12 @@ fn no_links_inside(name: &str, root: &Path, array: &str) -> Result<()> {
 /// and every group down to the array's parent, then one of `kind` on the
 /// array's directory (which exists): exclusive for a writer, shared for
 /// one of a plan's tasks. See [`crate::lock`].
-fn lock_array(name: &str, root: &Path, array: &str, kind: LockKind) -> Result<Vec<OutputLock>> {
+pub(super) fn lock_array(
+    name: &str,
+    root: &Path,
+    array: &str,
+    kind: LockKind,
+) -> Result<Vec<OutputLock>> {
     let parts: Vec<&str> = array.split('/').filter(|p| !p.is_empty()).collect();
     let mut locks = Vec::with_capacity(parts.len() + 1);
     let mut p = root.to_path_buf();
@@ -253,7 +258,7 @@ fn check_spec(name: &str, spec: &SinkSpec) -> Result<()> {
     Ok(())
 }
 
-fn is_empty_dir(dir: &Path) -> bool {
+pub(super) fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|mut d| d.next().is_none())
         .unwrap_or(false)
@@ -263,8 +268,10 @@ fn is_empty_dir(dir: &Path) -> bool {
 /// metadata: it holds only value temporaries, or ndstream's incomplete
 /// marker with value temporaries and at most Zarr v2's `.zattrs` (zarrs
 /// stores `.zattrs` before `.zarray`, so a kill can fall between them).
-/// No chunks, no array or group metadata.
-fn only_marker(dir: &Path) -> bool {
+/// No chunks, no array or group metadata. A plan's staged replacement
+/// holds its plan id from the start ([`super::staged`]), which counts as
+/// a temporary here.
+pub(super) fn only_marker(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
@@ -279,11 +286,27 @@ fn only_marker(dir: &Path) -> bool {
             marker = true;
         } else if n == ".zattrs" {
             attrs = true;
-        } else if !AtomicFsStore::is_temporary(&n) {
+        } else if !AtomicFsStore::is_temporary(&n) && n != super::staged::PLAN_ID_FILE {
             return false;
         }
     }
     marker || !attrs
+}
+
+/// Refuse to replace `dir` unless [`WriteMode::Overwrite`] would: a Zarr
+/// array or group, an empty directory, or what a write of ours left
+/// before its metadata (a plan checks its output so, when it is created
+/// and again when its staged replacement is swapped in).
+pub(super) fn check_replaceable(name: &str, dir: &Path) -> Result<()> {
+    let found = if !dir.exists() || is_empty_dir(dir) || only_marker(dir) {
+        Existing::Nothing
+    } else {
+        match meta::read_node(dir).map_err(|m| Error::open(name, m))? {
+            Some(_) => Existing::Other,
+            None => Existing::Foreign("is not a Zarr array or group"),
+        }
+    };
+    decide(name, WriteMode::Overwrite, found, "Zarr array").map(drop)
 }
 
 /// Write `dir/file` whole or not at all: a temporary named as
