@@ -5,7 +5,7 @@
 //!
 //! [`PlanFile::create`] checks a store as [`store`](crate::store) would
 //! (output is not input, the budget holds every task), creates the output
-//! (a Zarr array marked incomplete) and a work directory, and writes the
+//! (marked incomplete) and a work directory, and writes the
 //! plan: the array as a [`Program`], the output, the memory budget every
 //! task runs under and the stages ([`TaskStage`]). [`PlanFile::run_task`]
 //! runs a range of one stage's tasks from the plan alone, in any process;
@@ -45,6 +45,10 @@ pub const PLAN_VERSION: u64 = 1;
 /// The file in the work directory that names the plan it belongs to.
 const PLAN_ID_FILE: &str = "plan-id";
 
+/// The Zarr array in the work directory that the tasks write where the
+/// last stage copies the output ([`PlanFile::copies`]).
+const WORK_ARRAY: &str = "output.zarr";
+
 /// A store planned as stages of tasks (see the module docs), as written to
 /// and read from a plan file.
 #[derive(Clone, Debug)]
@@ -56,11 +60,15 @@ pub struct PlanFile {
     pub id: String,
     /// The array stored.
     pub program: Program,
-    /// The output, as an absolute location (`/data/out.zarr`).
+    /// The output, as an absolute location (`/data/out.zarr`,
+    /// `/data/out.h5:/t2m`).
     pub output: String,
-    /// The plan replaces a Zarr array that stood on disk at `output`: its
+    /// The plan replaces what stood at `output`. A Zarr array on disk: the
     /// tasks write a new array beside it ([`formats::Staged`]), which the
-    /// last stage swaps in. Otherwise they write at `output` itself.
+    /// last stage swaps in. An output the last stage copies
+    /// ([`PlanFile::copies`]): the copy overwrites it, as an in-process
+    /// [`Overwrite`](formats::WriteMode::Overwrite) does. Otherwise the
+    /// tasks write at `output` itself.
     pub replace: bool,
     /// The output's chunk shape, and its shard shape if sharded.
     pub chunks: Vec<u64>,
@@ -69,6 +77,11 @@ pub struct PlanFile {
     /// as the sink that created the output does).
     pub codec: formats::Codec,
     pub zarr_version: formats::ZarrVersion,
+    /// The output's layout is contiguous ([`StoreOptions::contiguous`];
+    /// HDF5 only).
+    pub contiguous: bool,
+    /// The user attributes the output gets.
+    pub attributes: crate::Attributes,
     /// Flush what each task writes (its chunks, then its record) to the
     /// disk before the task counts as done, and the output before it is
     /// marked complete ([`StoreOptions::sync`]).
@@ -146,8 +159,9 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 
 impl PlanFile {
     /// Plan a store of `a` at `output` (a Zarr array, on disk or in object
-    /// storage) with `opts`, checked against `exec`'s budget, and write
-    /// the plan to `plan_path`. The work directory (`work_dir`: a
+    /// storage; or an HDF5, `.npy` or raw file on disk, which the last
+    /// stage copies in, see [`PlanFile::copies`]) with `opts`, checked
+    /// against `exec`'s budget, and write the plan to `plan_path`. The work directory (`work_dir`: a
     /// directory, or a URL such as `s3://bucket/job.work`; by default the
     /// plan file's path with `.work` added) is made and the output
     /// created, marked incomplete. The plan file may not exist, nor may
@@ -161,13 +175,15 @@ impl PlanFile {
     /// then the old one is whole and readable, and an abandoned plan
     /// leaves it so ([`PlanFile::remove_work`]). In object storage, which
     /// has no rename, the old array is replaced in place when the plan is
-    /// made, as an in-process overwrite there does.
+    /// made, as an in-process overwrite there does. A copied file to
+    /// replace is left as it is until the last stage's copy overwrites it.
     ///
     /// # Errors
-    /// An output that is not a Zarr array, or is an input
+    /// An output a plan cannot write (read-only, or a file in object
+    /// storage), or one that is an input
     /// ([`Error::OutputIsInput`]); an existing output with `Create`, or
     /// one that `Overwrite` refuses to replace (a directory that is not
-    /// Zarr's); a plan file or work directory that exists or lies inside
+    /// Zarr's, a file that is not HDF5); a plan file or work directory that exists or lies inside
     /// an input or the output; `opts.mode` resume or into (an interrupted
     /// plan resumes by running it again); an array that cannot be
     /// described as a program (an in-memory input of this process only,
@@ -191,15 +207,7 @@ impl PlanFile {
             ));
         }
         let loc = formats::parse_location(output)?;
-        if !matches!(
-            loc,
-            formats::Location::Zarr { .. } | formats::Location::ZarrUrl { .. }
-        ) {
-            return Err(Error::open(
-                output,
-                "a plan writes Zarr outputs, on disk or in object storage (its tasks write chunks side by side); store to .zarr, then convert the result if another format is needed",
-            ));
-        }
+        let copies = copied(output, &loc)?;
         let abs_output = loc.to_locator().ok_or_else(|| {
             Error::open(output, "the output path cannot be named to another process")
         })?;
@@ -235,13 +243,29 @@ impl PlanFile {
         let program = Program::of(std::slice::from_ref(a))?;
         let mut spec = sink_spec(a, opts);
         let work = work.with_sync(spec.sync);
+        // The output's spec is checked whoever writes it; the tasks write
+        // the output, or the work array the last stage copies into it.
         let (grid, sink_bytes) = formats::sink_needs(output, &spec)?;
+        let (tasks_at, tasks_spec, grid, sink_bytes) = if copies {
+            let at = work_array(&work_dir);
+            let t = copy_spec(&spec);
+            let (g, b) = formats::sink_needs(&at, &t)?;
+            (at, t, g, b)
+        } else {
+            (output.to_string(), spec.clone(), grid, sink_bytes)
+        };
         let tasks = exec.plan_tasks(a, &grid, sink_bytes)?;
+        let mut stages = tasks.stages().to_vec();
+        if copies {
+            with_copy(exec, &mut stages, &abs_output, &spec)?;
+        }
         let id = new_id();
-        // An array on disk to replace: the tasks write beside it. Anywhere
-        // else the output is written in place (created new, or replaced
-        // in a bucket as `Overwrite` does there).
-        let staged = if opts.mode == formats::WriteMode::Overwrite {
+        // An array on disk to replace: the tasks write beside it. A copied
+        // output is replaced by the copy. Anywhere else the output is
+        // written in place (created new, or replaced in a bucket as
+        // `Overwrite` does there).
+        let overwrite = opts.mode == formats::WriteMode::Overwrite;
+        let staged = if overwrite && !copies {
             formats::Staged::begin(&abs_output, &id)?
         } else {
             None
@@ -256,15 +280,17 @@ impl PlanFile {
             id,
             program,
             output: abs_output,
-            replace: staged.is_some(),
+            replace: staged.is_some() || (copies && overwrite),
             chunks: spec.chunks.clone(),
             shards: spec.shards.clone(),
             codec: spec.codec.clone(),
             zarr_version: spec.zarr_version,
+            contiguous: spec.contiguous,
+            attributes: spec.attributes.clone(),
             sync: spec.sync,
             memory: exec.budget().limit(),
             work_dir,
-            stages: tasks.stages().to_vec(),
+            stages,
         };
         // What this call makes, so that a failure takes it away again: the
         // highest missing directory of the work directory (made with its
@@ -280,13 +306,19 @@ impl PlanFile {
             work.put(PLAN_ID_FILE, plan.id.as_bytes())?;
             plan.save()?;
             saved = true;
+            // A copied output's work array, in the work directory.
+            if copies {
+                drop(formats::create_sink(&tasks_at, &tasks_spec)?);
+            }
             // The output last, marked incomplete until the finish stage
             // (a sink dropped unfinished leaves a new array so). A sink
             // that refuses or fails leaves no output of its own making,
             // and none of another writer's is touched here (but for the
-            // array in a bucket that `Overwrite` replaces in place).
+            // array in a bucket that `Overwrite` replaces in place). A
+            // copied output to replace is left alone until the copy.
             match &staged {
                 Some(s) => s.create(&spec)?,
+                None if copies && overwrite => {}
                 None => drop(formats::create_sink(output, &spec)?),
             }
             Ok(())
@@ -334,6 +366,8 @@ impl PlanFile {
                 },
                 "sync": self.sync,
                 "replace": self.replace,
+                "contiguous": self.contiguous,
+                "attributes": self.attributes,
             },
             "memory": self.memory,
             "work_dir": self.work_dir,
@@ -469,6 +503,21 @@ impl PlanFile {
             shards,
             codec,
             zarr_version,
+            // Plans written before these fields existed wrote Zarr only,
+            // which they do not concern.
+            contiguous: match out.get("contiguous") {
+                None | Some(Value::Null) => false,
+                Some(v) => v.as_bool().ok_or_else(|| {
+                    bad_plan(path, "the output's `contiguous` is not true or false")
+                })?,
+            },
+            attributes: match out.get("attributes") {
+                None | Some(Value::Null) => crate::Attributes::new(),
+                Some(Value::Object(m)) => m.clone(),
+                Some(_) => {
+                    return Err(bad_plan(path, "the output's `attributes` is not an object"))
+                }
+            },
             // Plans written before the field existed did not flush.
             sync: match out.get("sync") {
                 None | Some(Value::Null) => false,
@@ -522,20 +571,25 @@ impl PlanFile {
             .next()
             .ok_or_else(|| bad_plan(&self.path, "the plan's program holds no array"))?;
         let exec = self.executor(1)?;
-        let mut spec = formats::SinkSpec::new(a.shape().to_vec(), a.dtype(), self.chunks.clone());
-        spec.shards = self.shards.clone();
-        spec.codec = self.codec.clone();
-        spec.zarr_version = self.zarr_version;
-        spec.sync = self.sync;
+        let out = self.output_spec(a.shape().to_vec(), a.dtype());
+        let mut spec = if self.copies()? {
+            copy_spec(&out)
+        } else {
+            out.clone()
+        };
         spec.mode = formats::WriteMode::Shared;
-        let (grid, sink_bytes) = formats::sink_needs(&self.output, &spec)?;
+        let (grid, sink_bytes) = formats::sink_needs(&self.tasks_output()?, &spec)?;
         let tasks = exec.plan_tasks(&a, &grid, sink_bytes)?;
+        let mut stages = tasks.stages().to_vec();
+        if self.copies()? {
+            with_copy(&exec, &mut stages, &self.output, &out)?;
+        }
         // The same work (names of inputs may read differently once reopened
         // by their absolute locators).
         let shape = |s: &[TaskStage]| -> Vec<(StageKind, u64, u64)> {
             s.iter().map(|s| (s.kind, s.tasks, s.memory)).collect()
         };
-        if shape(tasks.stages()) != shape(&self.stages) {
+        if shape(&stages) != shape(&self.stages) {
             return Err(bad_plan(
                 &self.path,
                 "the stages this build compiles from the plan's program differ from the recorded ones (a plan made by another version of ndstream?); plan again",
@@ -588,11 +642,20 @@ impl PlanFile {
             if kind == StageKind::Finish {
                 spec.mode = formats::WriteMode::Into;
             }
-            match self.staged()? {
+            let sink = match self.staged()? {
                 // The staged array; the finish swaps it in.
-                Some(s) => s.sink(&spec),
-                None => formats::create_sink(&self.output, &spec),
+                Some(s) => s.sink(&spec)?,
+                None => formats::create_sink(&self.tasks_output()?, &spec)?,
+            };
+            if kind == StageKind::Finish && self.copies()? {
+                // The finish then copies the work array into the output.
+                return Ok(Arc::new(CopyOut {
+                    inner: sink,
+                    plan: self.clone(),
+                    threads,
+                }));
             }
+            Ok(sink)
         };
         let kind = self
             .stages
@@ -605,14 +668,73 @@ impl PlanFile {
             for s in 0..finish {
                 store.remove_all(&format!("stage-{s}"))?;
             }
+            store.remove_all(WORK_ARRAY)?;
         }
         Ok(report)
+    }
+
+    /// Whether the output is in a format one process writes (HDF5, `.npy`,
+    /// raw): the tasks then write a Zarr array in the work directory, and
+    /// the last stage copies it into the output, chunk by chunk under the
+    /// plan's budget, as an in-process [`store`](crate::store) writes it.
+    /// A copy killed midway is resumed (or, replacing an output, redone)
+    /// when the last stage runs again. Zarr outputs are written by the
+    /// tasks themselves.
+    ///
+    /// # Errors
+    /// An output that is not a location a plan writes.
+    pub fn copies(&self) -> Result<bool> {
+        copied(&self.output, &formats::parse_location(&self.output)?)
+    }
+
+    /// Where the tasks write: the output, or the work array the last stage
+    /// copies into it.
+    fn tasks_output(&self) -> Result<String> {
+        Ok(if self.copies()? {
+            work_array(&self.work_dir)
+        } else {
+            self.output.clone()
+        })
+    }
+
+    /// The output's spec, as the plan was made with it.
+    fn output_spec(&self, shape: Vec<u64>, dtype: crate::DType) -> formats::SinkSpec {
+        let mut spec = formats::SinkSpec::new(shape, dtype, self.chunks.clone());
+        spec.shards = self.shards.clone();
+        spec.codec = self.codec.clone();
+        spec.zarr_version = self.zarr_version;
+        spec.contiguous = self.contiguous;
+        spec.attributes = self.attributes.clone();
+        spec.sync = self.sync;
+        spec
+    }
+
+    /// The last stage's copy of the complete work array into the output:
+    /// the output the plan created is resumed (what a killed copy wrote is
+    /// kept), one to replace is overwritten.
+    fn copy_out(&self, threads: usize) -> Result<()> {
+        let x = crate::open(&work_array(&self.work_dir))?;
+        let opts = StoreOptions {
+            chunks: Some(self.chunks.clone()),
+            shards: self.shards.clone(),
+            codec: Some(self.codec.clone()),
+            mode: if self.replace {
+                formats::WriteMode::Overwrite
+            } else {
+                formats::WriteMode::Resume
+            },
+            zarr_version: self.zarr_version,
+            attributes: self.attributes.clone(),
+            contiguous: self.contiguous,
+            sync: self.sync,
+        };
+        crate::store(&self.executor(threads)?, &x, &self.output, &opts).map(drop)
     }
 
     /// The staged replacement the tasks write, for a plan that replaces
     /// an array on disk.
     fn staged(&self) -> Result<Option<formats::Staged>> {
-        if !self.replace {
+        if !self.replace || self.copies()? {
             return Ok(None);
         }
         formats::Staged::of(&self.output, &self.id)?
@@ -647,6 +769,7 @@ impl PlanFile {
         for s in 0..self.stages.len() {
             store.remove_all(&format!("stage-{s}"))?;
         }
+        store.remove_all(WORK_ARRAY)?;
         store.remove(PLAN_ID_FILE)?;
         if let Some(d) = store.dir() {
             // The directory itself, if nothing else was put there.
@@ -687,6 +810,102 @@ fn highest_missing(p: &Path) -> Option<PathBuf> {
         missing = Some(a.to_path_buf());
     }
     missing
+}
+
+/// The finish stage's sink of a plan whose output is copied: its finish
+/// marks the work array complete, then copies it into the output.
+#[derive(Debug)]
+struct CopyOut {
+    inner: Arc<dyn ChunkSink>,
+    plan: PlanFile,
+    threads: usize,
+}
+
+impl ChunkSink for CopyOut {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn shape(&self) -> &[u64] {
+        self.inner.shape()
+    }
+    fn dtype(&self) -> crate::DType {
+        self.inner.dtype()
+    }
+    fn grid(&self) -> &crate::ChunkGrid {
+        self.inner.grid()
+    }
+    fn write_chunk(&self, idx: &[u64], data: &crate::Block) -> Result<()> {
+        self.inner.write_chunk(idx, data)
+    }
+    fn finish(&self) -> Result<()> {
+        self.inner.finish()?;
+        self.plan.copy_out(self.threads)
+    }
+}
+
+/// Whether a plan's output at `output` is copied from a work array by its
+/// last stage (a format one process writes: HDF5, `.npy`, raw) rather than
+/// written by its tasks (Zarr, on disk or in object storage).
+fn copied(output: &str, loc: &formats::Location) -> Result<bool> {
+    match loc {
+        formats::Location::Zarr { .. } | formats::Location::ZarrUrl { .. } => Ok(false),
+        formats::Location::Hdf5 { .. } | formats::Location::Npy(_) | formats::Location::Raw { .. } => {
+            Ok(true)
+        }
+        _ => Err(Error::open(
+            output,
+            "a plan writes Zarr outputs (on disk or in object storage), or HDF5, .npy and raw files on disk",
+        )),
+    }
+}
+
+/// The Zarr array in the work directory `work_dir` that a plan's tasks
+/// write when the last stage copies the output.
+fn work_array(work_dir: &str) -> String {
+    format!("{}/{WORK_ARRAY}", work_dir.trim_end_matches('/'))
+}
+
+/// The work array's spec for an output of `spec`: the output's shape,
+/// dtype and chunks, uncompressed (it is read once, by the copy), flushed
+/// as the output is.
+fn copy_spec(spec: &formats::SinkSpec) -> formats::SinkSpec {
+    let mut t = formats::SinkSpec::new(spec.shape.clone(), spec.dtype, spec.chunks.clone());
+    t.sync = spec.sync;
+    t
+}
+
+/// `stages` with the finish stage's memory raised to what its copy into
+/// `output` (`spec`) needs, checked against `exec`'s budget: a job of one
+/// chunk-sized read per output chunk.
+fn with_copy(
+    exec: &Executor,
+    stages: &mut [TaskStage],
+    output: &str,
+    spec: &formats::SinkSpec,
+) -> Result<()> {
+    let mut out = spec.clone();
+    out.mode = formats::WriteMode::Create;
+    let (grid, sink_bytes) = formats::sink_needs(output, &out)?;
+    let stand_in = crate::zeros(
+        &spec.shape,
+        spec.dtype,
+        crate::Chunks::Shape(spec.chunks.clone()),
+    )?;
+    let copy = exec.plan_tasks(&stand_in, &grid, sink_bytes)?;
+    // The work array's chunk, read before it is copied.
+    let read = spec.chunks.iter().product::<u64>() * spec.dtype.size() as u64;
+    let need = copy
+        .stages()
+        .iter()
+        .map(|s| s.memory)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(read);
+    if let Some(finish) = stages.last_mut() {
+        finish.memory = finish.memory.max(need);
+        finish.what = format!("mark the work array complete, then copy it into {output}");
+    }
+    Ok(())
 }
 
 /// `p` as text, which a plan file holds (and other processes read back).

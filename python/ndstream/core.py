@@ -2409,6 +2409,7 @@ def to_hdf5(
     codec: str | None = None,
     memory: Any = None,
     threads: Any = None,
+    scheduler: Any = None,
     **kwargs: Any,
 ) -> None:
     """Write arrays to HDF5 datasets: ``to_hdf5('out.h5', '/x', x)`` or
@@ -2416,7 +2417,12 @@ def to_hdf5(
 
     Other datasets in an existing file are kept; an existing dataset is
     refused unless ``overwrite=True`` (which touches only that dataset).
-    ``compression='gzip'`` as in h5py, or ndstream's ``codec``.
+    ``compression='gzip'`` as in h5py, or ndstream's ``codec``. With a
+    ``dask.distributed`` ``Client`` as ``scheduler`` (or set in
+    ``ndstream.config``) the cluster's workers compute the chunks into a
+    Zarr array beside the file, and the last task writes the dataset from
+    it (one process writes an HDF5 file); the file must be on a file
+    system the workers share.
     """
     if len(args) == 1 and isinstance(args[0], dict):
         data = args[0]
@@ -2434,6 +2440,14 @@ def to_hdf5(
             raise NotImplementedError(f"compression {comp!r}: ndstream writes gzip only")
         codec = f"gzip:{level if level is not None else 4}"
     filename = os.fspath(filename)
+    from . import distributed
+
+    client = distributed.get_client(scheduler)
+    if client is not None and resume:
+        raise NotImplementedError(
+            "resume=True with a distributed scheduler: finish an interrupted dataset here "
+            "(without scheduler=), or overwrite it on the cluster (overwrite=True)"
+        )
     for datapath, x in data.items():
         x = _as_array(x)
         dp = datapath if datapath.startswith("/") else "/" + datapath
@@ -2442,6 +2456,19 @@ def to_hdf5(
             out_chunks = chunks
         elif chunks is True:
             out_chunks = x.chunksize
+        if client is not None:
+            m, _ = config.resolve(memory, threads)
+            distributed.store(
+                client,
+                x._a,
+                f"{filename}:{dp}",
+                chunks=out_chunks,
+                codec=codec,
+                memory=m,
+                store_root=filename,
+                mode=_write_mode(overwrite, resume),
+            )
+            continue
         _store_path(
             x,
             f"{filename}:{dp}",

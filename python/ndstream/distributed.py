@@ -191,12 +191,15 @@ def store(
     mode: str = "create",
 ) -> None:
     """Store ``x`` (an ``_ndstream`` array) at ``path`` (a Zarr array, on a
-    file system the workers share or in object storage) on the cluster.
+    file system the workers share or in object storage; or an HDF5
+    dataset ``file.h5:/x``, a ``.npy`` or raw file on a shared file system,
+    which the last task writes from a Zarr array the workers wrote in the
+    plan's work directory) on the cluster.
     ``mode`` is ``"create"`` (a new array) or ``"overwrite"``: an array
     that stands on disk is replaced only when the job has finished (the
-    workers write the new one beside it, and the last task swaps it in;
-    a job that fails leaves the old one as it was), and one in a bucket is
-    replaced in place, as an overwrite there always is. The plan's records
+    workers write the new one beside it, and the last task swaps it in or
+    copies it over; a job that fails leaves the old one as it was), and
+    one in a bucket is replaced in place, as an overwrite there always is. The plan's records
     live beside the store (``store_root``, default ``path``: a hidden
     directory there, or a hidden prefix in the bucket) while the job runs
     and are removed when it has finished; the plan file itself stays on

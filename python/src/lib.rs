@@ -965,7 +965,8 @@ fn store_options(
     Ok(opts)
 }
 
-/// Plan a store of `x` at `path` (a Zarr array) as stages of tasks that
+/// Plan a store of `x` at `path` (a Zarr array, or an HDF5, `.npy` or
+/// raw file the last stage copies in) as stages of tasks that
 /// other processes run (`ndstream::plan`): writes the plan file at
 /// `plan_path`, creates the output (marked incomplete; with `mode`
 /// "overwrite" an array that stands on disk is replaced only by the last

@@ -120,6 +120,41 @@ def test_overwrite_on_the_cluster_swaps_the_new_array_in_when_the_job_ends(clien
     assert tree(there) == tree(tmp_path / "here.zarr")
 
 
+def test_to_hdf5_on_the_cluster_writes_the_local_dataset_and_keeps_the_rest_of_the_file(
+    client, tmp_path
+):
+    h5py = pytest.importorskip("h5py")
+    x = da.random.RandomState(7).normal(0, 1, size=(240, 160), chunks=(60, 40))
+    y = x - x.mean(axis=0)
+    da.to_hdf5(tmp_path / "here.h5", "/g/y", y, compression="gzip")
+    there = tmp_path / "there.h5"
+    with h5py.File(there, "w") as f:
+        f["keep"] = np.arange(5)
+        f["g/y"] = np.zeros(3)
+    # An existing dataset is refused without overwrite=True, untouched.
+    with pytest.raises(Exception, match="exists"):
+        da.to_hdf5(there, "/g/y", y, scheduler=client)
+    da.to_hdf5(there, "/g/y", y, compression="gzip", overwrite=True, scheduler=client)
+    # A new file with two datasets, through ndstream.config's scheduler.
+    with da.config.set(scheduler=client):
+        da.to_hdf5(tmp_path / "new.h5", {"/a": y, "/b": x})
+    xs = np.asarray(x)
+    with (
+        h5py.File(tmp_path / "here.h5", "r") as here,
+        h5py.File(there, "r") as f,
+        h5py.File(tmp_path / "new.h5", "r") as g,
+    ):
+        got = f["g/y"]
+        assert same_bits(got[...], here["g/y"][...])
+        assert (got.chunks, got.compression) == ((60, 40), "gzip")
+        np.testing.assert_allclose(got[...], xs - xs.mean(axis=0), atol=1e-12)
+        assert np.array_equal(f["keep"][...], np.arange(5))
+        assert same_bits(g["a"][...], here["g/y"][...])
+        assert same_bits(g["b"][...], xs)
+    # Nothing of the plans is left beside the files.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.h5", "new.h5", "there.h5"]
+
+
 def lennard_jones(n: int):
     """The tutorial's Lennard-Jones energy, as its code writes it."""
     cluster = da.random.RandomState(1981).normal(0, 500, size=(n, 3), chunks=(n // 2, 3)) - 0.5

@@ -228,6 +228,178 @@ fn a_plan_that_overwrites_swaps_the_new_array_in_at_its_last_stage() {
     );
 }
 
+#[cfg(feature = "hdf5")]
+/// The array at `path`, its chunking, codec and attributes as `info`
+/// tells them, and whether it is marked incomplete.
+fn described(
+    path: &str,
+) -> (
+    Vec<u8>,
+    Option<Vec<u64>>,
+    String,
+    ndstream::Attributes,
+    bool,
+) {
+    let exec = executor();
+    let bytes = exec
+        .compute(&ndstream::open(path).unwrap())
+        .unwrap()
+        .to_ne_bytes();
+    match ndstream::formats::info(path).unwrap() {
+        ndstream::formats::StoreInfo::Array(i) => {
+            (bytes, i.chunks, i.codec, i.attributes, i.incomplete)
+        }
+        other => panic!("{path} is not an array: {other:?}"),
+    }
+}
+
+/// HDF5 outputs: the tasks write a Zarr array in the work directory, and
+/// the last stage copies it into the output as `store` writes it; a copy
+/// killed midway is finished by running the last stage again; a dataset
+/// to replace stays as it was until the last stage.
+#[cfg(feature = "hdf5")]
+#[test]
+fn a_plan_to_hdf5_copies_its_work_array_in_at_its_last_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let exec = executor();
+    let a = job();
+    let mut attributes = ndstream::Attributes::new();
+    attributes.insert("units".into(), serde_json::json!("K"));
+    let opts = StoreOptions {
+        chunks: Some(vec![40, 50]),
+        codec: Some("gzip:4".parse().unwrap()),
+        attributes,
+        ..StoreOptions::default()
+    };
+    let at = |name: &str| d.join(name).to_str().unwrap().to_string();
+    ndstream::store(&exec, &a, &format!("{}:/g/x", at("ref.h5")), &opts).unwrap();
+    let reference = described(&format!("{}:/g/x", at("ref.h5")));
+    assert!(!reference.4);
+    let run_all_but_last = |plan: &PlanFile| {
+        let finish = plan.stages.len() - 1;
+        for (s, st) in plan.stages.iter().enumerate().take(finish) {
+            plan.run_task(s, 0..st.tasks, 1 + s % 2).unwrap();
+        }
+        finish
+    };
+
+    // A new HDF5 dataset: made, marked incomplete, when the plan is.
+    let out = format!("{}:/g/x", at("out.h5"));
+    let plan = PlanFile::create(&exec, &a, &out, &opts, &d.join("p.json"), None).unwrap();
+    assert!(plan.copies().unwrap() && !plan.replace);
+    let work = d.join("p.json.work/output.zarr");
+    assert!(work.join(".ndstream-incomplete").exists());
+    assert!(described(&out).4);
+    let plan = PlanFile::load(&d.join("p.json")).unwrap();
+    assert_eq!(plan.attributes, opts.attributes);
+    let finish = run_all_but_last(&plan);
+    assert!(described(&out).4, "complete before the last stage");
+    // A kill in the middle of the copy: the work array complete, the
+    // output holding some chunks, the last stage not recorded.
+    let spec = |mode| {
+        let mut s = ndstream::sink_spec(&a, &opts);
+        s.mode = mode;
+        s
+    };
+    ndstream::formats::create_sink(work.to_str().unwrap(), &{
+        let mut s =
+            ndstream::formats::SinkSpec::new(vec![300, 200], ndstream::DType::F64, vec![40, 50]);
+        s.mode = ndstream::formats::WriteMode::Into;
+        s
+    })
+    .unwrap()
+    .finish()
+    .unwrap();
+    {
+        let part =
+            ndstream::formats::create_sink(&out, &spec(ndstream::formats::WriteMode::Resume))
+                .unwrap();
+        let chunk = exec
+            .compute(&a.index(&ndstream::s![0..40, 0..50]).unwrap())
+            .unwrap();
+        part.write_chunk(&[0, 0], &chunk).unwrap();
+    }
+    assert!(described(&out).4);
+    plan.run_task(finish, 0..1, 2).unwrap();
+    assert!(plan.status().unwrap().complete);
+    assert_eq!(described(&out), reference);
+    // The work array and the records are gone; the retry is a no-op.
+    assert!(!work.exists());
+    plan.run_task(finish, 0..1, 2).unwrap();
+    assert_eq!(described(&out), reference);
+    plan.remove_work().unwrap();
+    assert!(!d.join("p.json.work").exists());
+
+    // Replacing a dataset: the old one stays whole until the last stage.
+    let old = random::uniform(0.0, 1.0, &[30, 7], [8, 7], 5).unwrap();
+    let replaced = format!("{}:/g/x", at("old.h5"));
+    ndstream::store(&exec, &old, &replaced, &StoreOptions::default()).unwrap();
+    let before = described(&replaced);
+    let overwrite = StoreOptions {
+        mode: ndstream::formats::WriteMode::Overwrite,
+        ..opts.clone()
+    };
+    let file_bytes = std::fs::read(at("old.h5")).unwrap();
+    let p = PlanFile::create(&exec, &a, &replaced, &overwrite, &d.join("r.json"), None).unwrap();
+    assert!(p.replace);
+    let finish = run_all_but_last(&p);
+    assert_eq!(std::fs::read(at("old.h5")).unwrap(), file_bytes);
+    assert_eq!(described(&replaced), before);
+    p.run_task(finish, 0..1, 2).unwrap();
+    assert_eq!(described(&replaced), reference);
+
+    // A file that is not HDF5 is not replaced, and nothing is made.
+    std::fs::write(at("notes.h5"), b"mine").unwrap();
+    let e = PlanFile::create(
+        &exec,
+        &a,
+        &format!("{}:/x", at("notes.h5")),
+        &overwrite,
+        &d.join("s.json"),
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("notes.h5"), "{e}");
+    assert_eq!(std::fs::read(at("notes.h5")).unwrap(), b"mine");
+    assert!(!d.join("s.json").exists() && !d.join("s.json.work").exists());
+}
+
+/// `.npy` (and raw) outputs are copied from the work array by the last
+/// stage too: the same bytes as `store`'s, and nothing at the output but
+/// the file marked incomplete until then.
+#[test]
+fn a_plan_to_npy_writes_the_file_store_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let exec = executor();
+    let a = job();
+    let at = |name: &str| d.join(name).to_str().unwrap().to_string();
+    // `.npy`: the same bytes as `store`'s, file for file.
+    let npy = StoreOptions {
+        chunks: Some(vec![40, 50]),
+        ..StoreOptions::default()
+    };
+    ndstream::store(&exec, &a, &at("ref.npy"), &npy).unwrap();
+    let p = PlanFile::create(&exec, &a, &at("out.npy"), &npy, &d.join("q.json"), None).unwrap();
+    assert!(p.copies().unwrap());
+    let finish = p.stages.len() - 1;
+    for (s, st) in p.stages.iter().enumerate().take(finish) {
+        p.run_task(s, 0..st.tasks, 2).unwrap();
+    }
+    assert_ne!(
+        std::fs::read(at("out.npy")).unwrap(),
+        std::fs::read(at("ref.npy")).unwrap()
+    );
+    p.run_task(finish, 0..1, 2).unwrap();
+    assert_eq!(
+        std::fs::read(at("out.npy")).unwrap(),
+        std::fs::read(at("ref.npy")).unwrap()
+    );
+
+    assert!(!d.join("q.json.work/output.zarr").exists());
+}
+
 #[test]
 fn a_damaged_plan_file_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();

@@ -46,7 +46,7 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Plan a `convert` or `eval -o` as stages of tasks that any number of
     /// processes or machines sharing the file system can run; writes the
-    /// plan file and creates the (incomplete) Zarr output.
+    /// plan file and creates the (incomplete) output.
     Plan(PlanArgs),
     /// Run a range of one stage's tasks of a plan in this process.
     RunTask(RunTaskArgs),
@@ -79,10 +79,12 @@ pub struct PlanArgs {
 /// What `ndstream plan` plans.
 #[derive(Debug, Subcommand)]
 pub enum PlanJob {
-    /// A `convert SRC DST` (DST a .zarr; with `--overwrite` an array
-    /// that stands there is swapped out only by the plan's last stage).
+    /// A `convert SRC DST` (DST a .zarr, or an HDF5, .npy or raw file
+    /// that the last stage copies from the tasks' Zarr array in the work
+    /// directory; with `--overwrite` what stands there is replaced only by
+    /// the plan's last stage).
     Convert(ConvertArgs),
-    /// An `eval EXPR -o DST` (DST a .zarr).
+    /// An `eval EXPR -o DST` (DST as for `convert`).
     Eval(EvalArgs),
 }
 

@@ -255,19 +255,43 @@ fn run_and_kill(plan: &str, dir: &Path, after_ms: u64) -> bool {
     finished
 }
 
-/// Run `expr` into `ref.zarr` in one process, then plan it again and again,
-/// `kill -9` each run at pseudo-random moments under `20 + spread` ms and
-/// run the plan once more, until `want` kills have landed: every plan must
-/// end with the reference's bytes. Returns the plan's status JSON and the
-/// stage each kill left next.
+/// The arrays at `a` and `b` hold the same values: the same Zarr store,
+/// file for file, or for another format (HDF5) the same `.npy` converted
+/// from each.
+fn same_array(dir: &Path, a: &str, b: &str) {
+    if a.ends_with(".zarr") {
+        return same_store(&dir.join(a), &dir.join(b));
+    }
+    ok(&["convert", a, "a.npy", "--overwrite"], dir);
+    ok(&["convert", b, "b.npy", "--overwrite"], dir);
+    assert!(
+        std::fs::read(dir.join("a.npy")).unwrap() == std::fs::read(dir.join("b.npy")).unwrap(),
+        "{a} and {b} differ"
+    );
+}
+
+/// Run `expr` into `ref.zarr` (or `ref.h5:/x` where `h5`) in one process,
+/// then plan it again and again, `kill -9` each run at pseudo-random
+/// moments under `20 + spread` ms and run the plan once more, until `want`
+/// kills have landed: every plan must end with the reference's bytes.
+/// Returns the plan's status JSON and the stage each kill left next.
 fn kill_and_resume(
     dir: &Path,
     expr: &str,
     store: &[&str],
     want: usize,
     spread: u64,
+    h5: bool,
 ) -> (serde_json::Value, Vec<serde_json::Value>) {
-    let mut args = vec!["eval", expr, "-o", "ref.zarr"];
+    let dst = |name: &str| {
+        if h5 {
+            format!("{name}.h5:/x")
+        } else {
+            format!("{name}.zarr")
+        }
+    };
+    let reference = dst("ref");
+    let mut args = vec!["eval", expr, "-o", &reference];
     args.extend(store);
     ok(&args, dir);
     // A cheap pseudo-random sequence of moments.
@@ -280,7 +304,7 @@ fn kill_and_resume(
     // job in fewer); every plan must end with the reference's bytes.
     while kills < want {
         assert!(plans < 10, "{kills} kills in {plans} plans");
-        let (plan, out) = (format!("job{plans}.json"), format!("out{plans}.zarr"));
+        let (plan, out) = (format!("job{plans}.json"), dst(&format!("out{plans}")));
         let mut args = vec!["plan", "-o", &plan, "eval", expr, "-o", &out];
         args.extend(store);
         ok(&args, dir);
@@ -301,7 +325,7 @@ fn kill_and_resume(
             }
         }
         ok(&["run", &plan], dir);
-        same_store(&dir.join(&out), &dir.join("ref.zarr"));
+        same_array(dir, &out, &reference);
         plans += 1;
     }
     (status, states)
@@ -319,6 +343,7 @@ fn kill_9_at_random_moments_then_run_again_finishes_with_the_same_bytes() {
         &["--chunks", "50,200", "--codec", "zstd:1"],
         20,
         200,
+        false,
     );
     // Kills landed in more than one stage.
     states.sort_by_key(|v| v.as_i64());
@@ -341,6 +366,7 @@ fn kill_9_during_a_root_reduction_folded_into_the_writes_then_run_again() {
         &["--chunks", "100", "--codec", "zstd:1"],
         8,
         300,
+        false,
     );
     let kinds: Vec<&str> = status["stages"]
         .as_array()
@@ -359,6 +385,32 @@ fn kill_9_during_a_root_reduction_folded_into_the_writes_then_run_again() {
         v.len() == 2 && v.iter().all(|s| (1.85..2.15).contains(s)),
         "{out}"
     );
+}
+
+/// An HDF5 output, written by the last stage from the tasks' work array:
+/// killed in any stage, the copy included, and run again, it ends with
+/// the in-process values; the last stage's copy is long enough here
+/// (tens of MB, gzip) for kills to land in it.
+#[test]
+fn kill_9_of_a_plan_to_hdf5_then_run_again_finishes_with_the_same_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expr = "x = random.normal(3, 2, size=(3000, 2000), chunks=(100, 100), seed=3); \
+                x - x.mean(axis=0)";
+    let (status, mut states) = kill_and_resume(
+        tmp.path(),
+        expr,
+        &["--chunks", "100,250", "--codec", "gzip:1"],
+        12,
+        400,
+        true,
+    );
+    let last = status["stages"].as_array().unwrap().len() - 1;
+    assert!(
+        states.iter().any(|s| s.as_u64() == Some(last as u64)),
+        "{states:?}"
+    );
+    states.dedup();
+    assert!(states.len() > 1, "{states:?}");
 }
 
 #[test]
@@ -404,14 +456,30 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
     let dir = tmp.path();
     inputs(dir);
     refused(
-        &["plan", "-o", "p.json", "convert", "x.zarr", "out.h5:/x"],
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "convert",
+            "x.zarr",
+            "s3://b/out.h5:/x",
+        ],
         dir,
-        "Zarr outputs",
+        "HDF5, .npy and raw files on disk",
     );
+    std::fs::write(dir.join("notes.h5"), b"mine").unwrap();
     refused(
-        &["plan", "-o", "p.json", "convert", "x.zarr", "out.npy"],
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "convert",
+            "x.zarr",
+            "notes.h5:/x",
+            "--overwrite",
+        ],
         dir,
-        "Zarr outputs",
+        "is not an HDF5 file",
     );
     refused(
         &["plan", "-o", "p.json", "convert", "x.zarr", "x.zarr"],

@@ -517,12 +517,14 @@ impl Executor {
         let cache = ChunkCache::new(&self.budget, self.budget.limit() / 4);
         let reuse = plan::Reuse::of(&physical.rewritten);
         // The results of the merges before this stage, as the in-process
-        // run holds them (`run_stages`).
+        // run holds them (`run_stages`); the finish reads none (its sink
+        // may run a job of its own under the budget).
         let mut held = Vec::new();
         let mut done: HashMap<u64, Array> = HashMap::new();
         let merged = match st.kind {
             StageKind::Partials | StageKind::Merge => stage / 2,
-            StageKind::Write | StageKind::Finish => physical.stages.len(),
+            StageKind::Write => physical.stages.len(),
+            StageKind::Finish => 0,
         };
         for (k, s) in physical.stages.iter().take(merged).enumerate() {
             let node = physical::substitute(&s.node, &done);

@@ -113,6 +113,31 @@ fn is_hdf5(file: &Path) -> bool {
     false
 }
 
+/// Refuse what stands at `file` for a write of `spec` before anything is
+/// opened: a directory, or a file that is not HDF5 (every mode refuses
+/// it). Nothing there, or an HDF5 file, passes: what is in it is decided
+/// under the file's lock by [`open_for_write`].
+pub(super) fn check_existing(file: &Path, name: &str, spec: &SinkSpec) -> Result<()> {
+    if std::fs::symlink_metadata(file).is_err() {
+        return Ok(());
+    }
+    if file.is_dir() {
+        return Err(Error::open(
+            name,
+            format!("{} is a directory, not an HDF5 file", file.display()),
+        ));
+    }
+    if !is_hdf5(file) {
+        decide(
+            name,
+            spec.mode,
+            Existing::Foreign("is not an HDF5 file"),
+            "dataset",
+        )?;
+    }
+    Ok(())
+}
+
 /// The error for a failed writable open: "in use" when the lock is taken,
 /// [`Error::Sink`] when the system refused (a full disk, a read-only file
 /// system: the HDF5 error stack then carries an `errno`), else
@@ -249,21 +274,7 @@ pub(super) fn open_for_write(
     if std::fs::symlink_metadata(file).is_err() {
         return create_new_file(file, path, name, spec, level, !pipeline.is_empty());
     }
-    if file.is_dir() {
-        return Err(Error::open(
-            name,
-            format!("{} is a directory, not an HDF5 file", file.display()),
-        ));
-    }
-    if !is_hdf5(file) {
-        // Every mode refuses it.
-        decide(
-            name,
-            spec.mode,
-            Existing::Foreign("is not an HDF5 file"),
-            "dataset",
-        )?;
-    }
+    check_existing(file, name, spec)?;
     let mut locks = vec![lock(file, name)?];
     // Under the file's lock: temporary files a killed writer left go.
     crate::swap::clean_stale(file);

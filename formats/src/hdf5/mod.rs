@@ -836,7 +836,12 @@ impl Format for Hdf5 {
     }
     fn sink_needs(&self, path: &str, loc: &Location, spec: &SinkSpec) -> Result<(ChunkGrid, u64)> {
         match at(path, loc)? {
-            At::Local(..) => sink_needs(path, spec),
+            At::Local(file, _) => {
+                // What stands at the path and every mode refuses, found
+                // by looking only.
+                lifecycle::check_existing(file, path, spec)?;
+                sink_needs(path, spec)
+            }
             At::Url(..) => Err(url_read_only(path)),
         }
     }

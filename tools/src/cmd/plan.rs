@@ -5,8 +5,10 @@
 //! bucket).
 //!
 //! - `plan -o job.json convert SRC out.zarr ...` writes the plan and
-//!   creates the output (a Zarr array, marked incomplete until the last
-//!   stage) and the work directory `job.json.work`.
+//!   creates the output (marked incomplete until the last stage) and the
+//!   work directory `job.json.work`. An HDF5, `.npy` or raw output is
+//!   written by the last stage, from a Zarr array the tasks write in the
+//!   work directory.
 //! - `run-task job.json --stage S --tasks A..B` (or `--part I/K`) runs
 //!   tasks of one stage in this process; tasks already done are skipped.
 //! - `run job.json --processes N` is the reference runner: a pool of
@@ -34,7 +36,7 @@ use crate::config::{usage, ExecConfig};
 /// Run `plan`.
 ///
 /// # Errors
-/// Bad options or inputs, an output that is not a new Zarr array, a plan
+/// Bad options or inputs, an output a plan cannot write, a plan
 /// the budget refuses (exit 2); failures creating the output (exit 1).
 pub fn plan(args: &PlanArgs, quiet: bool) -> anyhow::Result<()> {
     let (a, opts, dst, exec_args) = match &args.job {
@@ -46,7 +48,7 @@ pub fn plan(args: &PlanArgs, quiet: bool) -> anyhow::Result<()> {
             let dst = e
                 .output
                 .clone()
-                .ok_or_else(|| usage("plan eval: name the output with -o DST (a .zarr)"))?;
+                .ok_or_else(|| usage("plan eval: name the output with -o DST"))?;
             let (a, o) = super::eval::prepare_store(e)?;
             (a, o, dst, &e.exec)
         }
