@@ -544,6 +544,29 @@ def test_a_plan_writes_a_bucket_and_keeps_its_records_there(s3, rng, tmp_path):
     out = _relative(_objects(s3, "plan-out.zarr/"), "plan-out.zarr/")
     assert out == _relative(_objects(s3, "plan-ref.zarr/"), "plan-ref.zarr/")
     np.testing.assert_array_equal(_zarr_read(s3, "plan-out.zarr"), data[::2] * 2)
+    # An HDF5 file on disk with the work prefix in the bucket: the tasks
+    # write their Zarr array under the prefix, the last stage copies it
+    # into the file and removes it; the dataset is the one-process run's.
+    h5py = pytest.importorskip("h5py")
+    h5_opts = ["--codec", "gzip:2", "--chunks", "16,20"]
+    ref3 = cli("eval", expr, "-o", "ref.h5:/y", *h5_opts)
+    assert ref3.returncode == 0, ref3.stderr
+    r = cli(
+        "plan", "-o", "h5.json", "--work-dir", f"s3://{BUCKET}/jobs/h5.work",
+        "eval", expr, "-o", "out.h5:/y", *h5_opts,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "jobs/h5.work/output.zarr/.ndstream-incomplete" in _keys(s3, "jobs/h5.work/")
+    run = cli("run", "h5.json", "--processes", "2")
+    assert run.returncode == 0, run.stderr
+    with h5py.File(tmp_path / "ref.h5", "r") as a, h5py.File(tmp_path / "out.h5", "r") as b:
+        assert b["y"][...].tobytes() == a["y"][...].tobytes()
+        assert (b["y"].chunks, b["y"].compression) == ((16, 20), "gzip")
+        np.testing.assert_allclose(b["y"][...], (data - data.mean(axis=0)) / data.std(), rtol=1e-12)
+    n = len(json.loads((tmp_path / "h5.json").read_text())["stages"])
+    assert _keys(s3, "jobs/h5.work/") == sorted(
+        ["jobs/h5.work/plan-id", f"jobs/h5.work/stage-{n - 1}/0"]
+    )
 
 
 def test_a_dask_cluster_writes_a_bucket_with_no_shared_files(da, s3, rng, tmp_path):
