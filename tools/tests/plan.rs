@@ -486,6 +486,34 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
         dir,
         "x.zarr",
     );
+    // Nor with --overwrite: an input is never replaced, Zarr or HDF5.
+    refused(
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "eval",
+            "open('x.zarr') * 2",
+            "-o",
+            "x.zarr",
+            "--overwrite",
+        ],
+        dir,
+        "would overwrite the input",
+    );
+    refused(
+        &[
+            "plan",
+            "-o",
+            "p.json",
+            "convert",
+            "day0.h5:/t2m",
+            "day0.h5:/t2m",
+            "--overwrite",
+        ],
+        dir,
+        "would overwrite the input",
+    );
     refused(
         &[
             "plan",

@@ -375,4 +375,32 @@ mod tests {
         let e = Staged::begin(out.to_str().unwrap(), "c3").unwrap_err();
         assert!(e.to_string().contains("exists"), "{e}");
     }
+
+    /// Another writer holding the array when the last stage runs: the
+    /// swap is refused and changes nothing (the old array and the staged
+    /// one stay whole); run again once the writer is done, it swaps.
+    #[test]
+    fn the_last_stage_does_not_swap_under_another_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let (out, new) = (d.path().join("x.zarr"), d.path().join("new.zarr"));
+        stored(&new, 2.0);
+        let want = files(&new);
+        stored(&out, 1.0);
+        let old = files(&out);
+        let s = staged_tasks(&out, "d4", 2.0);
+        for kind in [LockKind::Exclusive, LockKind::Shared] {
+            let held = crate::lock::OutputLock::take(&out, kind).unwrap();
+            let e = s
+                .sink(&spec(WriteMode::Into))
+                .and_then(|k| k.finish())
+                .unwrap_err();
+            assert!(e.to_string().contains("in use"), "{e}");
+            assert_eq!(files(&out), old);
+            assert!(holds_id(&s.staging, "d4"));
+            drop(held);
+        }
+        s.sink(&spec(WriteMode::Into)).unwrap().finish().unwrap();
+        assert_eq!(files(&out), want);
+        assert!(!s.staging.exists());
+    }
 }
