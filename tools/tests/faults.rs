@@ -902,6 +902,79 @@ fn a_full_disk_is_status_1_and_resumable() {
     }
 }
 
+/// A plan that replaces an output, on a disk that fills: the job fails
+/// (status 1, "No space left"), the output and every other file keep
+/// their bytes, and once there is room `run` again finishes it with the
+/// new values. A Zarr array fills the disk while its tasks write the
+/// staged array; an HDF5 dataset while the last stage copies the work
+/// array into the file.
+#[test]
+fn a_full_disk_under_a_plan_that_overwrites_leaves_the_old_output() {
+    let Some(fs) = Tmpfs::mount("8m") else { return };
+    // (output, room left for the job)
+    let mut outputs = vec![("old.zarr", 400u64 << 10)];
+    if cfg!(feature = "hdf5") {
+        // Room for the work array (1 MiB, uncompressed), not the copy.
+        outputs.push(("old.h5:/x", 1400 << 10));
+    }
+    let src = workdir();
+    for (output, room) in outputs {
+        let d = fs.path().join("w");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::copy(src.path().join("in.npy"), d.join("in.npy")).unwrap();
+        std::fs::write(d.join("other.txt"), b"must stay").unwrap();
+        ok(&d, &["convert", "in.npy", output, "--chunks", "16,64"]);
+        let before = tree(&d);
+        let free = free_bytes(fs.path());
+        let filler = fs.path().join("filler");
+        std::fs::write(&filler, vec![7u8; free.saturating_sub(room) as usize]).unwrap();
+        let job = [
+            "eval",
+            "open('in.npy') * 2",
+            "-o",
+            output,
+            "--overwrite",
+            "--chunks",
+            "16,64",
+        ];
+        let mut plan = vec!["plan", "-o", "p.json"];
+        plan.extend(job);
+        ok(&d, &plan);
+        let (code, err) = run(&d, &["run", "p.json", "--processes", "2"]);
+        assert_eq!(code, 1, "{output}: {err}");
+        assert!(
+            err.contains("No space left") || err.contains("errno = 28"),
+            "{output}: {err}"
+        );
+        let now = tree(&d);
+        let changed: Vec<_> = before
+            .iter()
+            .filter(|(p, h)| now.get(*p) != Some(h))
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert!(changed.is_empty(), "{output}: {changed:?}");
+        assert_eq!(bytes_of(&d, output), bytes_of(&d, "in.npy"), "{output}");
+        if output.contains(".h5") {
+            // The tasks were done: the copy filled the disk.
+            let out = ndstream(&d, &["status", "p.json", "--json"])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let last = v["stages"].as_array().unwrap().len() - 1;
+            assert_eq!(v["next_stage"], serde_json::json!(last), "{v}");
+        }
+        std::fs::remove_file(&filler).unwrap();
+        ok(&d, &["run", "p.json"]);
+        let twice: Vec<u8> = bytes_of(&d, "in.npy")
+            .chunks(8)
+            .flat_map(|b| (f64::from_ne_bytes(b.try_into().unwrap()) * 2.0).to_ne_bytes())
+            .collect();
+        assert_eq!(bytes_of(&d, output), twice, "{output}");
+        assert!(leftovers(&d).is_empty(), "{output}: {:?}", leftovers(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
 /// A read-only output directory: status 1, the output named, nothing changed.
 #[test]
 fn a_read_only_output_directory_is_status_1() {
