@@ -569,6 +569,63 @@ def test_a_plan_writes_a_bucket_and_keeps_its_records_there(s3, rng, tmp_path):
     )
 
 
+def test_a_plan_in_a_bucket_killed_midway_then_run_again_has_the_same_bytes(s3, rng, tmp_path):
+    """``kill -9`` of ``ndstream run`` (the pool and its task processes)
+    at several moments of a plan whose output and records are in the
+    bucket, then ``run`` again: the array is the one-process run's, byte
+    for byte, and only the finish record and the id stay under the work
+    prefix."""
+    import signal
+
+    exe = _cli()
+    if exe is None:
+        pytest.skip("no ndstream binary built (cargo build)")
+    data = rng.standard_normal((240, 180))
+    _write(s3, "kill-in.zarr", data, chunks=(20, 30))
+    expr = f"x = open('s3://{BUCKET}/kill-in.zarr'); (x - x.mean(axis=0)) / x.std()"
+    opts = ["--codec", "zstd:1", "--chunks", "20,30"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [exe, *args], check=False, capture_output=True, text=True, cwd=tmp_path
+        )
+
+    ref = cli("eval", expr, "-o", f"s3://{BUCKET}/kill-ref.zarr", *opts)
+    assert ref.returncode == 0, ref.stderr
+    want = _relative(_objects(s3, "kill-ref.zarr/"), "kill-ref.zarr/")
+    kills, moments = 0, [0.15, 0.4, 0.8, 1.5, 0.25, 0.6, 1.1, 2.0]
+    for n in range(4):
+        plan, work = f"kill{n}.json", f"jobs/kill{n}.work"
+        made = cli(
+            "plan", "-o", plan, "--work-dir", f"s3://{BUCKET}/{work}",
+            "eval", expr, "-o", f"s3://{BUCKET}/kill-out{n}.zarr", *opts,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        for delay in moments[2 * n : 2 * n + 2]:
+            p = subprocess.Popen(
+                [exe, "--quiet", "run", plan, "--processes", "2", "--threads", "1"],
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            time.sleep(delay)
+            if p.poll() is not None:
+                break
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            kills += 1
+        again = cli("run", plan)
+        assert again.returncode == 0, again.stderr
+        out = _relative(_objects(s3, f"kill-out{n}.zarr/"), f"kill-out{n}.zarr/")
+        assert out == want, n
+        stages = json.loads((tmp_path / plan).read_text())["stages"]
+        assert _keys(s3, f"{work}/") == sorted(
+            [f"{work}/plan-id", f"{work}/stage-{len(stages) - 1}/0"]
+        )
+    assert kills >= 2, kills
+
+
 def test_a_dask_cluster_writes_a_bucket_with_no_shared_files(da, s3, rng, tmp_path):
     """``to_zarr("s3://…", scheduler=client)``: the workers get the plan as
     text and keep their records in the bucket; the bytes are those of the
