@@ -245,12 +245,15 @@ pub mod remote {
             StorePrefix::new(p.clone()).map_err(|e| self.error("cannot name", &p, e))
         }
 
+        /// One listing of the prefix's first level (the plan id, the
+        /// stages' and the work array's prefixes), however many records
+        /// lie below it.
         pub(super) fn is_empty(&self) -> Result<bool> {
-            let keys = self
+            let top = self
                 .store
-                .list_prefix(&StorePrefix::root())
+                .list_dir(&StorePrefix::root())
                 .map_err(|e| self.error("cannot list", "", e))?;
-            Ok(keys.is_empty())
+            Ok(top.keys().is_empty() && top.prefixes().is_empty())
         }
 
         pub(super) fn remove(&self, key: &str) -> Result<()> {

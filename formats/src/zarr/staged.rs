@@ -166,6 +166,7 @@ pub(crate) fn remove(s: &Staged) {
 
 /// The last stage's sink: completes the staged array (`inner`), then
 /// swaps it in for the target.
+#[derive(Debug)]
 struct SwapIn {
     staged: Staged,
     /// The staged array, unless an earlier run already swapped it in.
@@ -174,14 +175,6 @@ struct SwapIn {
     dtype: DType,
     grid: ChunkGrid,
     sync: bool,
-}
-
-impl std::fmt::Debug for SwapIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SwapIn")
-            .field("staged", &self.staged)
-            .finish()
-    }
 }
 
 impl SwapIn {
