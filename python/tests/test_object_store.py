@@ -454,6 +454,19 @@ def test_the_cli_reads_and_writes_a_bucket(s3, rng, tmp_path):
     assert _objects(s3, "") == before
 
 
+def _cli_in(cwd: Path):
+    """The ndstream CLI built here, and a runner of it in ``cwd`` (the
+    test is skipped without a build)."""
+    exe = _cli()
+    if exe is None:
+        pytest.skip("no ndstream binary built (cargo build)")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], check=False, capture_output=True, text=True, cwd=cwd)
+
+    return exe, cli
+
+
 def _relative(objects: dict, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in objects.items()}
 
@@ -463,18 +476,11 @@ def test_a_plan_writes_a_bucket_and_keeps_its_records_there(s3, rng, tmp_path):
     bucket: the tasks, run in parts and then by the process pool, write
     the bytes of the same job run in one process, and leave only the
     finish record and the plan's id under the work prefix."""
-    exe = _cli()
-    if exe is None:
-        pytest.skip("no ndstream binary built (cargo build)")
+    _, cli = _cli_in(tmp_path)
     data = rng.standard_normal((60, 45))
     _write(s3, "plan-in.zarr", data, chunks=(8, 9))
     expr = f"x = open('s3://{BUCKET}/plan-in.zarr'); (x - x.mean(axis=0)) / x.std()"
     opts = ["--codec", "zstd:3", "--chunks", "16,20"]
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [exe, *args], check=False, capture_output=True, text=True, cwd=tmp_path
-        )
 
     ref = cli("eval", expr, "-o", f"s3://{BUCKET}/plan-ref.zarr", *opts)
     assert ref.returncode == 0, ref.stderr
@@ -577,18 +583,11 @@ def test_a_plan_in_a_bucket_killed_midway_then_run_again_has_the_same_bytes(s3, 
     prefix."""
     import signal
 
-    exe = _cli()
-    if exe is None:
-        pytest.skip("no ndstream binary built (cargo build)")
+    exe, cli = _cli_in(tmp_path)
     data = rng.standard_normal((240, 180))
     _write(s3, "kill-in.zarr", data, chunks=(20, 30))
     expr = f"x = open('s3://{BUCKET}/kill-in.zarr'); (x - x.mean(axis=0)) / x.std()"
     opts = ["--codec", "zstd:1", "--chunks", "20,30"]
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [exe, *args], check=False, capture_output=True, text=True, cwd=tmp_path
-        )
 
     ref = cli("eval", expr, "-o", f"s3://{BUCKET}/kill-ref.zarr", *opts)
     assert ref.returncode == 0, ref.stderr
