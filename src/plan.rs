@@ -161,10 +161,10 @@ impl PlanFile {
     /// Plan a store of `a` at `output` (a Zarr array, on disk or in object
     /// storage; or an HDF5, `.npy` or raw file on disk, which the last
     /// stage copies in, see [`PlanFile::copies`]) with `opts`, checked
-    /// against `exec`'s budget, and write the plan to `plan_path`. The work directory (`work_dir`: a
-    /// directory, or a URL such as `s3://bucket/job.work`; by default the
-    /// plan file's path with `.work` added) is made and the output
-    /// created, marked incomplete. The plan file may not exist, nor may
+    /// against `exec`'s budget, and write the plan to `plan_path`. The
+    /// work directory (`work_dir`: a directory, or a URL such as
+    /// `s3://bucket/job.work`; by default the plan file's path with
+    /// `.work` added) is made and the output created, marked incomplete. The plan file may not exist, nor may
     /// the work directory hold anything. Nothing is read.
     ///
     /// With `opts.mode` [`Create`](formats::WriteMode::Create) the output
@@ -180,11 +180,11 @@ impl PlanFile {
     ///
     /// # Errors
     /// An output a plan cannot write (read-only, or a file in object
-    /// storage), or one that is an input
-    /// ([`Error::OutputIsInput`]); an existing output with `Create`, or
-    /// one that `Overwrite` refuses to replace (a directory that is not
-    /// Zarr's, a file that is not HDF5); a plan file or work directory that exists or lies inside
-    /// an input or the output; `opts.mode` resume or into (an interrupted
+    /// storage), or one that is an input ([`Error::OutputIsInput`]); an
+    /// existing output with `Create`, or one that `Overwrite` refuses to
+    /// replace (a directory that is not Zarr's, a file that is not HDF5);
+    /// a plan file or work directory that exists or lies inside an input
+    /// or the output; `opts.mode` resume or into (an interrupted
     /// plan resumes by running it again); an array that cannot be
     /// described as a program (an in-memory input of this process only,
     /// `map_blocks`); plan/budget errors as [`store`](crate::store).

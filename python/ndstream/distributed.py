@@ -199,10 +199,10 @@ def store(
     that stands on disk is replaced only when the job has finished (the
     workers write the new one beside it, and the last task swaps it in or
     copies it over; a job that fails leaves the old one as it was), and
-    one in a bucket is replaced in place, as an overwrite there always is. The plan's records
-    live beside the store (``store_root``, default ``path``: a hidden
-    directory there, or a hidden prefix in the bucket) while the job runs
-    and are removed when it has finished; the plan file itself stays on
+    one in a bucket is replaced in place, as an overwrite there always is.
+    The plan's records live beside the store (``store_root``, default
+    ``path``: a hidden directory there, or a hidden prefix in the bucket)
+    while the job runs and are removed when it has finished; the plan file itself stays on
     this machine (the workers get its text)."""
     url = _is_url(path)
     if not url:
