@@ -177,6 +177,12 @@ impl PlanFile {
     /// has no rename, the old array is replaced in place when the plan is
     /// made, as an in-process overwrite there does. A copied file to
     /// replace is left as it is until the last stage's copy overwrites it.
+    /// With [`Resume`](formats::WriteMode::Resume) an output that an
+    /// interrupted write left (in this process or another, marked
+    /// incomplete) is finished by the plan: it must have the plan's layout
+    /// (shape, dtype, chunks, codec), its tasks write every chunk again
+    /// (the same bytes), and the last stage marks it complete; where
+    /// nothing stands, the output is created as with `Create`.
     ///
     /// # Errors
     /// An output a plan cannot write (read-only, or a file in object
@@ -184,8 +190,9 @@ impl PlanFile {
     /// existing output with `Create`, or one that `Overwrite` refuses to
     /// replace (a directory that is not Zarr's, a file that is not HDF5);
     /// a plan file or work directory that exists or lies inside an input
-    /// or the output; `opts.mode` resume or into (an interrupted
-    /// plan resumes by running it again); an array that cannot be
+    /// or the output; an output `Resume` cannot finish (another layout);
+    /// `opts.mode` into (an interrupted plan resumes by running it
+    /// again); an array that cannot be
     /// described as a program (an in-memory input of this process only,
     /// `map_blocks`); plan/budget errors as [`store`](crate::store).
     pub fn create(
@@ -198,12 +205,12 @@ impl PlanFile {
     ) -> Result<PlanFile> {
         if !matches!(
             opts.mode,
-            formats::WriteMode::Create | formats::WriteMode::Overwrite
+            formats::WriteMode::Create | formats::WriteMode::Overwrite | formats::WriteMode::Resume
         ) {
             return Err(Error::invalid(
                 "plan",
                 "mode",
-                "a plan writes a new output or replaces one (overwrite); an interrupted plan resumes by running it again",
+                "a plan writes a new output, replaces one (overwrite) or finishes an interrupted write (resume); an interrupted plan resumes by running it again",
             ));
         }
         let loc = formats::parse_location(output)?;
@@ -270,9 +277,11 @@ impl PlanFile {
         } else {
             None
         };
-        if staged.is_some() || !formats::work::is_url(output) {
-            // On disk the plan's own array is always a new one (beside the
-            // old, or where nothing stood).
+        let resume = opts.mode == formats::WriteMode::Resume;
+        if staged.is_some() || (!resume && !formats::work::is_url(output)) {
+            // On disk the plan's own array is a new one (beside the old,
+            // or where nothing stood), unless it finishes an interrupted
+            // write.
             spec.mode = formats::WriteMode::Create;
         }
         let plan = PlanFile {
@@ -315,7 +324,10 @@ impl PlanFile {
             // that refuses or fails leaves no output of its own making,
             // and none of another writer's is touched here (but for the
             // array in a bucket that `Overwrite` replaces in place). A
-            // copied output to replace is left alone until the copy.
+            // copied output to replace is left alone until the copy. An
+            // interrupted output to resume is checked (its layout must be
+            // the plan's) and stays marked incomplete: the tasks write
+            // every chunk of it again, a copy keeps the chunks it has.
             match &staged {
                 Some(s) => s.create(&spec)?,
                 None if copies && overwrite => {}

@@ -2340,8 +2340,9 @@ def to_zarr(
     chunks are written by the cluster's workers (see
     :mod:`ndstream.distributed`; ``overwrite=True`` there swaps the new
     array in on disk only once the job has finished); an interrupted
-    distributed write of a new array leaves it marked incomplete, and
-    ``resume=True`` finishes it here.
+    write of a new array, here or on the cluster, leaves it marked
+    incomplete, and ``resume=True`` finishes it, here or on the cluster
+    (whose workers write every chunk again).
     """
     arr = _as_array(arr)
     if kwargs:
@@ -2364,7 +2365,7 @@ def to_zarr(
     from . import distributed
 
     client = distributed.get_client(scheduler)
-    if client is not None and not resume:
+    if client is not None:
         m, _ = config.resolve(memory, threads)
         distributed.store(
             client,
@@ -2379,11 +2380,6 @@ def to_zarr(
             mode=_write_mode(overwrite, resume),
         )
         return from_zarr(path) if return_stored else None
-    if client is not None:
-        raise NotImplementedError(
-            "resume=True with a distributed scheduler: finish an interrupted array here "
-            "(without scheduler=), or overwrite it on the cluster (overwrite=True)"
-        )
     _store_path(
         arr,
         path,
@@ -2443,11 +2439,6 @@ def to_hdf5(
     from . import distributed
 
     client = distributed.get_client(scheduler)
-    if client is not None and resume:
-        raise NotImplementedError(
-            "resume=True with a distributed scheduler: finish an interrupted dataset here "
-            "(without scheduler=), or overwrite it on the cluster (overwrite=True)"
-        )
     for datapath, x in data.items():
         x = _as_array(x)
         dp = datapath if datapath.startswith("/") else "/" + datapath
@@ -2546,6 +2537,7 @@ def store(
     return_stored: bool = False,
     memory: Any = None,
     threads: Any = None,
+    scheduler: Any = None,
     **kwargs: Any,
 ) -> Any:
     """Write arrays into targets, as Dask's ``store``.
@@ -2557,7 +2549,16 @@ def store(
     with NumPy ``__setitem__`` (a NumPy array, an h5py dataset, which h5py
     holds open, a zarr array elsewhere, a memory map) gets slabs of whole
     chunks, computed within the memory budget and assigned region by
-    region.
+    region. Every pair is checked (count, shapes, known lengths) before
+    anything is computed or written.
+
+    ``scheduler`` (or ``ndstream.config``'s): with a ``dask.distributed``
+    ``Client``, or ``"distributed"`` for the active one, each source is
+    computed on the cluster's workers into a temporary Zarr array (in
+    ``ndstream.config`` ``temporary_directory``, which the workers must
+    see), then written into its target from there by this process, which
+    holds the targets. To have the workers write the output themselves,
+    use :func:`to_zarr` or :func:`to_hdf5` with ``scheduler=``.
     """
     if isinstance(sources, Array):
         sources = [sources]
@@ -2581,30 +2582,54 @@ def store(
         region = regions[n] if regions is not None else None
         if region is None and tshape != src.shape:
             raise ValueError(f"store: source shape {src.shape} and target shape {tshape} differ")
-        path = _native_zarr_target(src, tgt) if region is None else None
-        if path is not None:
-            dt = np.dtype(tgt.dtype)
-            _ndstream.store(
-                (src if dt == src.dtype else src.astype(dt))._a,
-                path,
-                None,
-                None,
-                "into",
-                3,
-                m,
-                t,
-                _progress(),
-                None,
-            )
+        if region is not None and hasattr(tgt, "shape"):
+            rshape = _region_shape(region, tshape)
+            if rshape != src.shape:
+                raise ValueError(
+                    f"store: source shape {src.shape} and the target's region {region!r} "
+                    f"(shape {rshape}) differ"
+                )
+    from . import distributed
+
+    client = distributed.get_client(scheduler)
+    for n, (src, tgt) in enumerate(zip(sources, targets)):
+        region = regions[n] if regions is not None else None
+        if client is None:
+            _store_one(src, tgt, region, m, t, budget)
             continue
-        for r in _regions(src, builtins.max(budget // 4, 1 << 20)):
-            block = np.asarray(src[r].compute(memory=m, threads=t))
-            if region is not None:
-                r = _offset(region, r)
-            tgt[r] = block
+        with distributed.computed(client, src._a, m) as path:
+            there = Array(_ndstream.open(path))
+            _store_one(there, tgt, region, m, t, budget)
     if return_stored:
         return tuple(sources)
     return None
+
+
+def _store_one(src: Array, tgt: Any, region: Any, m: Any, t: Any, budget: int) -> None:
+    """Write ``src`` into ``tgt`` (at ``region``, if given) in this process
+    (see :func:`store`)."""
+    path = _native_zarr_target(src, tgt) if region is None else None
+    if path is not None:
+        dt = np.dtype(tgt.dtype)
+        _ndstream.store(
+            (src if dt == src.dtype else src.astype(dt))._a,
+            path,
+            None,
+            None,
+            "into",
+            3,
+            m,
+            t,
+            _progress(),
+            None,
+        )
+        return
+    for r in _regions(src, builtins.max(budget // 4, 1 << 20)):
+        # Here, whatever the configured scheduler: the cluster's part is done.
+        block = np.asarray(src[r].compute(memory=m, threads=t, scheduler="threads"))
+        if region is not None:
+            r = _offset(region, r, src.shape, tuple(tgt.shape) if hasattr(tgt, "shape") else None)
+        tgt[r] = block
 
 
 def _native_zarr_target(src: Array, tgt: Any) -> str | None:
@@ -2625,15 +2650,59 @@ def _native_zarr_target(src: Array, tgt: Any) -> str | None:
     return path
 
 
-def _offset(region: Any, r: tuple) -> tuple:
-    """The part ``r`` of a source written into ``region`` of the target."""
+def _region_axes(region: Any, tshape: tuple | None) -> list:
+    """``region`` (Dask's: a slice, an integer, or a tuple of them) per
+    target axis, as ``(start, step, length)`` for a slice and the index
+    (``int``) for an integer, which drops its axis; ``tshape`` (the
+    target's shape, if it has one) resolves open and negative bounds."""
     if not isinstance(region, tuple):
         region = (region,)
-    out = []
-    for d, s in enumerate(r):
-        base = region[d] if d < len(region) else slice(None)
-        off = (base.start or 0) if isinstance(base, slice) else int(base)
-        out.append(slice(off + (s.start or 0), off + s.stop if s.stop is not None else None))
+    if tshape is not None and len(region) > len(tshape):
+        raise ValueError(f"store: region {region!r} has more axes than the target {tshape}")
+    axes: list = []
+    for d, base in enumerate(region):
+        n = tshape[d] if tshape is not None else None
+        if isinstance(base, slice):
+            if n is not None:
+                start, stop, step = base.indices(n)
+                axes.append((start, step, len(range(start, stop, step))))
+            else:
+                if base.step is not None and base.step < 0:
+                    raise ValueError("store: a negative step in a region needs a target shape")
+                axes.append((base.start or 0, base.step or 1, None))
+        elif isinstance(base, (numbers.Integral, np.integer)) and not isinstance(base, bool):
+            i = int(base)
+            if n is not None and not -n <= i < n:
+                raise IndexError(f"store: region index {i} is out of bounds for size {n}")
+            axes.append(i + n if (n is not None and i < 0) else i)
+        else:
+            raise TypeError(f"store: a region holds slices and integers, not {base!r}")
+    return axes
+
+
+def _region_shape(region: Any, tshape: tuple) -> tuple:
+    """The shape of ``target[region]``."""
+    axes = _region_axes(region, tshape)
+    kept = tuple(a[2] for a in axes if isinstance(a, tuple))
+    return kept + tuple(tshape[len(axes) :])
+
+
+def _offset(region: Any, r: tuple, sshape: tuple, tshape: tuple | None) -> tuple:
+    """The part of the target that part ``r`` (slices, step 1) of a source
+    of shape ``sshape`` written into ``region`` of it lands in."""
+    out: list = []
+    parts = iter(slice(*p.indices(n)) for p, n in zip(r, sshape))
+    for ax in _region_axes(region, tshape):
+        if not isinstance(ax, tuple):
+            out.append(ax)
+            continue
+        start, step, _ = ax
+        s = next(parts)
+        first = start + s.start * step
+        last = start + (s.stop - 1) * step
+        stop = last + (1 if step > 0 else -1)
+        out.append(slice(first, stop if stop >= 0 else None, step))
+    out.extend(parts)
     return tuple(out)
 
 

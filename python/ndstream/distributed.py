@@ -12,6 +12,11 @@ and a stage starts when the one before it has finished. Reductions are
 computed as partials that one task merges in order, so the result has
 the bits of the same job run in this process.
 
+``ndstream.store(sources, targets, scheduler=client)`` computes each
+source on the cluster into a temporary Zarr array (:func:`computed`) and
+writes it into its target from this process, which holds the targets (a
+NumPy array, an h5py dataset, a zarr-python array).
+
 Every worker must see the data the job reads and writes: the inputs, the
 output and the plan's records kept beside the output (for ``compute``, in
 ``ndstream.config`` ``temporary_directory``), on a file system they share
@@ -37,16 +42,18 @@ with ``dask-cloudprovider``::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from . import _ndstream, config
 
-__all__ = ["check_workers", "compute", "get_client", "run_plan", "store"]
+__all__ = ["check_workers", "compute", "computed", "get_client", "run_plan", "store"]
 
 #: Dask tasks per worker thread and stage (so a slow worker does not hold
 #: a stage up, and a lost worker loses little).
@@ -195,11 +202,14 @@ def store(
     dataset ``file.h5:/x``, a ``.npy`` or raw file on a shared file system,
     which the last task writes from a Zarr array the workers wrote in the
     plan's work directory) on the cluster.
-    ``mode`` is ``"create"`` (a new array) or ``"overwrite"``: an array
-    that stands on disk is replaced only when the job has finished (the
+    ``mode`` is ``"create"`` (a new array), ``"overwrite"`` (an array
+    that stands on disk is replaced only when the job has finished: the
     workers write the new one beside it, and the last task swaps it in or
-    copies it over; a job that fails leaves the old one as it was), and
-    one in a bucket is replaced in place, as an overwrite there always is.
+    copies it over; a job that fails leaves the old one as it was; one in
+    a bucket is replaced in place, as an overwrite there always is) or
+    ``"resume"`` (an array an interrupted write left, marked incomplete,
+    is finished: of the same layout, it is written again chunk by chunk,
+    or, copied into a file, keeps the chunks it has).
     The plan's records live beside the store (``store_root``, default
     ``path``: a hidden directory there, or a hidden prefix in the bucket)
     while the job runs and are removed when it has finished; the plan file itself stays on
@@ -251,28 +261,38 @@ def store(
         shutil.rmtree(local, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def computed(client: Any, x: Any, memory: int | None = None) -> Iterator[str]:
+    """The path of a Zarr array holding ``x`` (an ``_ndstream`` array),
+    computed on the cluster into a temporary directory, for the ``with``
+    block; the directory is removed when it ends. The directory is made
+    in ``ndstream.config``'s ``temporary_directory``: a path every worker
+    shares, or a bucket prefix (``s3://bucket/scratch``) where they share
+    none."""
+    root = config.get("temporary_directory")
+    if root is not None and _is_url(root):
+        tmp = f"{root.rstrip('/')}/ndstream-compute-{uuid.uuid4().hex}"
+    else:
+        tmp = tempfile.mkdtemp(prefix="ndstream-compute-", dir=root)
+    try:
+        path = f"{tmp}/result.zarr" if _is_url(tmp) else os.path.join(tmp, "result.zarr")
+        store(client, x, path, memory=memory)
+        yield path
+    finally:
+        if _is_url(tmp):
+            _ndstream.remove_temporary(tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def compute(client: Any, arrays: list, memory: int | None = None) -> list:
     """The values of ``arrays`` (``_ndstream`` arrays), each computed on the
-    cluster into a Zarr array in a temporary directory and read back here
-    under the same memory budget (``memory``; the engine's default if
-    ``None``). The directory is made in ``ndstream.config``'s
-    ``temporary_directory``: a path every worker shares, or a bucket
-    prefix (``s3://bucket/scratch``) where they share none."""
+    cluster into a temporary Zarr array (see :func:`computed`) and read
+    back here under the same memory budget (``memory``; the engine's
+    default if ``None``)."""
     out = []
-    root = config.get("temporary_directory")
     for x in arrays:
-        if root is not None and _is_url(root):
-            tmp = f"{root.rstrip('/')}/ndstream-compute-{uuid.uuid4().hex}"
-        else:
-            tmp = tempfile.mkdtemp(prefix="ndstream-compute-", dir=root)
-        try:
-            path = f"{tmp}/result.zarr" if _is_url(tmp) else os.path.join(tmp, "result.zarr")
-            store(client, x, path, memory=memory)
+        with computed(client, x, memory) as path:
             (value,) = _ndstream.compute([_ndstream.open(path)], memory, None, None)
             out.append(value)
-        finally:
-            if _is_url(tmp):
-                _ndstream.remove_temporary(tmp)
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -970,7 +970,8 @@ fn store_options(
 /// other processes run (`ndstream::plan`): writes the plan file at
 /// `plan_path`, creates the output (marked incomplete; with `mode`
 /// "overwrite" an array that stands on disk is replaced only by the last
-/// stage) and the work directory. Returns the stages as
+/// stage; with "resume" an interrupted output of the plan's layout is
+/// finished) and the work directory. Returns the stages as
 /// `(kind, tasks, memory)`.
 #[pyfunction]
 #[pyo3(signature = (x, path, plan_path, chunks=None, codec=None, zarr_version=3, attributes=None, memory=None, work_dir=None, mode="create"))]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 # The array module under test: ndstream, or dask.array to validate the tests.
 MODULE_NAME = os.environ.get("NDSTREAM_TEST_MODULE", "ndstream")
@@ -100,3 +103,26 @@ def local_cluster():
         dashboard_address=None,
         memory_limit="2GiB",
     )
+
+
+def cli_exe() -> Path | None:
+    """The ndstream CLI built in this checkout (debug first), or None."""
+    root = Path(__file__).resolve().parents[2]
+    for build in ("debug", "release"):
+        exe = root / "target" / build / "ndstream"
+        if exe.is_file():
+            return exe
+    return None
+
+
+def cli_in(cwd: Path):
+    """The ndstream CLI built here, and a runner of it in ``cwd`` (the
+    test is skipped without a build)."""
+    exe = cli_exe()
+    if exe is None:
+        pytest.skip("no ndstream binary built (cargo build)")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], check=False, capture_output=True, text=True, cwd=cwd)
+
+    return exe, cli

@@ -155,6 +155,119 @@ def test_to_hdf5_on_the_cluster_writes_the_local_dataset_and_keeps_the_rest_of_t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here.h5", "new.h5", "there.h5"]
 
 
+def test_store_with_a_client_computes_on_the_workers_and_fills_the_targets(client, tmp_path):
+    """da.store(sources, targets, scheduler=client): each source is
+    computed on the workers, then written into its target here (a NumPy
+    array, a region of one, a zarr-python array, an h5py dataset), with
+    the values of the same store run in this process."""
+    h5py = pytest.importorskip("h5py")
+    zarr = pytest.importorskip("zarr")
+    x = da.random.RandomState(8).normal(0, 1, size=(120, 90), chunks=(40, 30))
+    y = x - x.mean(axis=0)
+    s = y.std(axis=1)
+
+    def targets(name: str):
+        z = zarr.create_array(
+            store=str(tmp_path / f"{name}.zarr"), shape=y.shape, chunks=(50, 50), dtype="f8"
+        )
+        f = h5py.File(tmp_path / f"{name}.h5", "w")
+        return z, f, f.create_dataset("d", shape=y.shape, dtype="f4")
+
+    here = (np.zeros(y.shape), np.zeros((3, 120)), *targets("here"))
+    there = (np.zeros(y.shape), np.zeros((3, 120)), *targets("there"))
+    regions = [None, (1, slice(None)), None, None]
+    da.store([y, s, y, y.astype("f4")], [here[0], here[1], here[2], here[4]], regions=regions)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with (
+        distributed.get_task_stream(client) as ts,
+        da.config.set(temporary_directory=str(scratch)),
+    ):
+        da.store(
+            [y, s, y, y.astype("f4")],
+            [there[0], there[1], there[2], there[4]],
+            regions=regions,
+            scheduler=client,
+        )
+    ran = [t["key"] for t in ts.data if "_run_task" in str(t["key"])]
+    # Four sources, each planned and run on the workers.
+    assert len(ran) >= 4, ran
+    here[3].close()
+    there[3].close()
+    assert same_bits(there[0], here[0])
+    assert same_bits(there[1], here[1])
+    assert not there[1][[0, 2]].any()
+    assert same_bits(zarr.open_array(str(tmp_path / "there.zarr"))[...], np.asarray(y))
+    with h5py.File(tmp_path / "there.h5", "r") as f, h5py.File(tmp_path / "here.h5", "r") as g:
+        assert same_bits(f["d"][...], g["d"][...])
+    # The temporary arrays are gone.
+    assert list(scratch.iterdir()) == []
+
+
+def test_store_under_config_distributed_reads_the_results_back_here(client, tmp_path):
+    """Under config.set(scheduler="distributed"), the slabs store writes
+    into a target are read from the cluster's result here: the workers
+    run the Dask tasks of one plan, as many as compute runs, not a plan
+    per slab."""
+    x = da.random.RandomState(9).normal(0, 1, size=(8000, 60), chunks=(100, 60))
+    y = x / x.sum()
+    out = np.zeros(y.shape)
+
+    def tasks(ts) -> int:
+        return len([t for t in ts.data if "_run_task" in str(t["key"])])
+
+    with da.config.set(scheduler="distributed", memory="4MiB"):
+        with distributed.get_task_stream(client) as ts:
+            da.store(y, out)
+        with distributed.get_task_stream(client) as one:
+            want = y.compute()
+    assert same_bits(out, want)
+    assert same_bits(out, y.compute(scheduler="threads", memory="4MiB"))
+    assert 0 < tasks(ts) == tasks(one), (tasks(ts), tasks(one))
+
+
+def test_resume_on_the_cluster_finishes_an_interrupted_write(client, tmp_path):
+    """A write interrupted in this process (a block function that fails
+    part way), resumed with resume=True on the cluster: the Zarr array has
+    the bytes of a clean write, the HDF5 dataset its values; a resume of
+    another layout is refused, the array unchanged."""
+    h5py = pytest.importorskip("h5py")
+    x = da.random.RandomState(10).normal(0, 1, size=(240, 160), chunks=(40, 40))
+    y = x - x.mean(axis=0)
+    calls = {"n": 0}
+
+    def flaky(b):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise RuntimeError("disk on fire")
+        return b
+
+    y.to_zarr(tmp_path / "here.zarr", codec="zstd:1")
+    da.to_hdf5(tmp_path / "here.h5", "/y", y)
+    cut = tmp_path / "cut.zarr"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        y.map_blocks(flaky, dtype=y.dtype).to_zarr(cut, codec="zstd:1", threads=1)
+    calls["n"] = 0
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        da.to_hdf5(tmp_path / "cut.h5", "/y", y.map_blocks(flaky, dtype=y.dtype), threads=1)
+    assert (cut / ".ndstream-incomplete").exists()
+    before = tree(cut)
+    with pytest.raises(Exception, match="cannot resume"):
+        y.to_zarr(cut, codec="zstd:1", chunks=(60, 40), resume=True, scheduler=client)
+    assert tree(cut) == before
+    y.to_zarr(cut, codec="zstd:1", resume=True, scheduler=client)
+    da.to_hdf5(tmp_path / "cut.h5", "/y", y, resume=True, scheduler=client)
+    assert tree(cut) == tree(tmp_path / "here.zarr")
+    with h5py.File(tmp_path / "cut.h5", "r") as f, h5py.File(tmp_path / "here.h5", "r") as g:
+        assert same_bits(f["y"][...], g["y"][...])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cut.h5",
+        "cut.zarr",
+        "here.h5",
+        "here.zarr",
+    ]
+
+
 def lennard_jones(n: int):
     """The tutorial's Lennard-Jones energy, as its code writes it."""
     cluster = da.random.RandomState(1981).normal(0, 500, size=(n, 3), chunks=(n // 2, 3)) - 0.5

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import cli_exe as _cli
+from _helpers import cli_in as _cli_in
 from _helpers import local_cluster
 
 pytestmark = pytest.mark.ndstream_only
@@ -392,15 +394,6 @@ def test_the_endpoint_and_keys_come_from_an_aws_profile(da, s3, rng, tmp_path, m
     np.testing.assert_array_equal(_zarr_read(s3, "profile-out.zarr"), data + 1)
 
 
-def _cli() -> Path | None:
-    root = Path(__file__).resolve().parents[2]
-    for build in ("debug", "release"):
-        exe = root / "target" / build / "ndstream"
-        if exe.is_file():
-            return exe
-    return None
-
-
 def test_the_cli_reads_and_writes_a_bucket(s3, rng, tmp_path):
     exe = _cli()
     if exe is None:
@@ -452,19 +445,6 @@ def test_the_cli_reads_and_writes_a_bucket(s3, rng, tmp_path):
     assert again.returncode == 2, again.stderr
     assert "already exists" in again.stderr
     assert _objects(s3, "") == before
-
-
-def _cli_in(cwd: Path):
-    """The ndstream CLI built here, and a runner of it in ``cwd`` (the
-    test is skipped without a build)."""
-    exe = _cli()
-    if exe is None:
-        pytest.skip("no ndstream binary built (cargo build)")
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([exe, *args], check=False, capture_output=True, text=True, cwd=cwd)
-
-    return exe, cli
 
 
 def _relative(objects: dict, prefix: str) -> dict:

@@ -213,3 +213,52 @@ def test_store_into_a_zarr_array_killed_then_run_again(da, tmp_path, zarr_format
     back = zarr.open_array(path, mode="r")
     np.testing.assert_array_equal(back[:], want)
     assert back.attrs["units"] == "K"
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
+def test_a_plan_whose_hdf5_output_another_process_holds_fails_then_finishes(
+    da, tmp_path, overwrite
+):
+    """``ndstream plan`` to an HDF5 dataset: while another process (here,
+    h5py in this one) holds the file open, the last stage's copy fails as
+    a runtime failure (exit 1) naming the file, and no byte of it changes;
+    run again once the file is closed, the plan ends with the values of
+    the same job run in one process, the file's other datasets kept."""
+    from _helpers import cli_in
+
+    _, cli = cli_in(tmp_path)
+    x = da.random.RandomState(2).normal(0, 1, size=(120, 90), chunks=(30, 30))
+    da.to_zarr(x - x.mean(axis=0), str(tmp_path / "x.zarr"))
+    out = tmp_path / "out.h5"
+    if overwrite:
+        with h5py.File(out, "w") as f:
+            f["keep"] = np.arange(4)
+            f["x"] = np.zeros(3)
+    args = ["plan", "-o", "p.json", "convert", "x.zarr", "out.h5:/x", "--codec", "gzip:1"]
+    made = cli(*args, *(["--overwrite"] if overwrite else []))
+    assert made.returncode == 0, made.stderr
+    held = h5py.File(out, "r")
+    try:
+        before = out.read_bytes()
+        run = cli("run", "p.json", "--processes", "2")
+        assert run.returncode == 1, (run.returncode, run.stderr)
+        assert "out.h5" in run.stderr, run.stderr
+        assert out.read_bytes() == before
+    finally:
+        held.close()
+    again = cli("run", "p.json", "--processes", "2")
+    assert again.returncode == 0, again.stderr
+    want = zarr.open_array(str(tmp_path / "x.zarr"), mode="r")[:]
+    with h5py.File(out, "r") as f:
+        got = f["x"][...]
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+        if overwrite:
+            np.testing.assert_array_equal(f["keep"][...], np.arange(4))
+    # Nothing else is left beside the output (the work directory keeps
+    # only the record that the job finished).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.h5",
+        "p.json",
+        "p.json.work",
+        "x.zarr",
+    ]

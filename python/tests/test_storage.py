@@ -268,6 +268,48 @@ def test_store_into_zarr_array_of_another_grid_raises_and_changes_nothing(da, x,
     assert sorted(p.name for p in (tmp_path / "t.zarr").rglob("*")) == before
 
 
+def test_store_into_regions_with_integers_and_steps(da, x):
+    """Dask's regions: an integer picks one index (its axis is dropped),
+    a slice with a step spreads the source along its axis."""
+    out = np.zeros((3, 10, 14))
+    da.store(
+        [x, x * 2],
+        [out, out],
+        regions=[(1, slice(None), slice(0, None, 2)), (-1, slice(None), slice(1, None, 2))],
+    )
+    want = np.zeros((3, 10, 14))
+    want[1, :, ::2] = A
+    want[2, :, 1::2] = A * 2
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.ndstream_only
+def test_store_into_a_reversed_region(da, x):
+    out = np.zeros((12, 7))
+    da.store(x, out, regions=(slice(9, None, -1),))
+    want = np.zeros((12, 7))
+    want[9::-1] = A
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.ndstream_only
+def test_store_refuses_a_region_of_another_shape_before_writing(da, x):
+    first, second = np.zeros(A.shape), np.zeros((3, 10, 7))
+    with pytest.raises(ValueError, match="region"):
+        da.store([x, x], [first, second], regions=[None, (slice(0, 2),)])
+    assert not first.any() and not second.any()
+
+
+@pytest.mark.ndstream_only
+def test_store_refuses_a_bad_pair_before_writing_any(da, x):
+    """A target of the wrong shape anywhere in the list is refused before
+    any target is written."""
+    first = np.zeros(A.shape)
+    with pytest.raises(ValueError, match="shape"):
+        da.store([x, x], [first, np.zeros((10, 8))])
+    assert not first.any()
+
+
 def test_store_mismatched_lengths(da, x):
     with pytest.raises(ValueError):
         da.store([x, x], [np.zeros((10, 7))])

@@ -82,7 +82,8 @@ pub enum PlanJob {
     /// A `convert SRC DST` (DST a .zarr, or an HDF5, .npy or raw file
     /// that the last stage copies from the tasks' Zarr array in the work
     /// directory; with `--overwrite` what stands there is replaced only by
-    /// the plan's last stage).
+    /// the plan's last stage; with `--resume` an output that an interrupted
+    /// write left is finished).
     Convert(ConvertArgs),
     /// An `eval EXPR -o DST` (DST as for `convert`).
     Eval(EvalArgs),
