@@ -70,6 +70,11 @@ pub struct PlanFile {
     /// [`Overwrite`](formats::WriteMode::Overwrite) does. Otherwise the
     /// tasks write at `output` itself.
     pub replace: bool,
+    /// The plan finishes a write that was interrupted (made with
+    /// [`Resume`](formats::WriteMode::Resume)), and its tasks write into a
+    /// Zarr output: a chunk already stored there, that decodes, is kept,
+    /// not computed again ([`formats::SinkSpec::keep_written`]).
+    pub resume: bool,
     /// The output's chunk shape, and its shard shape if sharded.
     pub chunks: Vec<u64>,
     pub shards: Option<Vec<u64>>,
@@ -180,9 +185,10 @@ impl PlanFile {
     /// With [`Resume`](formats::WriteMode::Resume) an output that an
     /// interrupted write left (in this process or another, marked
     /// incomplete) is finished by the plan: it must have the plan's layout
-    /// (shape, dtype, chunks, codec), its tasks write every chunk again
-    /// (the same bytes), and the last stage marks it complete; where
-    /// nothing stands, the output is created as with `Create`.
+    /// (shape, dtype, chunks, codec), its tasks keep the chunks stored
+    /// there that decode and write the rest ([`PlanFile::resume`]; a copy
+    /// keeps the chunks it finds), and the last stage marks it complete;
+    /// where nothing stands, the output is created as with `Create`.
     ///
     /// # Errors
     /// An output a plan cannot write (read-only, or a file in object
@@ -290,6 +296,7 @@ impl PlanFile {
             program,
             output: abs_output,
             replace: staged.is_some() || (copies && overwrite),
+            resume: resume && !copies,
             chunks: spec.chunks.clone(),
             shards: spec.shards.clone(),
             codec: spec.codec.clone(),
@@ -326,8 +333,8 @@ impl PlanFile {
             // array in a bucket that `Overwrite` replaces in place). A
             // copied output to replace is left alone until the copy. An
             // interrupted output to resume is checked (its layout must be
-            // the plan's) and stays marked incomplete: the tasks write
-            // every chunk of it again, a copy keeps the chunks it has.
+            // the plan's) and stays marked incomplete: the tasks, and a
+            // copy, keep the chunks it has.
             match &staged {
                 Some(s) => s.create(&spec)?,
                 None if copies && overwrite => {}
@@ -378,6 +385,7 @@ impl PlanFile {
                 },
                 "sync": self.sync,
                 "replace": self.replace,
+                "resume": self.resume,
                 "contiguous": self.contiguous,
                 "attributes": self.attributes,
             },
@@ -511,6 +519,13 @@ impl PlanFile {
                     .as_bool()
                     .ok_or_else(|| bad_plan(path, "the output's `replace` is not true or false"))?,
             },
+            // Plans written before the field existed wrote every chunk.
+            resume: match out.get("resume") {
+                None | Some(Value::Null) => false,
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| bad_plan(path, "the output's `resume` is not true or false"))?,
+            },
             chunks: list_of(out_field("chunks")?, "chunks")?,
             shards,
             codec,
@@ -590,6 +605,7 @@ impl PlanFile {
             out.clone()
         };
         spec.mode = formats::WriteMode::Shared;
+        spec.keep_written = self.resume;
         let (grid, sink_bytes) = formats::sink_needs(&self.tasks_output()?, &spec)?;
         let tasks = exec.plan_tasks(&a, &grid, sink_bytes)?;
         let mut stages = tasks.stages().to_vec();

@@ -141,7 +141,8 @@ pub enum WriteMode {
     /// the sink that created it encodes them (the same bytes); but the
     /// array's lock is taken *shared*, so the tasks write side by side
     /// while any other writer is refused; nothing is tidied, every chunk is
-    /// written (none counts as done) and `finish` leaves the array marked
+    /// written (none counts as done, unless
+    /// [`SinkSpec::keep_written`]) and `finish` leaves the array marked
     /// incomplete (the plan's last stage, an `Into` sink, marks it
     /// complete). Zarr only.
     Shared,
@@ -182,6 +183,12 @@ pub struct SinkSpec {
     /// on disk) flushes each chunk as it writes it instead: the task is
     /// recorded done as soon as it returns.
     pub sync: bool,
+    /// With [`WriteMode::Shared`] (the tasks of a plan that finishes an
+    /// interrupted write): a chunk already stored, that decodes, counts as
+    /// done, as `Resume` counts it, instead of being written again. Off
+    /// for a plan's new array, where looking for each chunk would cost a
+    /// read (a request, in object storage) per chunk. Zarr only.
+    pub keep_written: bool,
 }
 
 impl SinkSpec {
@@ -198,6 +205,7 @@ impl SinkSpec {
             zarr_version: ZarrVersion::V3,
             contiguous: false,
             sync: false,
+            keep_written: false,
         }
     }
 }

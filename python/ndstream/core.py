@@ -2342,7 +2342,7 @@ def to_zarr(
     array in on disk only once the job has finished); an interrupted
     write of a new array, here or on the cluster, leaves it marked
     incomplete, and ``resume=True`` finishes it, here or on the cluster
-    (whose workers write every chunk again).
+    (whose workers write the chunks it lacks).
     """
     arr = _as_array(arr)
     if kwargs:

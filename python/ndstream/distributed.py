@@ -208,8 +208,8 @@ def store(
     copies it over; a job that fails leaves the old one as it was; one in
     a bucket is replaced in place, as an overwrite there always is) or
     ``"resume"`` (an array an interrupted write left, marked incomplete,
-    is finished: of the same layout, it is written again chunk by chunk,
-    or, copied into a file, keeps the chunks it has).
+    is finished: of the same layout, it keeps the chunks it has and the
+    workers write the rest).
     The plan's records live beside the store (``store_root``, default
     ``path``: a hidden directory there, or a hidden prefix in the bucket)
     while the job runs and are removed when it has finished; the plan file itself stays on

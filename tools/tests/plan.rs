@@ -415,9 +415,10 @@ fn kill_9_of_a_plan_to_hdf5_then_run_again_finishes_with_the_same_values() {
 
 /// `plan --resume` finishes outputs that an in-process convert left
 /// incomplete (it failed on a damaged input chunk): a Zarr array, whose
-/// tasks write every chunk again, and an HDF5 dataset, whose copy keeps
-/// the chunks the convert stored; both end as a clean convert's. A resume
-/// of another layout is refused with nothing changed.
+/// tasks keep the chunks the convert stored (the same files) and write
+/// the rest, and an HDF5 dataset, whose copy keeps them; both end as a
+/// clean convert's. A resume of another layout is refused with nothing
+/// changed.
 #[test]
 fn a_plan_resumes_an_interrupted_in_process_write() {
     let tmp = tempfile::tempdir().unwrap();
@@ -443,6 +444,29 @@ fn a_plan_resumes_an_interrupted_in_process_write() {
     let info: serde_json::Value =
         serde_json::from_str(&ok(&["info", "out.zarr", "--json"], dir)).unwrap();
     assert_eq!(info["incomplete"], true, "{info}");
+    // The chunk files the convert stored (each written to a temporary and
+    // renamed into place: one written again is another inode).
+    let inodes = |root: &Path| -> BTreeMap<PathBuf, u64> {
+        use std::os::unix::fs::MetadataExt;
+        tree(root)
+            .into_keys()
+            .filter(|k| k.starts_with("c"))
+            .map(|k| {
+                let ino = std::fs::metadata(root.join(&k)).unwrap().ino();
+                (k, ino)
+            })
+            .collect()
+    };
+    let stored = inodes(&dir.join("out.zarr"));
+    let all = tree(&dir.join("ref.zarr"))
+        .into_keys()
+        .filter(|k| k.starts_with("c"))
+        .count();
+    assert!(
+        !stored.is_empty() && stored.len() < all,
+        "{} of {all} chunks stored",
+        stored.len()
+    );
     // Another chunking is not the interrupted write's.
     refused(
         &[
@@ -460,6 +484,10 @@ fn a_plan_resumes_an_interrupted_in_process_write() {
         ok(&["run", plan, "--processes", "2"], dir);
     }
     same_store(&dir.join("out.zarr"), &dir.join("ref.zarr"));
+    let after = inodes(&dir.join("out.zarr"));
+    for (k, ino) in &stored {
+        assert_eq!(after[k], *ino, "{} was written again", k.display());
+    }
     same_array(dir, "out.h5:/x", "ref.h5:/x");
     for dst in ["out.zarr", "out.h5:/x"] {
         let info: serde_json::Value =

@@ -30,7 +30,9 @@ pub(super) enum Deliver<'a> {
     Sink(&'a dyn ChunkSink),
     /// A task of a plan run by tasks (see `tasks.rs`): into the sink, then
     /// an empty record of the task; or, without a sink, the chunk's bytes
-    /// as the task's record. A task already recorded is skipped.
+    /// as the task's record. A task already recorded is skipped, as is
+    /// one whose chunk the sink counts done ([`ChunkSink::is_done`]: a
+    /// plan that finishes an interrupted write), which is recorded.
     Task {
         sink: Option<&'a dyn ChunkSink>,
         marks: Marks<'a>,
@@ -197,14 +199,20 @@ impl Executor {
             } else {
                 self.budget.reserve(want, "an output chunk")
             }?;
-            if let Deliver::Sink(s) = deliver {
-                if s.is_done(&idx) {
-                    skipped.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Msg::Chunk {
-                        n: i,
-                        written: false,
-                    });
+            let sink = match deliver {
+                Deliver::Sink(s) | Deliver::Task { sink: Some(s), .. } => Some(*s),
+                _ => None,
+            };
+            if sink.is_some_and(|s| s.is_done(&idx)) {
+                // A plan's task records a chunk it finds stored as done.
+                if let Deliver::Task { marks, .. } = deliver {
+                    marks.store.put(&marks.key(n), &[])?;
                 }
+                skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(Msg::Chunk {
+                    n: i,
+                    written: false,
+                });
             }
             let b = scope(|| eval(root, &sel, ctx))?;
             match deliver {

@@ -110,8 +110,9 @@ pub(crate) struct ZarrSink {
     /// Bytes of one such zstd context at this level and chunk size
     /// (measured at creation), counted in [`ChunkSink::memory_per_chunk`].
     zstd_context_bytes: u64,
-    /// `Into` or `Shared`, or a new array in object storage: every chunk
-    /// is written, none counts as done (and none is looked for).
+    /// `Into` or `Shared` (without `keep_written`), or a new array in
+    /// object storage: every chunk is written, none counts as done (and
+    /// none is looked for).
     into: bool,
     /// `Shared`: one of a plan's tasks; `finish` leaves the array
     /// incomplete (the plan's last stage completes it).
@@ -737,7 +738,7 @@ impl ZarrSink {
             zstd_context_bytes,
             // A new array has no chunk yet: asking the store for each
             // would cost a request per chunk.
-            into: !resume,
+            into: !(resume || (shared && spec.keep_written)),
             shared,
         })
     }
@@ -850,7 +851,8 @@ impl ZarrSink {
             sync: spec.sync,
             direct_zstd,
             zstd_context_bytes,
-            into: matches!(spec.mode, WriteMode::Into | WriteMode::Shared),
+            into: matches!(spec.mode, WriteMode::Into | WriteMode::Shared)
+                && !(shared && spec.keep_written),
             shared,
         })
     }
@@ -1184,4 +1186,70 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use zarrs::storage::store::MemoryStore;
+    use zarrs::storage::{ListableStorageTraits, ReadableStorageTraits};
+
+    fn spec() -> SinkSpec {
+        SinkSpec::new(vec![4], DType::F64, vec![2])
+    }
+
+    /// An empty store's state for a new array `a`, claimed by `claim`.
+    fn empty(claim: Box<ClaimFn>) -> StoreState {
+        StoreState {
+            existing: None,
+            keys: Vec::new(),
+            groups: vec![None],
+            claim: Some(claim),
+        }
+    }
+
+    fn marker() -> StoreKey {
+        StoreKey::new(format!("a/{INCOMPLETE_MARKER}")).unwrap()
+    }
+
+    /// A service whose conditional PUT fails (one without conditional
+    /// writes answers 501): the marker is put plainly, and the write goes
+    /// on to a complete array.
+    #[test]
+    fn a_failed_claim_falls_back_to_a_plain_put_of_the_marker() {
+        let store = Arc::new(MemoryStore::new());
+        let claim: Box<ClaimFn> = Box::new(|_, _| Err("501 Not Implemented".into()));
+        let sink =
+            ZarrSink::create_in_store("mem/a", "mem/a", store.clone(), "a", &spec(), empty(claim))
+                .unwrap();
+        assert!(store.get(&marker()).unwrap().is_some());
+        for (i, v) in [[1.0, 2.0], [3.0, 4.0]].iter().enumerate() {
+            let block = Block::from(ndarray::arr1(v).into_dyn());
+            sink.write_chunk(&[i as u64], &block).unwrap();
+        }
+        sink.finish().unwrap();
+        assert!(store.get(&marker()).unwrap().is_none());
+        let a = Array::open(store.clone(), "/a").unwrap();
+        let whole = zarrs::array::ArraySubset::new_with_shape(vec![4]);
+        let got: Vec<f64> = a.retrieve_array_subset(&whole).unwrap();
+        assert_eq!(got, vec![1.0, 2.0, 3.0, 4.0]);
+    }
+
+    /// A claim that finds another writer's marker refuses the write
+    /// before anything is put.
+    #[test]
+    fn a_claim_another_writer_holds_refuses_and_puts_nothing() {
+        let store = Arc::new(MemoryStore::new());
+        let claim: Box<ClaimFn> = Box::new(|_, _| Ok(Claim::Taken));
+        let err =
+            ZarrSink::create_in_store("mem/a", "mem/a", store.clone(), "a", &spec(), empty(claim))
+                .err()
+                .unwrap();
+        assert!(
+            err.to_string().contains("being created by another writer"),
+            "{err}"
+        );
+        assert!(store.list().unwrap().is_empty());
+    }
 }
