@@ -469,6 +469,16 @@ impl PlanFile {
             out.get(name)
                 .ok_or_else(|| bad_plan(path, format!("the plan's output has no `{name}`")))
         };
+        // An optional flag of the output: missing (a plan made before the
+        // field existed) reads as false.
+        let out_flag = |name: &str| -> Result<bool> {
+            match out.get(name) {
+                None | Some(Value::Null) => Ok(false),
+                Some(v) => v.as_bool().ok_or_else(|| {
+                    bad_plan(path, format!("the output's `{name}` is not true or false"))
+                }),
+            }
+        };
         let shards = match out_field("shards")? {
             Value::Null => None,
             s => Some(list_of(s, "shards")?),
@@ -513,31 +523,16 @@ impl PlanFile {
             program,
             output: text_of(out_field("path")?, "output path")?,
             // Plans written before the field existed wrote in place.
-            replace: match out.get("replace") {
-                None | Some(Value::Null) => false,
-                Some(v) => v
-                    .as_bool()
-                    .ok_or_else(|| bad_plan(path, "the output's `replace` is not true or false"))?,
-            },
+            replace: out_flag("replace")?,
             // Plans written before the field existed wrote every chunk.
-            resume: match out.get("resume") {
-                None | Some(Value::Null) => false,
-                Some(v) => v
-                    .as_bool()
-                    .ok_or_else(|| bad_plan(path, "the output's `resume` is not true or false"))?,
-            },
+            resume: out_flag("resume")?,
             chunks: list_of(out_field("chunks")?, "chunks")?,
             shards,
             codec,
             zarr_version,
             // Plans written before these fields existed wrote Zarr only,
             // which they do not concern.
-            contiguous: match out.get("contiguous") {
-                None | Some(Value::Null) => false,
-                Some(v) => v.as_bool().ok_or_else(|| {
-                    bad_plan(path, "the output's `contiguous` is not true or false")
-                })?,
-            },
+            contiguous: out_flag("contiguous")?,
             attributes: match out.get("attributes") {
                 None | Some(Value::Null) => crate::Attributes::new(),
                 Some(Value::Object(m)) => m.clone(),
@@ -546,12 +541,7 @@ impl PlanFile {
                 }
             },
             // Plans written before the field existed did not flush.
-            sync: match out.get("sync") {
-                None | Some(Value::Null) => false,
-                Some(v) => v
-                    .as_bool()
-                    .ok_or_else(|| bad_plan(path, "the output's `sync` is not true or false"))?,
-            },
+            sync: out_flag("sync")?,
             memory: u64_of(field("memory")?, "memory")?,
             work_dir: text_of(field("work_dir")?, "work_dir")?,
             stages,
