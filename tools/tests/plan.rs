@@ -481,6 +481,25 @@ fn a_plan_resumes_an_interrupted_in_process_write() {
         args.extend(job(dst));
         args.push("--resume");
         ok(&args, dir);
+        if dst == "out.zarr" {
+            // A second writer (an in-process resume holds the array's
+            // directory exclusively): the plan's tasks fail as a runtime
+            // conflict naming the output, and no byte of it changes.
+            let held = std::fs::File::open(dir.join("out.zarr")).unwrap();
+            held.try_lock().unwrap();
+            let before = tree(&dir.join("out.zarr"));
+            let (code, _, err) = ndstream(&["run", plan, "--processes", "2"], dir);
+            assert_eq!(code, 1, "{err}");
+            assert!(
+                err.contains("out.zarr") && err.contains("in use by another process"),
+                "{err}"
+            );
+            assert!(
+                tree(&dir.join("out.zarr")) == before,
+                "the held output changed"
+            );
+            drop(held);
+        }
         ok(&["run", plan, "--processes", "2"], dir);
     }
     same_store(&dir.join("out.zarr"), &dir.join("ref.zarr"));
@@ -569,34 +588,37 @@ fn what_a_plan_cannot_do_is_refused_before_anything_is_created() {
         dir,
         "x.zarr",
     );
-    // Nor with --overwrite: an input is never replaced, Zarr or HDF5.
-    refused(
-        &[
-            "plan",
-            "-o",
-            "p.json",
-            "eval",
-            "open('x.zarr') * 2",
-            "-o",
-            "x.zarr",
-            "--overwrite",
-        ],
-        dir,
-        "would overwrite the input",
-    );
-    refused(
-        &[
-            "plan",
-            "-o",
-            "p.json",
-            "convert",
-            "day0.h5:/t2m",
-            "day0.h5:/t2m",
-            "--overwrite",
-        ],
-        dir,
-        "would overwrite the input",
-    );
+    // Nor with --overwrite or --resume: an input is never written, Zarr
+    // or HDF5.
+    for mode in ["--overwrite", "--resume"] {
+        refused(
+            &[
+                "plan",
+                "-o",
+                "p.json",
+                "eval",
+                "open('x.zarr') * 2",
+                "-o",
+                "x.zarr",
+                mode,
+            ],
+            dir,
+            "would overwrite the input",
+        );
+        refused(
+            &[
+                "plan",
+                "-o",
+                "p.json",
+                "convert",
+                "day0.h5:/t2m",
+                "day0.h5:/t2m",
+                mode,
+            ],
+            dir,
+            "would overwrite the input",
+        );
+    }
     refused(
         &[
             "plan",

@@ -365,12 +365,36 @@ impl Meta {
             let chunk = ds.chunk().map(|c| c.iter().map(|&n| n as u64).collect());
             let filters = ds.filters();
             let fill = fill_bytes(ds, &dt, dtype, big_endian);
+            let layout = ds.layout();
+            // libhdf5 1.10 copies a compact dataset's elements out of the
+            // bytes its layout message holds without checking that they
+            // are enough (found by fuzzing `hdf5_open`: it reads past its
+            // buffer); libhdf5 1.12 refuses such a file at open, so do we.
+            if layout == hdf5::dataset::Layout::Compact {
+                let size = dtype.size() as u64;
+                let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+                let need = elements.and_then(|n| n.checked_mul(size));
+                let held = ds.storage_size();
+                if need != Some(held) {
+                    let need = match (elements, need) {
+                        (Some(e), Some(n)) => format!("its {e} elements of {size} bytes need {n}"),
+                        _ => "its elements need more than 2^64 bytes".into(),
+                    };
+                    return Err(Error::open(
+                        name,
+                        format!(
+                            "dataset {} is corrupt: its compact storage holds {held} bytes, {need}",
+                            ds.name()
+                        ),
+                    ));
+                }
+            }
             Ok(Meta {
                 shape,
                 dtype,
                 big_endian,
                 chunk,
-                layout: ds.layout(),
+                layout,
                 filters,
                 fill,
             })

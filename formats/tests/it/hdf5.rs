@@ -919,6 +919,40 @@ fn h5py_reads_what_we_write() {
     }
 }
 
+/// A file like one the `hdf5_open` fuzzer made: dataset `/short` is
+/// compact, 100 `<i4` whose layout message says it holds 40 bytes, from
+/// which libhdf5 1.10 copies 400 (past its buffer). It is refused at
+/// open by name; its sound sibling `/good` (compact, 0..100) reads whole,
+/// and `info` lists only `/good`.
+#[test]
+fn a_compact_dataset_shorter_than_its_elements_is_refused() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/hdf5_open/compact-smaller-than-its-elements");
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("short.h5");
+    std::fs::copy(&file, &h5).unwrap();
+    let m = open_err(&loc(&h5, "/short"));
+    assert!(
+        m.contains("/short")
+            && m.contains("compact storage holds 40 bytes")
+            && m.contains("100 elements of 4 bytes need 400"),
+        "{m}"
+    );
+    let good = open_source(&loc(&h5, "/good")).unwrap();
+    let want: Vec<f64> = (0..100).map(f64::from).collect();
+    assert_eq!(read_all(good.as_ref()), want);
+    match info(&h5.display().to_string()) {
+        Ok(StoreInfo::Group { arrays, .. }) => {
+            let paths: Vec<&str> = arrays.iter().map(|a| a.path.as_str()).collect();
+            assert!(
+                paths.len() == 1 && paths[0].ends_with(":/good"),
+                "{paths:?}"
+            );
+        }
+        other => panic!("info: {other:?}"),
+    }
+}
+
 /// A file the `hdf5_open` fuzzer made: dataset `/enum`'s datatype is an
 /// enumeration of 3 bytes over a 1-byte integer, on which libhdf5 1.10's
 /// `H5T_copy` reads past its buffer. ndstream checks the header first:
