@@ -164,6 +164,62 @@ fn refuse_missing_filters(meta: &Meta, ds: &Dataset, name: &str) -> Result<()> {
     ))
 }
 
+/// Refuse a dataset whose nbit or scaleoffset filter would decode less
+/// than a chunk. libhdf5 1.10 copies a whole chunk out of what its filters
+/// return without checking they returned that much (it reads past its
+/// buffer; found by fuzzing `hdf5_open`). These two filters decode exactly
+/// `cd_values[2]` elements of `cd_values[4]` bytes, parameters libhdf5
+/// wrote from the chunk's shape and type, so a file whose parameters
+/// disagree with its chunks is corrupt.
+fn refuse_short_filters(ds: &Dataset, chunk: &[u64], itemsize: usize, name: &str) -> Result<()> {
+    let chunk_bytes = chunk
+        .iter()
+        .try_fold(itemsize as u64, |n, &c| n.checked_mul(c));
+    let bad = hdf5::sync::sync(|| {
+        let dcpl = ds.dcpl().ok()?;
+        // SAFETY: under the HDF5 lock; these calls only read the plist, and
+        // write at most `nelmts` values and `name.len()` bytes.
+        let n = unsafe { hdf5_sys::h5p::H5Pget_nfilters(dcpl.id()) };
+        for i in 0..n.max(0) as u32 {
+            let (mut flags, mut nelmts, mut cd) = (0u32, 8usize, [0u32; 8]);
+            let mut word = [0 as std::ffi::c_char; 16];
+            let id = unsafe {
+                hdf5_sys::h5p::H5Pget_filter2(
+                    dcpl.id(),
+                    i,
+                    &mut flags,
+                    &mut nelmts,
+                    cd.as_mut_ptr(),
+                    word.len(),
+                    word.as_mut_ptr(),
+                    std::ptr::null_mut(),
+                )
+            };
+            let filter = match id {
+                5 => "nbit",
+                6 => "scaleoffset",
+                _ => continue,
+            };
+            let decodes = (nelmts >= 5).then(|| u64::from(cd[2]) * u64::from(cd[4]));
+            if decodes != chunk_bytes {
+                return Some(format!(
+                    "its {filter} filter's parameters decode {} bytes a chunk, its chunks hold {}",
+                    decodes.map_or_else(|| "an unknown number of".into(), |b| b.to_string()),
+                    chunk_bytes.map_or_else(|| "more than 2^64".into(), |b| b.to_string()),
+                ));
+            }
+        }
+        None
+    });
+    match bad {
+        None => Ok(()),
+        Some(why) => Err(Error::open(
+            name,
+            format!("dataset {} is corrupt: {why}", ds.name()),
+        )),
+    }
+}
+
 /// `HADDR_UNDEF`: the address of storage that does not exist.
 const UNDEF: u64 = u64::MAX;
 
@@ -232,6 +288,7 @@ impl Hdf5Source {
             }
             (Some(chunk), _, _) => {
                 refuse_missing_filters(&meta, &ds, name)?;
+                refuse_short_filters(&ds, chunk, itemsize, name)?;
                 (
                     ChunkGrid::regular(&meta.shape, chunk),
                     Storage::Library { ds },

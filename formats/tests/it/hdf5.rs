@@ -953,6 +953,34 @@ fn a_compact_dataset_shorter_than_its_elements_is_refused() {
     }
 }
 
+/// A file written by libhdf5 (250 `<i4` in chunks of 100): `/nbit` and
+/// `/scaleoffset` hold 0..250 through the filters libhdf5 decodes itself;
+/// `/nbit_short` and `/scaleoffset_short` are the same but for a filter
+/// parameter saying a chunk holds 10 elements, from which libhdf5 1.10
+/// would copy 100 (past its buffer). The damaged two are refused at open
+/// by name; the sound two read whole.
+#[test]
+fn filter_parameters_that_decode_less_than_a_chunk_are_refused() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/hdf5_open/filter-parameters-shorter-than-a-chunk");
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("filters.h5");
+    std::fs::copy(&file, &h5).unwrap();
+    let want: Vec<f64> = (0..250).map(f64::from).collect();
+    for filter in ["nbit", "scaleoffset"] {
+        let m = open_err(&loc(&h5, &format!("/{filter}_short")));
+        assert!(
+            m.contains(&format!("/{filter}_short"))
+                && m.contains(&format!(
+                    "{filter} filter's parameters decode 40 bytes a chunk, its chunks hold 400"
+                )),
+            "{m}"
+        );
+        let src = open_source(&loc(&h5, &format!("/{filter}"))).unwrap();
+        assert_eq!(read_all(src.as_ref()), want, "{filter}");
+    }
+}
+
 /// A file the `hdf5_open` fuzzer made: dataset `/enum`'s datatype is an
 /// enumeration of 3 bytes over a 1-byte integer, on which libhdf5 1.10's
 /// `H5T_copy` reads past its buffer. ndstream checks the header first:
