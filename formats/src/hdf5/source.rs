@@ -3,7 +3,10 @@
 //! Three ways to read, chosen at open:
 //! - `Chunked`: the chunk index (file address, stored size, filter mask of
 //!   every allocated chunk) is read once under the HDF5 lock; `read_chunk`
-//!   is then a positioned read plus a decode on the calling thread. The grid
+//!   is then a positioned read plus a decode on the calling thread (in a
+//!   dataset of more than [`MAX_LOCATED_CHUNKS`] chunks, each chunk is
+//!   located under the lock when it is read instead, and its dataset is
+//!   kept open for that). The grid
 //!   is the dataset's chunk shape; edge chunks are stored full size and
 //!   trimmed here; unallocated chunks are the fill value. When no chunk is
 //!   filtered (and the data is in native byte order), the file is also
@@ -17,8 +20,9 @@
 //!   ...) or compact/external/virtual storage: each chunk is read through
 //!   hdf5-metno, under its global lock.
 //!
-//! Only `Library` keeps HDF5 handles open; the other two close them after
-//! open and touch the file through `std::fs` only.
+//! Only `Library` and `Chunked` datasets whose chunks are located when
+//! read keep HDF5 handles open; the others close them after open and touch
+//! the file through `std::fs` only.
 
 use std::fs::File;
 use std::mem::MaybeUninit;
@@ -91,14 +95,48 @@ struct ChunkLoc {
     mask: u32,
 }
 
+/// Where the stored chunks lie.
+#[derive(Debug)]
+enum Locs {
+    /// Every chunk of the grid, located at open (C order; `None`: never
+    /// written).
+    All(Vec<Option<ChunkLoc>>),
+    /// Each chunk located when it is read (datasets of more than
+    /// [`MAX_LOCATED_CHUNKS`] chunks), by libhdf5 from its chunk index;
+    /// the dataset is kept open for it.
+    Lookup(Dataset),
+}
+
+impl Locs {
+    /// Chunk `idx` (of `grid`, whose chunks are `chunk`)'s location, or
+    /// `None` if it was never written.
+    fn get(
+        &self,
+        grid: &ChunkGrid,
+        chunk: &[usize],
+        idx: &[u64],
+    ) -> std::result::Result<Option<ChunkLoc>, String> {
+        match self {
+            Locs::All(all) => Ok(all.get(grid.ravel(idx) as usize).copied().flatten()),
+            Locs::Lookup(ds) => {
+                if idx.len() != chunk.len() {
+                    return Err(format!("chunk {idx:?} has the wrong number of indices"));
+                }
+                let offset: Vec<u64> = idx.iter().zip(chunk).map(|(&i, &c)| i * c as u64).collect();
+                hdf5::sync::sync(|| locate(ds, &offset))
+                    .ok_or_else(|| format!("HDF5 cannot locate chunk {idx:?} of {}", ds.name()))
+            }
+        }
+    }
+}
+
 /// How the dataset's bytes are reached.
 #[derive(Debug)]
 enum Storage {
     Chunked {
         /// HDF5 chunk shape (every stored chunk is this big).
         chunk: Vec<usize>,
-        /// Per chunk of the grid (C order), `None` if never written.
-        locs: Vec<Option<ChunkLoc>>,
+        locs: Locs,
         pipeline: Vec<Step>,
         file: RawFile,
         /// The file's length at open: every chunk read is checked to lie
@@ -255,11 +293,13 @@ impl Hdf5Source {
         let pipeline = meta.pipeline();
         let layout = meta.layout;
         let (grid, storage) = match (&meta.chunk, layout, pipeline) {
-            (Some(chunk), hdf5::dataset::Layout::Chunked, Some(pipeline))
-                if ChunkGrid::regular(&meta.shape, chunk).num_chunks() <= MAX_LOCATED_CHUNKS =>
-            {
+            (Some(chunk), hdf5::dataset::Layout::Chunked, Some(pipeline)) => {
                 let grid = ChunkGrid::regular(&meta.shape, chunk);
-                let locs = chunk_locations(&ds, &grid, chunk, name)?;
+                let locs = if grid.num_chunks() <= MAX_LOCATED_CHUNKS {
+                    Locs::All(chunk_locations(&ds, &grid, chunk, name)?)
+                } else {
+                    Locs::Lookup(ds.clone())
+                };
                 let chunk: Vec<usize> = chunk.iter().map(|&c| c as usize).collect();
                 let file = raw()?;
                 let file_len = file
@@ -269,10 +309,9 @@ impl Hdf5Source {
                 let mappable = pipeline.is_empty()
                     && meta.dtype != DType::Bool
                     && meta.big_endian == cfg!(target_endian = "big");
-                let map = if let Some(local) = file.local().filter(|_| mappable) {
-                    map_chunks(local, file_len, &locs, full)
-                } else {
-                    None
+                let map = match (&locs, file.local().filter(|_| mappable)) {
+                    (Locs::All(all), Some(local)) => map_chunks(local, file_len, all, full),
+                    _ => None,
                 };
                 (
                     grid,
@@ -398,8 +437,10 @@ impl Hdf5Source {
             .iter()
             .map(|&n| n as usize)
             .collect();
-        let lin = self.grid.ravel(idx) as usize;
-        let Some(loc) = locs.get(lin).copied().flatten() else {
+        let Some(loc) = locs
+            .get(&self.grid, chunk, idx)
+            .map_err(|m| self.err(idx, m))?
+        else {
             return self.fill_block(&shape);
         };
         let size = self.dtype.size();
@@ -722,8 +763,8 @@ fn has_external(ds: &Dataset) -> bool {
 }
 
 /// Datasets of up to this many chunks have every chunk located at open
-/// (one `H5Dget_chunk_info_by_coord` each, 24 bytes kept per chunk); larger
-/// ones are read through libhdf5 chunk by chunk (`Storage::Library`).
+/// (one `H5Dget_chunk_info_by_coord` each, 24 bytes kept per chunk); in
+/// larger ones each chunk is located when it is read (`Locs::Lookup`).
 /// libhdf5 1.10 has no cheaper way to list only the allocated chunks, and a
 /// file may declare any number (the `hdf5_open` fuzzer made one of 48
 /// million 16x16 chunks, 3 KB on disk: locating them all never finished).
@@ -742,28 +783,35 @@ fn chunk_locations(
         for lin in 0..n {
             let idx = grid.unravel(lin);
             let offset: Vec<u64> = idx.iter().zip(chunk).map(|(i, c)| i * c).collect();
-            let (mut mask, mut addr, mut size) = (0u32, UNDEF, 0u64);
-            // SAFETY: under the HDF5 lock; `offset` has one entry per dataset
-            // dimension and the out-pointers are valid locals.
-            let rc = unsafe {
-                hdf5_sys::h5d::H5Dget_chunk_info_by_coord(
-                    ds.id(),
-                    offset.as_ptr(),
-                    &mut mask,
-                    &mut addr,
-                    &mut size,
-                )
-            };
-            if rc < 0 {
-                return Err(Error::open(
+            let loc = locate(ds, &offset).ok_or_else(|| {
+                Error::open(
                     name,
                     format!("HDF5 cannot locate chunk {idx:?} of {}", ds.name()),
-                ));
-            }
-            locs.push((addr != UNDEF && size > 0).then_some(ChunkLoc { addr, size, mask }));
+                )
+            })?;
+            locs.push(loc);
         }
         Ok(locs)
     })
+}
+
+/// The chunk at element `offset` (one entry per dimension, a multiple of
+/// the chunk shape): where it lies, `None` if it was never written; the
+/// outer `None` if libhdf5 cannot look it up. Call under the HDF5 lock.
+fn locate(ds: &Dataset, offset: &[u64]) -> Option<Option<ChunkLoc>> {
+    let (mut mask, mut addr, mut size) = (0u32, UNDEF, 0u64);
+    // SAFETY: under the HDF5 lock (the caller's); `offset` has one entry
+    // per dataset dimension and the out-pointers are valid locals.
+    let rc = unsafe {
+        hdf5_sys::h5d::H5Dget_chunk_info_by_coord(
+            ds.id(),
+            offset.as_ptr(),
+            &mut mask,
+            &mut addr,
+            &mut size,
+        )
+    };
+    (rc >= 0).then_some((addr != UNDEF && size > 0).then_some(ChunkLoc { addr, size, mask }))
 }
 
 impl ChunkSource for Hdf5Source {
@@ -791,6 +839,7 @@ impl ChunkSource for Hdf5Source {
     fn fetch(&self, idx: &[u64], done: FetchDone) {
         let whole = || done_read(self, idx);
         let Storage::Chunked {
+            chunk,
             locs,
             file: RawFile::Url(file),
             file_len,
@@ -804,7 +853,9 @@ impl ChunkSource for Hdf5Source {
         }
         // A chunk never written is the fill value; one the index puts past
         // the end is `read_chunk`'s error.
-        let loc = locs.get(self.grid.ravel(idx) as usize).copied().flatten();
+        let Ok(loc) = locs.get(&self.grid, chunk, idx) else {
+            return done(whole());
+        };
         let Some((loc, n)) = loc
             .filter(|l| l.addr.checked_add(l.size).is_some_and(|e| e <= *file_len))
             .and_then(|l| Some((l, usize::try_from(l.size).ok()?)))
@@ -937,8 +988,7 @@ impl ChunkSource for Hdf5Source {
             return None;
         }
         let out: Vec<usize> = part.iter().map(|s| s.len as usize).collect();
-        let lin = self.grid.ravel(idx) as usize;
-        let Some(loc) = locs.get(lin).copied().flatten() else {
+        let Some(loc) = locs.get(&self.grid, chunk, idx).ok()? else {
             return Some(self.fill_block(&out));
         };
         let item = self.dtype.size();

@@ -981,6 +981,66 @@ fn filter_parameters_that_decode_less_than_a_chunk_are_refused() {
     }
 }
 
+/// A gzip dataset of 2^21 chunks (1x2 `<i4`), three written: more chunks
+/// than are located at open, so each is located when it is read, and
+/// still decoded by ndstream, not libhdf5 (whose deflate would hand a
+/// short chunk on and read past it). Chunk (0, 1) is replaced by a
+/// deflate stream of one element: reading it is an error naming the
+/// chunk; its neighbours read their values, an unwritten chunk the fill.
+#[test]
+fn chunks_located_when_read_are_decoded_and_checked_here() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.h5");
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        let ds = f
+            .new_dataset::<i32>()
+            .shape((2048, 2048))
+            .chunk((1, 2))
+            .deflate(1)
+            .fill_value(-1)
+            .create("x")
+            .unwrap();
+        let row = ndarray::arr2(&[[10, 11, 12, 13, 14, 15]]);
+        ds.write_slice(&row, ndarray::s![0..1, 0..6]).unwrap();
+    }
+    let (addr, size) = {
+        let f = hdf5::File::open(&path).unwrap();
+        let ds = f.dataset("x").unwrap();
+        let n = ds.num_chunks().unwrap();
+        assert_eq!(n, 3);
+        let c = (0..n)
+            .map(|i| ds.chunk_info(i).unwrap())
+            .find(|c| c.offset == [0, 2])
+            .unwrap();
+        (c.addr, c.size)
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&12i32.to_le_bytes()).unwrap();
+    let short = z.finish().unwrap();
+    assert!(short.len() as u64 <= size, "{} > {size}", short.len());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[addr as usize..addr as usize + short.len()].copy_from_slice(&short);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let src = open_source(&loc(&path, "/x")).unwrap();
+    assert_eq!(src.grid().num_chunks(), 1 << 21);
+    assert_eq!(src.read_chunk(&[0, 0]).unwrap().to_f64_vec(), [10.0, 11.0]);
+    assert_eq!(src.read_chunk(&[0, 2]).unwrap().to_f64_vec(), [14.0, 15.0]);
+    assert_eq!(src.read_chunk(&[7, 9]).unwrap().to_f64_vec(), [-1.0, -1.0]);
+    match src.read_chunk(&[0, 1]) {
+        Err(e @ Error::Source { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("chunk (0, 1)") && m.contains("decoded to 4 bytes"),
+                "{m}"
+            );
+        }
+        other => panic!("a short chunk read as {other:?}"),
+    }
+}
+
 /// A file the `hdf5_open` fuzzer made: dataset `/enum`'s datatype is an
 /// enumeration of 3 bytes over a 1-byte integer, on which libhdf5 1.10's
 /// `H5T_copy` reads past its buffer. ndstream checks the header first:
