@@ -216,7 +216,7 @@ fn refuse_short_filters(ds: &Dataset, chunk: &[u64], itemsize: usize, name: &str
     let bad = hdf5::sync::sync(|| {
         let dcpl = ds.dcpl().ok()?;
         // SAFETY: under the HDF5 lock; these calls only read the plist, and
-        // write at most `nelmts` values and `name.len()` bytes.
+        // write at most `nelmts` values and `word.len()` bytes.
         let n = unsafe { hdf5_sys::h5p::H5Pget_nfilters(dcpl.id()) };
         for i in 0..n.max(0) as u32 {
             let (mut flags, mut nelmts, mut cd) = (0u32, 8usize, [0u32; 8]);
