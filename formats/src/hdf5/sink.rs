@@ -40,6 +40,7 @@ use ndstream_engine::{Block, ChunkGrid, ChunkSink, DType, Error, Result};
 
 use super::codec::{self, Step};
 use super::lifecycle::{self, is_contiguous, Opened, Swap};
+use super::source::{self, ChunkLoc};
 use super::{normalize, INCOMPLETE_ATTR};
 use crate::spec::{Codec, SinkSpec};
 
@@ -493,22 +494,9 @@ impl ChunkSink for Hdf5Sink {
         if self.contiguous.is_some() {
             return self.was_complete;
         }
-        let loc = self.with_ds(|ds| {
-            let (mut mask, mut addr, mut size) = (0u32, u64::MAX, 0u64);
-            // SAFETY: under the HDF5 lock; valid pointers to locals and an
-            // offset with one entry per dimension.
-            let rc = unsafe {
-                hdf5_sys::h5d::H5Dget_chunk_info_by_coord(
-                    ds.id(),
-                    offset.as_ptr(),
-                    &mut mask,
-                    &mut addr,
-                    &mut size,
-                )
-            };
-            (rc >= 0 && addr != u64::MAX && size > 0).then_some((mask, addr, size))
-        });
-        let Some(Some((mask, addr, size))) = loc else {
+        let Some(Some(Some(ChunkLoc { addr, size, mask }))) =
+            self.with_ds(|ds| source::locate(ds, &offset))
+        else {
             return false;
         };
         let Ok(stored) = usize::try_from(size) else {

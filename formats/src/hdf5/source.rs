@@ -89,10 +89,11 @@ impl RawFile {
 
 /// Where one allocated chunk lives in the file.
 #[derive(Clone, Copy, Debug)]
-struct ChunkLoc {
-    addr: u64,
-    size: u64,
-    mask: u32,
+pub(super) struct ChunkLoc {
+    pub(super) addr: u64,
+    pub(super) size: u64,
+    /// The filters skipped for this chunk (bit `i`: the `i`th filter).
+    pub(super) mask: u32,
 }
 
 /// Where the stored chunks lie.
@@ -798,7 +799,7 @@ fn chunk_locations(
 /// The chunk at element `offset` (one entry per dimension, a multiple of
 /// the chunk shape): where it lies, `None` if it was never written; the
 /// outer `None` if libhdf5 cannot look it up. Call under the HDF5 lock.
-fn locate(ds: &Dataset, offset: &[u64]) -> Option<Option<ChunkLoc>> {
+pub(super) fn locate(ds: &Dataset, offset: &[u64]) -> Option<Option<ChunkLoc>> {
     let (mut mask, mut addr, mut size) = (0u32, UNDEF, 0u64);
     // SAFETY: under the HDF5 lock (the caller's); `offset` has one entry
     // per dataset dimension and the out-pointers are valid locals.
