@@ -272,7 +272,8 @@ fn same_array(dir: &Path, a: &str, b: &str) {
 
 /// Run `expr` into `ref.zarr` (or `ref.h5:/x` where `h5`) in one process,
 /// then plan it again and again, `kill -9` each run at pseudo-random
-/// moments under `20 + spread` ms and run the plan once more, until `want`
+/// moments under `20 + spread` ms (wider where the reference took longer
+/// than `want × spread / 2`) and run the plan once more, until `want`
 /// kills have landed: every plan must end with the reference's bytes.
 /// Returns the plan's status JSON and the stage each kill left next.
 fn kill_and_resume(
@@ -293,7 +294,12 @@ fn kill_and_resume(
     let reference = dst("ref");
     let mut args = vec!["eval", expr, "-o", &reference];
     args.extend(store);
+    let started = std::time::Instant::now();
     ok(&args, dir);
+    // On a slower machine or build the moments spread wider: `want` kills
+    // at moments averaging a `want`th of the job land all through it.
+    let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let spread = spread.max(2 * took / want as u64);
     // A cheap pseudo-random sequence of moments.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut kills = 0;
