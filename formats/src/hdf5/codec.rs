@@ -19,7 +19,9 @@
 //!   (32001: one Blosc frame, through c-blosc from `blosc-src`, the build
 //!   zarrs uses) and bzip2 (307: one bzip2 stream, through `bzip2`);
 //!   bitshuffle (32008, with LZ4, zstd or no compression) in
-//!   [`super::bitshuffle`].
+//!   [`super::bitshuffle`];
+//! - szip (`H5Z_FILTER_SZIP`) through the szip library libhdf5 links, its
+//!   lengths checked here ([`super::szip`]).
 //!
 //! Decoding never panics on bad input: a bad stream, a checksum mismatch or
 //! a wrong decoded length is an `Err(String)` the caller turns into an
@@ -58,6 +60,9 @@ pub(crate) enum Step {
         block: usize,
         packing: Packing,
     },
+    /// szip (filter 4) with its stored parameters, through the szip
+    /// library libhdf5 links (see [`super::szip`]).
+    Szip { cd: [u32; 4] },
 }
 
 impl Step {
@@ -72,6 +77,7 @@ impl Step {
             Step::Blosc => "blosc",
             Step::Bzip2 => "bzip2",
             Step::Bitshuffle { .. } => "bitshuffle",
+            Step::Szip { .. } => "szip",
         }
     }
 }
@@ -163,6 +169,10 @@ pub(crate) fn decode(
                 super::bitshuffle::decode(cur, tmp, elem, block, packing, limit)?;
                 std::mem::swap(cur, tmp);
             }
+            Step::Szip { cd } => {
+                super::szip::decode(cur, tmp, cd, limit)?;
+                std::mem::swap(cur, tmp);
+            }
             Step::Zstd | Step::Lz4 | Step::Blosc | Step::Bzip2 => {
                 match *step {
                     Step::Zstd => zstd_decode(cur, tmp, limit)?,
@@ -219,9 +229,12 @@ fn stage_bound(steps: &[Step], mask: u32, raw: usize) -> usize {
                     .saturating_add(12)
                     .saturating_add(blocks.saturating_mul(72))
             }
-            Step::Deflate | Step::Zstd | Step::Lz4 | Step::Blosc | Step::Bzip2 => {
-                n.saturating_add(n / 8).saturating_add(1024)
-            }
+            Step::Deflate
+            | Step::Zstd
+            | Step::Lz4
+            | Step::Blosc
+            | Step::Bzip2
+            | Step::Szip { .. } => n.saturating_add(n / 8).saturating_add(1024),
         };
     }
     n
@@ -259,6 +272,7 @@ pub(crate) fn encode(raw: &[u8], pipeline: &[Step], level: u32) -> Vec<u8> {
                 packing,
             } => cur = super::bitshuffle::encode(&cur, elem, block, packing),
             Step::Blosc => cur = blosc_encode(&cur, level),
+            Step::Szip { cd } => cur = super::szip::encode(&cur, cd),
         }
     }
     cur

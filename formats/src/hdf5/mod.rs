@@ -26,6 +26,7 @@ mod heap;
 mod lifecycle;
 mod sink;
 mod source;
+mod szip;
 #[cfg(feature = "object-store")]
 mod url;
 #[cfg(all(feature = "object-store", ndstream_hdf5_vfd_1_10))]
@@ -341,6 +342,8 @@ pub(crate) struct Meta {
     pub chunk: Option<Vec<u64>>,
     pub layout: hdf5::dataset::Layout,
     pub filters: Vec<Filter>,
+    /// The szip filter's stored parameters, if the pipeline has one.
+    pub szip: Option<[u32; 4]>,
     /// One element of the fill value, native byte order.
     pub fill: Vec<u8>,
 }
@@ -364,6 +367,11 @@ impl Meta {
             let shape: Vec<u64> = ds.shape().iter().map(|&n| n as u64).collect();
             let chunk = ds.chunk().map(|c| c.iter().map(|&n| n as u64).collect());
             let filters = ds.filters();
+            let szip = filters
+                .iter()
+                .any(|f| matches!(f, Filter::SZip(..)))
+                .then(|| szip_params(ds))
+                .flatten();
             let fill = fill_bytes(ds, &dt, dtype, big_endian);
             let layout = ds.layout();
             // libhdf5 1.10 copies a compact dataset's elements out of the
@@ -396,6 +404,7 @@ impl Meta {
                 chunk,
                 layout,
                 filters,
+                szip,
                 fill,
             })
         })
@@ -418,6 +427,10 @@ impl Meta {
                     size: self.dtype.size(),
                 }),
                 Filter::Fletcher32 => Some(Step::Fletcher32),
+                Filter::SZip(..) => self
+                    .szip
+                    .filter(|_| szip::available())
+                    .map(|cd| Step::Szip { cd }),
                 Filter::User(id, cd) => match *id {
                     307 => Some(Step::Bzip2),
                     // cd_values: major, minor, element size, block size
@@ -454,6 +467,32 @@ impl Meta {
             })
             .collect()
     }
+}
+
+/// The szip filter's four stored parameters (mask, pixels per block, bits
+/// per pixel, pixels per scanline), as libhdf5's `set_local` made them.
+/// Call under the HDF5 lock.
+fn szip_params(ds: &Dataset) -> Option<[u32; 4]> {
+    let dcpl = ds.dcpl().ok()?;
+    // SAFETY: under the HDF5 lock (the caller's); these calls only read the
+    // plist, and write at most `nelmts` values and no name.
+    let n = unsafe { hdf5_sys::h5p::H5Pget_nfilters(dcpl.id()) };
+    (0..n.max(0) as u32).find_map(|i| {
+        let (mut flags, mut nelmts, mut cd) = (0u32, 4usize, [0u32; 4]);
+        let id = unsafe {
+            hdf5_sys::h5p::H5Pget_filter2(
+                dcpl.id(),
+                i,
+                &mut flags,
+                &mut nelmts,
+                cd.as_mut_ptr(),
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        (id == hdf5_sys::h5z::H5Z_FILTER_SZIP && nelmts == 4).then_some(cd)
+    })
 }
 
 /// The dataset's fill value (one element, native byte order); zeros if it has none.

@@ -16,8 +16,9 @@
 //!   [`ChunkGrid::auto`] at [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES);
 //!   chunks and strided selections are gathered from positioned reads.
 //!   Storage never allocated reads as the fill value.
-//! - `Library`: filters ndstream does not decode (szip, scale-offset, lzf,
-//!   ...) or compact/external/virtual storage: each chunk is read through
+//! - `Library`: filters ndstream does not decode (scale-offset, n-bit,
+//!   lzf, other plugins; szip where libhdf5 has none) or
+//!   compact/external/virtual storage: each chunk is read through
 //!   hdf5-metno, under its global lock.
 //!
 //! Only `Library` and `Chunked` datasets whose chunks are located when

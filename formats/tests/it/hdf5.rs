@@ -1041,6 +1041,69 @@ fn chunks_located_when_read_are_decoded_and_checked_here() {
     }
 }
 
+/// szip chunks are decoded by ndstream (through the szip library libhdf5
+/// links), not by libhdf5, which trusts a chunk's stored length: given a
+/// chunk whose length says 8 bytes it copied a whole chunk (400) out of
+/// an 8-byte buffer. Here that chunk, and one whose length is larger than
+/// a chunk, are errors naming the chunk; the others read their values.
+#[test]
+fn szip_chunks_are_decoded_here_and_their_lengths_checked() {
+    if !hdf5::filters::szip_available() {
+        eprintln!("this libhdf5 has no szip; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("szip.h5");
+    let want: Vec<i32> = (0..1000).map(|i| i * 7 % 13 - 900).collect();
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        f.new_dataset::<i32>()
+            .shape(1000)
+            .chunk(100)
+            .shuffle()
+            .szip(hdf5::filters::SZip::NearestNeighbor, 8)
+            .create("x")
+            .unwrap()
+            .write(&want)
+            .unwrap();
+    }
+    let src = open_source(&loc(&path, "/x")).unwrap();
+    let all: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
+    assert_eq!(read_all(src.as_ref()), all);
+    drop(src);
+
+    let addr = {
+        let f = hdf5::File::open(&path).unwrap();
+        let ds = f.dataset("x").unwrap();
+        (0..ds.num_chunks().unwrap())
+            .map(|i| ds.chunk_info(i).unwrap())
+            .find(|c| c.offset == [300])
+            .unwrap()
+            .addr as usize
+    };
+    let pristine = std::fs::read(&path).unwrap();
+    for (len, says) in [
+        (8u32, "the chunk decoded to 8 bytes, expected 400"),
+        (
+            0x7fff_ffff,
+            "says it decodes to 2147483647 bytes, more than the 400",
+        ),
+    ] {
+        let mut bytes = pristine.clone();
+        bytes[addr..addr + 4].copy_from_slice(&len.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let src = open_source(&loc(&path, "/x")).unwrap();
+        assert_eq!(src.read_chunk(&[2]).unwrap().to_f64_vec(), all[200..300]);
+        match src.read_chunk(&[3]) {
+            Err(e @ Error::Source { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains("chunk (3,)") && m.contains(says), "{m}");
+            }
+            other => panic!("a chunk of length {len} read as {other:?}"),
+        }
+    }
+}
+
 /// A file the `hdf5_open` fuzzer made: dataset `/enum`'s datatype is an
 /// enumeration of 3 bytes over a 1-byte integer, on which libhdf5 1.10's
 /// `H5T_copy` reads past its buffer. ndstream checks the header first:
