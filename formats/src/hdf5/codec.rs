@@ -21,7 +21,9 @@
 //!   bitshuffle (32008, with LZ4, zstd or no compression) in
 //!   [`super::bitshuffle`];
 //! - szip (`H5Z_FILTER_SZIP`) through the szip library libhdf5 links, its
-//!   lengths checked here ([`super::szip`]).
+//!   lengths checked here ([`super::szip`]);
+//! - n-bit and scale-offset through libhdf5's own filter functions, after
+//!   checking that the chunk holds what they read ([`super::builtin`]).
 //!
 //! Decoding never panics on bad input: a bad stream, a checksum mismatch or
 //! a wrong decoded length is an `Err(String)` the caller turns into an
@@ -35,6 +37,7 @@ use std::mem::MaybeUninit;
 use flate2::{Decompress, FlushDecompress, Status};
 
 pub(crate) use super::bitshuffle::Packing;
+pub(crate) use super::builtin::{Builtin, SCALEOFFSET_PARAMS};
 
 /// One filter of a pipeline that ndstream decodes (and encodes) itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +66,15 @@ pub(crate) enum Step {
     /// szip (filter 4) with its stored parameters, through the szip
     /// library libhdf5 links (see [`super::szip`]).
     Szip { cd: [u32; 4] },
+    /// libhdf5's n-bit or scale-offset filter, with the first `len` of its
+    /// stored parameters `cd`, for elements of `size` bytes (see
+    /// [`super::builtin`]).
+    Builtin {
+        filter: Builtin,
+        cd: [u32; SCALEOFFSET_PARAMS],
+        len: usize,
+        size: usize,
+    },
 }
 
 impl Step {
@@ -78,6 +90,14 @@ impl Step {
             Step::Bzip2 => "bzip2",
             Step::Bitshuffle { .. } => "bitshuffle",
             Step::Szip { .. } => "szip",
+            Step::Builtin {
+                filter: Builtin::Nbit,
+                ..
+            } => "nbit",
+            Step::Builtin {
+                filter: Builtin::ScaleOffset,
+                ..
+            } => "scaleoffset",
         }
     }
 }
@@ -173,6 +193,15 @@ pub(crate) fn decode(
                 super::szip::decode(cur, tmp, cd, limit)?;
                 std::mem::swap(cur, tmp);
             }
+            Step::Builtin {
+                filter,
+                cd,
+                len,
+                size,
+            } => {
+                super::builtin::decode(filter, cur, tmp, &cd[..len], size, limit)?;
+                std::mem::swap(cur, tmp);
+            }
             Step::Zstd | Step::Lz4 | Step::Blosc | Step::Bzip2 => {
                 match *step {
                     Step::Zstd => zstd_decode(cur, tmp, limit)?,
@@ -234,7 +263,8 @@ fn stage_bound(steps: &[Step], mask: u32, raw: usize) -> usize {
             | Step::Lz4
             | Step::Blosc
             | Step::Bzip2
-            | Step::Szip { .. } => n.saturating_add(n / 8).saturating_add(1024),
+            | Step::Szip { .. }
+            | Step::Builtin { .. } => n.saturating_add(n / 8).saturating_add(1024),
         };
     }
     n
@@ -273,6 +303,9 @@ pub(crate) fn encode(raw: &[u8], pipeline: &[Step], level: u32) -> Vec<u8> {
             } => cur = super::bitshuffle::encode(&cur, elem, block, packing),
             Step::Blosc => cur = blosc_encode(&cur, level),
             Step::Szip { cd } => cur = super::szip::encode(&cur, cd),
+            Step::Builtin {
+                filter, cd, len, ..
+            } => cur = super::builtin::encode(filter, &cur, &cd[..len]),
         }
     }
     cur

@@ -648,7 +648,12 @@ fn layout_diff(
     } else if meta.chunk.as_deref() != Some(stored_chunk(spec).as_slice()) {
         why.push(format!("chunks {:?} (spec {:?})", meta.chunk, spec.chunks));
     }
-    if meta.pipeline().as_deref() != Some(pipeline) {
+    if !meta.plain {
+        why.push(format!(
+            "type {} whose stored bits are not its own (a set precision or offset, or a non-IEEE float)",
+            meta.dtype
+        ));
+    } else if meta.pipeline().as_deref() != Some(pipeline) {
         let has: Vec<&str> = meta
             .pipeline()
             .unwrap_or_default()

@@ -20,10 +20,12 @@
 
 mod attrs;
 mod bitshuffle;
+mod builtin;
 mod codec;
 mod header;
 mod heap;
 mod lifecycle;
+mod linked;
 mod sink;
 mod source;
 mod szip;
@@ -45,6 +47,7 @@ use crate::format::Format;
 use crate::path::Location;
 use crate::spec::{ArrayInfo, SinkSpec, StoreInfo};
 
+use builtin::{Builtin, SCALEOFFSET_PARAMS};
 pub(crate) use codec::{decode as codec_decode, encode as codec_encode, Packing, Step};
 
 /// The attribute a sink sets at creation and removes in `finish`.
@@ -342,8 +345,12 @@ pub(crate) struct Meta {
     pub chunk: Option<Vec<u64>>,
     pub layout: hdf5::dataset::Layout,
     pub filters: Vec<Filter>,
-    /// The szip filter's stored parameters, if the pipeline has one.
-    pub szip: Option<[u32; 4]>,
+    /// Each filter's stored parameters (`cd_values`, as libhdf5's
+    /// `set_local` made them), in pipeline order.
+    pub params: Vec<Vec<u32>>,
+    /// The stored bytes are the dtype's own (see [`plain`]); if not, only
+    /// libhdf5's conversion reads the values.
+    pub plain: bool,
     /// One element of the fill value, native byte order.
     pub fill: Vec<u8>,
 }
@@ -367,11 +374,8 @@ impl Meta {
             let shape: Vec<u64> = ds.shape().iter().map(|&n| n as u64).collect();
             let chunk = ds.chunk().map(|c| c.iter().map(|&n| n as u64).collect());
             let filters = ds.filters();
-            let szip = filters
-                .iter()
-                .any(|f| matches!(f, Filter::SZip(..)))
-                .then(|| szip_params(ds))
-                .flatten();
+            let params = filter_params(ds);
+            let plain = plain(&dt, dtype);
             let fill = fill_bytes(ds, &dt, dtype, big_endian);
             let layout = ds.layout();
             // libhdf5 1.10 copies a compact dataset's elements out of the
@@ -404,7 +408,8 @@ impl Meta {
                 chunk,
                 layout,
                 filters,
-                szip,
+                params,
+                plain,
                 fill,
             })
         })
@@ -416,21 +421,48 @@ impl Meta {
             .map_or(0.0, |b| b.to_f64_vec().first().copied().unwrap_or(0.0))
     }
 
+    /// Filter `i` of the pipeline, libhdf5's n-bit or scale-offset, as a
+    /// step run by ndstream, if libhdf5's function and its parameters are
+    /// at hand.
+    fn builtin(&self, filter: Builtin, i: usize, size: usize) -> Option<Step> {
+        let params = self.params.get(i)?;
+        if !filter.available() || params.is_empty() || params.len() > SCALEOFFSET_PARAMS {
+            return None;
+        }
+        let mut cd = [0u32; SCALEOFFSET_PARAMS];
+        cd[..params.len()].copy_from_slice(params);
+        Some(Step::Builtin {
+            filter,
+            cd,
+            len: params.len(),
+            size,
+        })
+    }
+
     /// The filter pipeline as steps ndstream decodes itself, or `None` if
     /// some filter needs libhdf5.
     pub(crate) fn pipeline(&self) -> Option<Vec<Step>> {
+        if !self.plain {
+            return None;
+        }
+        let size = self.dtype.size();
         self.filters
             .iter()
-            .map(|f| match f {
+            .enumerate()
+            .map(|(i, f)| match f {
                 Filter::Deflate(_) => Some(Step::Deflate),
                 Filter::Shuffle => Some(Step::Shuffle {
                     size: self.dtype.size(),
                 }),
                 Filter::Fletcher32 => Some(Step::Fletcher32),
-                Filter::SZip(..) => self
-                    .szip
-                    .filter(|_| szip::available())
-                    .map(|cd| Step::Szip { cd }),
+                Filter::SZip(..) => match self.params.get(i)?[..] {
+                    [mask, ppb, bpp, pps] if szip::available() => Some(Step::Szip {
+                        cd: [mask, ppb, bpp, pps],
+                    }),
+                    _ => None,
+                },
+                Filter::NBit => self.builtin(Builtin::Nbit, i, size),
+                Filter::ScaleOffset(_) => self.builtin(Builtin::ScaleOffset, i, size),
                 Filter::User(id, cd) => match *id {
                     307 => Some(Step::Bzip2),
                     // cd_values: major, minor, element size, block size
@@ -463,37 +495,51 @@ impl Meta {
                     32015 => Some(Step::Zstd),
                     _ => None,
                 },
+                // Filters hdf5-metno builds in with its own features.
+                #[allow(unreachable_patterns)]
                 _ => None,
             })
             .collect()
     }
 }
 
-/// The szip filter's four stored parameters (mask, pixels per block, bits
-/// per pixel, pixels per scanline), as libhdf5's `set_local` made them.
-/// Call under the HDF5 lock.
-fn szip_params(ds: &Dataset) -> Option<[u32; 4]> {
-    let dcpl = ds.dcpl().ok()?;
+/// Each filter's stored parameters, in pipeline order (empty for one whose
+/// parameters cannot be read, or that has more than [`MAX_PARAMS`]). Call
+/// under the HDF5 lock.
+fn filter_params(ds: &Dataset) -> Vec<Vec<u32>> {
+    let Ok(dcpl) = ds.dcpl() else {
+        return Vec::new();
+    };
     // SAFETY: under the HDF5 lock (the caller's); these calls only read the
     // plist, and write at most `nelmts` values and no name.
     let n = unsafe { hdf5_sys::h5p::H5Pget_nfilters(dcpl.id()) };
-    (0..n.max(0) as u32).find_map(|i| {
-        let (mut flags, mut nelmts, mut cd) = (0u32, 4usize, [0u32; 4]);
-        let id = unsafe {
-            hdf5_sys::h5p::H5Pget_filter2(
-                dcpl.id(),
-                i,
-                &mut flags,
-                &mut nelmts,
-                cd.as_mut_ptr(),
-                0,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        (id == hdf5_sys::h5z::H5Z_FILTER_SZIP && nelmts == 4).then_some(cd)
-    })
+    (0..n.max(0) as u32)
+        .map(|i| {
+            let (mut flags, mut nelmts, mut cd) = (0u32, MAX_PARAMS, [0u32; MAX_PARAMS]);
+            let id = unsafe {
+                hdf5_sys::h5p::H5Pget_filter2(
+                    dcpl.id(),
+                    i,
+                    &mut flags,
+                    &mut nelmts,
+                    cd.as_mut_ptr(),
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+            if id < 0 || nelmts > MAX_PARAMS {
+                Vec::new()
+            } else {
+                cd[..nelmts].to_vec()
+            }
+        })
+        .collect()
 }
+
+/// The most filter parameters read: scale-offset's 20 (n-bit has 8 for an
+/// integer or floating-point type; more are compound or array types).
+const MAX_PARAMS: usize = SCALEOFFSET_PARAMS;
 
 /// The dataset's fill value (one element, native byte order); zeros if it has none.
 fn fill_bytes(ds: &Dataset, dt: &hdf5::Datatype, dtype: DType, big_endian: bool) -> Vec<u8> {
@@ -554,6 +600,42 @@ pub(crate) fn map_dtype(dt: &hdf5::Datatype) -> std::result::Result<(DType, bool
         return Err(format!("{} of {} bytes", dtype, dt.size()));
     }
     Ok((dtype, big_endian))
+}
+
+/// Whether a file type's stored bytes are those of `dtype` (in either byte
+/// order): integers using every bit from bit 0, floats in IEEE 754
+/// layout. Types made with `H5Tset_precision` or `H5Tset_offset` (as n-bit
+/// compression uses), or other float layouts, are not: their bytes need
+/// libhdf5's conversion (sign extension, shifts, re-biasing). Call under
+/// the HDF5 lock.
+fn plain(dt: &hdf5::Datatype, dtype: DType) -> bool {
+    use hdf5_sys::h5t;
+    let id = dt.id();
+    let bits = dtype.size() * 8;
+    // SAFETY: under the HDF5 lock (the caller's); these calls only read
+    // the type and write the five locals.
+    unsafe {
+        let whole = h5t::H5Tget_precision(id) == bits && h5t::H5Tget_offset(id) == 0;
+        match dtype {
+            DType::F32 | DType::F64 => {
+                let (mut spos, mut epos, mut esize, mut mpos, mut msize) = (0, 0, 0, 0, 0);
+                let rc =
+                    h5t::H5Tget_fields(id, &mut spos, &mut epos, &mut esize, &mut mpos, &mut msize);
+                let ieee = if dtype == DType::F32 {
+                    (31, 23, 8, 0, 23, 127)
+                } else {
+                    (63, 52, 11, 0, 52, 1023)
+                };
+                whole
+                    && rc >= 0
+                    && (spos, epos, esize, mpos, msize, h5t::H5Tget_ebias(id)) == ieee
+                    && h5t::H5Tget_norm(id) == h5t::H5T_norm_t::H5T_NORM_IMPLIED
+            }
+            // An enumeration of 0 and 1 over one byte.
+            DType::Bool => true,
+            _ => whole,
+        }
+    }
 }
 
 /// A short name for an HDF5 type ndstream does not read.

@@ -16,8 +16,9 @@
 //!   [`ChunkGrid::auto`] at [`DEFAULT_TARGET_CHUNK_BYTES`](crate::DEFAULT_TARGET_CHUNK_BYTES);
 //!   chunks and strided selections are gathered from positioned reads.
 //!   Storage never allocated reads as the fill value.
-//! - `Library`: filters ndstream does not decode (scale-offset, n-bit,
-//!   lzf, other plugins; szip where libhdf5 has none) or
+//! - `Library`: filters ndstream does not decode (lzf, other plugins;
+//!   szip, n-bit or scale-offset where libhdf5's own are not found), types
+//!   whose stored bits need libhdf5's conversion ([`Meta::plain`]), or
 //!   compact/external/virtual storage: each chunk is read through
 //!   hdf5-metno, under its global lock.
 //!
@@ -210,7 +211,8 @@ fn refuse_missing_filters(meta: &Meta, ds: &Dataset, name: &str) -> Result<()> {
 /// buffer; found by fuzzing `hdf5_open`). These two filters decode exactly
 /// `cd_values[2]` elements of `cd_values[4]` bytes, parameters libhdf5
 /// wrote from the chunk's shape and type, so a file whose parameters
-/// disagree with its chunks is corrupt.
+/// disagree with its chunks is corrupt. Checked at open whether libhdf5
+/// or ndstream's pipeline ([`super::builtin`]) runs them.
 fn refuse_short_filters(ds: &Dataset, chunk: &[u64], itemsize: usize, name: &str) -> Result<()> {
     let chunk_bytes = chunk
         .iter()
@@ -296,6 +298,7 @@ impl Hdf5Source {
         let layout = meta.layout;
         let (grid, storage) = match (&meta.chunk, layout, pipeline) {
             (Some(chunk), hdf5::dataset::Layout::Chunked, Some(pipeline)) => {
+                refuse_short_filters(&ds, chunk, itemsize, name)?;
                 let grid = ChunkGrid::regular(&meta.shape, chunk);
                 let locs = if grid.num_chunks() <= MAX_LOCATED_CHUNKS {
                     Locs::All(chunk_locations(&ds, &grid, chunk, name)?)
@@ -335,7 +338,7 @@ impl Hdf5Source {
                     Storage::Library { ds },
                 )
             }
-            (None, hdf5::dataset::Layout::Contiguous, _) if !has_external(&ds) => {
+            (None, hdf5::dataset::Layout::Contiguous, _) if !has_external(&ds) && meta.plain => {
                 let offset = hdf5::sync::sync(|| ds.offset());
                 let grid = ChunkGrid::auto(&meta.shape, itemsize, DEFAULT_TARGET_CHUNK_BYTES);
                 if offset.is_none() && hdf5::sync::sync(|| ds.storage_size()) > 0 {

@@ -10,10 +10,9 @@
 //! before anything is allocated, and the decoded length is checked.
 //!
 //! The library is found at run time, through the libhdf5 this process
-//! loaded (`dladdr` of `H5open`, then `dlsym` in that library and its
-//! dependencies), so a libhdf5 built without szip still links; there the
-//! symbols are missing, [`available`] is false, and such datasets are
-//! read by libhdf5 (which then refuses them itself).
+//! loaded ([`super::linked`]), so a libhdf5 built without szip still
+//! links; there the symbols are missing, [`available`] is false, and such
+//! datasets are read by libhdf5 (which then refuses them itself).
 
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::OnceLock;
@@ -41,30 +40,15 @@ struct Lib {
 fn lib() -> Option<&'static Lib> {
     static LIB: OnceLock<Option<Lib>> = OnceLock::new();
     LIB.get_or_init(|| {
-        let sym = |h: *mut c_void, name: &CStr| {
-            // SAFETY: `h` is a handle dlopen returned; `name` is a C string.
-            let p = unsafe { libc::dlsym(h, name.as_ptr()) };
-            // SAFETY: both symbols have the `BuffToBuff` signature in every
-            // szip library (szlib.h); a null pointer is not converted.
-            (!p.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, BuffToBuff>(p) })
+        // SAFETY: both symbols have the `BuffToBuff` signature in every
+        // szip library (szlib.h); `symbol` returns no null pointer.
+        let f = |name: &CStr| {
+            super::linked::symbol(name)
+                .map(|p| unsafe { std::mem::transmute::<*mut c_void, BuffToBuff>(p) })
         };
-        // SAFETY: dladdr only reads the address and fills `info`; the file
-        // name it gives is a C string owned by the loader, used at once.
-        let handle = unsafe {
-            let mut info: libc::Dl_info = std::mem::zeroed();
-            let here = hdf5_sys::h5::H5open as *const c_void;
-            if libc::dladdr(here, &mut info) == 0 || info.dli_fname.is_null() {
-                return None;
-            }
-            // Not loaded anew (RTLD_NOLOAD): the library already mapped.
-            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD)
-        };
-        if handle.is_null() {
-            return None;
-        }
         Some(Lib {
-            compress: sym(handle, c"SZ_BufftoBuffCompress")?,
-            decompress: sym(handle, c"SZ_BufftoBuffDecompress")?,
+            compress: f(c"SZ_BufftoBuffCompress")?,
+            decompress: f(c"SZ_BufftoBuffDecompress")?,
         })
     })
     .as_ref()

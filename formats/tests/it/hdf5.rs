@@ -979,6 +979,31 @@ fn filter_parameters_that_decode_less_than_a_chunk_are_refused() {
         let src = open_source(&loc(&h5, &format!("/{filter}"))).unwrap();
         assert_eq!(read_all(src.as_ref()), want, "{filter}");
     }
+    // A scale-offset chunk stating 32 bits an element holds 21 + 400
+    // bytes, or is an error naming it; libhdf5 copied 400 from its 25.
+    let addr = {
+        let f = hdf5::File::open(&h5).unwrap();
+        let ds = f.dataset("scaleoffset").unwrap();
+        let c = ds.chunk_info(0).unwrap();
+        assert_eq!(c.offset, [0]);
+        assert!(c.size < 421, "{}", c.size);
+        c.addr as usize
+    };
+    let mut bytes = std::fs::read(&h5).unwrap();
+    bytes[addr..addr + 4].copy_from_slice(&32u32.to_le_bytes());
+    std::fs::write(&h5, &bytes).unwrap();
+    let src = open_source(&loc(&h5, "/scaleoffset")).unwrap();
+    assert_eq!(src.read_chunk(&[1]).unwrap().to_f64_vec(), want[100..200]);
+    match src.read_chunk(&[0]) {
+        Err(e @ Error::Source { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("chunk (0,)") && m.contains("decoding it reads 421"),
+                "{m}"
+            );
+        }
+        other => panic!("a short scale-offset chunk read as {other:?}"),
+    }
 }
 
 /// A gzip dataset of 2^21 chunks (1x2 `<i4`), three written: more chunks
@@ -1101,6 +1126,67 @@ fn szip_chunks_are_decoded_here_and_their_lengths_checked() {
             }
             other => panic!("a chunk of length {len} read as {other:?}"),
         }
+    }
+}
+
+/// Integer types whose stored bits are not the whole value (made with
+/// `H5Tset_precision` / `H5Tset_offset`, as n-bit compression uses) are
+/// read through libhdf5's conversion, which sign-extends and shifts them:
+/// contiguous, gzip'd and n-bit datasets of 20-bit and of offset 16-bit
+/// `<i4` read the values h5py writes and reads. Read as raw bytes, -5
+/// came back as 1048571.
+#[test]
+fn integers_of_reduced_precision_read_their_values() {
+    use hdf5_sys::{h5d, h5p, h5s, h5t};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("precision.h5");
+    let want: Vec<i32> = vec![-5, -1, 0, 1, 2, -30_000, 30_000, 7];
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        hdf5::sync::sync(|| unsafe {
+            let space = h5s::H5Screate_simple(1, [8u64].as_ptr(), std::ptr::null());
+            for (name, offset, filter) in [
+                (c"contiguous", 0, ""),
+                (c"gzip", 0, "gzip"),
+                (c"nbit", 0, "nbit"),
+                (c"offset", 8, ""),
+            ] {
+                let t = h5t::H5Tcopy(*h5t::H5T_STD_I32LE);
+                assert!(h5t::H5Tset_precision(t, if offset == 0 { 20 } else { 16 }) >= 0);
+                assert!(h5t::H5Tset_offset(t, offset) >= 0);
+                let dcpl = h5p::H5Pcreate(*h5p::H5P_CLS_DATASET_CREATE);
+                if !filter.is_empty() {
+                    assert!(h5p::H5Pset_chunk(dcpl, 1, [4u64].as_ptr()) >= 0);
+                    assert!(
+                        if filter == "gzip" {
+                            h5p::H5Pset_deflate(dcpl, 1)
+                        } else {
+                            h5p::H5Pset_nbit(dcpl)
+                        } >= 0
+                    );
+                }
+                let ds = h5d::H5Dcreate2(f.id(), name.as_ptr(), t, space, 0, dcpl, 0);
+                assert!(ds >= 0);
+                let rc = h5d::H5Dwrite(
+                    ds,
+                    *h5t::H5T_NATIVE_INT,
+                    h5s::H5S_ALL,
+                    h5s::H5S_ALL,
+                    0,
+                    want.as_ptr().cast(),
+                );
+                assert!(rc >= 0);
+                h5d::H5Dclose(ds);
+                h5p::H5Pclose(dcpl);
+                h5t::H5Tclose(t);
+            }
+            h5s::H5Sclose(space);
+        });
+    }
+    let all: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
+    for name in ["contiguous", "gzip", "nbit", "offset"] {
+        let src = open_source(&loc(&path, &format!("/{name}"))).unwrap();
+        assert_eq!(read_all(src.as_ref()), all, "{name}");
     }
 }
 
